@@ -1,0 +1,78 @@
+// Import rules between tiers (docs/architecture.md, "Tiers and import rules").
+// Each rule names a tier and the tiers it may NOT reach; tests (*.test.ts) follow the same rules
+// except that they may use Node built-ins.
+const tier = (name) => `^src/${name}/`;
+const notTest = "\\.test\\.ts$";
+
+/** Tier -> tiers it may import (besides itself). */
+const allowed = {
+  support: [],
+  memory: ["support"],
+  x86: ["support", "memory"],
+  hv: ["support", "memory", "x86"],
+  chipset: ["support", "memory", "hv"],
+  firmware: ["support", "memory"],
+  vmbus: ["support", "memory", "hv"],
+  vsp: ["support", "memory", "vmbus", "storage", "net"],
+  storage: ["support"],
+  net: ["support"],
+  host: ["support", "storage", "net"],
+  worker: ["support", "memory", "x86", "hv", "chipset", "firmware", "vmbus", "vsp", "storage", "net", "host"],
+  service: ["support", "worker", "storage", "host"],
+  cli: ["support", "memory", "x86", "hv", "chipset", "firmware", "storage", "net", "worker", "host"],
+  web: ["support"],
+};
+const tiers = Object.keys(allowed);
+const portable = ["support", "memory", "x86", "hv", "chipset", "firmware", "vmbus", "vsp", "storage", "net"];
+
+const forbidden = tiers.map((name) => {
+  const others = tiers.filter((t) => t !== name && !allowed[name].includes(t));
+  return {
+    name: `tier-${name}`,
+    comment: `${name} may import only: ${allowed[name].join(", ") || "nothing of ours"}`,
+    severity: "error",
+    from: { path: tier(name) },
+    to: { path: others.length ? `^src/(${others.join("|")})/` : "^$" },
+  };
+});
+
+forbidden.push(
+  {
+    name: "portable-core-has-no-node",
+    comment:
+      "The core is platform-neutral: no Node built-ins outside worker/service/cli/host (tests excepted).",
+    severity: "error",
+    from: { path: `^src/(${portable.join("|")})/`, pathNot: notTest },
+    to: { dependencyTypes: ["core"] },
+  },
+  {
+    name: "vsp-is-alone",
+    comment: "A VSP never imports another VSP.",
+    severity: "error",
+    from: { path: "^src/vsp/([^/]+)/" },
+    to: { path: "^src/vsp/", pathNot: "^src/vsp/$1/" },
+  },
+  {
+    name: "no-circular",
+    severity: "error",
+    from: {},
+    to: { circular: true },
+  },
+  {
+    name: "no-grab-bag-names",
+    comment: "No utils/common/misc modules.",
+    severity: "error",
+    from: {},
+    to: { path: "(^|/)(utils?|common|misc)(/|\\.ts$)" },
+  },
+);
+
+module.exports = {
+  forbidden,
+  options: {
+    doNotFollow: { path: "node_modules" },
+    tsConfig: { fileName: "tsconfig.json" },
+    tsPreCompilationDeps: true,
+    enhancedResolveOptions: { extensions: [".ts", ".js"] },
+  },
+};

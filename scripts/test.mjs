@@ -1,0 +1,48 @@
+// The project's test command (`npm test`): type-check and build, lint (eslint, prettier, import rules),
+// then run every compiled *.test.js under Node's own test runner, whose summary is the last output line.
+// VIRIDIAN_TEST_FILTER=substring limits the files run (for local iteration; CI runs everything).
+import { spawnSync } from "node:child_process";
+import { readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+
+function step(cmd, args) {
+  const r = spawnSync(cmd, args, { stdio: "inherit" });
+  if (r.status !== 0) {
+    console.error(`\n${cmd} ${args.join(" ")} failed (status ${r.status})`);
+    process.exit(r.status ?? 1);
+  }
+}
+
+function testFiles(dir) {
+  const out = [];
+  let entries;
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return out;
+  }
+  for (const name of entries) {
+    const p = join(dir, name);
+    if (statSync(p).isDirectory()) out.push(...testFiles(p));
+    else if (name.endsWith(".test.js")) out.push(p);
+  }
+  return out;
+}
+
+const skipLint = process.env.VIRIDIAN_SKIP_LINT === "1";
+step("npx", ["tsc", "-p", "tsconfig.json"]);
+if (!skipLint) {
+  step("npx", ["eslint", "."]);
+  step("npx", ["prettier", "--check", "--log-level", "warn", "."]);
+  step("npx", ["depcruise", "src", "--config", ".dependency-cruiser.cjs", "--output-type", "err"]);
+}
+const filter = process.env.VIRIDIAN_TEST_FILTER;
+const files = [...testFiles("dist/src"), ...testFiles("dist/tests")]
+  .filter((f) => !filter || f.includes(filter))
+  .sort();
+if (files.length === 0) {
+  console.error("no test files found");
+  process.exit(1);
+}
+const r = spawnSync(process.execPath, ["--test", "--test-reporter=spec", ...files], { stdio: "inherit" });
+process.exit(r.status ?? 1);

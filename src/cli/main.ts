@@ -1,0 +1,56 @@
+// Owns: the `viridian` command line: parses the subcommand and hands the rest of argv to its module.
+// Must not: implement any subcommand itself, or reach service internals (ARCHITECTURE.md import rules).
+// Spec: none; the commands are documented in README.md.
+
+import { readFileSync } from "node:fs";
+
+/** A subcommand: gets the arguments after its name, returns the process exit status. */
+export type Command = {
+  summary: string;
+  run(args: string[]): Promise<number>;
+};
+
+const commands: Record<string, () => Promise<Command>> = {};
+
+/** Registers a subcommand module lazily, so `viridian vhd` does not load the processor and vice versa. */
+export function registerCommand(name: string, load: () => Promise<Command>): void {
+  commands[name] = load;
+}
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8")) as {
+    version: string;
+  };
+  return pkg.version;
+}
+
+async function usage(): Promise<string> {
+  const lines = ["usage: viridian <command> [options]", "", "commands:"];
+  for (const [name, load] of Object.entries(commands).sort()) {
+    lines.push(`  ${name.padEnd(10)} ${(await load()).summary}`);
+  }
+  lines.push(`  ${"version".padEnd(10)} print the version`);
+  lines.push("", "Run `viridian <command> --help` for a command's options.");
+  return lines.join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "help" || name === "--help" || name === "-h") {
+    console.log(await usage());
+    return name === undefined ? 2 : 0;
+  }
+  if (name === "version" || name === "--version") {
+    console.log(`viridian ${version()}`);
+    return 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`viridian: unknown command '${name}'\n\n${await usage()}`);
+    return 2;
+  }
+  return (await load()).run(rest);
+}
+
+// Subcommands. Each module exports `command: Command`.
+// (registrations are added here as subcommand modules land)
