@@ -54,3 +54,4 @@ export async function main(argv: string[]): Promise<number> {
 
 // Subcommands. Each module exports `command: Command`.
 // (registrations are added here as subcommand modules land)
+registerCommand("vhd", async () => (await import("./vhd-command.js")).command);

@@ -50,6 +50,8 @@ export interface CheckReport {
 /** An opened image: a Disk plus what tools need to see inside it. */
 export interface ImageDisk extends Disk {
   info(): ImageInfo;
+  /** The resolved path this disk was opened from, when opened through openImage (src/storage/open.ts). */
+  readonly location?: string;
   /** The opened parent of a differencing image (read-only), else null. */
   readonly parent: ImageDisk | null;
   /**
@@ -58,12 +60,37 @@ export interface ImageDisk extends Disk {
    */
   isAllocated(lba: number, sectorCount: number): Promise<boolean>;
   check(repair: boolean): Promise<CheckReport>;
+  /**
+   * Changes the virtual size (optional: formats that cannot resize leave it out). Shrinking refuses with
+   * "invalid-argument" when data beyond the new end is allocated, unless `force`.
+   */
+  resize?(newCapacity: number, force: boolean): Promise<void>;
+  /**
+   * Drops all-zero blocks and moves blocks down so the file has no holes (optional: dynamic formats).
+   * Returns the file size before and after.
+   */
+  compact?(onProgress?: (fraction: number) => void): Promise<{ before: number; after: number }>;
+}
+
+/** What a child asks of whoever opens its parent (src/storage/open.ts supplies the implementation). */
+export interface ParentRequest {
+  /** The child's path, for messages and for resolving relative locators. */
+  child: string;
+  /** Candidate parent paths in the order to try (relative locators first, then absolute). */
+  candidates: string[];
+  /** The identity the child's link names; a parent with another identity is "parent-mismatch". */
+  expectedIdentity: string;
 }
 
 export interface OpenOptions {
   readOnly: boolean;
   /** Already-opened images by resolved path, so a chain can detect cycles and share parents. */
   openChain?: Set<string>;
+  /**
+   * Opens (or shares) a differencing parent read-only: resolves candidates, detects cycles, checks identity.
+   * Supplied by openImage; a format opened directly without it refuses differencing images.
+   */
+  openParent?: (request: ParentRequest) => Promise<ImageDisk>;
 }
 
 export interface ImageFormat {
