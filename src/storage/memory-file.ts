@@ -88,14 +88,14 @@ export class MemoryFileSystem implements FileOpener {
   async open(path: string, mode: "read" | "read-write"): Promise<FileHandle> {
     const f = this.files.get(path);
     if (!f) throw new StorageError("not-found", `${path}: no such file`);
-    // Share the bytes but honour the requested mode.
-    return mode === "read" ? new ReadOnlyView(f) : f;
+    // Share the bytes but honour the requested mode; each open is its own handle.
+    return new FileView(f, mode === "read");
   }
 
   async create(path: string): Promise<FileHandle> {
     const f = new MemoryFile(path);
     this.files.set(path, f);
-    return f;
+    return new FileView(f, false);
   }
 
   resolve(base: string, relative: string): string {
@@ -118,26 +118,45 @@ export class MemoryFileSystem implements FileOpener {
   }
 }
 
-class ReadOnlyView implements FileHandle {
-  readonly readOnly = true;
-  constructor(private readonly file: MemoryFile) {}
+/**
+ * One opened handle on a MemoryFile: closing it ends this handle only, as closing a file descriptor does,
+ * so a file can be opened, closed and opened again.
+ */
+class FileView implements FileHandle {
+  private closed = false;
+  constructor(
+    private readonly file: MemoryFile,
+    readonly readOnly: boolean,
+  ) {}
   get name(): string {
     return this.file.name;
   }
   read(position: number, dst: Uint8Array): Promise<number> {
+    this.live();
     return this.file.read(position, dst);
   }
-  async write(): Promise<void> {
-    throw new StorageError("read-only", `${this.file.name} is open read-only`);
+  async write(position: number, src: Uint8Array): Promise<void> {
+    this.live();
+    if (this.readOnly) throw new StorageError("read-only", `${this.file.name} is open read-only`);
+    return this.file.write(position, src);
   }
-  flush(): Promise<void> {
-    return Promise.resolve();
+  async flush(): Promise<void> {
+    this.live();
+    if (!this.readOnly) await this.file.flush();
   }
   size(): Promise<number> {
+    this.live();
     return this.file.size();
   }
-  async truncate(): Promise<void> {
-    throw new StorageError("read-only", `${this.file.name} is open read-only`);
+  async truncate(size: number): Promise<void> {
+    this.live();
+    if (this.readOnly) throw new StorageError("read-only", `${this.file.name} is open read-only`);
+    return this.file.truncate(size);
   }
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+  private live(): void {
+    if (this.closed) throw new StorageError("closed", `${this.file.name} is closed`);
+  }
 }

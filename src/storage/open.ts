@@ -252,8 +252,10 @@ export async function createImage(
   if (await opener.exists(path)) {
     throw new StorageError("invalid-argument", `${path} already exists; refusing to overwrite it`);
   }
+  const target = canonical(opener, path);
+  // A relative parent path is relative to the child's directory, as the locators store it.
   const opts = options.parentPath
-    ? { ...options, parentPath: canonical(opener, options.parentPath) }
+    ? { ...options, parentPath: opener.resolve(target, options.parentPath) }
     : options;
-  await getFormat(format).create(opener, canonical(opener, path), opts);
+  await getFormat(format).create(opener, target, opts);
 }
