@@ -13,6 +13,7 @@ import type { ImageFormatName } from "../src/storage/image-format.js";
 const SIZE = 64 * 1024 * 1024;
 const IO = 4096;
 const OPS = SIZE / IO;
+const PASSES = 5;
 
 interface Target {
   read(offset: number, buf: Uint8Array): Promise<void>;
@@ -35,20 +36,14 @@ function offsets(random: boolean): number[] {
   return o;
 }
 
-async function measure(t: Target): Promise<Record<Pattern, number>> {
-  const buf = new Uint8Array(IO).fill(0x5a);
-  const out = {} as Record<Pattern, number>;
-  for (const p of PATTERNS) {
-    const list = offsets(p.startsWith("rand"));
-    const t0 = process.hrtime.bigint();
-    for (const off of list) {
-      if (p.endsWith("write")) await t.write(off, buf);
-      else await t.read(off, buf);
-    }
-    const s = Number(process.hrtime.bigint() - t0) / 1e9;
-    out[p] = SIZE / s / (1024 * 1024);
+async function timeOne(t: Target, p: Pattern, list: number[], buf: Uint8Array): Promise<number> {
+  const t0 = process.hrtime.bigint();
+  for (const off of list) {
+    if (p.endsWith("write")) await t.write(off, buf);
+    else await t.read(off, buf);
   }
-  return out;
+  const s = Number(process.hrtime.bigint() - t0) / 1e9;
+  return SIZE / s / (1024 * 1024);
 }
 
 async function plainFile(path: string): Promise<Target> {
@@ -84,18 +79,22 @@ export async function run(): Promise<void> {
     ];
     if (hasFormat("vhdx")) targets.push(["vhdx dynamic", () => image(join(dir, "d.vhdx"), "vhdx")]);
     else console.log("(vhdx format not registered in this tree: skipped)");
-    // Targets are opened together and measured in turns, best of three passes each, so load from other
+    // Targets are opened together and measured in turns, best of five passes, patterns interleaved, so load from other
     // processes on the machine spreads over all of them; the first pass also fills every file.
     const opened: Array<[string, Target]> = [];
     try {
       for (const [name, make] of targets) opened.push([name, await make()]);
       const best = new Map<string, Record<Pattern, number>>();
-      for (let pass = 0; pass < 3; pass++) {
-        for (const [name, t] of opened) {
-          const r = await measure(t);
-          const b = best.get(name);
-          if (!b) best.set(name, r);
-          else for (const p of PATTERNS) b[p] = Math.max(b[p], r[p]);
+      for (const [name] of opened)
+        best.set(name, { "seq-write": 0, "seq-read": 0, "rand-write": 0, "rand-read": 0 });
+      const buf = new Uint8Array(IO).fill(0x5a);
+      for (let pass = 0; pass < PASSES; pass++) {
+        for (const p of PATTERNS) {
+          const list = offsets(p.startsWith("rand"));
+          for (const [name, t] of opened) {
+            const b = best.get(name)!;
+            b[p] = Math.max(b[p], await timeOne(t, p, list, buf));
+          }
         }
       }
       for (const [name] of opened) rows.push([name, best.get(name)!]);
@@ -104,7 +103,7 @@ export async function run(): Promise<void> {
     }
     const base = rows[0]![1];
     console.log(
-      `storage: ${OPS} x 4 KiB operations over ${SIZE >> 20} MiB per pattern, best of 3 (MiB/s, ratio to plain fs)`,
+      `storage: ${OPS} x 4 KiB operations over ${SIZE >> 20} MiB per pattern, best of ${PASSES} (MiB/s, ratio to plain fs)`,
     );
     console.log(["target".padEnd(14), ...PATTERNS.map((p) => p.padStart(20))].join(""));
     for (const [name, r] of rows) {

@@ -2,6 +2,7 @@
 // writes and flushes, printing "F <n>" after each acknowledged flush (writes 0..n-1 are durable), until the
 // parent kills it with SIGKILL. The plan is a pure function of the seed, so the parent regenerates it.
 // Run: node dist/tests/storage-crash-writer.js <image> <seed>
+import { openSync, writeSync } from "node:fs";
 import { pathToFileURL } from "node:url";
 import { NodeFileOpener } from "../src/host/node-files.js";
 import { openImage } from "../src/storage/open.js";
@@ -37,19 +38,23 @@ export function plan(seed: number, capacitySectors: number): PlannedWrite[] {
 async function main(path: string, seed: number): Promise<void> {
   const disk = await openImage(new NodeFileOpener(), path, { readOnly: false });
   const writes = plan(seed, disk.capacity / 512);
-  process.stdout.write("ready\n");
+  // Reports go straight to fd 1 with a blocking write(2), so a line is in the pipe before the writer moves on;
+  // the progress file (for diagnosis) records how many writes were started.
+  const progress = openSync(`${path}.progress`, "w");
+  writeSync(1, "ready\n");
   for (let i = 0; i < writes.length; i++) {
     const w = writes[i]!;
+    writeSync(progress, String(i + 1).padStart(8), 0);
     const buf = new Uint8Array(w.sectors * 512);
     new Uint32Array(buf.buffer).fill(w.tag);
     await disk.write(w.lba, buf);
     if (w.flushAfter) {
       await disk.flush();
-      process.stdout.write(`F ${i + 1}\n`);
+      writeSync(1, `F ${i + 1}\n`);
     }
   }
   await disk.flush();
-  process.stdout.write(`F ${writes.length}\n`);
+  writeSync(1, `F ${writes.length}\n`);
   await disk.close();
 }
 

@@ -9,7 +9,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -136,11 +136,19 @@ test("VHD crash trials: flushed writes survive SIGKILL at random moments; images
           await verify(image, seed, flushed, differencing);
         }
       } catch (e) {
+        let started = "?";
+        try {
+          started = readFileSync(`${image}.progress`, "utf8").trim();
+        } catch {
+          // no progress file: the writer died before its first write
+        }
         throw new Error(
-          `crash trial ${t} (seed ${seed}, ${differencing ? "differencing" : "dynamic"}): ${String(e)}`,
+          `crash trial ${t} (seed ${seed}, ${differencing ? "differencing" : "dynamic"}, ` +
+            `writes started ${started}, flushed ${flushed}): ${String(e)}`,
         );
       }
       rmSync(image, { force: true });
+      rmSync(`${image}.progress`, { force: true });
     };
     for (let t = 0; t < trials; t += 2) {
       await Promise.all([one(t), ...(t + 1 < trials ? [one(t + 1)] : [])]);

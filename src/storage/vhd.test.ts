@@ -293,3 +293,31 @@ test("convert copies only non-zero data: zero blocks stay unallocated", async ()
   assert.deepEqual(await readAll(d), raw);
   await d.close();
 });
+
+test("concurrent writes into one new block allocate it once; trim releases whole dynamic blocks", async () => {
+  const fs = new MemoryFileSystem();
+  await createImage(fs, "/base.vhd", "vhd", { kind: "dynamic", capacity: 1 << 20, blockSize: 64 * 1024 });
+  await createImage(fs, "/kid.vhd", "vhd", {
+    kind: "differencing",
+    parentPath: "/base.vhd",
+    blockSize: 64 * 1024,
+  });
+  for (const p of ["/base.vhd", "/kid.vhd"]) {
+    const d = await openImage(fs, p, { readOnly: false });
+    await Promise.all(Array.from({ length: 16 }, (_, i) => d.write(i * 8, new Uint8Array(4096).fill(i + 1))));
+    assert.equal(d.info().allocatedBytes, 64 * 1024 + 512, p);
+    const back = new Uint8Array(64 * 1024);
+    await d.read(0, back);
+    for (let i = 0; i < 16; i++) assert.equal(back[i * 4096], i + 1);
+    assert.deepEqual((await d.check(false)).problems, []);
+    await d.close();
+  }
+  const d = await openImage(fs, "/base.vhd", { readOnly: false });
+  await d.trim(0, 256);
+  assert.equal(d.info().allocatedBytes, 0);
+  const z = new Uint8Array(4096);
+  await d.read(0, z);
+  assert.ok(z.every((x) => x === 0));
+  assert.equal(await d.isAllocated(0, 128), false);
+  await d.close();
+});
