@@ -9,12 +9,11 @@
 // driver: qemu reads allocated blocks without consulting the bitmap, so dynamic blocks are allocated with a
 // full bitmap and zero-filled data.
 //
-// Crash ordering of an allocation (each step a write issued only after the previous one completed):
-//   1. the footer at the new end of file (so the file always ends in a valid footer),
-//   2. the block's data, 3. its sector bitmap (overwriting the previous footer position),
-//   4. the BAT entry.
-// A writer killed at any instant leaves the previous state plus, at most, unreferenced space; flush() is
-// fdatasync, so everything written before an acknowledged flush survives a crash of the process or host.
+// Crash ordering: data is written in place at once; a new block first gets a footer at the new end of file
+// (the file always ends in a valid footer). Sector bitmaps and BAT entries are kept in memory and written by
+// flush() only after an fdatasync has made the data durable, then synced again. So on disk no metadata ever
+// points at data that is not durable, whether the writer is killed or the host loses power; everything before
+// an acknowledged flush survives (see docs/architecture.md, "Crash safety (VHD)").
 
 import { StorageError, type FileHandle, type FileOpener } from "./disk.js";
 import {
@@ -83,6 +82,9 @@ export class VhdDisk implements ImageDisk {
   private closed = false;
   private readonly lock = new Lock();
   private readonly bitmaps = new Map<number, Uint8Array>();
+  /** Bitmaps and BAT entries changed in memory and not yet on disk (written by commit(), after the data). */
+  private readonly dirtyBitmaps = new Set<number>();
+  private readonly pendingBat = new Set<number>();
   private readonly spb: number; // sectors per block
   private readonly bitmapSize: number;
 
@@ -239,11 +241,12 @@ export class VhdDisk implements ImageDisk {
   }
 
   private async writeInBlock(block: number, inBlock: number, n: number, data: Uint8Array): Promise<void> {
-    let e = this.bat[block]!;
+    const e = this.bat[block]!;
     const differencing = this.parent !== null;
     if (e === 0xffffffff) {
       const pos = this.nextFree;
       const end = pos + this.blockTotal;
+      // The file keeps ending in a valid footer; the block's bitmap will later cover the old footer's place.
       await this.file.write(end, buildFooter(this.footer));
       this.nextFree = end;
       this.fileSize = Math.max(this.fileSize, end + FOOTER_SIZE);
@@ -252,9 +255,10 @@ export class VhdDisk implements ImageDisk {
       // Dynamic: every sector is present (zeros where unwritten); differencing: only what was written.
       const bitmap = new Uint8Array(this.bitmapSize).fill(differencing ? 0 : 0xff);
       if (differencing) setBits(bitmap, inBlock, n);
-      await this.file.write(pos, bitmap);
-      await this.writeBatEntry(block, pos / SECTOR);
       this.bitmaps.set(block, bitmap);
+      this.bat[block] = pos / SECTOR;
+      this.dirtyBitmaps.add(block);
+      this.pendingBat.add(block);
       return;
     }
     await this.file.write(e * SECTOR + this.bitmapSize + inBlock * SECTOR, data);
@@ -262,13 +266,35 @@ export class VhdDisk implements ImageDisk {
       const bitmap = await this.bitmap(block);
       if (!allSet(bitmap, inBlock, n)) {
         setBits(bitmap, inBlock, n);
-        // Only the bitmap sectors that changed: a single 512-byte write cannot tear.
-        const first = Math.floor(inBlock / 8 / SECTOR) * SECTOR;
-        const last = roundUp(Math.floor((inBlock + n - 1) / 8) + 1, SECTOR);
-        e = this.bat[block]!;
-        await this.file.write(e * SECTOR + first, bitmap.subarray(first, last));
+        this.dirtyBitmaps.add(block);
       }
     }
+  }
+
+  /**
+   * Makes everything written so far durable, metadata last: data (and the footer at the end) are synced
+   * first, then the sector bitmaps and BAT entries that point at them are written and synced. A crash at
+   * any moment thus leaves on disk only metadata whose data is already durable.
+   */
+  private async commit(): Promise<void> {
+    if (this.readOnly) return;
+    await this.file.flush();
+    if (this.dirtyBitmaps.size === 0 && this.pendingBat.size === 0) return;
+    for (const block of [...this.dirtyBitmaps].sort((x, y) => x - y)) {
+      await this.file.write(this.bat[block]! * SECTOR, this.bitmaps.get(block)!);
+    }
+    this.dirtyBitmaps.clear();
+    const sectors = new Set([...this.pendingBat].map((b) => Math.floor((b * 4) / SECTOR)));
+    for (const sector of [...sectors].sort((x, y) => x - y)) {
+      const first = (sector * SECTOR) / 4;
+      const count = Math.min(SECTOR / 4, this.bat.length - first);
+      const bytes = new Uint8Array(count * 4);
+      const dv = new DataView(bytes.buffer);
+      for (let i = 0; i < count; i++) dv.setUint32(i * 4, this.bat[first + i]!);
+      await this.file.write(this.header!.tableOffset + sector * SECTOR, bytes);
+    }
+    this.pendingBat.clear();
+    await this.file.flush();
   }
 
   private async writeBatEntry(block: number, value: number): Promise<void> {
@@ -280,7 +306,7 @@ export class VhdDisk implements ImageDisk {
 
   async flush(): Promise<void> {
     this.live();
-    await this.lock.run(() => this.file.flush());
+    await this.lock.run(() => this.commit());
   }
 
   /** Whole unshared blocks of a dynamic image are released (their reads become zeros); otherwise a no-op. */
@@ -290,6 +316,7 @@ export class VhdDisk implements ImageDisk {
     if (this.readOnly) throw new StorageError("read-only", `${this.path} is open read-only`);
     if (!this.header || this.parent) return;
     await this.lock.run(async () => {
+      await this.commit();
       const first = Math.ceil(lba / this.spb);
       const end = Math.floor((lba + sectorCount) / this.spb);
       for (let b = first; b < end; b++) {
@@ -324,11 +351,14 @@ export class VhdDisk implements ImageDisk {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await this.lock.run(async () => undefined);
     try {
-      await this.file.close();
+      await this.lock.run(() => this.commit());
     } finally {
-      await this.parent?.close();
+      try {
+        await this.file.close();
+      } finally {
+        await this.parent?.close();
+      }
     }
   }
 
@@ -381,6 +411,7 @@ export class VhdDisk implements ImageDisk {
     this.live();
     if (repair && this.readOnly) throw new StorageError("read-only", `${this.path}: repair needs read-write`);
     return this.lock.run(async () => {
+      await this.commit();
       const problems: string[] = [];
       const repaired: string[] = [];
       const size = await this.file.size();
@@ -447,6 +478,7 @@ export class VhdDisk implements ImageDisk {
       );
     }
     await this.lock.run(async () => {
+      await this.commit();
       const footer = {
         ...this.footer,
         ...geometry(newCapacity),
@@ -572,6 +604,7 @@ export class VhdDisk implements ImageDisk {
     this.live();
     if (this.readOnly) throw new StorageError("read-only", `${this.path} is open read-only`);
     return this.lock.run(async () => {
+      await this.commit();
       const before = await this.file.size();
       if (!this.header) return { before, after: before };
       // 1. Release blocks that hold nothing: all-zero data (dynamic) or an empty bitmap (differencing; a
