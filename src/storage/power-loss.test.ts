@@ -103,7 +103,7 @@ for (const kind of ["dynamic", "differencing"] as const) {
       }
       await disk.close();
       const log = logging.log;
-      for (let trial = 0; trial < 60; trial++) {
+      for (let trial = 0; trial < 150; trial++) {
         const cut = Math.floor(random() * (log.length + 1));
         let lastSync = -1;
         let acked = 0;

@@ -10,8 +10,9 @@
 // full bitmap and zero-filled data.
 //
 // Crash ordering: data is written in place at once; a new block first gets a footer at the new end of file
-// (the file always ends in a valid footer). Sector bitmaps and BAT entries are kept in memory and written by
-// flush() only after an fdatasync has made the data durable, then synced again. So on disk no metadata ever
+// (the file always ends in a valid footer), then its data and initial bitmap, unreferenced so far. BAT entries
+// and later bitmap changes are kept in memory and written by flush() only after an fdatasync has made the
+// data (and those initial bitmaps) durable, then synced again. So on disk no metadata ever
 // points at data that is not durable, whether the writer is killed or the host loses power; everything before
 // an acknowledged flush survives (see docs/architecture.md, "Crash safety (VHD)").
 
@@ -255,9 +256,11 @@ export class VhdDisk implements ImageDisk {
       // Dynamic: every sector is present (zeros where unwritten); differencing: only what was written.
       const bitmap = new Uint8Array(this.bitmapSize).fill(differencing ? 0 : 0xff);
       if (differencing) setBits(bitmap, inBlock, n);
+      // The bitmap goes out now: nothing references it until the BAT entry, which commit() writes only after
+      // syncing it together with the data; later bit changes are written after that sync.
+      await this.file.write(pos, bitmap);
       this.bitmaps.set(block, bitmap);
       this.bat[block] = pos / SECTOR;
-      this.dirtyBitmaps.add(block);
       this.pendingBat.add(block);
       return;
     }
