@@ -46,8 +46,11 @@ export function loadOptionalFormats(): Promise<void> {
     try {
       const m = (await import(specifier)) as { vhdxFormat?: ImageFormat };
       if (m.vhdxFormat && !registry.has("vhdx")) registry.set("vhdx", m.vhdxFormat);
-    } catch {
+    } catch (e) {
       // Not built into this tree: VHDX images then open as raw, and creating one reports "unsupported".
+      // Any other failure is a bug in that module and must surface.
+      const err = e as { code?: string; message?: string };
+      if (err.code !== "ERR_MODULE_NOT_FOUND" || !String(err.message).includes("vhdx/format.js")) throw e;
     }
   })();
   return optionalLoaded;
