@@ -32,7 +32,7 @@ class Bytes {
   }
   clone(): Bytes {
     const b = new Bytes();
-    b.data = this.data.slice();
+    b.data = this.data.slice(0, Math.max(this.length, 1 << 16));
     b.length = this.length;
     return b;
   }
@@ -45,11 +45,15 @@ export class MemFile {
   pending: Op[] = [];
   flushes = 0;
 
-  constructor(initial?: Uint8Array) {
+  /** `track`: keep the durable image and pending operations, needed only for crash(). */
+  constructor(
+    initial?: Uint8Array,
+    readonly track = false,
+  ) {
     if (initial) {
-      const op: Op = { kind: "write", at: 0, data: initial.slice() };
+      const op: Op = { kind: "write", at: 0, data: initial };
       this.current.apply(op);
-      this.durable.apply(op);
+      if (track) this.durable.apply(op);
     }
   }
   contents(): Uint8Array {
@@ -57,7 +61,7 @@ export class MemFile {
   }
   do(op: Op): void {
     this.current.apply(op);
-    this.pending.push(op);
+    if (this.track) this.pending.push(op);
   }
   flush(): void {
     for (const op of this.pending) this.durable.apply(op);
@@ -66,6 +70,7 @@ export class MemFile {
   }
   /** Power cut: each unflushed operation reaches the medium or not (4 KiB pieces of writes independently). */
   crash(random: () => number): void {
+    if (!this.track) throw new Error("crash() needs a MemFile created with durability tracking");
     const d = this.durable.clone();
     for (const op of this.pending) {
       if (op.kind === "truncate") {
@@ -102,7 +107,7 @@ class MemHandle implements FileHandle {
   async write(position: number, src: Uint8Array): Promise<void> {
     this.live();
     if (this.readOnly) throw new StorageError("read-only", `${this.name} is open read-only`);
-    this.f.do({ kind: "write", at: position, data: src.slice() });
+    this.f.do({ kind: "write", at: position, data: this.f.track ? src.slice() : src });
   }
   async flush(): Promise<void> {
     this.live();
@@ -125,13 +130,15 @@ class MemHandle implements FileHandle {
 /** '/'-separated in-memory files that persist across open/close. */
 export class MemFs implements FileOpener {
   readonly files = new Map<string, MemFile>();
+  /** `track`: files created here support crash() (slower: every write is kept until flushed). */
+  constructor(private readonly track = false) {}
   async open(path: string, mode: "read" | "read-write"): Promise<FileHandle> {
     const f = this.files.get(path);
     if (!f) throw new StorageError("not-found", `${path}: no such file`);
     return new MemHandle(path, f, mode === "read");
   }
   async create(path: string): Promise<FileHandle> {
-    const f = new MemFile();
+    const f = new MemFile(undefined, this.track);
     this.files.set(path, f);
     return new MemHandle(path, f, false);
   }

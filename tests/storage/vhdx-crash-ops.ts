@@ -5,7 +5,7 @@
 
 import { rng } from "./memory-disks.js";
 
-export const CRASH_CAPACITY = 32 * 1024 * 1024;
+export const CRASH_CAPACITY = 16 * 1024 * 1024;
 export const CRASH_BLOCK = 1024 * 1024;
 const SECTORS = CRASH_CAPACITY / 512;
 

@@ -275,7 +275,7 @@ test("power cut at any point: the image reopens and every flushed write is prese
   for (let t = 0; t < trials; t++) {
     const seed = 1000 + t;
     const r = rng(seed);
-    const fs = new MemFs();
+    const fs = new MemFs(true);
     const diff = t % 2 === 1;
     const cap = 8 * MiB;
     await vhdxFormat.create(fs, "/p.vhdx", { kind: "dynamic", capacity: cap, blockSize: MiB });
