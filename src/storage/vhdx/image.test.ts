@@ -271,7 +271,7 @@ test("check repairs a BAT entry outside the file and a damaged header copy", asy
 });
 
 test("power cut at any point: the image reopens and every flushed write is present", async () => {
-  const trials = 60;
+  const trials = 40;
   for (let t = 0; t < trials; t++) {
     const seed = 1000 + t;
     const r = rng(seed);
@@ -358,4 +358,34 @@ test("a read-only open replays a pending log in memory and leaves the file untou
   assert.ok(b.every((x) => x === 0x3c));
   assert.deepEqual(await rw.check(false), { problems: [], repaired: [] });
   await rw.close();
+});
+
+test("a moved chain finds its parent through the relative path", async () => {
+  const fs = new MemFs();
+  await vhdxFormat.create(fs, "/old/base.vhdx", { kind: "dynamic", capacity: 4 * MiB, blockSize: MiB });
+  await vhdxFormat.create(fs, "/old/kids/child.vhdx", { kind: "differencing", parentPath: "/old/base.vhdx" });
+  const b = await open(fs, "/old/base.vhdx");
+  await b.write(1, new Uint8Array(512).fill(0x61));
+  await b.close();
+  await assert.rejects(
+    open(fs, "/old/kids/child.vhdx", true),
+    (e: unknown) => e instanceof StorageError && e.code === "parent-mismatch",
+  );
+  await vhdxFormat.create(fs, "/old/kids/child.vhdx", { kind: "differencing", parentPath: "/old/base.vhdx" });
+  fs.files.set("/new/base.vhdx", fs.file("/old/base.vhdx"));
+  fs.files.set("/new/kids/child.vhdx", fs.file("/old/kids/child.vhdx"));
+  fs.files.delete("/old/base.vhdx");
+  fs.files.delete("/old/kids/child.vhdx");
+  const c = await open(fs, "/new/kids/child.vhdx", true);
+  assert.equal(c.info().parentPath, "/new/base.vhdx");
+  const got = new Uint8Array(512);
+  await c.read(1, got);
+  assert.equal(got[0], 0x61);
+  await c.close();
+  fs.files.delete("/new/base.vhdx");
+  await rejectsWith(
+    open(fs, "/new/kids/child.vhdx", true),
+    "not-found",
+    /parent not found \(tried \/new\/base.vhdx, \/old\/base.vhdx\)/,
+  );
 });

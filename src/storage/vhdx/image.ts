@@ -726,6 +726,24 @@ export class VhdxImage implements ImageDisk {
         }
       }
     }
+    // Metadata: there is one copy; it was parsed at open, so a failure now means it changed underneath us.
+    try {
+      const meta = new Uint8Array(Math.min(this.regions.metadata.length, MAX_METADATA));
+      await readFully(this.file, this.regions.metadata.offset, meta);
+      parseMetadata(meta);
+    } catch (e) {
+      if (!(e instanceof StorageError)) throw e;
+      problems.push(`metadata region: ${e.message}`);
+    }
+    if (!this.session && !this.pendingLog && !isZeroGuid(this.header.logGuid)) {
+      problems.push("the header names a log (LogGuid set) that holds no valid sequence");
+      if (canRepair) {
+        [this.headerSlot, this.header] = await updateHeader(this.file, this.headerSlot, this.header, {
+          logGuid: GUID_ZERO,
+        });
+        repaired.push("cleared the LogGuid of the empty log");
+      }
+    }
     // BAT: every entry's state is known, every allocated block lies inside the file clear of the metadata,
     // log, BAT and every other block.
     const g = this.geo;
