@@ -95,6 +95,7 @@ test(
   async () => {
     const base = await seeds();
     let errors = 0;
+    const stats = new Map<string, number>();
     let opened = 0;
     await fc.assert(
       fc.asyncProperty(mutation, async (m) => {
@@ -136,6 +137,8 @@ test(
         } catch (e) {
           if (!(e instanceof StorageError)) throw e;
           errors++;
+          const kind = `${e.code}: ${e.message.replace(/^[^:]*: /, "").replace(/\d+/g, "N")}`;
+          stats.set(kind, (stats.get(kind) ?? 0) + 1);
         }
         const grown = process.memoryUsage().arrayBuffers - before;
         assert.ok(grown < 512 * MiB, `allocated ${grown} bytes`);
@@ -145,6 +148,11 @@ test(
         seed: Number(process.env.VIRIDIAN_FUZZ_SEED ?? 0x7e57),
       },
     );
+    if (process.env.VIRIDIAN_FUZZ_STATS)
+      console.log(
+        [...stats].sort((a, b) => b[1] - a[1]),
+        { opened },
+      );
     // Both outcomes must occur, or the mutations are not reaching the parser.
     assert.ok(errors > 0 && opened > 0, `errors ${errors}, opened ${opened}`);
   },
