@@ -6,7 +6,17 @@
 
 import { crc32c } from "../../support/crc32c.js";
 import { guidEquals } from "../../support/ms-guid.js";
-import { LOG_SECTOR, MiB, put32, put64, u32, u64, corrupt } from "./layout.js";
+import {
+  HEADER1_OFFSET,
+  LOG_SECTOR,
+  MiB,
+  REGION1_OFFSET,
+  put32,
+  put64,
+  u32,
+  u64,
+  corrupt,
+} from "./layout.js";
 
 const ENTRY_HEADER = 64;
 const DESCRIPTOR = 32;
@@ -160,8 +170,10 @@ export function findActiveSequence(
   logGuid: Uint8Array,
   logOffset: number,
 ): ActiveSequence | null {
+  // The headers have their own update protocol and the log cannot rewrite itself; anything else (BAT,
+  // bitmaps, metadata, even the region table) may be logged by some writer.
   const protect: Array<[number, number]> = [
-    [0, MiB],
+    [HEADER1_OFFSET, REGION1_OFFSET],
     [logOffset, logOffset + log.length],
   ];
   const byPos = new Map<number, Parsed>();
