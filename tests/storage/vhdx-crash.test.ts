@@ -3,7 +3,7 @@
 // again while the next open replays the log). Afterwards the image must open, check clean (ours, and
 // `qemu-img check` for dynamic images, whose log qemu also replays on a copy to the same bytes), and every
 // write acknowledged by a flush must be present. Seeded; the seed is printed on failure.
-// VIRIDIAN_CRASH_TRIALS overrides the trial count (default 100).
+// VIRIDIAN_CRASH_TRIALS overrides the trial count (default 100; 500 with VIRIDIAN_FULL=1).
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync, execFileSync } from "node:child_process";
@@ -22,7 +22,7 @@ const writer = join(here, "vhdx-crash-writer.js");
 const dir = mkdtempSync(join(existsSync("/dev/shm") ? "/dev/shm" : tmpdir(), "vhdx-crash-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
 const opener = new NodeOpener();
-const TRIALS = Number(process.env.VIRIDIAN_CRASH_TRIALS ?? 100);
+const TRIALS = Number(process.env.VIRIDIAN_CRASH_TRIALS ?? (process.env.VIRIDIAN_FULL === "1" ? 500 : 100));
 const SECTORS = CRASH_CAPACITY / 512;
 
 /**

@@ -91,7 +91,7 @@ const mutation = fc.record({
 
 test(
   "mutated VHDX images fail only with StorageError, finish, and allocate sanely",
-  { timeout: 240_000 },
+  { timeout: process.env.VIRIDIAN_FULL === "1" ? 3_600_000 : 240_000 },
   async () => {
     const base = await seeds();
     let errors = 0;
@@ -144,7 +144,7 @@ test(
         assert.ok(grown < 512 * MiB, `allocated ${grown} bytes`);
       }),
       {
-        numRuns: Number(process.env.VIRIDIAN_FUZZ_RUNS ?? 250),
+        numRuns: Number(process.env.VIRIDIAN_FUZZ_RUNS ?? (process.env.VIRIDIAN_FULL === "1" ? 3000 : 250)),
         seed: Number(process.env.VIRIDIAN_FUZZ_SEED ?? 0x7e57),
       },
     );
