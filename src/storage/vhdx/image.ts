@@ -91,6 +91,8 @@ export class VhdxImage implements ImageDisk {
     readonly parentPath: string | undefined,
     /** Set when a read-only open found a log it had to replay in memory. */
     private readonly pendingLog: boolean,
+    /** The header section, log, metadata and BAT regions: no block may overlap them. */
+    private readonly fixedExtents: Extent[],
   ) {
     this.logicalSectorSize = meta.logicalSectorSize;
     this.physicalSectorSize = meta.physicalSectorSize;
@@ -233,8 +235,8 @@ export class VhdxImage implements ImageDisk {
         parent,
         parentPath,
         pendingLog,
+        fixed,
       );
-      image.fixedExtents = fixed;
       return image;
     } catch (e) {
       await parent?.close().catch(() => undefined);
@@ -243,8 +245,6 @@ export class VhdxImage implements ImageDisk {
       throw asStorageError(e, path);
     }
   }
-
-  private fixedExtents: Extent[] = [];
 
   // ---------------------------------------------------------------- Disk
 
