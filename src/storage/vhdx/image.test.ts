@@ -389,3 +389,32 @@ test("a moved chain finds its parent through the relative path", async () => {
     /parent not found \(tried \/new\/base.vhdx, \/old\/base.vhdx\)/,
   );
 });
+
+test("4096-byte sector chains keep per-sector bitmaps right", async () => {
+  const fs = new MemFs();
+  await vhdxFormat.create(fs, "/p4.vhdx", {
+    kind: "dynamic",
+    capacity: 6 * MiB,
+    blockSize: MiB,
+    logicalSectorSize: 4096,
+  });
+  const p = await open(fs, "/p4.vhdx");
+  await p.write(0, new Uint8Array(6 * MiB).fill(0xee));
+  await p.close();
+  await vhdxFormat.create(fs, "/c4.vhdx", { kind: "differencing", parentPath: "/p4.vhdx", blockSize: MiB });
+  const c = await open(fs, "/c4.vhdx");
+  assert.equal(c.logicalSectorSize, 4096);
+  const model = new Uint8Array(6 * MiB).fill(0xee);
+  const r = rng(44);
+  for (let i = 0; i < 30; i++) {
+    const n = 1 + Math.floor(r() * 40);
+    const lba = Math.floor(r() * (6 * 256 - n));
+    const data = pattern(i, n * 4096);
+    await c.write(lba, data);
+    model.set(data, lba * 4096);
+  }
+  await c.close();
+  const again = await open(fs, "/c4.vhdx", true);
+  assert.ok(same(await readAll(again), model));
+  await again.close();
+});
