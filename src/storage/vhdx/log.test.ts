@@ -102,3 +102,12 @@ test("zero descriptors are parsed and replay is refused on a truncated file", ()
   assert.throws(() => validateReplay(seq, 8 * MiB), /truncated/);
   validateReplay(seq, 16 * MiB);
 });
+
+test("a log of huge overlapping entry headers is refused instead of scanned quadratically", () => {
+  const g = randomGuid();
+  const log = new Uint8Array(64 * MiB);
+  const e = buildLogEntry(1, 0, g, 8 * MiB, 8 * MiB, []);
+  put32(e, 8, 64 * MiB); // every header claims the whole log
+  for (let pos = 0; pos < log.length; pos += 4096) log.set(e.subarray(0, 64), pos);
+  assert.throws(() => findActiveSequence(log, g, LOG_OFFSET), /too many overlapping entry headers/);
+});

@@ -108,6 +108,7 @@ function parseEntry(
   pos: number,
   logGuid: Uint8Array,
   protect: Array<[number, number]>,
+  budget: { bytes: number },
 ): Parsed | null {
   const h = log.subarray(pos, pos + ENTRY_HEADER);
   if (h[0] !== 0x6c || h[1] !== 0x6f || h[2] !== 0x67 || h[3] !== 0x65) return null;
@@ -121,6 +122,9 @@ function parseEntry(
   if (!guidEquals(h.subarray(32, 48), logGuid)) return null;
   const dsec = descriptorSectors(count);
   if (count > length / DESCRIPTOR || dsec * LOG_SECTOR > length) return null;
+  // Entries claiming to be large at every sector would make the scan quadratic: bound the checksum work.
+  budget.bytes -= length;
+  if (budget.bytes < 0) throw corrupt("VHDX log: too many overlapping entry headers to scan");
   const e = circular(log, pos, length);
   const stored = u32(e, 4);
   let c = crc32c(e.subarray(0, 4));
@@ -177,20 +181,24 @@ export function findActiveSequence(
     [logOffset, logOffset + log.length],
   ];
   const byPos = new Map<number, Parsed>();
+  const budget = { bytes: Math.max(256 * MiB, 4 * log.length) };
   for (let pos = 0; pos < log.length; pos += LOG_SECTOR) {
-    const p = parseEntry(log, pos, logGuid, protect);
+    const p = parseEntry(log, pos, logGuid, protect, budget);
     if (p) byPos.set(pos, p);
   }
   let best: Parsed[] | null = null;
   // Highest head first: the first head whose chain is complete is the active sequence.
   const heads = [...byPos.values()].sort((a, b) => b.sequence - a.sequence);
+  let walkBudget = 1 << 22;
   for (const head of heads) {
     if (best) break;
     // Walk from the head's tail forward; the chain must reach the head with consecutive sequence numbers.
     const chain: Parsed[] = [];
     let at = byPos.get(head.tail);
-    let budget = log.length / LOG_SECTOR;
-    while (at && budget-- > 0) {
+    let steps = log.length / LOG_SECTOR;
+    while (at && steps-- > 0) {
+      // Many heads whose chains break late would make this quadratic: bound the total walk.
+      if (--walkBudget < 0) throw corrupt("VHDX log: too many candidate sequences to scan");
       if (chain.length > 0 && at.sequence !== chain[chain.length - 1]!.sequence + 1) break;
       chain.push(at);
       if (at === head) break;
