@@ -2,8 +2,8 @@
 // and differencing chains: parent resolution (relative locators first, then absolute), read-only parents
 // shared between children through a reference-counted cache keyed by resolved path, identity checks
 // ("parent-mismatch") and cycle detection ("cycle").
-// Must not: parse any format itself, or import the VHDX format statically (it arrives through
-// registerFormat, which the coordinator calls, keeping the two formats independent).
+// Must not: parse any format itself. (VHDX resolves its own parent locators inside src/storage/vhdx/; VHD
+// parents go through the shared cache here.)
 // Spec: VHD specification (2006) "Hard Disk Footer" / "Dynamic Disk Header" parent linkage by unique id;
 // MS-VHDX 2.6 (parent locator) for the same idea in VHDX.
 
@@ -20,50 +20,25 @@ import type {
 import { isoFormat } from "./iso9660.js";
 import { rawFormat } from "./raw.js";
 import { vhdFormat } from "./vhd.js";
+import { vhdxFormat } from "./vhdx/format.js";
 
 const PROBE_ORDER: ImageFormatName[] = ["vhdx", "vhd", "iso", "raw"];
 const registry = new Map<ImageFormatName, ImageFormat>([
+  ["vhdx", vhdxFormat],
   ["vhd", vhdFormat],
   ["iso", isoFormat],
   ["raw", rawFormat],
 ]);
 
-/** Adds (or replaces) a format; the coordinator registers vhdx this way. */
+/** Adds (or replaces) a format (tests register instrumented formats this way). */
 export function registerFormat(format: ImageFormat): void {
   registry.set(format.name, format);
-}
-
-let optionalLoaded: Promise<void> | null = null;
-
-/**
- * Registers the VHDX format if its module is present (branch vhdx, src/storage/vhdx/format.ts). The specifier
- * is a variable so this module compiles and runs without it; registerFormat remains the explicit route.
- */
-export function loadOptionalFormats(): Promise<void> {
-  optionalLoaded ??= (async () => {
-    if (registry.has("vhdx")) return;
-    const specifier = "./vhdx/format.js";
-    try {
-      const m = (await import(specifier)) as { vhdxFormat?: ImageFormat };
-      if (m.vhdxFormat && !registry.has("vhdx")) registry.set("vhdx", m.vhdxFormat);
-    } catch (e) {
-      // Not built into this tree: VHDX images then open as raw, and creating one reports "unsupported".
-      // Any other failure is a bug in that module and must surface.
-      const err = e as { code?: string; message?: string };
-      if (err.code !== "ERR_MODULE_NOT_FOUND" || !String(err.message).includes("vhdx/format.js")) throw e;
-    }
-  })();
-  return optionalLoaded;
 }
 
 export function getFormat(name: ImageFormatName): ImageFormat {
   const f = registry.get(name);
   if (!f) throw new StorageError("unsupported", `the ${name} format is not available`);
   return f;
-}
-
-export function hasFormat(name: ImageFormatName): boolean {
-  return registry.has(name);
 }
 
 /** A path in the form the cache keys on: absolute when the opener knows how. */
@@ -238,7 +213,6 @@ export async function openImage(
   path: string,
   options: { readOnly: boolean },
 ): Promise<ImageDisk> {
-  await loadOptionalFormats();
   const resolved = canonical(opener, path);
   const disk = await openLayer(opener, resolved, options.readOnly, new Set([resolved]));
   return new OpenedImage(disk, resolved, () => disk.close());
@@ -251,7 +225,6 @@ export async function createImage(
   format: ImageFormatName,
   options: CreateOptions,
 ): Promise<void> {
-  await loadOptionalFormats();
   if (await opener.exists(path)) {
     throw new StorageError("invalid-argument", `${path} already exists; refusing to overwrite it`);
   }
