@@ -39,8 +39,8 @@ export interface MachineOptions {
   processor: Processor;
   /** Receives every byte the guest writes to COM1. */
   serial: (byte: number) => void;
-  /** Per-instruction trace lines (enables single-step execution; slow). */
-  trace?: (line: string) => void;
+  /** Called with the state before every instruction (enables single-step execution; slow). */
+  trace?: ((record: TraceRecord, line: string) => void) | undefined;
   /** Stop after this many retired instructions (tests use it so a broken guest cannot hang them). */
   maxInstructions?: number;
 }
@@ -69,13 +69,35 @@ function hex64(lo: number, hi: number): string {
   return (hi >>> 0).toString(16).padStart(8, "0") + (lo >>> 0).toString(16).padStart(8, "0");
 }
 
+/** The state before one instruction, as the trace and the divergence finder see it. */
+export interface TraceRecord {
+  retired: number;
+  ripLo: number;
+  ripHi: number;
+  /** RAX..R15 as (lo, hi) pairs: regs[2 * n] is the low half of register n (Intel numbering). */
+  regs: number[];
+  rflags: number;
+}
+
+function sameState(a: TraceRecord, b: TraceRecord): boolean {
+  if (a.ripLo !== b.ripLo || a.ripHi !== b.ripHi || a.rflags !== b.rflags) return false;
+  for (let i = 0; i < 32; i++) if (a.regs[i] !== b.regs[i]) return false;
+  return true;
+}
+
+export function formatTrace(rec: TraceRecord): string {
+  const regs = REG_NAMES.map((n, i) => `${n}=${hex64(rec.regs[2 * i]!, rec.regs[2 * i + 1]!)}`);
+  return `${rec.retired} rip=${hex64(rec.ripLo, rec.ripHi)} ${regs.join(" ")} rfl=${rec.rflags.toString(16)}`;
+}
+
 export class Machine {
   readonly memory: GuestMemory;
   readonly cpu: Processor;
   readonly ports = new PortBus();
   readonly uart: Uart16550;
   private stop: StopResult | null = null;
-  private readonly traceSink: ((line: string) => void) | undefined;
+  private readonly traceSink: ((record: TraceRecord, line: string) => void) | undefined;
+  private lastRecord: TraceRecord | null = null;
   private readonly lastTrace: string[] = [];
   private readonly maxInstructions: number;
 
@@ -125,24 +147,37 @@ export class Machine {
     return this.stop!;
   }
 
-  /** One instruction (or one exit) with a trace line for every retired instruction. */
+  /** One instruction (or one exit), recording the state before it as QEMU's `-d cpu` log does. */
   private step(): void {
-    const before = this.cpu.retired;
-    const rip = this.cpu.getRip();
-    const reason = this.cpu.run(1);
-    if (this.cpu.retired !== before) this.recordTrace(before, rip);
-    this.handle(reason);
+    const rec = this.snapshot();
+    const last = this.lastRecord;
+    if (last === null || last.retired !== rec.retired || !sameState(last, rec)) {
+      this.lastRecord = rec;
+      const line = formatTrace(rec);
+      this.lastTrace.push(line);
+      if (this.lastTrace.length > TRACE_KEEP) this.lastTrace.shift();
+      this.traceSink!(rec, line);
+    }
+    this.handle(this.cpu.run(1));
   }
 
-  private recordTrace(count: number, rip: { lo: number; hi: number }): void {
-    const regs = REG_NAMES.map((n, i) => {
-      const r = this.cpu.getReg(i as Reg);
-      return `${n}=${hex64(r.lo, r.hi)}`;
-    });
-    const line = `${count} rip=${hex64(rip.lo, rip.hi)} ${regs.join(" ")} rfl=${this.cpu.getRflags().toString(16)}`;
-    this.lastTrace.push(line);
-    if (this.lastTrace.length > TRACE_KEEP) this.lastTrace.shift();
-    this.traceSink!(line);
+  /** The architectural state now: RIP, the 16 general registers as (lo, hi) pairs, RFLAGS. */
+  snapshot(): TraceRecord {
+    const cpu = this.cpu;
+    const regs = new Array<number>(32);
+    for (let i = 0; i < 16; i++) {
+      const r = cpu.getReg(i as Reg);
+      regs[2 * i] = r.lo >>> 0;
+      regs[2 * i + 1] = r.hi >>> 0;
+    }
+    const rip = cpu.getRip();
+    return {
+      retired: cpu.retired,
+      ripLo: rip.lo >>> 0,
+      ripHi: rip.hi >>> 0,
+      regs,
+      rflags: cpu.getRflags() >>> 0,
+    };
   }
 
   private handle(reason: ExitReason): void {
@@ -231,12 +266,12 @@ export class Machine {
     for (let s = 0; s < 6; s++) {
       const seg = cpu.getSegment(s as Seg);
       lines.push(
-        `${SEG_NAMES[s]}=${seg.selector.toString(16).padStart(4, "0")} base=${hex64(seg.base % 0x1_0000_0000, (seg.baseHi ?? 0) || Math.floor(seg.base / 0x1_0000_0000))} ` +
+        `${SEG_NAMES[s]}=${seg.selector.toString(16).padStart(4, "0")} base=${hex64(seg.base >>> 0, seg.baseHi ?? Math.floor(seg.base / 0x1_0000_0000))} ` +
           `limit=${(seg.limit >>> 0).toString(16)} access=${seg.access.toString(16)}`,
       );
     }
     if (this.lastTrace.length > 0) {
-      lines.push(`last ${this.lastTrace.length} instructions:`, ...this.lastTrace);
+      lines.push(`state before each of the last ${this.lastTrace.length} instructions:`, ...this.lastTrace);
     }
     return lines.join("\n");
   }
