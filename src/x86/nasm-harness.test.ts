@@ -17,6 +17,11 @@ import { ExitReason } from "./vm-exit.js";
 export const CODE_BASE = 0x10000;
 export const STACK_TOP = 0x80000;
 export const PML4_BASE = 0x100000;
+export const GDT_BASE = 0x1000;
+/** GDT selectors set up by `machine`: 64-bit code, flat data, 32-bit code. */
+export const SEL_CODE64 = 0x08;
+export const SEL_DATA = 0x10;
+export const SEL_CODE32 = 0x18;
 
 /** Assembles nasm source (without BITS/ORG, which are added) into flat bytes. */
 export function assemble(src: string, bits: 16 | 32 | 64, org = CODE_BASE): Uint8Array {
@@ -50,17 +55,21 @@ export function machine(
     limit: 0xffffffff,
     access,
   });
+  const dv = new DataView(mem.buffer);
+  const gdt = [0n, 0x00af9a000000ffffn, 0x00cf92000000ffffn, 0x00cf9a000000ffffn];
+  gdt.forEach((v, i) => dv.setBigUint64(GDT_BASE + i * 8, v, true));
+  cpu.setDescriptorTable("gdtr", GDT_BASE, gdt.length * 8 - 1);
   if (mode === "real") {
-    cpu.setSegment(1, { selector: 0, base: 0, limit: 0xffff, access: 0x9b });
+    // Code at CODE_BASE as 0x1000:0000 (assembled with org 0 by `exec`).
+    cpu.setSegment(1, { selector: CODE_BASE >> 4, base: CODE_BASE, limit: 0xffff, access: 0x9b });
     for (const s of [0, 2, 3, 4, 5] as const)
       cpu.setSegment(s, { selector: 0, base: 0, limit: 0xffff, access: 0x93 });
   } else if (mode === "prot32") {
     cpu.setControl("cr0", 0x11, 0);
-    cpu.setSegment(1, flat(0x08, 0xc09b));
-    for (const s of [0, 2, 3, 4, 5] as const) cpu.setSegment(s, flat(0x10, 0xc093));
+    cpu.setSegment(1, flat(SEL_CODE32, 0xc09b));
+    for (const s of [0, 2, 3, 4, 5] as const) cpu.setSegment(s, flat(SEL_DATA, 0xc093));
   } else {
     // Identity map the first 1 GiB with 2 MiB pages: PML4 -> PDPT -> PD.
-    const dv = new DataView(mem.buffer);
     dv.setUint32(PML4_BASE, PML4_BASE + 0x1000 + 3, true);
     dv.setUint32(PML4_BASE + 0x1000, PML4_BASE + 0x2000 + 3, true);
     for (let i = 0; i < 512; i++) dv.setUint32(PML4_BASE + 0x2000 + i * 8, i * 0x200000 + 0x83, true);
@@ -68,10 +77,10 @@ export function machine(
     cpu.setControl("cr4", 0x20, 0);
     cpu.setControl("efer", 0x500, 0);
     cpu.setControl("cr0", 0x80000011 | 0, 0);
-    cpu.setSegment(1, flat(0x08, 0xa09b));
-    for (const s of [0, 2, 3, 4, 5] as const) cpu.setSegment(s, flat(0x10, 0xc093));
+    cpu.setSegment(1, flat(SEL_CODE64, 0xa09b));
+    for (const s of [0, 2, 3, 4, 5] as const) cpu.setSegment(s, flat(SEL_DATA, 0xc093));
   }
-  cpu.setRip(CODE_BASE, 0);
+  cpu.setRip(mode === "real" ? 0 : CODE_BASE, 0);
   cpu.setReg(4, STACK_TOP, 0);
   return { cpu, mem };
 }
@@ -88,7 +97,7 @@ export function runToHlt(cpu: Cpu, budget = 1_000_000): ExitReason {
 /** Assembles, builds and runs a snippet that ends in HLT; asserts it reached HLT. */
 export function exec(src: string, mode: Mode = "long64"): Cpu {
   const bits = mode === "real" ? 16 : mode === "prot32" ? 32 : 64;
-  const { cpu } = machine(mode, assemble(src, bits));
+  const { cpu } = machine(mode, assemble(src, bits, mode === "real" ? 0 : CODE_BASE));
   const r = runToHlt(cpu);
   assert.equal(r, ExitReason.Hlt, `expected HLT, got exit ${r} at rip ${cpu.getRip().lo.toString(16)}`);
   return cpu;
