@@ -21,6 +21,7 @@ export type { CpuOptions } from "./core.js";
 
 const TWO32 = 0x1_0000_0000;
 const FLAG_IF = 0x200;
+const FLAG_TF = 0x100;
 
 /** Every processor sharing a GuestMemory, so a newly cached code page drops all of their write entries. */
 const peers = new WeakMap<GuestMemory, Cpu[]>();
@@ -184,7 +185,17 @@ export class Cpu extends CpuCore implements Processor {
         }
       }
       try {
-        this.inner(budget);
+        // Single-step (RFLAGS.TF at the start of an instruction): one instruction, then a #DB trap.
+        const tf = (this.flagsReg & FLAG_TF) !== 0;
+        const before = this.count;
+        this.inner(tf ? before + 1 : budget);
+        if (tf && this.count !== before) {
+          this.drLo[6] = this.drLo[6]! | 0x4000; // DR6.BS
+          if (!this.deliver(1, EventKind.Exception, false, 0)) {
+            reason = ExitReason.TripleFault;
+            break;
+          }
+        }
         if (this.postedExit) {
           reason = x.reason;
           break;
@@ -215,7 +226,7 @@ export class Cpu extends CpuCore implements Processor {
   /** Executes instructions until the budget, a posted exit, or a reason to re-check events. */
   private inner(budget: number): void {
     const dispatch = this.dispatch;
-    const ifWas = this.flagsReg & FLAG_IF;
+    const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
     let count = this.count;
     try {
       for (;;) {
@@ -245,7 +256,7 @@ export class Cpu extends CpuCore implements Processor {
             break;
           }
         }
-        if (count >= budget || (this.flagsReg & FLAG_IF) !== ifWas) break;
+        if (count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
       }
     } finally {
       this.count = count;
