@@ -209,6 +209,11 @@ export class CpuCore extends FlagUnit {
   readonly controls: ExitControls;
   /** A posted (already retired) exit is waiting to be reported after the current instruction. */
   postedExit = false;
+  /**
+   * Nonzero when the run loop must look at something after the current instruction (posted exit, HLT,
+   * interrupt shadow). Set together with postedExit/halted/shadow so the loop tests one field.
+   */
+  attn = 0;
   /** Completion values for replayed instructions (IN and MMIO reads re-execute with the runner's value). */
   ioPending = false;
   ioValue = 0;
@@ -721,6 +726,7 @@ export class CpuCore extends FlagUnit {
     x.valueLo = size === 1 ? lo & 0xff : size === 2 ? lo & 0xffff : lo;
     x.valueHi = size === 8 ? hi : 0;
     this.postedExit = true;
+    this.attn = 1;
   }
 
   /** Flushes the TLB; non-global entries only when `keepGlobal`. */

@@ -92,8 +92,6 @@ gdtr:
 test("real -> protected -> PAE long mode, printing over COM1 with OUT exits", () => {
   const { cpu } = machine("real", assemble(BOOT, 16, CODE_BASE));
   // Real mode cannot reach 0x10000 with CS=0 and 16-bit IP; run from CS=0x1000:0.
-  cpu.setSegment(1, { selector: 0x1000, base: 0x10000, limit: 0xffff, access: 0x9b });
-  cpu.setRip(0, 0);
   let out = "";
   for (let guard = 0; guard < 100; guard++) {
     const r = cpu.run(100000);

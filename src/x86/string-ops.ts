@@ -196,6 +196,7 @@ export function portOut(c: CpuCore, port: number, size: number, value: number): 
     x.valueLo = usize(value, size) | 0;
     x.valueHi = 0;
     c.postedExit = true;
+    c.attn = 1;
   }
 }
 
