@@ -134,7 +134,14 @@ async function run(args: string[]): Promise<number> {
     if (opts.serialLog) appendFileSync(opts.serialLog, chunk);
     used = 0;
   };
-  const memory = new GuestMemory(opts.memory);
+  let memory: GuestMemory;
+  try {
+    memory = new GuestMemory(opts.memory);
+  } catch (e) {
+    // A SharedArrayBuffer the host cannot provide is a usage problem, not a crash.
+    console.error(`viridian run: cannot allocate ${opts.memory} bytes of guest RAM: ${(e as Error).message}`);
+    return STATUS_USAGE;
+  }
   const machine = new Machine({
     memory,
     processor: new Cpu(memory),
