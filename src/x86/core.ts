@@ -235,8 +235,10 @@ export class CpuCore extends FlagUnit {
   readonly tscHz: number;
   readonly clock: () => number;
   readonly deterministic: boolean;
-  /** Instructions retired (exact to 2^53). */
+  /** Instructions retired before the current run() call (exact to 2^53). */
   retiredCount = 0;
+  /** Instructions retired so far in the current run() call. */
+  count = 0;
   private tscBase = 0;
   private tscLast = 0;
   private readonly clock0: number;
@@ -857,7 +859,8 @@ export class CpuCore extends FlagUnit {
   /** The current TSC (before the control's offset) as a double. Never decreases. */
   tscNow(): number {
     let t: number;
-    if (this.deterministic) t = this.tscBase + Math.floor(this.retiredCount * (this.tscHz / 1e8));
+    if (this.deterministic)
+      t = this.tscBase + Math.floor((this.retiredCount + this.count) * (this.tscHz / 1e8));
     else t = this.tscBase + Math.floor(((this.clock() - this.clock0) * this.tscHz) / 1e9);
     if (t < this.tscLast) t = this.tscLast;
     this.tscLast = t;

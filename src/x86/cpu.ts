@@ -38,8 +38,6 @@ export class Cpu extends CpuCore implements Processor {
   private codeRamPage = 0;
   private readonly straddle = new Insn();
   private readonly fetchBuf = new Uint8Array(16);
-  /** Instructions retired in the current run() call. */
-  private count = 0;
   private nmiPending = false;
   /** The next instruction is a replay completing an exit (no event may intervene). */
   private replay = false;
@@ -227,39 +225,34 @@ export class Cpu extends CpuCore implements Processor {
   private inner(budget: number): void {
     const dispatch = this.dispatch;
     const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
-    let count = this.count;
-    try {
-      for (;;) {
-        const d = this.fetch();
-        const rl = this.ripLo;
-        this.curRipLo = rl;
-        this.curRipHi = this.ripHi;
-        const next = rl + d.len;
-        if (this.codeMode === 2) {
-          if (next > 0x7fffffff || (rl < 0 && next >= 0)) {
-            // Carry out of the low half (or crossing the sign boundary of the int32 representation).
-            const s = (rl >>> 0) + d.len;
-            this.ripLo = s | 0;
-            if (s >= TWO32) this.ripHi = (this.ripHi + 1) | 0;
-          } else this.ripLo = next;
-        } else this.ripLo = this.codeMode === 1 ? next | 0 : next & 0xffff;
-        if (d.hasMem) this.computeEA(d);
-        dispatch[d.op]!(this, d);
-        count++;
-        if (this.attn !== 0) {
-          if (this.shadow !== 0 && --this.shadow === 0 && !this.postedExit && !this.halted) {
-            this.attn = 0;
-            break;
-          }
-          if (this.postedExit || this.halted) {
-            if (this.shadow === 0) this.attn = 0;
-            break;
-          }
+    for (;;) {
+      const d = this.fetch();
+      const rl = this.ripLo;
+      this.curRipLo = rl;
+      this.curRipHi = this.ripHi;
+      const next = rl + d.len;
+      if (this.codeMode === 2) {
+        if (next > 0x7fffffff || (rl < 0 && next >= 0)) {
+          // Carry out of the low half (or crossing the sign boundary of the int32 representation).
+          const s = (rl >>> 0) + d.len;
+          this.ripLo = s | 0;
+          if (s >= TWO32) this.ripHi = (this.ripHi + 1) | 0;
+        } else this.ripLo = next;
+      } else this.ripLo = this.codeMode === 1 ? next | 0 : next & 0xffff;
+      if (d.hasMem) this.computeEA(d);
+      dispatch[d.op]!(this, d);
+      const count = ++this.count;
+      if (this.attn !== 0) {
+        if (this.shadow !== 0 && --this.shadow === 0 && !this.postedExit && !this.halted) {
+          this.attn = 0;
+          break;
         }
-        if (count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
+        if (this.postedExit || this.halted) {
+          if (this.shadow === 0) this.attn = 0;
+          break;
+        }
       }
-    } finally {
-      this.count = count;
+      if (count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
     }
   }
 

@@ -350,3 +350,33 @@ test("32-bit protected mode: INT 0x80 from ring 3 switches to TSS.ESP0 and IRET 
   assert.equal(cpu.getReg(5).lo, 0x70000 - 20, "handler ran on the ring-0 stack with SS:ESP pushed");
   assert.equal(cpu.getReg(1).lo & 0xffff, 0x33, "pushed CS");
 });
+
+test("BOUND raises #BR in 32-bit mode", () => {
+  const cpu = exec(
+    `
+    mov eax, handler
+    mov [idt + 5*8], ax
+    mov word [idt + 5*8 + 2], 0x18
+    mov word [idt + 5*8 + 4], 0x8e00
+    shr eax, 16
+    mov [idt + 5*8 + 6], ax
+    lidt [idtr]
+    mov ebx, 5
+    bound ebx, [limits]
+    mov ecx, 1
+    mov ebx, 50
+    bound ebx, [limits]
+    hlt
+  handler:
+    mov edx, 0xbb
+    hlt
+  limits: dd 0, 10
+  align 8
+  idt: times 8*8 db 0
+  idtr: dw 8*8-1
+    dd idt`,
+    "prot32",
+  );
+  assert.equal(cpu.getReg(1).lo, 1);
+  assert.equal(cpu.getReg(2).lo, 0xbb);
+});

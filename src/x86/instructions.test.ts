@@ -335,3 +335,29 @@ test("self-modifying code invalidates the decode cache", () => {
     hlt`);
   assert.equal(cpu.getReg(0).lo, 42);
 });
+
+test("REP MOVS/STOS fast path across pages, overlap and a 16-bit fallback agree with the element loop", () => {
+  const cpu = exec(`
+    mov rdi, 0x300ff0
+    mov eax, 0x5a
+    mov ecx, 0x2000
+    rep stosb                 ; crosses two page boundaries
+    mov rsi, 0x300ff0
+    mov rdi, 0x310ff8
+    mov ecx, 0x400
+    rep movsq                 ; 8 KiB copy, both sides straddle pages
+    mov rsi, 0x320000
+    mov dword [rsi], 0x44332211
+    lea rdi, [rsi + 1]
+    mov ecx, 7
+    rep movsb                 ; forward overlap replicates the first byte
+    mov r8, [0x320000]
+    mov r9, [0x312ff0]
+    mov r10, rcx
+    mov r11, rdi
+    hlt`);
+  assert.equal(reg64(cpu, 8), 0x1111111111111111n);
+  assert.equal(reg64(cpu, 9), 0x5a5a5a5a5a5a5a5an);
+  assert.equal(reg64(cpu, 10), 0n);
+  assert.equal(reg64(cpu, 11), 0x320008n);
+});

@@ -48,8 +48,15 @@ export function machine(
   memBytes = 8 * 1024 * 1024,
 ): { cpu: Cpu; mem: GuestMemory } {
   const mem = new GuestMemory(memBytes);
-  mem.write(CODE_BASE, code);
   const cpu = new Cpu(mem, { deterministic: true });
+  setupMode(cpu, mem, mode, code);
+  return { cpu, mem };
+}
+
+/** Resets `cpu` and puts it in `mode` with GDT, page tables (long mode) and `code` at CODE_BASE. */
+export function setupMode(cpu: Cpu, mem: GuestMemory, mode: Mode, code: Uint8Array): void {
+  cpu.reset();
+  mem.write(CODE_BASE, code);
   const flat = (
     sel: number,
     access: number,
@@ -98,7 +105,6 @@ export function machine(
   }
   cpu.setRip(mode === "real" ? 0 : CODE_BASE, 0);
   cpu.setReg(4, STACK_TOP, 0);
-  return { cpu, mem };
 }
 
 /** Runs until HLT (or another exit / the budget); returns the exit reason. */
