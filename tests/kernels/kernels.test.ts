@@ -64,7 +64,6 @@ const KNOWN_CPU_GAPS: Record<string, string> = {
   exceptions:
     "#UD for 0xCE (INTO), 0x62 (BOUND), F0 90 (LOCK NOP) in 64-bit mode pushes the previous instruction's RIP; " +
     "WAIT (9B) with CR0.TS+MP gives #UD, not #NM; IRETQ to CS 0x38 (DPL 3) with RPL 0 from CPL 0 does not #GP(0x38)",
-  exc32: "BOUND (62 /r) in 32-bit mode raises #UD instead of checking bounds (#BR)",
   paging: "an instruction-fetch #PF after CALL/IRETQ pushes the RIP of the branch instead of the target",
   cpuid: "CPUID.1:EDX lacks FPU, FXSR, SSE, SSE2 of the x86-64 baseline",
   fpu: "x87 and SSE instructions are not implemented yet (#UD)",
