@@ -75,6 +75,15 @@ test("MUL/IMUL widths and CF/OF", () => {
   assert.equal(reg64(cpu, 1), 0x7fffffff00000000n);
   assert.equal(reg64(cpu, 3), 0n);
   assert.equal(cpu.getRflags() & (CF | OF), CF | OF);
+  const ov = (a: string, b: string): number =>
+    exec(`mov rax, ${a}\nmov rbx, ${b}\nimul rax, rbx\nhlt`).getRflags() & (CF | OF);
+  assert.equal(ov("-1", "-1"), 0);
+  assert.equal(ov("0x8000000000000000", "-1"), CF | OF);
+  assert.equal(ov("0x8000000000000000", "1"), 0);
+  assert.equal(ov("-0x100000000", "0x80000000"), 0, "-2^63 fits");
+  assert.equal(ov("0x100000000", "0x80000000"), CF | OF, "+2^63 does not");
+  assert.equal(ov("0x7fffffffffffffff", "2"), CF | OF);
+  assert.equal(ov("0xcbf29ce484222325", "0x100000001b3"), CF | OF);
   cpu = exec("mov al, -2\nmov bl, 3\nimul bl\nhlt");
   assert.equal(cpu.getReg(0).lo & 0xffff, 0xfffa);
 });
