@@ -61,10 +61,6 @@ const KERNELS = ["longmode", "realmode", "exceptions", "exc32", "paging", "ring3
  * They still run and compare in every suite run; node:test reports them as todo until they pass.
  */
 const KNOWN_CPU_GAPS: Record<string, string> = {
-  exceptions:
-    "#UD for 0xCE (INTO), 0x62 (BOUND), F0 90 (LOCK NOP) in 64-bit mode pushes the previous instruction's RIP; " +
-    "WAIT (9B) with CR0.TS+MP gives #UD, not #NM; IRETQ to CS 0x38 (DPL 3) with RPL 0 from CPL 0 does not #GP(0x38)",
-  paging: "an instruction-fetch #PF after CALL/IRETQ pushes the RIP of the branch instead of the target",
   cpuid: "CPUID.1:EDX lacks FPU, FXSR, SSE, SSE2 of the x86-64 baseline",
   fpu: "x87 and SSE instructions are not implemented yet (#UD)",
 };
@@ -94,9 +90,7 @@ for (const name of KERNELS) {
 test(
   "kernel sdm-only: where QEMU departs from the SDM, viridian matches the SDM-derived expectation",
   {
-    todo:
-      "#SS(0) for PUSH with a non-canonical RSP gives #GP(0); no #AC with CR0.AM+RFLAGS.AC in ring 3; " +
-      "SSE (LDMXCSR 0F AE /2) is #UD, so no #XM",
+    todo: "SSE is not implemented (LDMXCSR 0F AE /2 is #UD), so #XM cannot be raised",
   },
   async () => {
     const elf = assembleKernel("sdm-only");
