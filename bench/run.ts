@@ -1,18 +1,33 @@
-// Entry of `npm run bench`: runs every benchmark, or those named with --only (comma-separated), e.g.
-// `npm run bench -- --only storage`. One module per benchmark; each exports run() or runs on import.
-const benchmarks: Record<string, () => Promise<unknown>> = {
-  "reg64-representation": () => import("./reg64-representation.js"),
-  storage: async () => (await import("./storage.js")).run(),
-};
+// `npm run bench`: runs the benchmarks (one module per benchmark) and prints their figures, each next to its
+// peer measured in the same run (QEMU TCG for the processor, plain file I/O for storage); docs/spec.md records
+// them. `npm run bench -- mips storage` runs only the named ones; `reg64` (decision 0001) runs only on request.
+import { availableParallelism, loadavg } from "node:os";
 
-const i = process.argv.indexOf("--only");
-const only = i >= 0 ? (process.argv[i + 1] ?? "").split(",") : Object.keys(benchmarks);
-for (const name of only) {
-  const b = benchmarks[name];
-  if (!b) {
+const benchmarks: Record<string, () => Promise<void>> = {
+  mips: async () => (await import("./mips.js")).benchMips(),
+  "cpu-loop": async () => {
+    for (const r of (await import("./cpu-loop.js")).benchCpuLoop())
+      console.log(`cpu-loop: ${r.name} ${r.mips.toFixed(1)} MIPS`);
+  },
+  chipset: async () => {
+    for (const r of (await import("./chipset-io.js")).benchChipset())
+      console.log(`chipset: ${r.name} ${(r.perSecond / 1e6).toFixed(2)} M/s`);
+  },
+  storage: async () => (await import("./storage.js")).run(),
+  reg64: async () => void (await import("./reg64-representation.js")),
+};
+const onRequest = new Set(["reg64"]);
+
+const args = process.argv.slice(2).filter((a) => a !== "--only");
+const names = args.length > 0 ? args.flatMap((a) => a.split(",")) : Object.keys(benchmarks).filter((n) => !onRequest.has(n));
+// Timings on a shared machine are only comparable when it is idle: say how busy it was.
+console.log(`bench: load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`);
+for (const name of names) {
+  const run = benchmarks[name];
+  if (!run) {
     console.error(`unknown benchmark '${name}' (known: ${Object.keys(benchmarks).join(", ")})`);
     process.exit(2);
   }
   console.log(`== ${name}`);
-  await b();
+  await run();
 }

@@ -1,0 +1,360 @@
+// Owns: control-transfer handlers: Jcc, JMP/CALL/RET near (relative and indirect), far JMP/CALL/RET
+// (real mode, protected mode code segments, 64-bit), LOOP/LOOPE/LOOPNE/JCXZ, INT n/INT3/INTO/INT1, IRET
+// (real, protected incl. outer-privilege and virtual-8086 returns, IRETQ).
+// Must not: implement event delivery itself (exceptions.ts) or segment descriptor checks (segments.ts).
+// Spec: Intel SDM Vol. 2A CALL, Vol. 2A/2B INT n/INTO/INT3/INT1, IRET/IRETD/IRETQ, Jcc, JMP, LOOP/LOOPcc,
+// RET; Vol. 3A 5.8 (privilege checks for control transfers), 6.14.3 (IRET in IA-32e mode).
+
+import { ACC_DB, ACC_L, ACC_UNUSABLE, CR0_PE, type CpuCore, type Handler, Vec } from "./core.js";
+import { deliverSoftware, EventKind } from "./exceptions.js";
+import { type Insn, OpKind } from "./insn.js";
+import {
+  FLAG_AC,
+  FLAG_ID,
+  FLAG_IF,
+  FLAG_NT,
+  FLAG_RF,
+  FLAG_VIF,
+  FLAG_VIP,
+  FLAG_VM,
+  FLAGS_STATUS,
+} from "./opcode-table.js";
+import { loadCodeSeg, loadSeg, peekCodeDescriptor, protectedMode } from "./segments.js";
+import { writeFlags } from "./stack.js";
+
+function jcc(c: CpuCore, d: Insn): void {
+  if (c.cond(d.opcode & 15)) c.branchRel(d.immLo, d.immHi, d.osize);
+}
+
+function jmp(c: CpuCore, d: Insn): void {
+  c.branchRel(d.immLo, d.immHi, d.osize);
+}
+
+function jmpAbs(c: CpuCore, d: Insn): void {
+  const lo = c.rd0(d);
+  c.setRipSized(lo, d.osize === 8 ? c.hi : 0, d.osize);
+}
+
+function call(c: CpuCore, d: Insn): void {
+  const rl = c.ripLo;
+  const rh = c.ripHi;
+  c.push(d.osize, rl, rh);
+  c.branchRel(d.immLo, d.immHi, d.osize);
+}
+
+function callAbs(c: CpuCore, d: Insn): void {
+  const lo = c.rd0(d);
+  const hi = d.osize === 8 ? c.hi : 0;
+  // Check the target before pushing so a bad target faults with the stack unchanged.
+  const saveLo = c.ripLo;
+  const saveHi = c.ripHi;
+  c.setRipSized(lo, hi, d.osize);
+  const tLo = c.ripLo;
+  const tHi = c.ripHi;
+  c.ripLo = saveLo;
+  c.ripHi = saveHi;
+  c.push(d.osize, saveLo, saveHi);
+  c.ripLo = tLo;
+  c.ripHi = tHi;
+}
+
+function ret(c: CpuCore, d: Insn): void {
+  const lo = c.pop(d.osize);
+  const hi = d.osize === 8 ? c.hi : 0;
+  c.setRipSized(lo, hi, d.osize);
+  if (d.k0 === OpKind.Imm) c.addSp(d.immLo & 0xffff);
+}
+
+/** Reads a far pointer operand: offset in return value (hi in c.hi), selector in farSel. */
+let farSel = 0;
+function farOperand(c: CpuCore, d: Insn): number {
+  if (d.k0 === OpKind.FarPtr) {
+    farSel = d.imm2 & 0xffff;
+    c.hi = 0;
+    return d.osize === 2 ? d.immLo & 0xffff : d.immLo;
+  }
+  const os = d.osize;
+  const off = c.readMem(d.seg, c.eaLo, c.eaHi, os);
+  const offHi = os === 8 ? c.hi : 0;
+  const s = (c.eaLo >>> 0) + os;
+  farSel = c.readMem(d.seg, s | 0, c.eaHi, 2);
+  c.hi = offHi;
+  return off;
+}
+
+/** Far JMP/CALL target load (no gates): real mode, or a protected-mode code segment at the same CPL. */
+function farTransfer(c: CpuCore, sel: number, offLo: number, offHi: number, osize: number): void {
+  if (!protectedMode(c)) {
+    c.loadSegReal(1, sel);
+    c.ripLo = osize === 2 ? offLo & 0xffff : offLo;
+    c.ripHi = 0;
+    return;
+  }
+  const acc = peekCodeDescriptor(c, sel);
+  if ((acc & 0x10) === 0) {
+    // System descriptor: call gates and task gates/TSS (task switching) are not supported by this core.
+    c.gp(sel & 0xfffc);
+  }
+  loadCodeSeg(c, sel, c.cpl, true);
+  c.setRipSized(offLo, c.long64 ? offHi : 0, c.long64 ? osize : osize === 2 ? 2 : 4);
+}
+
+function jmpFar(c: CpuCore, d: Insn): void {
+  const off = farOperand(c, d);
+  farTransfer(c, farSel, off, c.hi, d.osize);
+}
+
+function callFar(c: CpuCore, d: Insn): void {
+  const off = farOperand(c, d);
+  const offHi = c.hi;
+  const sel = farSel;
+  const os = d.osize;
+  const oldCs = c.segSel[1]!;
+  const rl = c.ripLo;
+  const rh = c.ripHi;
+  if (protectedMode(c)) {
+    const acc = peekCodeDescriptor(c, sel);
+    if ((acc & 0x10) === 0) c.gp(sel & 0xfffc);
+  }
+  c.push(os, oldCs, 0);
+  c.push(os, rl, rh);
+  farTransfer(c, sel, off, offHi, os);
+}
+
+function retf(c: CpuCore, d: Insn): void {
+  const os = d.osize;
+  const imm = d.k0 === OpKind.Imm ? d.immLo & 0xffff : 0;
+  const ipLo = c.peekStack(0, os);
+  const ipHi = os === 8 ? c.hi : 0;
+  const sel = c.peekStack(os, 2) & 0xffff;
+  if (!protectedMode(c)) {
+    c.addSp(2 * os + imm);
+    c.loadSegReal(1, sel);
+    c.ripLo = os === 2 ? ipLo & 0xffff : ipLo;
+    c.ripHi = 0;
+    return;
+  }
+  const rpl = sel & 3;
+  if (rpl < c.cpl) c.gp(sel & 0xfffc);
+  checkReturnCode(c, sel);
+  if (rpl === c.cpl) {
+    loadCodeSeg(c, sel, rpl, false);
+    c.addSp(2 * os + imm);
+    c.setRipSized(ipLo, ipHi, c.long64 ? os : os === 2 ? 2 : 4);
+    return;
+  }
+  // Return to an outer privilege level: SS:rSP follow CS:rIP (and the parameters) on the stack.
+  const spLo = c.peekStack(2 * os + imm, os);
+  const spHi = os === 8 ? c.hi : 0;
+  const ss = c.peekStack(3 * os + imm, 2) & 0xffff;
+  const wasLong = (c.efer & 0x400) !== 0;
+  loadCodeSeg(c, sel, rpl, false);
+  if (wasLong && c.long64 && (ss & 0xfffc) === 0) c.loadSegCache(2, ss, 0, 0, 0, ACC_UNUSABLE | (rpl << 5));
+  else loadSeg(c, 2, ss);
+  setSp(c, spLo, spHi, os);
+  c.addSp(imm);
+  c.setRipSized(ipLo, ipHi, c.long64 ? os : os === 2 ? 2 : 4);
+  nullDataSegsForOuter(c);
+}
+
+/**
+ * RET far / IRET target checks beyond loadCodeSeg (SDM RET, IRET): a non-conforming code segment's DPL must
+ * equal the selector's RPL; a conforming one's DPL must not exceed it.
+ */
+function checkReturnCode(c: CpuCore, sel: number): void {
+  const acc = peekCodeDescriptor(c, sel);
+  if ((acc & 0x18) !== 0x18) c.gp(sel & 0xfffc);
+  const dpl = (acc >> 5) & 3;
+  const rpl = sel & 3;
+  if (acc & 4 ? dpl > rpl : dpl !== rpl) c.gp(sel & 0xfffc);
+}
+
+function setSp(c: CpuCore, lo: number, hi: number, os: number): void {
+  if (c.stackSize === 8) {
+    c.rlo[4] = lo;
+    c.rhi[4] = os === 8 ? hi : 0;
+  } else if (c.stackSize === 4) c.setGpr(4, 4, lo, 0);
+  else c.rlo[4] = (c.rlo[4]! & ~0xffff) | (lo & 0xffff);
+}
+
+/** After a return to an outer level, data segments the new CPL may not use are nulled (SDM RET/IRET). */
+function nullDataSegsForOuter(c: CpuCore): void {
+  for (const s of [0, 3, 4, 5]) {
+    const acc = c.segAccess[s]!;
+    if (acc & ACC_UNUSABLE) continue;
+    const dpl = (acc >> 5) & 3;
+    const conformingCode = (acc & 0x1c) === 0x1c;
+    if ((acc & 0x10) === 0 || (!conformingCode && dpl < c.cpl)) c.loadSegCache(s, 0, 0, 0, 0, ACC_UNUSABLE);
+  }
+}
+
+function counterSize(d: Insn): number {
+  return d.asize;
+}
+
+/** Decrements rCX at the address size; returns whether it is now non-zero. */
+function decCount(c: CpuCore, d: Insn): boolean {
+  const as = counterSize(d);
+  if (as === 8) {
+    const s = (c.rlo[1]! >>> 0) - 1;
+    c.rlo[1] = s | 0;
+    c.rhi[1] = (c.rhi[1]! - (s < 0 ? 1 : 0)) | 0;
+    return (c.rlo[1]! | c.rhi[1]!) !== 0;
+  }
+  if (as === 4) {
+    c.setGpr(1, 4, c.rlo[1]! - 1, 0);
+    c.rhi[1] = c.rhi[1]!; // 32-bit address size: ECX written, upper half zeroed by setReg
+    return c.rlo[1]! !== 0;
+  }
+  const v = (c.rlo[1]! - 1) & 0xffff;
+  c.rlo[1] = (c.rlo[1]! & ~0xffff) | v;
+  return v !== 0;
+}
+
+function loop(c: CpuCore, d: Insn): void {
+  const nz = decCount(c, d);
+  let take = nz;
+  if (d.opcode === 0xe1) take = nz && c.getZF() === 1;
+  else if (d.opcode === 0xe0) take = nz && c.getZF() === 0;
+  if (take) c.branchRel(d.immLo, d.immHi, d.osize);
+}
+
+function jcxz(c: CpuCore, d: Insn): void {
+  const as = d.asize;
+  const zero =
+    as === 8 ? (c.rlo[1]! | c.rhi[1]!) === 0 : as === 4 ? c.rlo[1]! === 0 : (c.rlo[1]! & 0xffff) === 0;
+  if (zero) c.branchRel(d.immLo, d.immHi, d.osize);
+}
+
+function softInt(c: CpuCore, vector: number, kind: EventKind): void {
+  // Virtual-8086 mode with IOPL < 3: INT n is IOPL-sensitive (no VME support).
+  if (c.flagsReg & FLAG_VM && ((c.flagsReg >> 12) & 3) < 3 && kind === EventKind.Software) c.gp(0);
+  deliverSoftware(c, vector, kind);
+}
+
+function iret(c: CpuCore, d: Insn): void {
+  const os = d.osize;
+  c.nmiBlocked = false;
+  if (!(c.cr0 & CR0_PE)) {
+    const ip = c.peekStack(0, os);
+    const cs = c.peekStack(os, 2);
+    const fl = c.peekStack(2 * os, os);
+    c.addSp(3 * os);
+    c.loadSegReal(1, cs);
+    c.ripLo = os === 2 ? ip & 0xffff : ip;
+    c.ripHi = 0;
+    const mask = os === 2 ? 0xffff : 0x257fd5;
+    writeFlags(c, fl, mask & ~(FLAG_VIF | FLAG_VIP) & 0x3f7fd5);
+    return;
+  }
+  if (c.flagsReg & FLAG_VM) {
+    // IRET inside virtual-8086 mode: IOPL-sensitive.
+    if (((c.flagsReg >> 12) & 3) < 3) c.gp(0);
+    const ip = c.peekStack(0, os);
+    const cs = c.peekStack(os, 2);
+    const fl = c.peekStack(2 * os, os);
+    c.addSp(3 * os);
+    c.loadSegReal(1, cs);
+    c.ripLo = os === 2 ? ip & 0xffff : ip;
+    writeFlags(c, fl, (os === 2 ? 0xffff : 0x3f7fd5) & ~(0x3000 | FLAG_VM | FLAG_VIF | FLAG_VIP));
+    return;
+  }
+  if (c.getFlags() & FLAG_NT) {
+    if (c.efer & 0x400) c.gp(0);
+    c.gp(c.trSel & 0xfffc); // task return: task switching is not supported by this core
+  }
+  const ipLo = c.peekStack(0, os);
+  const ipHi = os === 8 ? c.hi : 0;
+  const sel = c.peekStack(os, 2) & 0xffff;
+  const fl = c.peekStack(2 * os, os);
+  const oldCpl = c.cpl;
+  const iopl = (c.flagsReg >> 12) & 3;
+  // Which flags IRET may change (SDM IRET operation): IOPL only at CPL 0, IF only when CPL <= IOPL.
+  let mask = FLAGS_STATUS | 0x100 | 0x400 | FLAG_NT | FLAG_AC | FLAG_ID | FLAG_RF;
+  if (oldCpl <= iopl) mask |= FLAG_IF;
+  if (oldCpl === 0) mask |= 0x3000 | FLAG_VIF | FLAG_VIP;
+  if (os === 2) mask &= 0xffff;
+  if (!(c.efer & 0x400) && fl & FLAG_VM && oldCpl === 0 && os === 4) {
+    // Return to virtual-8086 mode: ESP, SS, ES, DS, FS, GS follow.
+    const esp = c.peekStack(12, 4);
+    const ss = c.peekStack(16, 2);
+    const es = c.peekStack(20, 2);
+    const ds = c.peekStack(24, 2);
+    const fs = c.peekStack(28, 2);
+    const gs = c.peekStack(32, 2);
+    writeFlags(c, fl, 0x3f7fd5);
+    for (const [s, v] of [
+      [1, sel],
+      [2, ss],
+      [0, es],
+      [3, ds],
+      [4, fs],
+      [5, gs],
+    ] as const)
+      c.loadSegReal(s, v);
+    c.rlo[4] = esp;
+    c.ripLo = ipLo & 0xffff;
+    c.ripHi = 0;
+    return;
+  }
+  const rpl = sel & 3;
+  if (rpl < oldCpl) c.gp(sel & 0xfffc);
+  checkReturnCode(c, sel);
+  const acc = peekCodeDescriptor(c, sel);
+  const long = (c.efer & 0x400) !== 0;
+  const to64 = long && (acc & ACC_L) !== 0 && (acc & ACC_DB) === 0;
+  if (rpl === oldCpl && !(long && c.long64)) {
+    loadCodeSeg(c, sel, rpl, false);
+    c.addSp(3 * os);
+    writeFlags(c, fl, mask);
+    c.setRipSized(ipLo, ipHi, to64 ? 8 : os === 2 ? 2 : 4);
+    return;
+  }
+  // 64-bit IRET always pops SS:RSP; legacy IRET does for an outer-privilege return.
+  const spLo = c.peekStack(3 * os, os);
+  const spHi = os === 8 ? c.hi : 0;
+  const ss = c.peekStack(4 * os, 2) & 0xffff;
+  loadCodeSeg(c, sel, rpl, false);
+  if (long && c.long64 && (ss & 0xfffc) === 0 && rpl < 3)
+    c.loadSegCache(2, ss, 0, 0, 0, ACC_UNUSABLE | (rpl << 5));
+  else loadSeg(c, 2, ss);
+  writeFlags(c, fl, mask);
+  setSp(c, spLo, spHi, os);
+  c.setRipSized(ipLo, ipHi, to64 ? 8 : os === 2 ? 2 : 4);
+  if (rpl > oldCpl) nullDataSegsForOuter(c);
+}
+
+/** BOUND: #BR unless lower <= index <= upper (signed, operand size 16 or 32). */
+function bound(c: CpuCore, d: Insn): void {
+  const os = d.osize;
+  const idx = os === 2 ? (c.rlo[d.r0]! << 16) >> 16 : c.rlo[d.r0]!;
+  let lower = c.readMem(d.seg, c.eaLo, 0, os);
+  let upper = c.readMem(d.seg, (c.eaLo + os) | 0, 0, os);
+  if (os === 2) {
+    lower = (lower << 16) >> 16;
+    upper = (upper << 16) >> 16;
+  }
+  if (idx < lower || idx > upper) c.fault(Vec.BR);
+}
+
+export const controlHandlers: Record<string, Handler> = {
+  bound,
+  jcc,
+  jmp,
+  jmpAbs,
+  call,
+  callAbs,
+  ret,
+  jmpFar,
+  callFar,
+  retf,
+  loop,
+  jcxz,
+  int3: (c) => softInt(c, Vec.BP, EventKind.Software),
+  int: (c, d) => softInt(c, d.immLo & 0xff, EventKind.Software),
+  into: (c) => {
+    if (c.getOF()) softInt(c, Vec.OF, EventKind.Software);
+  },
+  int1: (c) => softInt(c, Vec.DB, EventKind.Icebp),
+  iret,
+};

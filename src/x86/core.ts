@@ -1,0 +1,905 @@
+// Owns: the architectural state of one virtual processor (GPRs as (lo, hi) Int32 pairs, RIP, RFLAGS via
+// FlagUnit, segment registers with their hidden caches, descriptor-table registers, control/debug registers,
+// owned MSRs, XMM file) and every primitive a handler needs: operand read/write by decoded operand slot,
+// effective-address computation, segmentation, the software TLB and guest-memory access (RAM fast path,
+// MMIO and access-violation exits), stack push/pop, and raising exceptions.
+// Must not: decode instructions, deliver exceptions (exceptions.ts) or contain instruction semantics
+// (handler modules). Nothing here allocates on the hot path.
+// Spec: Intel SDM Vol. 1 ch. 3 (registers, address computation), Vol. 3A ch. 3 (segmentation, descriptor
+// caches), ch. 4.10 (TLBs), ch. 6.3/6.15 (exception classes used by `fault`); docs/decisions/0001.
+
+import { type GuestMemory, PAGE_EXECUTE, PAGE_READ, PAGE_WRITE } from "../memory/guest-memory.js";
+import { CpuidModel } from "./cpuid.js";
+import { FlagUnit } from "./flags.js";
+import { type Insn, OpKind } from "./insn.js";
+import { ACC_READ, ACC_WRITE, type PagingRegs, WalkResult, walk } from "./paging.js";
+import { ExitReason, newExitInfo, type ExitControls, type ExitInfo } from "./vm-exit.js";
+
+/** Thrown (never constructed per event) to unwind an instruction: a fault to deliver, or an exit. */
+export class CpuSignal {
+  constructor(readonly kind: number) {}
+}
+export const FAULT = new CpuSignal(0);
+export const EXIT = new CpuSignal(1);
+
+/** Exception vectors (SDM Vol. 3A Table 6-1). */
+export const enum Vec {
+  DE = 0,
+  DB = 1,
+  NMI = 2,
+  BP = 3,
+  OF = 4,
+  BR = 5,
+  UD = 6,
+  NM = 7,
+  DF = 8,
+  TS = 10,
+  NP = 11,
+  SS = 12,
+  GP = 13,
+  PF = 14,
+  MF = 16,
+  AC = 17,
+  MC = 18,
+  XM = 19,
+}
+
+export const CR0_PE = 1;
+export const CR0_MP = 2;
+export const CR0_EM = 4;
+export const CR0_TS = 8;
+export const CR0_ET = 0x10;
+export const CR0_NE = 0x20;
+export const CR0_WP = 0x10000;
+export const CR0_AM = 0x40000;
+export const CR0_NW = 0x20000000;
+export const CR0_CD = 0x40000000;
+export const CR0_PG = 0x80000000 | 0;
+export const CR4_VME = 1;
+export const CR4_PVI = 2;
+export const CR4_TSD = 4;
+export const CR4_DE = 8;
+export const CR4_PSE = 0x10;
+export const CR4_PAE = 0x20;
+export const CR4_MCE = 0x40;
+export const CR4_PGE = 0x80;
+export const CR4_PCE = 0x100;
+export const CR4_OSFXSR = 0x200;
+export const CR4_OSXMMEXCPT = 0x400;
+export const CR4_FSGSBASE = 0x10000;
+export const CR4_PCIDE = 0x20000;
+export const EFER_SCE = 1;
+export const EFER_LME = 0x100;
+export const EFER_LMA = 0x400;
+export const EFER_NXE = 0x800;
+
+/** Segment access-rights bits (VMCS access-rights layout: descriptor bits 40..55 shifted down by 40). */
+export const ACC_TYPE_ACCESSED = 1;
+export const ACC_S = 0x10;
+export const ACC_P = 0x80;
+export const ACC_L = 0x2000;
+export const ACC_DB = 0x4000;
+export const ACC_G = 0x8000;
+/** Set in our cache when a null selector was loaded (protected mode): any use faults. */
+export const ACC_UNUSABLE = 0x10000;
+
+const TLB_BITS = 9;
+export const TLB_SIZE = 1 << TLB_BITS;
+const TLB_MASK = TLB_SIZE - 1;
+const TWO32 = 0x1_0000_0000;
+
+export type Handler = (c: CpuCore, d: Insn) => void;
+
+export interface CpuOptions {
+  /** TSC frequency in Hz (default 1 GHz). */
+  tscHz?: number;
+  /** Monotonic clock in nanoseconds (double); default performance.now()-based. */
+  clock?: () => number;
+  /** Derive time (TSC) from retired instructions only, for reproducible runs. */
+  deterministic?: boolean;
+}
+
+export class CpuCore extends FlagUnit {
+  readonly mem: GuestMemory;
+  readonly bytes: Uint8Array;
+  readonly dv: DataView;
+  readonly i32: Int32Array;
+  readonly cpuid = new CpuidModel();
+
+  // ---- general-purpose registers and RIP (docs/decisions/0001) ----
+  readonly rlo = new Int32Array(16);
+  readonly rhi = new Int32Array(16);
+  ripLo = 0;
+  ripHi = 0;
+  /** RIP of the instruction being executed (faults report it; RIP itself already points past it). */
+  curRipLo = 0;
+  curRipHi = 0;
+  /** Scratch: high half of the last 64-bit value returned by a read helper. */
+  hi = 0;
+
+  // ---- segments ----
+  readonly segSel = new Int32Array(6);
+  readonly segBaseLo = new Int32Array(6);
+  readonly segBaseHi = new Int32Array(6);
+  /** Byte-granular limit as an unsigned value (0..0xffffffff). */
+  readonly segLimit = new Float64Array(6);
+  readonly segAccess = new Int32Array(6);
+  /** Bit per segment whose accesses need a limit/usability check (not flat 4 GiB expand-up). */
+  segCheck = 0;
+  ldtrSel = 0;
+  ldtrBaseLo = 0;
+  ldtrBaseHi = 0;
+  ldtrLimit = 0;
+  ldtrAccess = ACC_UNUSABLE;
+  trSel = 0;
+  trBaseLo = 0;
+  trBaseHi = 0;
+  trLimit = 0xffff;
+  trAccess = 0x8b;
+  gdtrBaseLo = 0;
+  gdtrBaseHi = 0;
+  gdtrLimit = 0xffff;
+  idtrBaseLo = 0;
+  idtrBaseHi = 0;
+  idtrLimit = 0x3ff;
+
+  // ---- control, debug, model-specific registers ----
+  cr0 = 0x60000010;
+  cr2Lo = 0;
+  cr2Hi = 0;
+  cr3Lo = 0;
+  cr3Hi = 0;
+  cr4 = 0;
+  cr8 = 0;
+  efer = 0;
+  readonly drLo = new Int32Array(8);
+  readonly drHi = new Int32Array(8);
+  starLo = 0;
+  starHi = 0;
+  lstarLo = 0;
+  lstarHi = 0;
+  cstarLo = 0;
+  cstarHi = 0;
+  sfmask = 0;
+  kgsBaseLo = 0;
+  kgsBaseHi = 0;
+  sysenterCs = 0;
+  sysenterEspLo = 0;
+  sysenterEspHi = 0;
+  sysenterEipLo = 0;
+  sysenterEipHi = 0;
+  tscAux = 0;
+  patLo = 0x00070406;
+  patHi = 0x00070406;
+  /** MTRRs and other storage-only MSRs the processor owns (number -> [lo, hi]). */
+  readonly msrStore = new Map<number, [number, number]>();
+
+  // ---- SIMD state (owned by the SIMD helper's modules; storage lives here so it is per-processor) ----
+  /** XMM0..15, four little-endian dwords each (XMM n dword k at [n * 4 + k]). */
+  readonly xmm = new Int32Array(64);
+  mxcsr = 0x1f80;
+  /** x87/MMX state in FXSAVE layout (bytes 0..159 of the FXSAVE image: FCW, FSW, FTW, ..., ST0-7). */
+  readonly fxArea = new Uint8Array(512);
+
+  // ---- derived mode state (updateMode) ----
+  cpl = 0;
+  /** 64-bit mode (EFER.LMA and CS.L). */
+  long64 = false;
+  /** CodeMode for decoding. */
+  codeMode = 0;
+  /** Stack address size in bytes (2, 4, 8). */
+  stackSize = 2;
+
+  // ---- per-instruction scratch ----
+  /** Effective address (offset within segment) of the current instruction's memory operand. */
+  eaLo = 0;
+  eaHi = 0;
+  /** Interrupt shadow after STI / MOV SS / POP SS: instructions left to retire before interrupts. */
+  shadow = 0;
+  /** HLT executed without HLT exiting: the processor idles until an interrupt or NMI. */
+  halted = false;
+  /** NMIs are blocked from NMI delivery until the next IRET. */
+  nmiBlocked = false;
+
+  // ---- exceptions and exits ----
+  faultVector = 0;
+  faultCode = 0;
+  faultHasCode = false;
+  readonly exit: ExitInfo = newExitInfo();
+  readonly controls: ExitControls;
+  /** A posted (already retired) exit is waiting to be reported after the current instruction. */
+  postedExit = false;
+  /**
+   * Nonzero when the run loop must look at something after the current instruction (posted exit, HLT,
+   * interrupt shadow). Set together with postedExit/halted/shadow so the loop tests one field.
+   */
+  attn = 0;
+  /** Completion values for replayed instructions (IN and MMIO reads re-execute with the runner's value). */
+  ioPending = false;
+  ioValue = 0;
+  mmioPending = false;
+  mmioGpa = 0;
+  mmioLo = 0;
+  mmioHi = 0;
+
+  // ---- TLB: tags (linear page number, NaN = empty) and RAM offsets, per kind x (supervisor, user) ----
+  // A seventh to ninth region is never filled: user accesses look there while alignment checking is active
+  // (CR0.AM, RFLAGS.AC, CPL 3), so every such access takes the slow path, which checks alignment.
+  readonly tlbTag = new Float64Array(9 * TLB_SIZE).fill(NaN);
+  readonly tlbOff = new Float64Array(9 * TLB_SIZE);
+  readonly tlbGlobal = new Uint8Array(9 * TLB_SIZE);
+  /** 0 for supervisor (CPL < 3), 3 * TLB_SIZE for user, 6 * TLB_SIZE for user with alignment checks. */
+  tlbUser = 0;
+  private readonly walkRes = new WalkResult();
+  private readonly pagingRegs: PagingRegs = { cr0: 0, cr3Lo: 0, cr3Hi: 0, cr4: 0, lma: false, nxe: false };
+
+  // ---- time ----
+  readonly tscHz: number;
+  readonly clock: () => number;
+  readonly deterministic: boolean;
+  /** Instructions retired before the current run() call (exact to 2^53). */
+  retiredCount = 0;
+  /** Instructions retired so far in the current run() call. */
+  count = 0;
+  private tscBase = 0;
+  private tscLast = 0;
+  private readonly clock0: number;
+
+  constructor(memory: GuestMemory, options: CpuOptions = {}) {
+    super();
+    this.mem = memory;
+    this.bytes = memory.bytes;
+    this.dv = new DataView(memory.buffer);
+    this.i32 = new Int32Array(memory.buffer, 0, Math.floor(memory.size / 4));
+    this.tscHz = options.tscHz ?? 1_000_000_000;
+    this.deterministic = options.deterministic ?? false;
+    this.clock = options.clock ?? (() => globalThis.performance.now() * 1e6);
+    this.clock0 = this.clock();
+    this.controls = {
+      ioBitmap: new Uint8Array(8192).fill(0xff),
+      cpuidExiting: false,
+      interruptWindowExiting: false,
+      hltExiting: true,
+      tscOffsetLo: 0,
+      tscOffsetHi: 0,
+    };
+  }
+
+  // =============================== exceptions ===============================
+
+  /** Raises an exception (vector with optional error code) for the current instruction. Never returns. */
+  fault(vector: number, code = -1): never {
+    this.faultVector = vector;
+    this.faultHasCode = code >= 0;
+    this.faultCode = code >= 0 ? code : 0;
+    throw FAULT;
+  }
+
+  gp(code = 0): never {
+    return this.fault(Vec.GP, code);
+  }
+
+  ud(): never {
+    return this.fault(Vec.UD);
+  }
+
+  /** Reports an exit that aborts the current instruction (it will re-execute or be completed). */
+  exitNow(reason: ExitReason): never {
+    this.exit.reason = reason;
+    throw EXIT;
+  }
+
+  // =============================== registers ===============================
+
+  /** Reads GPR r at size (1 = low byte, r in 0..15 with REX numbering). 8 bytes: hi in `this.hi`. */
+  getGpr(r: number, size: number): number {
+    switch (size) {
+      case 1:
+        return this.rlo[r]! & 0xff;
+      case 2:
+        return this.rlo[r]! & 0xffff;
+      case 4:
+        return this.rlo[r]!;
+      default:
+        this.hi = this.rhi[r]!;
+        return this.rlo[r]!;
+    }
+  }
+
+  /** Writes GPR r at size; 32-bit writes zero the upper half, 8/16-bit writes merge (SDM Vol. 1 3.4.1.1). */
+  setGpr(r: number, size: number, lo: number, hi: number): void {
+    switch (size) {
+      case 1:
+        this.rlo[r] = (this.rlo[r]! & ~0xff) | (lo & 0xff);
+        break;
+      case 2:
+        this.rlo[r] = (this.rlo[r]! & ~0xffff) | (lo & 0xffff);
+        break;
+      case 4:
+        this.rlo[r] = lo;
+        this.rhi[r] = 0;
+        break;
+      default:
+        this.rlo[r] = lo;
+        this.rhi[r] = hi;
+    }
+  }
+
+  /** Reads operand slot (kind, reg, size) of `d`. Values of size < 8 are zero-extended; size 4 is int32. */
+  rd(d: Insn, kind: number, reg: number, size: number): number {
+    switch (kind) {
+      case OpKind.Reg:
+        return this.getGpr(reg, size);
+      case OpKind.Mem:
+        return this.readMem(d.seg, this.eaLo, this.eaHi, size);
+      case OpKind.Imm:
+      case OpKind.Rel:
+        this.hi = d.immHi;
+        return size === 1 ? d.immLo & 0xff : size === 2 ? d.immLo & 0xffff : d.immLo;
+      case OpKind.RegHigh:
+        return (this.rlo[reg]! >> 8) & 0xff;
+      case OpKind.Sreg:
+        this.hi = 0;
+        return this.segSel[reg]!;
+      default:
+        throw new Error(`operand kind ${kind} is not a GPR/memory/immediate operand`);
+    }
+  }
+
+  /** Writes operand slot (kind, reg, size) of `d`. */
+  wr(d: Insn, kind: number, reg: number, size: number, lo: number, hi: number): void {
+    if (kind === OpKind.Reg) this.setGpr(reg, size, lo, hi);
+    else if (kind === OpKind.Mem) this.writeMem(d.seg, this.eaLo, this.eaHi, size, lo, hi);
+    else if (kind === OpKind.RegHigh) this.rlo[reg] = (this.rlo[reg]! & ~0xff00) | ((lo & 0xff) << 8);
+    else throw new Error(`operand kind ${kind} is not writable`);
+  }
+
+  rd0(d: Insn): number {
+    return this.rd(d, d.k0, d.r0, d.s0);
+  }
+  rd1(d: Insn): number {
+    return this.rd(d, d.k1, d.r1, d.s1);
+  }
+  rd2(d: Insn): number {
+    return this.rd(d, d.k2, d.r2, d.s2);
+  }
+  wr0(d: Insn, lo: number, hi: number): void {
+    this.wr(d, d.k0, d.r0, d.s0, lo, hi);
+  }
+  wr1(d: Insn, lo: number, hi: number): void {
+    this.wr(d, d.k1, d.r1, d.s1, lo, hi);
+  }
+
+  /** Computes the effective address of d's memory operand into eaLo/eaHi (SDM Vol. 1 3.7.5). */
+  computeEA(d: Insn): void {
+    let lo = d.dispLo;
+    if (d.asize === 8) {
+      let hi = d.dispHi;
+      if (d.ripRel) {
+        const s = (lo >>> 0) + (this.ripLo >>> 0);
+        lo = s | 0;
+        hi = (hi + this.ripHi + (s >= TWO32 ? 1 : 0)) | 0;
+      }
+      if (d.base >= 0) {
+        const s = (lo >>> 0) + (this.rlo[d.base]! >>> 0);
+        lo = s | 0;
+        hi = (hi + this.rhi[d.base]! + (s >= TWO32 ? 1 : 0)) | 0;
+      }
+      if (d.index >= 0) {
+        const sh = d.scale;
+        let ilo = this.rlo[d.index]!;
+        let ihi = this.rhi[d.index]!;
+        if (sh !== 0) {
+          ihi = (ihi << sh) | (ilo >>> (32 - sh));
+          ilo <<= sh;
+        }
+        const s = (lo >>> 0) + (ilo >>> 0);
+        lo = s | 0;
+        hi = (hi + ihi + (s >= TWO32 ? 1 : 0)) | 0;
+      }
+      this.eaLo = lo;
+      this.eaHi = hi;
+      return;
+    }
+    if (d.ripRel) lo = (lo + this.ripLo) | 0;
+    if (d.base >= 0) lo = (lo + this.rlo[d.base]!) | 0;
+    if (d.index >= 0) lo = (lo + (this.rlo[d.index]! << d.scale)) | 0;
+    this.eaLo = d.asize === 2 ? lo & 0xffff : lo;
+    this.eaHi = 0;
+  }
+
+  // =============================== segmentation ===============================
+
+  /** Linear address (lo) of seg:offset, checking limits outside 64-bit mode; hi half in `this.hi`. */
+  linear(seg: number, offLo: number, offHi: number, size: number, write: boolean): number {
+    if (this.long64) {
+      if (seg < 4) {
+        // A non-canonical stack-segment reference is #SS(0), not #GP(0) (SDM Vol. 3A 6.15 #SS).
+        if (seg === 2 && (offHi << 16) >> 16 !== offHi) this.fault(Vec.SS, 0);
+        this.hi = offHi;
+        return offLo;
+      }
+      const s = (offLo >>> 0) + (this.segBaseLo[seg]! >>> 0);
+      this.hi = (offHi + this.segBaseHi[seg]! + (s >= TWO32 ? 1 : 0)) | 0;
+      return s | 0;
+    }
+    if (this.segCheck & (1 << seg)) this.checkSegment(seg, offLo, size, write);
+    this.hi = 0;
+    return (this.segBaseLo[seg]! + offLo) | 0;
+  }
+
+  /** Limit, type and usability checks for a non-flat segment (SDM Vol. 3A 5.3, 5.4). */
+  checkSegment(seg: number, off: number, size: number, write: boolean): void {
+    const acc = this.segAccess[seg]!;
+    const vec = seg === 2 ? Vec.SS : Vec.GP;
+    if (acc & ACC_UNUSABLE) this.fault(vec, 0);
+    if (write && this.cr0 & CR0_PE && !(this.flagsReg & 0x20000)) {
+      // Writes need a writable data segment (type bit 1 set, bit 3 clear).
+      if ((acc & 0xa) !== 0x2) this.fault(vec, 0);
+    }
+    const limit = this.segLimit[seg]!;
+    const first = off >>> 0;
+    const last = first + size - 1;
+    if ((acc & 0x1c) === 0x14) {
+      // Expand-down data segment: valid offsets are (limit, upper], upper = 0xffff or 0xffffffff by B.
+      const upper = acc & ACC_DB ? 0xffffffff : 0xffff;
+      if (first <= limit || last > upper) this.fault(vec, 0);
+    } else if (last > limit) this.fault(vec, 0);
+  }
+
+  /** Loads a segment's cache directly (real mode, resets, and descriptor loads in segments.ts). */
+  loadSegCache(
+    seg: number,
+    sel: number,
+    baseLo: number,
+    baseHi: number,
+    limit: number,
+    access: number,
+  ): void {
+    this.segSel[seg] = sel & 0xffff;
+    this.segBaseLo[seg] = baseLo;
+    this.segBaseHi[seg] = baseHi;
+    this.segLimit[seg] = limit >>> 0;
+    this.segAccess[seg] = access;
+    const flat = limit >>> 0 === 0xffffffff && (access & 0x1c) !== 0x14 && (access & ACC_UNUSABLE) === 0;
+    // Writes to code/read-only segments must fault too; those are never "flat" for our purposes.
+    const writable = (access & 0x18) === 0x10 && (access & 2) !== 0;
+    if (flat && (writable || seg === 1)) this.segCheck &= ~(1 << seg);
+    else this.segCheck |= 1 << seg;
+    if (seg === 1 || seg === 2) this.updateMode();
+  }
+
+  /** Real-mode / virtual-8086 segment load: base = selector * 16, limit and rights unchanged. */
+  loadSegReal(seg: number, sel: number): void {
+    sel &= 0xffff;
+    this.segSel[seg] = sel;
+    this.segBaseLo[seg] = sel << 4;
+    this.segBaseHi[seg] = 0;
+    if (this.flagsReg & 0x20000) {
+      this.segLimit[seg] = 0xffff;
+      this.segAccess[seg] = seg === 1 ? 0xfb : 0xf3;
+      this.segCheck |= 1 << seg;
+    } else if (this.segAccess[seg]! & ACC_UNUSABLE) {
+      this.segAccess[seg] = seg === 1 ? 0x9b : 0x93;
+      this.segLimit[seg] = 0xffff;
+      this.segCheck |= 1 << seg;
+    }
+    if (seg === 1 || seg === 2) this.updateMode();
+  }
+
+  /** Recomputes CPL, 64-bit mode, decode mode and stack size from CR0/EFER/CS/SS. */
+  updateMode(): void {
+    const csAcc = this.segAccess[1]!;
+    const lma = (this.efer & EFER_LMA) !== 0;
+    this.long64 = lma && (csAcc & ACC_L) !== 0;
+    if (this.long64) this.codeMode = 2;
+    else this.codeMode = csAcc & ACC_DB && !(this.flagsReg & 0x20000) ? 1 : 0;
+    if (!(this.cr0 & CR0_PE)) this.cpl = 0;
+    else if (this.flagsReg & 0x20000) this.cpl = 3;
+    else this.cpl = this.segSel[1]! & 3;
+    const ac = (this.cr0 & CR0_AM) !== 0 && (this.flagsReg & 0x40000) !== 0;
+    this.tlbUser = this.cpl === 3 ? (ac ? 6 * TLB_SIZE : 3 * TLB_SIZE) : 0;
+    this.stackSize = this.long64 ? 8 : this.segAccess[2]! & ACC_DB ? 4 : 2;
+    this.codeCacheReset();
+  }
+
+  /** Hook for the interpreter's current-code-page shortcut (cpu.ts overrides). */
+  codeCacheReset(): void {}
+
+  // =============================== memory ===============================
+
+  /** Reads size (1, 2, 4, 8) bytes at seg:offset. 8 bytes: high half in `this.hi`. */
+  readMem(seg: number, offLo: number, offHi: number, size: number): number {
+    const lo = this.linear(seg, offLo, offHi, size, false);
+    return this.readLin(lo, this.hi, size);
+  }
+
+  writeMem(seg: number, offLo: number, offHi: number, size: number, vlo: number, vhi: number): void {
+    const lo = this.linear(seg, offLo, offHi, size, true);
+    this.writeLin(lo, this.hi, size, vlo, vhi);
+  }
+
+  /** Reads at a linear address with the current privilege. */
+  readLin(lo: number, hi: number, size: number): number {
+    const po = lo & 0xfff;
+    if (po + size <= 4096) {
+      const slot = this.tlbUser + ((lo >>> 12) & TLB_MASK);
+      if (this.tlbTag[slot] === hi * 1048576 + (lo >>> 12)) {
+        const off = this.tlbOff[slot]! + po;
+        switch (size) {
+          case 1:
+            return this.bytes[off]!;
+          case 2:
+            return this.dv.getUint16(off, true);
+          case 4:
+            return this.dv.getInt32(off, true);
+          default:
+            this.hi = this.dv.getInt32(off + 4, true);
+            return this.dv.getInt32(off, true);
+        }
+      }
+    }
+    return this.readSlow(lo, hi, size, this.cpl === 3);
+  }
+
+  writeLin(lo: number, hi: number, size: number, vlo: number, vhi: number): void {
+    const po = lo & 0xfff;
+    if (po + size <= 4096) {
+      const slot = this.tlbUser + TLB_SIZE + ((lo >>> 12) & TLB_MASK);
+      if (this.tlbTag[slot] === hi * 1048576 + (lo >>> 12)) {
+        const off = this.tlbOff[slot]! + po;
+        switch (size) {
+          case 1:
+            this.bytes[off] = vlo;
+            return;
+          case 2:
+            this.dv.setUint16(off, vlo, true);
+            return;
+          case 4:
+            this.dv.setInt32(off, vlo, true);
+            return;
+          default:
+            this.dv.setInt32(off, vlo, true);
+            this.dv.setInt32(off + 4, vhi, true);
+            return;
+        }
+      }
+    }
+    this.writeSlow(lo, hi, size, vlo, vhi, this.cpl === 3);
+  }
+
+  /** Supervisor (implicit) reads and writes: descriptor tables, TSS, IDT — regardless of CPL. */
+  readSys(lo: number, hi: number, size: number): number {
+    return this.readSlow(lo, hi, size, false);
+  }
+  writeSys(lo: number, hi: number, size: number, vlo: number, vhi: number): void {
+    this.writeSlow(lo, hi, size, vlo, vhi, false);
+  }
+
+  /** #AC(0) for a misaligned user data access while alignment checking is active (SDM Vol. 3A 6.15 #AC). */
+  private alignCheck(lo: number, size: number, user: boolean): void {
+    if (user && this.tlbUser === 6 * TLB_SIZE && size > 1 && (lo & (size - 1)) !== 0) this.fault(Vec.AC, 0);
+  }
+
+  readSlow(lo: number, hi: number, size: number, user: boolean): number {
+    this.alignCheck(lo, size, user);
+    const po = lo & 0xfff;
+    if (po + size > 4096) {
+      // Page-straddling: assemble from bytes (each byte translated; faults before any state change).
+      let vlo = 0;
+      let vhi = 0;
+      for (let i = 0; i < size; i++) {
+        const s = (lo >>> 0) + i;
+        const blo = s | 0;
+        const bhi = (hi + (s >= TWO32 ? 1 : 0)) | 0;
+        const off = this.translate(blo, bhi, ACC_READ, user);
+        const b = off >= 0 ? this.bytes[off]! : this.mmioRead(this.mmioGpaLast, 1) & 0xff;
+        if (i < 4) vlo |= b << (8 * i);
+        else vhi |= b << (8 * (i - 4));
+      }
+      this.hi = vhi;
+      return size === 4 || size === 8 ? vlo | 0 : vlo >>> 0;
+    }
+    const off = this.translate(lo, hi, ACC_READ, user);
+    if (off < 0) return this.mmioRead(this.mmioGpaLast, size);
+    switch (size) {
+      case 1:
+        return this.bytes[off]!;
+      case 2:
+        return this.dv.getUint16(off, true);
+      case 4:
+        return this.dv.getInt32(off, true);
+      default:
+        this.hi = this.dv.getInt32(off + 4, true);
+        return this.dv.getInt32(off, true);
+    }
+  }
+
+  writeSlow(lo: number, hi: number, size: number, vlo: number, vhi: number, user: boolean): void {
+    this.alignCheck(lo, size, user);
+    const po = lo & 0xfff;
+    if (po + size > 4096) {
+      // Translate both pages first so a fault on the second leaves memory untouched.
+      const n1 = 4096 - po;
+      const s2 = (lo >>> 0) + n1;
+      const lo2 = s2 | 0;
+      const hi2 = (hi + (s2 >= TWO32 ? 1 : 0)) | 0;
+      const off1 = this.translate(lo, hi, ACC_WRITE, user);
+      const gpa1 = this.mmioGpaLast;
+      const off2 = this.translate(lo2, hi2, ACC_WRITE, user);
+      const gpa2 = this.mmioGpaLast;
+      for (let i = 0; i < size; i++) {
+        const b = i < 4 ? (vlo >>> (8 * i)) & 0xff : (vhi >>> (8 * (i - 4))) & 0xff;
+        if (i < n1) {
+          if (off1 >= 0) this.bytes[off1 + i] = b;
+          else if (i === 0) this.mmioWrite(gpa1, size, vlo, vhi);
+        } else if (off2 >= 0) this.bytes[off2 + i - n1] = b;
+        else if (i === n1 && off1 >= 0) this.mmioWrite(gpa2, size - n1, vlo >>> (8 * n1), 0);
+      }
+      if (off1 >= 0) this.mem.noteWrite(off1, n1);
+      if (off2 >= 0) this.mem.noteWrite(off2, size - n1);
+      return;
+    }
+    const off = this.translate(lo, hi, ACC_WRITE, user);
+    if (off < 0) {
+      this.mmioWrite(this.mmioGpaLast, size, vlo, vhi);
+      return;
+    }
+    switch (size) {
+      case 1:
+        this.bytes[off] = vlo;
+        break;
+      case 2:
+        this.dv.setUint16(off, vlo, true);
+        break;
+      case 4:
+        this.dv.setInt32(off, vlo, true);
+        break;
+      default:
+        this.dv.setInt32(off, vlo, true);
+        this.dv.setInt32(off + 4, vhi, true);
+    }
+    this.mem.noteWrite(off, size);
+  }
+
+  /** Guest-physical address of the last translate() (set for MMIO results too). */
+  mmioGpaLast = 0;
+
+  /**
+   * Translates a linear address for an access kind; returns the RAM offset, or -1 for MMIO (gpa in
+   * mmioGpaLast). Raises #GP (non-canonical), #PF, or an AccessViolation exit. Fills the TLB.
+   */
+  translate(lo: number, hi: number, kind: number, user: boolean): number {
+    if (this.efer & EFER_LMA) {
+      if ((hi << 16) >> 16 !== hi) this.fault(Vec.GP, 0);
+    } else hi = 0;
+    let frame: number;
+    let global = false;
+    if (this.cr0 & CR0_PG) {
+      const pr = this.pagingRegs;
+      pr.cr0 = this.cr0;
+      pr.cr3Lo = this.cr3Lo;
+      pr.cr3Hi = this.cr3Hi;
+      pr.cr4 = this.cr4;
+      pr.lma = (this.efer & EFER_LMA) !== 0;
+      pr.nxe = (this.efer & EFER_NXE) !== 0;
+      const r = this.walkRes;
+      if (!walk(this.mem, this.dv, this.i32, pr, lo, hi, kind, user, r)) {
+        this.cr2Lo = lo;
+        this.cr2Hi = hi;
+        this.fault(Vec.PF, r.error);
+      }
+      frame = r.frame;
+      global = r.global;
+    } else frame = (lo & 0xfffff000) >>> 0;
+    const gpa = frame + (lo & 0xfff);
+    this.mmioGpaLast = gpa;
+    const pageOff = this.mem.offsetOf(frame);
+    if (pageOff < 0) return -1;
+    const need = kind === ACC_READ ? PAGE_READ : kind === ACC_WRITE ? PAGE_WRITE : PAGE_EXECUTE;
+    if ((this.mem.rights[pageOff >>> 12]! & need) === 0) {
+      this.exit.gpa = gpa;
+      this.exit.isWrite = kind === ACC_WRITE;
+      this.exit.size = 0;
+      this.exitNow(ExitReason.AccessViolation);
+    }
+    // Writes to pages holding decoded code stay on the slow path so they invalidate the decode cache.
+    if (kind !== ACC_WRITE || this.mem.codePages[pageOff >>> 12] === 0) {
+      const slot = (user ? 3 * TLB_SIZE : 0) + kind * TLB_SIZE + ((lo >>> 12) & TLB_MASK);
+      this.tlbTag[slot] = hi * 1048576 + (lo >>> 12);
+      this.tlbOff[slot] = pageOff;
+      this.tlbGlobal[slot] = global ? 1 : 0;
+    }
+    return pageOff + (lo & 0xfff);
+  }
+
+  /** MMIO read: replays with the runner's value if this is the completed access, else exits. */
+  mmioRead(gpa: number, size: number): number {
+    if (this.mmioPending && this.mmioGpa === gpa) {
+      this.mmioPending = false;
+      this.hi = size === 8 ? this.mmioHi : 0;
+      const v = this.mmioLo;
+      return size === 1 ? v & 0xff : size === 2 ? v & 0xffff : v;
+    }
+    const x = this.exit;
+    x.gpa = gpa;
+    x.size = size;
+    x.isWrite = false;
+    x.valueLo = 0;
+    x.valueHi = 0;
+    return this.exitNow(ExitReason.Mmio);
+  }
+
+  /** MMIO write: posted — the instruction completes, then run() reports the exit. */
+  mmioWrite(gpa: number, size: number, lo: number, hi: number): void {
+    const x = this.exit;
+    x.reason = ExitReason.Mmio;
+    x.gpa = gpa;
+    x.size = size;
+    x.isWrite = true;
+    x.valueLo = size === 1 ? lo & 0xff : size === 2 ? lo & 0xffff : lo;
+    x.valueHi = size === 8 ? hi : 0;
+    this.postedExit = true;
+    this.attn = 1;
+  }
+
+  /** Flushes the TLB; non-global entries only when `keepGlobal`. */
+  flushTlb(keepGlobal = false): void {
+    if (!keepGlobal) {
+      this.tlbTag.fill(NaN);
+      this.tlbGlobal.fill(0);
+    } else {
+      const t = this.tlbTag;
+      const g = this.tlbGlobal;
+      for (let i = 0; i < t.length; i++) if (g[i] === 0) t[i] = NaN;
+    }
+    this.codeCacheReset();
+  }
+
+  /** Drops every TLB entry for the linear page containing (lo, hi) (INVLPG). */
+  flushTlbPage(lo: number, hi: number): void {
+    const vpn = hi * 1048576 + (lo >>> 12);
+    const idx = (lo >>> 12) & TLB_MASK;
+    for (let k = 0; k < 6; k++) {
+      const slot = k * TLB_SIZE + idx;
+      if (this.tlbTag[slot] === vpn) {
+        this.tlbTag[slot] = NaN;
+        this.tlbGlobal[slot] = 0;
+      }
+    }
+    this.codeCacheReset();
+  }
+
+  /** Removes write entries that point at a RAM page (it now holds decoded code). */
+  dropWriteEntries(pageOff: number): void {
+    for (let u = 0; u < 2; u++) {
+      const base = u * 3 * TLB_SIZE + TLB_SIZE;
+      for (let i = 0; i < TLB_SIZE; i++) if (this.tlbOff[base + i] === pageOff) this.tlbTag[base + i] = NaN;
+    }
+  }
+
+  // =============================== stack ===============================
+
+  /** Pushes size bytes (2, 4, 8) at SS:rSP - size; RSP is updated only after the write succeeds. */
+  push(size: number, lo: number, hi: number): void {
+    if (this.stackSize === 8) {
+      const s = (this.rlo[4]! >>> 0) - size;
+      const nlo = s | 0;
+      const nhi = (this.rhi[4]! - (s < 0 ? 1 : 0)) | 0;
+      if ((nhi << 16) >> 16 !== nhi) this.fault(Vec.SS, 0);
+      this.writeLin(nlo, nhi, size, lo, hi);
+      this.rlo[4] = nlo;
+      this.rhi[4] = nhi;
+    } else if (this.stackSize === 4) {
+      const nsp = (this.rlo[4]! - size) | 0;
+      this.writeMem(2, nsp, 0, size, lo, hi);
+      this.rlo[4] = nsp;
+    } else {
+      const nsp = (this.rlo[4]! - size) & 0xffff;
+      this.writeMem(2, nsp, 0, size, lo, hi);
+      this.rlo[4] = (this.rlo[4]! & ~0xffff) | nsp;
+    }
+  }
+
+  /** Pops size bytes; 8 bytes: high half in `this.hi`. */
+  pop(size: number): number {
+    let v: number;
+    if (this.stackSize === 8) {
+      const vhi0 = 0;
+      const sh = this.rhi[4]!;
+      if ((sh << 16) >> 16 !== sh) this.fault(Vec.SS, 0);
+      v = this.readLin(this.rlo[4]!, sh, size);
+      const vhi = size === 8 ? this.hi : vhi0;
+      const s = (this.rlo[4]! >>> 0) + size;
+      this.rlo[4] = s | 0;
+      this.rhi[4] = (this.rhi[4]! + (s >= TWO32 ? 1 : 0)) | 0;
+      this.hi = vhi;
+    } else if (this.stackSize === 4) {
+      v = this.readMem(2, this.rlo[4]!, 0, size);
+      this.rlo[4] = (this.rlo[4]! + size) | 0;
+    } else {
+      const sp = this.rlo[4]! & 0xffff;
+      v = this.readMem(2, sp, 0, size);
+      this.rlo[4] = (this.rlo[4]! & ~0xffff) | ((sp + size) & 0xffff);
+    }
+    return v;
+  }
+
+  /** Reads the stack at rSP + offset without popping (far returns, IRET). */
+  peekStack(offset: number, size: number): number {
+    if (this.stackSize === 8) {
+      const s = (this.rlo[4]! >>> 0) + offset;
+      const h = (this.rhi[4]! + (s >= TWO32 ? 1 : 0)) | 0;
+      if ((h << 16) >> 16 !== h) this.fault(Vec.SS, 0);
+      return this.readLin(s | 0, h, size);
+    }
+    const sp = this.stackSize === 4 ? (this.rlo[4]! + offset) | 0 : (this.rlo[4]! + offset) & 0xffff;
+    return this.readMem(2, sp, 0, size);
+  }
+
+  /** Adds to rSP at the stack address size. */
+  addSp(n: number): void {
+    if (this.stackSize === 8) {
+      const s = (this.rlo[4]! >>> 0) + n;
+      this.rlo[4] = s | 0;
+      this.rhi[4] = (this.rhi[4]! + (s >= TWO32 ? 1 : s < 0 ? -1 : 0)) | 0;
+    } else if (this.stackSize === 4) this.rlo[4] = (this.rlo[4]! + n) | 0;
+    else this.rlo[4] = (this.rlo[4]! & ~0xffff) | ((this.rlo[4]! + n) & 0xffff);
+  }
+
+  // =============================== control flow ===============================
+
+  /** Sets RIP to a branch target of the given operand size (truncating as the architecture requires). */
+  setRipSized(lo: number, hi: number, osize: number): void {
+    if (osize === 8) {
+      if ((hi << 16) >> 16 !== hi) this.gp(0);
+      this.ripLo = lo;
+      this.ripHi = hi;
+      return;
+    }
+    const v = osize === 2 ? lo & 0xffff : lo;
+    if (!this.long64 && (this.segCheck & 2) !== 0 && v >>> 0 > this.segLimit[1]!) this.gp(0);
+    this.ripLo = v;
+    this.ripHi = 0;
+  }
+
+  /** Branches to next-RIP + rel (Jcc/JMP/CALL rel), truncated to the operand size. */
+  branchRel(relLo: number, relHi: number, osize: number): void {
+    const s = (this.ripLo >>> 0) + (relLo >>> 0);
+    const lo = s | 0;
+    const hi = (this.ripHi + relHi + (s >= TWO32 ? 1 : 0)) | 0;
+    this.setRipSized(lo, hi, osize);
+  }
+
+  // =============================== time ===============================
+
+  /** The current TSC (before the control's offset) as a double. Never decreases. */
+  tscNow(): number {
+    let t: number;
+    if (this.deterministic)
+      t = this.tscBase + Math.floor((this.retiredCount + this.count) * (this.tscHz / 1e8));
+    else t = this.tscBase + Math.floor(((this.clock() - this.clock0) * this.tscHz) / 1e9);
+    if (t < this.tscLast) t = this.tscLast;
+    this.tscLast = t;
+    return t;
+  }
+
+  /** TSC as the guest sees it (with the controls' offset): low half returned, high half in `this.hi`. */
+  readTsc(): number {
+    const t = this.tscNow();
+    const tlo = t % TWO32;
+    const thi = Math.floor(t / TWO32);
+    const s = tlo + (this.controls.tscOffsetLo >>> 0);
+    this.hi = (thi + this.controls.tscOffsetHi + (s >= TWO32 ? 1 : 0)) | 0;
+    return s | 0;
+  }
+
+  /** WRMSR IA32_TIME_STAMP_COUNTER: the guest-visible TSC becomes (lo, hi). */
+  writeTsc(lo: number, hi: number): void {
+    const want = (hi >>> 0) * TWO32 + (lo >>> 0);
+    const off = (this.controls.tscOffsetHi >>> 0) * TWO32 + (this.controls.tscOffsetLo >>> 0);
+    const cur = this.tscNow();
+    this.tscBase += want - off - cur;
+    this.tscLast = want - off;
+  }
+}

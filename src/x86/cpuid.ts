@@ -1,0 +1,188 @@
+// Owns: the processor's CPUID answers and feature set — in ONE place, reporting exactly what is implemented.
+// The decoder consults `CpuidModel.has` for the table's feature gates (an instruction whose feature is not
+// advertised is #UD), so advertising a bit here is what turns instructions on.
+// Must not: advertise anything the processor does not implement. The SIMD helper adds "FPU", "SSE", ... with
+// `enable` once its handlers are registered.
+// Spec: Intel SDM Vol. 2A "CPUID" (leaves 0, 1, 7, 0x80000000-0x80000008), Table 3-8 onwards.
+
+import type { Feature } from "./opcode-table.js";
+
+/** Features that are not instruction gates but architectural capabilities. */
+export type Capability =
+  | Feature
+  | "TSC"
+  | "MSR"
+  | "PAE"
+  | "PSE"
+  | "PGE"
+  | "PAT"
+  | "NX"
+  | "PCID"
+  | "PDPE1GB"
+  | "DE"
+  | "CR8LEGACY"
+  | "INVARIANT_TSC";
+
+/** Where each capability's bit lives: [leaf, register (0 eax, 1 ebx, 2 ecx, 3 edx), bit]. */
+const BITS: Record<Capability, [number, number, number]> = {
+  FPU: [1, 3, 0],
+  DE: [1, 3, 2],
+  PSE: [1, 3, 3],
+  TSC: [1, 3, 4],
+  MSR: [1, 3, 5],
+  PAE: [1, 3, 6],
+  CX8: [1, 3, 8],
+  SEP: [1, 3, 11],
+  PGE: [1, 3, 13],
+  CMOV: [1, 3, 15],
+  PAT: [1, 3, 16],
+  CLFSH: [1, 3, 19],
+  MMX: [1, 3, 23],
+  FXSR: [1, 3, 24],
+  SSE: [1, 3, 25],
+  SSE2: [1, 3, 26],
+  SSE3: [1, 2, 0],
+  SSSE3: [1, 2, 9],
+  CX16: [1, 2, 13],
+  PCID: [1, 2, 17],
+  SSE41: [1, 2, 19],
+  SSE42: [1, 2, 20],
+  MOVBE: [1, 2, 22],
+  POPCNT: [1, 2, 23],
+  RDRAND: [1, 2, 30],
+  BMI1: [7, 1, 3],
+  INVPCID: [7, 1, 10],
+  LAHF64: [0x80000001, 2, 0],
+  CR8LEGACY: [0x80000001, 2, 4],
+  LZCNT: [0x80000001, 2, 5],
+  SYSCALL: [0x80000001, 3, 11],
+  NX: [0x80000001, 3, 20],
+  PDPE1GB: [0x80000001, 3, 26],
+  RDTSCP: [0x80000001, 3, 27],
+  LM: [0x80000001, 3, 29],
+  INVARIANT_TSC: [0x80000007, 3, 8],
+};
+
+/** What this processor core implements (see docs/x86-internals.md before adding to it). */
+export const IMPLEMENTED: readonly Capability[] = [
+  "DE",
+  "PSE",
+  "TSC",
+  "MSR",
+  "PAE",
+  "CX8",
+  "SEP",
+  "PGE",
+  "CMOV",
+  "PAT",
+  "CLFSH",
+  "CX16",
+  "PCID",
+  "MOVBE",
+  "POPCNT",
+  "RDRAND",
+  "INVPCID",
+  "LAHF64",
+  "LZCNT",
+  "SYSCALL",
+  "NX",
+  "PDPE1GB",
+  "RDTSCP",
+  "LM",
+  "INVARIANT_TSC",
+];
+
+const VENDOR = "GenuineIntel";
+const BRAND = "Viridian emulated x86-64 processor";
+
+function ascii4(s: string, at: number): number {
+  let v = 0;
+  for (let i = 3; i >= 0; i--) v = (v << 8) | (s.charCodeAt(at + i) || 0);
+  return v | 0;
+}
+
+export class CpuidModel {
+  private readonly caps = new Set<Capability>(IMPLEMENTED);
+  /** Results of the last `query` (eax, ebx, ecx, edx) — preallocated, no allocation per CPUID. */
+  readonly out = new Int32Array(4);
+  /** Initial APIC ID reported in leaf 1 EBX[31:24]. */
+  apicId = 0;
+
+  has(f: Capability): boolean {
+    return this.caps.has(f);
+  }
+
+  /** Advertises a capability (for modules that implement more instructions, e.g. SSE). */
+  enable(f: Capability): void {
+    this.caps.add(f);
+  }
+
+  disable(f: Capability): void {
+    this.caps.delete(f);
+  }
+
+  private bits(leaf: number, reg: number): number {
+    let v = 0;
+    for (const c of this.caps) {
+      const b = BITS[c];
+      if (b[0] === leaf && b[1] === reg) v |= 1 << b[2];
+    }
+    return v | 0;
+  }
+
+  /** Computes the CPUID result for (leaf, subleaf) into `out`. `osxsave` mirrors CR4.OSXSAVE (unused: no XSAVE). */
+  query(leaf: number, subleaf: number): Int32Array {
+    const o = this.out;
+    o.fill(0);
+    leaf >>>= 0;
+    if (leaf > 7 && leaf < 0x80000000) leaf = 7; // Intel: out-of-range basic leaves return the highest leaf
+    if (leaf > 0x80000008) leaf = 7;
+    switch (leaf) {
+      case 0:
+        o[0] = 7;
+        o[1] = ascii4(VENDOR, 0);
+        o[3] = ascii4(VENDOR, 4);
+        o[2] = ascii4(VENDOR, 8);
+        break;
+      case 1:
+        // Family 6, model 0x3A (a generic Ivy Bridge-class signature), stepping 9.
+        o[0] = 0x000306a9;
+        o[1] = (this.apicId << 24) | (1 << 16) | (8 << 8); // CLFLUSH line size 8*8 = 64 bytes
+        o[2] = this.bits(1, 2);
+        o[3] = this.bits(1, 3);
+        break;
+      case 7:
+        if (subleaf === 0) {
+          o[1] = this.bits(7, 1);
+          o[2] = this.bits(7, 2);
+          o[3] = this.bits(7, 3);
+        }
+        break;
+      case 0x80000000:
+        o[0] = 0x80000008 | 0;
+        break;
+      case 0x80000001:
+        o[2] = this.bits(0x80000001, 2);
+        o[3] = this.bits(0x80000001, 3);
+        break;
+      case 0x80000002:
+      case 0x80000003:
+      case 0x80000004: {
+        const at = (leaf - 0x80000002) * 16;
+        const brand = BRAND.padEnd(48, "\0");
+        for (let r = 0; r < 4; r++) o[r] = ascii4(brand, at + r * 4);
+        break;
+      }
+      case 0x80000007:
+        o[3] = this.bits(0x80000007, 3);
+        break;
+      case 0x80000008:
+        o[0] = 0x3028; // 40 physical address bits, 48 linear
+        break;
+      default:
+        // Leaves 2..6 and 0x80000005/6: nothing to describe (no cache/topology/power enumeration).
+        break;
+    }
+    return o;
+  }
+}
