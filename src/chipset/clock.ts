@@ -1,0 +1,63 @@
+// Owns: the time interface every timer device reads (`Clock`), a deterministic implementation the worker can
+// drive from retired instructions or tests can step by hand, a wall-time implementation, and exact
+// nanosecond <-> oscillator-tick conversions shared by the PIT, RTC, UART and ACPI PM timer.
+// Must not: schedule callbacks or own a run loop: devices report their next deadline (`nextDeadlineNs`) and
+// the run loop calls `tick(nowNs)` when it has passed, so time stays a pure function of what the loop feeds.
+// Spec: ARCHITECTURE.md "Time" (one virtual clock per partition; wall or deterministic source).
+
+/** A partition's virtual time in nanoseconds since it was created; never goes backwards. */
+export interface Clock {
+  nowNs(): number;
+}
+
+/** Time that moves only when told to: tests and the deterministic (instruction-driven) mode. */
+export class ManualClock implements Clock {
+  private ns: number;
+
+  constructor(startNs = 0) {
+    this.ns = startNs;
+  }
+
+  nowNs(): number {
+    return this.ns;
+  }
+
+  /** Moves time forward to `ns`; a value in the past is ignored, keeping the clock monotonic. */
+  set(ns: number): void {
+    if (ns > this.ns) this.ns = ns;
+  }
+
+  advance(deltaNs: number): void {
+    if (deltaNs > 0) this.ns += deltaNs;
+  }
+}
+
+/** Host monotonic time (performance.now, available in Node and browsers) since construction. */
+export class WallClock implements Clock {
+  private readonly origin = globalThis.performance.now();
+
+  nowNs(): number {
+    return Math.floor((globalThis.performance.now() - this.origin) * 1e6);
+  }
+}
+
+const NS_PER_S = 1e9;
+
+/**
+ * Whole ticks of a `hz` oscillator in `ns` nanoseconds, exact for any ns below 2^53: the product ns * hz
+ * would lose integer precision after a few seconds, so whole seconds and the remainder are scaled apart.
+ */
+export function ticksIn(ns: number, hz: number): number {
+  if (!(ns > 0)) return 0;
+  const s = Math.floor(ns / NS_PER_S);
+  const rem = ns - s * NS_PER_S;
+  return s * hz + Math.floor((rem * hz) / NS_PER_S);
+}
+
+/** The first nanosecond at which `ticksIn(ns, hz) >= ticks` (the inverse of ticksIn). */
+export function nsForTicks(ticks: number, hz: number): number {
+  if (!(ticks > 0)) return 0;
+  const s = Math.floor(ticks / hz);
+  const rem = ticks - s * hz;
+  return s * NS_PER_S + Math.ceil((rem * NS_PER_S) / hz);
+}
