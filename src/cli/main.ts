@@ -3,12 +3,9 @@
 // Spec: none; the commands are documented in README.md.
 
 import { readFileSync } from "node:fs";
+import type { Command } from "./command.js";
 
-/** A subcommand: gets the arguments after its name, returns the process exit status. */
-export type Command = {
-  summary: string;
-  run(args: string[]): Promise<number>;
-};
+export type { Command } from "./command.js";
 
 const commands: Record<string, () => Promise<Command>> = {};
 
@@ -54,3 +51,5 @@ export async function main(argv: string[]): Promise<number> {
 
 // Subcommands. Each module exports `command: Command`.
 // (registrations are added here as subcommand modules land)
+registerCommand("run", async () => (await import("./run-command.js")).command);
+registerCommand("diverge", async () => (await import("./diverge-command.js")).command);

@@ -46,7 +46,7 @@ export class FlagUnit {
   lazyOp: number = LazyOp.None;
   /** Operand size in bytes of the pending operation (1, 2, 4, 8). */
   lzSize = 4;
-  /** Operands and result: for sizes 1-4 unsigned values masked to the size (hi unused); for 8, (lo, hi). */
+  /** Operands and result: sizes 1-2 masked to the size, size 4 int32 (hi unused); size 8 (lo, hi) pairs. */
   lzA = 0;
   lzAHi = 0;
   lzB = 0;
@@ -56,7 +56,7 @@ export class FlagUnit {
   /** Carry-in for ADC/SBB, preserved CF for INC/DEC, explicit C/O/A bits for LazyOp.Result. */
   lzCin = 0;
 
-  /** Records a 1/2/4-byte operation; a, b, r must already be masked to the size (unsigned). */
+  /** Records a 1/2/4-byte operation; a, b, r as `usize` gives them (masked; int32 for size 4). */
   setLazy(op: number, size: number, a: number, b: number, r: number, cin: number): void {
     this.lazyOp = op;
     this.lzSize = size;
@@ -92,7 +92,7 @@ export class FlagUnit {
   setResultFlags(size: number, rlo: number, rhi: number, cf: number, of: number, af: number): void {
     this.lazyOp = LazyOp.Result;
     this.lzSize = size;
-    this.lzR = size === 8 ? rlo : size === 4 ? rlo >>> 0 : rlo & (size === 1 ? 0xff : 0xffff);
+    this.lzR = size >= 4 ? rlo | 0 : rlo & (size === 1 ? 0xff : 0xffff);
     this.lzRHi = rhi;
     this.lzCin = (cf & 1) | ((of & 1) << 1) | ((af & 1) << 2);
   }
@@ -103,22 +103,22 @@ export class FlagUnit {
         return this.flagsReg & 1;
       case LazyOp.Add:
         if (this.lzSize === 8) return ult64(this.lzR, this.lzRHi, this.lzA, this.lzAHi) ? 1 : 0;
-        return this.lzR < this.lzA ? 1 : 0;
+        return this.lzR >>> 0 < this.lzA >>> 0 ? 1 : 0;
       case LazyOp.Adc:
         if (this.lzSize === 8) {
           if (ult64(this.lzR, this.lzRHi, this.lzA, this.lzAHi)) return 1;
           return this.lzCin !== 0 && this.lzR === this.lzA && this.lzRHi === this.lzAHi ? 1 : 0;
         }
-        return this.lzR < this.lzA || (this.lzCin !== 0 && this.lzR === this.lzA) ? 1 : 0;
+        return this.lzR >>> 0 < this.lzA >>> 0 || (this.lzCin !== 0 && this.lzR === this.lzA) ? 1 : 0;
       case LazyOp.Sub:
         if (this.lzSize === 8) return ult64(this.lzA, this.lzAHi, this.lzB, this.lzBHi) ? 1 : 0;
-        return this.lzA < this.lzB ? 1 : 0;
+        return this.lzA >>> 0 < this.lzB >>> 0 ? 1 : 0;
       case LazyOp.Sbb:
         if (this.lzSize === 8) {
           if (ult64(this.lzA, this.lzAHi, this.lzB, this.lzBHi)) return 1;
           return this.lzCin !== 0 && this.lzA === this.lzB && this.lzAHi === this.lzBHi ? 1 : 0;
         }
-        return this.lzA < this.lzB || (this.lzCin !== 0 && this.lzA === this.lzB) ? 1 : 0;
+        return this.lzA >>> 0 < this.lzB >>> 0 || (this.lzCin !== 0 && this.lzA === this.lzB) ? 1 : 0;
       case LazyOp.Result:
         return this.lzCin & 1;
       default:
@@ -240,13 +240,13 @@ export class FlagUnit {
       const b = this.lzB;
       switch (cc >> 1) {
         case 1:
-          r = a < b ? 1 : 0;
+          r = a >>> 0 < b >>> 0 ? 1 : 0;
           break;
         case 2:
           r = a === b ? 1 : 0;
           break;
         case 3:
-          r = a <= b ? 1 : 0;
+          r = a >>> 0 <= b >>> 0 ? 1 : 0;
           break;
         case 6:
           r = (a | 0) < (b | 0) ? 1 : 0;

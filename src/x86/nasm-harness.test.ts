@@ -17,6 +17,15 @@ import { ExitReason } from "./vm-exit.js";
 export const CODE_BASE = 0x10000;
 export const STACK_TOP = 0x80000;
 export const PML4_BASE = 0x100000;
+export const GDT_BASE = 0x1000;
+/** GDT selectors set up by `machine`: 64-bit code, flat data, 32-bit code. */
+export const SEL_CODE64 = 0x08;
+export const SEL_DATA = 0x10;
+export const SEL_CODE32 = 0x18;
+export const SEL_UDATA = 0x23;
+export const SEL_UCODE64 = 0x2b;
+export const SEL_UCODE32 = 0x33;
+export const SEL_TSS = 0x38;
 
 /** Assembles nasm source (without BITS/ORG, which are added) into flat bytes. */
 export function assemble(src: string, bits: 16 | 32 | 64, org = CODE_BASE): Uint8Array {
@@ -32,15 +41,22 @@ export function assemble(src: string, bits: 16 | 32 | 64, org = CODE_BASE): Uint
 
 export type Mode = "real" | "prot32" | "long64";
 
-/** Builds a CPU with 4 MiB of RAM in the given mode, code at CODE_BASE, RSP at STACK_TOP. */
+/** Builds a CPU with 8 MiB of RAM in the given mode, code at CODE_BASE, RSP at STACK_TOP. */
 export function machine(
   mode: Mode,
   code: Uint8Array,
-  memBytes = 4 * 1024 * 1024,
+  memBytes = 8 * 1024 * 1024,
 ): { cpu: Cpu; mem: GuestMemory } {
   const mem = new GuestMemory(memBytes);
-  mem.write(CODE_BASE, code);
   const cpu = new Cpu(mem, { deterministic: true });
+  setupMode(cpu, mem, mode, code);
+  return { cpu, mem };
+}
+
+/** Resets `cpu` and puts it in `mode` with GDT, page tables (long mode) and `code` at CODE_BASE. */
+export function setupMode(cpu: Cpu, mem: GuestMemory, mode: Mode, code: Uint8Array): void {
+  cpu.reset();
+  mem.write(CODE_BASE, code);
   const flat = (
     sel: number,
     access: number,
@@ -50,30 +66,45 @@ export function machine(
     limit: 0xffffffff,
     access,
   });
+  const dv = new DataView(mem.buffer);
+  // 0x08 code64, 0x10 data, 0x18 code32, 0x20 user data, 0x28 user code64, 0x30 user code32, 0x38 TSS slot
+  // (16 bytes, filled by tests that need one).
+  const gdt = [
+    0n,
+    0x00af9a000000ffffn,
+    0x00cf92000000ffffn,
+    0x00cf9a000000ffffn,
+    0x00cff2000000ffffn,
+    0x00affa000000ffffn,
+    0x00cffa000000ffffn,
+    0n,
+    0n,
+  ];
+  gdt.forEach((v, i) => dv.setBigUint64(GDT_BASE + i * 8, v, true));
+  cpu.setDescriptorTable("gdtr", GDT_BASE, gdt.length * 8 - 1);
   if (mode === "real") {
-    cpu.setSegment(1, { selector: 0, base: 0, limit: 0xffff, access: 0x9b });
+    // Code at CODE_BASE as 0x1000:0000 (assembled with org 0 by `exec`).
+    cpu.setSegment(1, { selector: CODE_BASE >> 4, base: CODE_BASE, limit: 0xffff, access: 0x9b });
     for (const s of [0, 2, 3, 4, 5] as const)
       cpu.setSegment(s, { selector: 0, base: 0, limit: 0xffff, access: 0x93 });
   } else if (mode === "prot32") {
     cpu.setControl("cr0", 0x11, 0);
-    cpu.setSegment(1, flat(0x08, 0xc09b));
-    for (const s of [0, 2, 3, 4, 5] as const) cpu.setSegment(s, flat(0x10, 0xc093));
+    cpu.setSegment(1, flat(SEL_CODE32, 0xc09b));
+    for (const s of [0, 2, 3, 4, 5] as const) cpu.setSegment(s, flat(SEL_DATA, 0xc093));
   } else {
     // Identity map the first 1 GiB with 2 MiB pages: PML4 -> PDPT -> PD.
-    const dv = new DataView(mem.buffer);
-    dv.setUint32(PML4_BASE, PML4_BASE + 0x1000 + 3, true);
-    dv.setUint32(PML4_BASE + 0x1000, PML4_BASE + 0x2000 + 3, true);
-    for (let i = 0; i < 512; i++) dv.setUint32(PML4_BASE + 0x2000 + i * 8, i * 0x200000 + 0x83, true);
+    dv.setUint32(PML4_BASE, PML4_BASE + 0x1000 + 7, true);
+    dv.setUint32(PML4_BASE + 0x1000, PML4_BASE + 0x2000 + 7, true);
+    for (let i = 0; i < 512; i++) dv.setUint32(PML4_BASE + 0x2000 + i * 8, i * 0x200000 + 0x87, true);
     cpu.setControl("cr3", PML4_BASE, 0);
     cpu.setControl("cr4", 0x20, 0);
     cpu.setControl("efer", 0x500, 0);
     cpu.setControl("cr0", 0x80000011 | 0, 0);
-    cpu.setSegment(1, flat(0x08, 0xa09b));
-    for (const s of [0, 2, 3, 4, 5] as const) cpu.setSegment(s, flat(0x10, 0xc093));
+    cpu.setSegment(1, flat(SEL_CODE64, 0xa09b));
+    for (const s of [0, 2, 3, 4, 5] as const) cpu.setSegment(s, flat(SEL_DATA, 0xc093));
   }
-  cpu.setRip(CODE_BASE, 0);
+  cpu.setRip(mode === "real" ? 0 : CODE_BASE, 0);
   cpu.setReg(4, STACK_TOP, 0);
-  return { cpu, mem };
 }
 
 /** Runs until HLT (or another exit / the budget); returns the exit reason. */
@@ -88,7 +119,7 @@ export function runToHlt(cpu: Cpu, budget = 1_000_000): ExitReason {
 /** Assembles, builds and runs a snippet that ends in HLT; asserts it reached HLT. */
 export function exec(src: string, mode: Mode = "long64"): Cpu {
   const bits = mode === "real" ? 16 : mode === "prot32" ? 32 : 64;
-  const { cpu } = machine(mode, assemble(src, bits));
+  const { cpu } = machine(mode, assemble(src, bits, mode === "real" ? 0 : CODE_BASE));
   const r = runToHlt(cpu);
   assert.equal(r, ExitReason.Hlt, `expected HLT, got exit ${r} at rip ${cpu.getRip().lo.toString(16)}`);
   return cpu;

@@ -112,6 +112,16 @@ kmain32:
 
 ; [esp] vector, +4 error code, +8 EIP, +12 CS, +16 EFLAGS (+20 ESP, +24 SS from ring 3)
 common32:
+    ; ring-3 code runs with its own data segments; IRET to ring 3 nulls DPL-0 ones (SDM IRET, "RETURN-TO-
+    ; OUTER-PRIVILEGE-LEVEL"), so reload before touching memory (unless this is the #TS handler, which
+    ; runs at CPL 3 in the conforming segment and keeps the user's)
+    mov ax, cs
+    test al, 3
+    jnz .segs_ok
+    mov ax, SEL_DATA
+    mov ds, ax
+    mov es, ax
+.segs_ok:
     mov ebx, esp
     PRINT "exc: v="
     HEX [ebx]
@@ -153,6 +163,9 @@ stubs32:
 %endrep
 
 user32:
+    mov ax, SEL_UDATA | 3
+    mov ds, ax
+    mov es, ax
     mov ax, cs
     and eax, 3
     PRINT "ring3: cpl="
@@ -160,6 +173,9 @@ user32:
     NL
     int 0x80
 user32_ts:
+    mov ax, SEL_UDATA | 3
+    mov ds, ax
+    mov es, ax
     int 0x80
 
 align 4

@@ -73,11 +73,13 @@ kmain64:
     ENDTRY
     mov ax, SEL_KDATA64
     mov ds, ax
-    PRINTLN "np (gate):"
+    PRINTLN "np (gate; error code low bits):"
     mov byte [idt + 0x42 * 16 + 5], 0x0e
+    ECMASK_IDT
     TRY
     int 0x42
     ENDTRY
+    ECMASK_ALL
     PRINTLN "ss (stack segment):"
     TRY
     mov ax, SEL_NOTPRES

@@ -70,8 +70,10 @@ kmain64:
     URUN user_cr3, 0x2
     PRINTLN "int3 in ring 3:"
     URUN user_int3, 0x2
-    PRINTLN "int 0x41 (dpl 0 gate) in ring 3:"
+    PRINTLN "int 0x41 (dpl 0 gate) in ring 3; error code low bits:"
+    ECMASK_IDT
     URUN user_int41, 0x2
+    ECMASK_ALL
     PRINTLN "supervisor page from ring 3:"
     and qword [pd0 + 8 * 2], ~4     ; 4 MiB..6 MiB: supervisor only
     invlpg [0x400000]

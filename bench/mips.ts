@@ -1,0 +1,92 @@
+// MIPS of the emulated processor on a CPU-bound kernel (tests/kernels/bench.asm: integer arithmetic, a
+// memory copy, a hash loop, branches), side by side with QEMU TCG on the same kernel in the same run.
+// Instruction counts come from our processor's retired counter; every round of the kernel retires the same
+// number of instructions, so QEMU's count for N rounds is boot + N x (per-round count) exactly. QEMU's
+// time for the rounds is its wall time minus the wall time of the same kernel with zero rounds (boot,
+// firmware and exit), best of three.
+import { readFileSync } from "node:fs";
+import { GuestMemory } from "../src/memory/guest-memory.js";
+import { Cpu } from "../src/x86/cpu.js";
+import { Machine } from "../src/worker/machine.js";
+import { runQemu } from "../src/host/qemu-runner.js";
+import { assembleKernel } from "../tests/kernels/assemble.js";
+
+export interface MipsResult {
+  viridianMips: number;
+  qemuMips: number;
+  instructions: number;
+  qemuInstructions: number;
+  ratio: number;
+}
+
+const OUR_ROUNDS = Number(process.env.VIRIDIAN_BENCH_ROUNDS ?? 4000);
+const QEMU_ROUNDS = 200_000;
+
+function runOurs(path: string): { retired: number; ms: number; output: string } {
+  const memory = new GuestMemory(128 * 1024 * 1024);
+  let output = "";
+  const machine = new Machine({
+    memory,
+    processor: new Cpu(memory),
+    serial: (b) => {
+      output += String.fromCharCode(b);
+    },
+  });
+  machine.bootMultiboot(readFileSync(path), "");
+  const t0 = performance.now();
+  const stop = machine.run();
+  const ms = performance.now() - t0;
+  if (stop.kind !== "debug-exit")
+    throw new Error(`bench kernel did not finish: ${stop.message}\n${machine.inspect()}`);
+  return { retired: machine.cpu.retired, ms, output };
+}
+
+async function qemuBest(path: string, runs: number): Promise<{ ms: number; output: string }> {
+  let best = Number.POSITIVE_INFINITY;
+  let output = "";
+  for (let i = 0; i < runs; i++) {
+    const r = await runQemu(path, { timeoutMs: 300_000 });
+    if (r.timedOut || r.status !== 1)
+      throw new Error(`QEMU failed on ${path}: status ${r.status}\n${r.output}`);
+    best = Math.min(best, r.wallMs);
+    output = r.output;
+  }
+  return { ms: best, output };
+}
+
+export async function benchMips(): Promise<MipsResult> {
+  const zero = assembleKernel("bench", { ITER: 0 }, "bench-0");
+  const ours = assembleKernel("bench", { ITER: OUR_ROUNDS }, `bench-${OUR_ROUNDS}`);
+  const big = assembleKernel("bench", { ITER: QEMU_ROUNDS }, `bench-${QEMU_ROUNDS}`);
+
+  runOurs(ours); // warm up the JIT
+  const base = runOurs(zero);
+  const run = runOurs(ours);
+  const perRound = (run.retired - base.retired) / OUR_ROUNDS;
+  const check = await qemuBest(ours, 1);
+  if (check.output !== run.output) {
+    throw new Error(`the kernel computed different results:\nviridian: ${run.output}\nqemu: ${check.output}`);
+  }
+  const q0 = await qemuBest(zero, 3);
+  const qn = await qemuBest(big, 3);
+  const qemuInstructions = perRound * QEMU_ROUNDS;
+  const viridianMips = run.retired / run.ms / 1000;
+  const qemuMips = qemuInstructions / Math.max(1, qn.ms - q0.ms) / 1000;
+  const result = {
+    viridianMips,
+    qemuMips,
+    instructions: run.retired,
+    qemuInstructions,
+    ratio: qemuMips / viridianMips,
+  };
+  console.log(`mips: per round ${perRound} instructions, boot ${base.retired}`);
+  console.log(
+    `mips: viridian ${viridianMips.toFixed(1)} MIPS (${run.retired} instructions in ${run.ms.toFixed(0)} ms)`,
+  );
+  console.log(
+    `mips: qemu tcg ${qemuMips.toFixed(1)} MIPS (${qemuInstructions} instructions in ${(qn.ms - q0.ms).toFixed(0)} ms ` +
+      `= ${qn.ms.toFixed(0)} - ${q0.ms.toFixed(0)} ms for zero rounds)`,
+  );
+  console.log(`mips: qemu / viridian = ${result.ratio.toFixed(1)}x; target 50 MIPS`);
+  return result;
+}

@@ -1,0 +1,84 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { command, parseMemorySize, parseRunArgs, STATUS_GUEST_STOPPED, UsageError } from "./run-command.js";
+
+test("memory sizes parse with K/M/G suffixes and are bounded", () => {
+  assert.equal(parseMemorySize("128M"), 128 * 1024 * 1024);
+  assert.equal(parseMemorySize("1G"), 1024 ** 3);
+  assert.equal(parseMemorySize("65536K"), 64 * 1024 * 1024);
+  assert.equal(parseMemorySize("4194304"), 4 * 1024 * 1024);
+  for (const bad of ["", "12X", "-1M", "1M", "64G", "4097K"])
+    assert.throws(() => parseMemorySize(bad), UsageError, bad);
+});
+
+test("run options parse; unknown options and missing values are usage errors", () => {
+  const o = parseRunArgs([
+    "--kernel",
+    "k.elf",
+    "--cmdline",
+    "a b",
+    "--memory",
+    "64M",
+    "--trace",
+    "--serial-log",
+    "s.log",
+  ]);
+  assert.deepEqual(o, {
+    kernel: "k.elf",
+    cmdline: "a b",
+    memory: 64 * 1024 * 1024,
+    trace: true,
+    serialLog: "s.log",
+    state: false,
+  });
+  assert.throws(() => parseRunArgs(["--kernel"]), UsageError);
+  assert.throws(() => parseRunArgs(["--bogus"]), UsageError);
+  assert.throws(() => parseRunArgs(["--max-instructions", "0"]), UsageError);
+});
+
+test("a kernel that halts with interrupts off ends with status 3; its serial output reaches the log", async () => {
+  // Multiboot a.out-kludge image: mov dx,0x3f8; mov al,'k'; out dx,al; cli; hlt
+  const file = new Uint8Array(64);
+  const dv = new DataView(file.buffer);
+  const flags = 0x10003;
+  dv.setUint32(0, 0x1badb002, true);
+  dv.setUint32(4, flags, true);
+  dv.setUint32(8, -(0x1badb002 + flags) >>> 0, true);
+  dv.setUint32(12, 0x100000, true);
+  dv.setUint32(16, 0x100000, true);
+  dv.setUint32(20, 0, true);
+  dv.setUint32(24, 0, true);
+  dv.setUint32(28, 0x100020, true);
+  file.set([0x66, 0xba, 0xf8, 0x03, 0xb0, 0x6b, 0xee, 0xfa, 0xf4], 32);
+  const dir = mkdtempSync(join(tmpdir(), "viridian-run-"));
+  const origWrite = process.stdout.write.bind(process.stdout);
+  const origError = console.error;
+  const errors: string[] = [];
+  try {
+    writeFileSync(join(dir, "k.bin"), file);
+    process.stdout.write = (() => true) as typeof process.stdout.write;
+    console.error = (m: string) => errors.push(m);
+    const status = await command.run([
+      "--kernel",
+      join(dir, "k.bin"),
+      "--serial-log",
+      join(dir, "serial.txt"),
+    ]);
+    process.stdout.write = origWrite;
+    assert.equal(status, STATUS_GUEST_STOPPED);
+    assert.equal(readFileSync(join(dir, "serial.txt"), "latin1"), "k");
+    assert.match(errors.join("\n"), /guest halted \(HLT with interrupts disabled\)/);
+    assert.match(errors.join("\n"), /cr0=/);
+    errors.length = 0;
+    writeFileSync(join(dir, "bad.bin"), new Uint8Array(16));
+    assert.equal(await command.run(["--kernel", join(dir, "bad.bin")]), 2);
+    assert.match(errors.join("\n"), /no Multiboot v1 header/);
+  } finally {
+    process.stdout.write = origWrite;
+    console.error = origError;
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
