@@ -95,6 +95,16 @@ export class AcpiPm {
     };
   }
 
+  /** Platform reset: status and enables clear, SCI_EN set, SLP_TYP 0; the PM timer keeps running. */
+  reset(): void {
+    this.pm1Sts = 0;
+    this.pm1En = 0;
+    this.pm1Cnt = CNT_SCI_EN;
+    this.gpeSts = 0;
+    this.gpeEn = 0;
+    this.updateSci();
+  }
+
   /** The 32-bit PM timer value. */
   timer(): number {
     return ticksIn(this.clock.nowNs(), PM_TIMER_HZ) % 0x1_0000_0000;

@@ -5,7 +5,10 @@
 // the run loop calls `tick(nowNs)` when it has passed, so time stays a pure function of what the loop feeds.
 // Spec: ARCHITECTURE.md "Time" (one virtual clock per partition; wall or deterministic source).
 
-/** A partition's virtual time in nanoseconds since it was created; never goes backwards. */
+/**
+ * A partition's virtual time in whole nanoseconds since it was created; never goes backwards. Integer values
+ * keep deadline arithmetic exact: after `tick(t)` a device's next deadline is always later than t.
+ */
 export interface Clock {
   nowNs(): number;
 }
@@ -15,7 +18,7 @@ export class ManualClock implements Clock {
   private ns: number;
 
   constructor(startNs = 0) {
-    this.ns = startNs;
+    this.ns = Math.max(0, Math.ceil(startNs));
   }
 
   nowNs(): number {
@@ -24,11 +27,11 @@ export class ManualClock implements Clock {
 
   /** Moves time forward to `ns`; a value in the past is ignored, keeping the clock monotonic. */
   set(ns: number): void {
-    if (ns > this.ns) this.ns = ns;
+    if (ns > this.ns) this.ns = Math.ceil(ns);
   }
 
   advance(deltaNs: number): void {
-    if (deltaNs > 0) this.ns += deltaNs;
+    if (deltaNs > 0) this.ns += Math.ceil(deltaNs);
   }
 }
 

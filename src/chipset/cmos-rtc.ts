@@ -16,7 +16,7 @@
 
 import type { PortDevice } from "./port-bus.js";
 import type { IrqLine } from "./irq.js";
-import type { Clock } from "./clock.js";
+import { nsForTicks, ticksIn, type Clock } from "./clock.js";
 
 export const RTC_PORT = 0x70;
 export const RTC_IRQ = 8;
@@ -73,11 +73,17 @@ function hex2(v: number): string {
   return v.toString(16).padStart(2, "0");
 }
 
-/** Period of the periodic interrupt for rate select RS (datasheet table 5, 32.768 kHz time base). */
-export function periodicPeriodNs(rs: number): number {
+const TIME_BASE_HZ = 32768;
+
+/** Periodic-interrupt period in 32.768 kHz time-base cycles for rate select RS (datasheet table 5). */
+function periodicCycles(rs: number): number {
   if (rs === 0) return 0;
-  const divider = rs <= 2 ? 1 << (rs + 6) : 1 << (rs - 1);
-  return (divider * NS_PER_S) / 32768;
+  return rs <= 2 ? 1 << (rs + 6) : 1 << (rs - 1);
+}
+
+/** Period of the periodic interrupt for rate select RS, in nanoseconds (fractional). */
+export function periodicPeriodNs(rs: number): number {
+  return (periodicCycles(rs) * NS_PER_S) / TIME_BASE_HZ;
 }
 
 export class CmosRtc implements PortDevice {
@@ -125,6 +131,17 @@ export class CmosRtc implements PortDevice {
     r[0x5b] = above4G & 0xff;
     r[0x5c] = (above4G >> 8) & 0xff;
     r[0x5d] = above4G >> 16;
+  }
+
+  /**
+   * The chip's RESET pin (asserted on platform reset): clears PIE, AIE, UIE and SQWE and the interrupt flags.
+   * Time, alarm, the divider and the NVRAM are battery-backed and survive, as on a PC.
+   */
+  reset(): void {
+    this.ram[REG_B] = this.ram[REG_B]! & ~(B_PIE | B_AIE | B_UIE | 0x08);
+    this.ram[REG_C] = 0;
+    this.nmiDisabled = false;
+    this.updateIrq();
   }
 
   private get running(): boolean {
@@ -203,9 +220,10 @@ export class CmosRtc implements PortDevice {
       this.ram[REG_C]! |= C_UF;
       this.nextUpdateNs += due * NS_PER_S;
     }
-    const period = this.periodicRunning() ? periodicPeriodNs(this.ram[REG_A]! & 0xf) : 0;
-    if (period > 0) {
-      const count = Math.floor((now - this.periodicAnchorNs) / period);
+    const cycles = this.periodicRunning() ? periodicCycles(this.ram[REG_A]! & 0xf) : 0;
+    if (cycles > 0) {
+      // Counted in whole time-base cycles so that a tick exactly at the deadline always sees the period end.
+      const count = Math.floor(ticksIn(now - this.periodicAnchorNs, TIME_BASE_HZ) / cycles);
       if (count > this.periodicCount) {
         this.periodicCount = count;
         this.ram[REG_C]! |= C_PF;
@@ -308,9 +326,9 @@ export class CmosRtc implements PortDevice {
     const b = this.ram[REG_B]!;
     let t = Number.POSITIVE_INFINITY;
     if (b & (B_UIE | B_AIE) && this.running) t = this.nextUpdateNs;
-    const period = this.periodicRunning() ? periodicPeriodNs(this.ram[REG_A]! & 0xf) : 0;
-    if (b & B_PIE && period > 0) {
-      t = Math.min(t, this.periodicAnchorNs + (this.periodicCount + 1) * period);
+    const cycles = this.periodicRunning() ? periodicCycles(this.ram[REG_A]! & 0xf) : 0;
+    if (b & B_PIE && cycles > 0) {
+      t = Math.min(t, this.periodicAnchorNs + nsForTicks((this.periodicCount + 1) * cycles, TIME_BASE_HZ));
     }
     return t;
   }

@@ -33,6 +33,8 @@ const CB_KBD_OFF = 0x10;
 const CB_AUX_OFF = 0x20;
 
 const QUEUE_LIMIT = 16;
+/** Keyboard interrupt on, system flag (POST passed), scan-code translation: what PC firmware leaves. */
+const DEFAULT_COMMAND_BYTE = CB_KBD_INT | CB_SYS | 0x40;
 
 export interface I8042Options {
   keyboardIrq: IrqLine;
@@ -41,7 +43,7 @@ export interface I8042Options {
 }
 
 export class I8042 implements PortDevice {
-  private commandByte = CB_KBD_INT | CB_SYS | 0x40; // interrupts on, POST passed, scan-code translation
+  private commandByte = DEFAULT_COMMAND_BYTE;
   private outputPort = 0x03; // reset line high (inactive), A20 on
   private lastWasCommand = false;
   private timeout = false;
@@ -52,6 +54,17 @@ export class I8042 implements PortDevice {
   private auxLevel = false;
 
   constructor(private readonly options: I8042Options) {}
+
+  /** Platform reset: default command byte and output port, empty buffer, IRQs low. */
+  reset(): void {
+    this.commandByte = DEFAULT_COMMAND_BYTE;
+    this.outputPort = 0x03;
+    this.lastWasCommand = false;
+    this.timeout = false;
+    this.pending = 0;
+    this.queue.length = 0;
+    this.drive(false, false);
+  }
 
   readPort(offset: number, _size: number): number {
     if (offset === 4) return this.status();

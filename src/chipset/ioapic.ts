@@ -65,6 +65,14 @@ export class IoApic implements MmioDevice, InterruptInputs {
   /** Messages sent since reset (diagnostics). */
   delivered = 0;
 
+  /** Platform reset: ID 0, every entry masked with remote IRR clear; the input levels remain. */
+  reset(): void {
+    this.id = 0;
+    this.select = 0;
+    this.lo.fill(LO_MASK);
+    this.hi.fill(0);
+  }
+
   readMmio(offset: number, size: number): number {
     const reg = offset & ~3;
     const shift = (offset & 3) * 8;

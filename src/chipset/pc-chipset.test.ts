@@ -212,10 +212,78 @@ test("hostile guest: random accesses to every port and the I/O APIC window never
       cs.mmio.read(IOAPIC_BASE + (rand() & 0x1f), 4);
       if (cs.interruptSource.hasInterrupt()) cs.interruptSource.acknowledge();
       clock.advance(rand() % 10_000_000);
-      const d = cs.nextDeadlineNs();
-      assert.ok(!Number.isNaN(d));
       cs.tick(clock.nowNs());
+      // The run loop's termination guarantee: once ticked, no deadline is left at or before now.
+      assert.ok(cs.nextDeadlineNs() > clock.nowNs());
     }
   }
   assert.equal(typeof cs.inspect(), "string");
+});
+
+test("deadline-driven loop: every tick moves the next deadline forward with all timers armed", () => {
+  const { cs, clock, p } = board();
+  p.write(0x43, 1, 0x36); // PIT mode 3
+  p.write(0x40, 1, 0x37);
+  p.write(0x40, 1, 0x00);
+  p.write(0x70, 1, 0x0a);
+  p.write(0x71, 1, 0x23); // RTC 8192 Hz periodic: period 122070.3125 ns, not whole nanoseconds
+  p.write(0x70, 1, 0x0b);
+  p.write(0x71, 1, 0x72); // PIE, AIE, UIE
+  p.write(0x602, 2, 1); // PM timer overflow
+  p.write(0x3fa, 1, 0x01); // COM1 FIFO
+  p.write(0x3f9, 1, 0x01);
+  cs.com1.receive(new Uint8Array([1]));
+  let ticks = 0;
+  while (clock.nowNs() < 50e6) {
+    const d = cs.nextDeadlineNs();
+    assert.ok(d > clock.nowNs(), `deadline ${d} after ${clock.nowNs()}`);
+    clock.set(d);
+    cs.tick(d);
+    while (cs.interruptSource.hasInterrupt()) {
+      cs.interruptSource.acknowledge();
+      p.write(0xa0, 1, 0x20);
+      p.write(0x20, 1, 0x20);
+    }
+    p.write(0x70, 1, 0x0c);
+    p.read(0x71, 1);
+    ticks++;
+  }
+  assert.ok(ticks > 400 && ticks < 5000, `ticks ${ticks}`);
+});
+
+test("platform reset returns devices to power-on state; the RTC keeps time and NVRAM", () => {
+  const { cs, p, clock } = board();
+  p.write(0x70, 1, 0x40);
+  p.write(0x71, 1, 0x77);
+  p.write(0x70, 1, 0x0b);
+  p.write(0x71, 1, 0x52); // PIE | UIE
+  p.write(0x43, 1, 0x34);
+  p.write(0x40, 1, 0x10);
+  p.write(0x40, 1, 0x00);
+  p.write(0x3fb, 1, 0x83);
+  p.write(0x3f8, 1, 0x01); // divisor 1
+  p.write(0x3fb, 1, 0x03);
+  p.write(0x3f9, 1, 0x0f);
+  p.write(0x604, 2, 0x0001 | (5 << 10));
+  cs.mmio.write(IOAPIC_BASE, 4, 0x10);
+  cs.mmio.write(IOAPIC_BASE + 0x10, 4, 0x30);
+  p.write(0x92, 1, 0x02);
+  clock.advance(2e9);
+  cs.reset();
+  assert.equal(p.read(0x21, 1), 0, "IMR clear");
+  assert.equal(cs.pic.master.initStep, 0);
+  assert.equal(cs.pic.master.vectorBase, 0);
+  p.write(0x70, 1, 0x40);
+  assert.equal(p.read(0x71, 1), 0x77, "NVRAM survives");
+  p.write(0x70, 1, 0x0b);
+  assert.equal(p.read(0x71, 1), 0x02, "PIE and UIE cleared by RESET");
+  assert.match(cs.rtc.calendar(), /^2026-11-27T08:01:02/, "time kept running");
+  assert.equal(p.read(0x3f9, 1), 0, "UART IER reset");
+  assert.equal(p.read(0x3fb, 1), 0, "UART LCR reset");
+  assert.equal(cs.com1.divisorLatch, 1, "divisor kept");
+  assert.equal(p.read(0x604, 2), 1, "SCI_EN only");
+  cs.mmio.write(IOAPIC_BASE, 4, 0x10);
+  assert.equal(cs.mmio.read(IOAPIC_BASE + 0x10, 4), 0x10000, "I/O APIC entry masked");
+  assert.equal(p.read(0x92, 1), 0);
+  assert.equal(cs.nextDeadlineNs(), Number.POSITIVE_INFINITY, "no timer armed after reset");
 });

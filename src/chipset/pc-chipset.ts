@@ -145,6 +145,24 @@ export class Chipset {
     this.mmio.map(IOAPIC_BASE, IOAPIC_SIZE, this.ioapic, "I/O APIC");
   }
 
+  /**
+   * Platform (hard) reset of every device, for the worker to call from `onReset` before restarting the
+   * processors. The RTC keeps its time and NVRAM, the UARTs their divisor and queued host input, and the
+   * PM timer keeps counting, as on a PC.
+   */
+  reset(): void {
+    this.pic.reset();
+    this.ioapic.reset();
+    this.pit.reset();
+    this.rtc.reset();
+    this.com1.reset();
+    this.com2.reset();
+    this.pm.reset();
+    this.resetControl.reset();
+    this.portA.reset();
+    this.i8042.reset();
+  }
+
   /** Connects the I/O APIC to the local APICs (the hypervisor's APIC bus). */
   setApicSink(sink: ApicMessageSink | null): void {
     this.ioapic.sink = sink;

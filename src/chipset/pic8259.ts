@@ -58,6 +58,28 @@ class Pic8259Chip {
     private readonly isMaster: boolean,
   ) {}
 
+  /** Power-on state (RESET pin): uninitialised, nothing pending or masked; the input levels remain. */
+  reset(): void {
+    this.irr = 0;
+    this.isr = 0;
+    this.imr = 0;
+    this.elcr = 0;
+    this.vectorBase = 0;
+    this.lowest = 7;
+    this.initStep = 0;
+    this.needIcw4 = false;
+    this.single = false;
+    this.levelAll = false;
+    this.icw3 = 0;
+    this.autoEoi = false;
+    this.rotateOnAutoEoi = false;
+    this.specialMask = false;
+    this.specialFullyNested = false;
+    this.readIsr = false;
+    this.pollPending = false;
+    this.onChange();
+  }
+
   isLevel(irq: number): boolean {
     return this.levelAll || ((this.elcr >> irq) & 1) === 1;
   }
@@ -287,6 +309,12 @@ export class PicPair implements InterruptInputs, InterruptAcknowledge {
 
   hasInterrupt(): boolean {
     return this.master.pending() >= 0;
+  }
+
+  /** Platform reset: both chips to their power-on state (the ELCR clears to all-edge, as on PIIX4). */
+  reset(): void {
+    this.slave.reset();
+    this.master.reset();
   }
 
   /**

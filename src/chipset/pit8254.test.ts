@@ -165,3 +165,35 @@ test("hostile writes to every PIT port never throw", () => {
   }
   assert.match(p.inspect(), /PIT counter 0/);
 });
+
+test("mode 1 one-shot and mode 5 strobe start on a gate rising edge (counter 2 via port 0x61)", () => {
+  const { p, clock } = pit();
+  p.portBDevice.writePort(0, 1, 0x00);
+  p.writePort(3, 1, 0xb2); // counter 2, lo/hi, mode 1
+  p.writePort(2, 1, 100);
+  p.writePort(2, 1, 0);
+  clock.advance(nsForTicks(500, PIT_HZ));
+  assert.equal(p.speakerOut(), true, "OUT high until triggered");
+  assert.equal(readCounter(p, 2), 100, "not counting before the trigger");
+  p.portBDevice.writePort(0, 1, 0x01); // gate rising edge
+  const t0 = clock.nowNs();
+  clock.set(t0 + nsForTicks(40, PIT_HZ));
+  assert.equal(p.speakerOut(), false, "one-shot pulse in progress");
+  assert.equal(readCounter(p, 2), 60);
+  clock.set(t0 + nsForTicks(100, PIT_HZ));
+  assert.equal(p.speakerOut(), true, "pulse ends at terminal count");
+  p.portBDevice.writePort(0, 1, 0x00);
+  p.portBDevice.writePort(0, 1, 0x01); // retrigger
+  clock.advance(nsForTicks(10, PIT_HZ));
+  assert.equal(p.speakerOut(), false, "retriggered");
+  p.writePort(3, 1, 0xba); // counter 2, mode 5
+  p.writePort(2, 1, 10);
+  p.writePort(2, 1, 0);
+  p.portBDevice.writePort(0, 1, 0x00);
+  p.portBDevice.writePort(0, 1, 0x01);
+  const t1 = clock.nowNs();
+  clock.set(t1 + nsForTicks(10, PIT_HZ));
+  assert.equal(p.speakerOut(), false, "strobe at count 0");
+  clock.set(t1 + nsForTicks(11, PIT_HZ));
+  assert.equal(p.speakerOut(), true);
+});

@@ -275,7 +275,7 @@ class Counter {
 }
 
 export class Pit8254 implements PortDevice {
-  private readonly counters = [new Counter(true), new Counter(true), new Counter(false)] as const;
+  private counters = Pit8254.freshCounters();
   private portB = 0;
   /** Port device for 0x61 (system control port B). */
   readonly portBDevice: PortDevice;
@@ -288,6 +288,17 @@ export class Pit8254 implements PortDevice {
       readPort: () => this.readPortB(),
       writePort: (_o, _s, v) => this.writePortB(v),
     };
+  }
+
+  private static freshCounters(): readonly [Counter, Counter, Counter] {
+    return [new Counter(true), new Counter(true), new Counter(false)];
+  }
+
+  /** Platform reset: counters unprogrammed, counter 2's gate and the speaker off. */
+  reset(): void {
+    this.counters = Pit8254.freshCounters();
+    this.portB = 0;
+    this.syncIrq0(this.clock.nowNs());
   }
 
   private counter(i: number): Counter {

@@ -21,6 +21,10 @@ export class ResetControl implements PortDevice {
 
   constructor(private readonly onReset: (kind: ResetKind, source: string) => void) {}
 
+  reset(): void {
+    this.value = 0;
+  }
+
   readPort(): number {
     return this.value;
   }
@@ -53,6 +57,11 @@ export class SystemControlPortA implements PortDevice {
     const rising = value & 0x01 && !(this.value & 0x01);
     this.value = value & 0x03;
     if (rising) this.onReset("soft", "port 0x92 fast reset");
+  }
+
+  /** Platform reset: fast-reset and A20 bits clear. */
+  reset(): void {
+    this.value = 0;
   }
 
   /** After a reset the fast-reset bit reads 0 again, so the next 0->1 write is seen. */

@@ -130,6 +130,28 @@ export class Uart16550 implements PortDevice {
     this.updateIrq();
   }
 
+  /**
+   * Master reset (datasheet table 11): IER, FCR, LCR, MCR and the line/modem status return to their reset
+   * values and the receiver FIFO empties; the divisor latch and scratch register keep their contents, and
+   * host bytes still queued are kept for the next guest.
+   */
+  reset(): void {
+    this.ier = 0;
+    this.lcr = 0;
+    this.mcr = 0;
+    this.lsr = LSR_THRE | LSR_TEMT;
+    this.fifoEnabled = false;
+    this.triggerLevel = 1;
+    this.threPending = false;
+    this.msrDelta = 0;
+    this.msrLines = this.currentLines();
+    this.rxHead = 0;
+    this.rxCount = 0;
+    this.lastRxActivityNs = this.now();
+    this.feedFromHost();
+    this.updateIrq();
+  }
+
   private get capacity(): number {
     return this.fifoEnabled ? FIFO_SIZE : 1;
   }
@@ -314,7 +336,7 @@ export class Uart16550 implements PortDevice {
 
   /** When the character timeout for data below the trigger level fires. */
   private timeoutAtNs(): number {
-    return this.lastRxActivityNs + 4 * this.charTimeNs();
+    return this.lastRxActivityNs + Math.ceil(4 * this.charTimeNs());
   }
 
   private timedOut(): boolean {
