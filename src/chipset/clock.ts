@@ -57,10 +57,16 @@ export function ticksIn(ns: number, hz: number): number {
   return s * hz + Math.floor((rem * hz) / NS_PER_S);
 }
 
-/** The first nanosecond at which `ticksIn(ns, hz) >= ticks` (the inverse of ticksIn). */
+/**
+ * The first nanosecond at which `ticksIn(ns, hz) >= ticks` (the inverse of ticksIn), exact below 2^53 ns
+ * (104 days). Beyond that doubles are coarser than a nanosecond; the result is then nudged up until it
+ * really reaches `ticks`, so a deadline computed here is never one a tick at that time fails to pass.
+ */
 export function nsForTicks(ticks: number, hz: number): number {
   if (!(ticks > 0)) return 0;
   const s = Math.floor(ticks / hz);
   const rem = ticks - s * hz;
-  return s * NS_PER_S + Math.ceil((rem * NS_PER_S) / hz);
+  let ns = s * NS_PER_S + Math.ceil((rem * NS_PER_S) / hz);
+  while (ticksIn(ns, hz) < ticks) ns += Math.max(1, ns * Number.EPSILON);
+  return ns;
 }

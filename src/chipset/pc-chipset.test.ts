@@ -287,3 +287,31 @@ test("platform reset returns devices to power-on state; the RTC keeps time and N
   assert.equal(p.read(0x92, 1), 0);
   assert.equal(cs.nextDeadlineNs(), Number.POSITIVE_INFINITY, "no timer armed after reset");
 });
+
+test("after years of uptime (time beyond 2^53 ns) the deadline loop still makes progress", () => {
+  const clock = new ManualClock(2 ** 53 + 12345);
+  const cs = new Chipset({
+    clock,
+    hostSeconds: () => 0,
+    com1: () => undefined,
+    onPowerOff: () => undefined,
+    onReset: () => undefined,
+  });
+  const p = cs.ports;
+  p.write(0x43, 1, 0x34);
+  p.write(0x40, 1, 0x0b);
+  p.write(0x40, 1, 0x00); // 11 PIT clocks: 9.2 µs
+  p.write(0x70, 1, 0x0a);
+  p.write(0x71, 1, 0x23);
+  p.write(0x70, 1, 0x0b);
+  p.write(0x71, 1, 0x42);
+  let last = clock.nowNs();
+  for (let i = 0; i < 2000; i++) {
+    const d = cs.nextDeadlineNs();
+    assert.ok(d > last, `deadline ${d} not after ${last}`);
+    clock.set(d);
+    cs.tick(clock.nowNs());
+    last = clock.nowNs();
+  }
+  assert.ok(last - (2 ** 53 + 12345) > 1e6, "simulated more than a millisecond");
+});

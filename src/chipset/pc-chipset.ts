@@ -81,6 +81,7 @@ export class Chipset {
   readonly i8042: I8042;
   /** For processors without a local APIC: the 8259 master's INTR/INTA (the x86 tier's InterruptSource). */
   readonly interruptSource: InterruptAcknowledge;
+  private lastTickNs = -1;
 
   constructor(options: ChipsetOptions) {
     const clock = options.clock;
@@ -173,19 +174,26 @@ export class Chipset {
     this.ioapic.eoi(vector);
   }
 
-  /** The earliest time a device needs `tick` to raise an interrupt; Infinity if none is armed. */
+  /**
+   * The earliest time a device needs `tick` to raise an interrupt; Infinity if none is armed. Always later
+   * than the last `tick`: should rounding ever leave a device reporting a deadline that tick already passed,
+   * the loop still moves forward instead of spinning at one instant.
+   */
   nextDeadlineNs(): number {
-    return Math.min(
+    const d = Math.min(
       this.pit.nextDeadlineNs(),
       this.rtc.nextDeadlineNs(),
       this.pm.nextDeadlineNs(),
       this.com1.nextDeadlineNs(),
       this.com2.nextDeadlineNs(),
     );
+    const floor = this.lastTickNs + Math.max(1, this.lastTickNs * Number.EPSILON);
+    return d < floor ? floor : d;
   }
 
   /** Lets every timer catch up to `nowNs` (call at or after `nextDeadlineNs()`; extra calls are harmless). */
   tick(nowNs: number): void {
+    if (nowNs > this.lastTickNs) this.lastTickNs = nowNs;
     this.pit.tick(nowNs);
     this.rtc.tick(nowNs);
     this.pm.tick(nowNs);
