@@ -72,6 +72,9 @@ test("edge requests latch; level requests follow the line (ELCR) and re-raise af
   assert.equal(bus.read(0x4d1, 1), 0x02);
   bus.write(0x4d0, 1, 0xff);
   assert.equal(bus.read(0x4d0, 1), 0xf8, "IRQ0-2 cannot be level");
+  bus.write(0x4d0, 2, 0xffff);
+  assert.equal(bus.read(0x4d0, 2), 0xdef8, "a word access reaches both ELCRs");
+  bus.write(0x4d0, 2, 0x02f8);
   pic.setInput(9, true);
   assert.equal(pic.acknowledge(), 0x39);
   bus.write(0xa0, 1, 0x20);

@@ -280,9 +280,16 @@ export class PicPair implements InterruptInputs, InterruptAcknowledge {
     this.masterPorts = this.chipPorts(this.master);
     this.slavePorts = this.chipPorts(this.slave);
     this.elcrPorts = {
-      readPort: (offset) => (offset === 0 ? this.master.readElcr() : this.slave.readElcr()),
-      writePort: (offset, _size, value) =>
-        offset === 0 ? this.master.writeElcr(value & 0xff) : this.slave.writeElcr(value & 0xff),
+      // A 16-bit access at 0x4D0 reaches both registers (ELCR1 low byte, ELCR2 high byte).
+      readPort: (offset, size) => {
+        if (offset === 0) return this.master.readElcr() | (size > 1 ? this.slave.readElcr() << 8 : 0);
+        return this.slave.readElcr();
+      },
+      writePort: (offset, size, value) => {
+        if (offset !== 0) return this.slave.writeElcr(value & 0xff);
+        this.master.writeElcr(value & 0xff);
+        if (size > 1) this.slave.writeElcr((value >>> 8) & 0xff);
+      },
     };
   }
 
