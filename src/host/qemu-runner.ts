@@ -9,8 +9,11 @@
 import { spawn, spawnSync } from "node:child_process";
 
 export const QEMU = "qemu-system-x86_64";
-/** SeaBIOS and the Multiboot option ROM print this just before jumping to the kernel. */
-const BOOT_BANNER_END = "Booting from ROM..";
+/**
+ * SeaBIOS prints this just before the option ROM jumps to the kernel; more dots may follow (a slow host
+ * shows extra progress dots), so the banner is everything up to the last run of dots after it.
+ */
+const BOOT_BANNER = /Booting from ROM\.*/g;
 
 export interface QemuResult {
   /** Serial output of the kernel (everything after the firmware banner). */
@@ -44,8 +47,9 @@ export function qemuArgs(kernel: string, options: Pick<QemuOptions, "logFile" | 
 
 /** The kernel's own serial output: QEMU's console also carries the BIOS banner, which is cut off. */
 export function kernelOutput(raw: string): string {
-  const i = raw.lastIndexOf(BOOT_BANNER_END);
-  return i >= 0 ? raw.slice(i + BOOT_BANNER_END.length) : raw;
+  let end = -1;
+  for (const m of raw.matchAll(BOOT_BANNER)) end = m.index + m[0].length;
+  return end >= 0 ? raw.slice(end) : raw;
 }
 
 export function qemuAvailable(): boolean {

@@ -82,11 +82,73 @@ function binop32(c: CpuCore, d: Insn, op: Alu): void {
   c.rhi[dst] = 0;
 }
 
-function binop(c: CpuCore, d: Insn, op: Alu): void {
+/** Fast path: 64-bit register destination with a register or immediate source. */
+function binop64(c: CpuCore, d: Insn, op: Alu): void {
+  const dst = d.r0;
+  const a = c.rlo[dst]!;
+  const ah = c.rhi[dst]!;
+  let b: number;
+  let bh: number;
+  if (d.k1 === OpKind.Reg) {
+    b = c.rlo[d.r1]!;
+    bh = c.rhi[d.r1]!;
+  } else {
+    b = d.immLo;
+    bh = d.immHi;
+  }
+  let rl: number;
+  let rh: number;
+  switch (op) {
+    case Alu.Add: {
+      rl = (a + b) | 0;
+      rh = (ah + bh + (rl >>> 0 < a >>> 0 ? 1 : 0)) | 0;
+      c.setLazy64(LazyOp.Add, a, ah, b, bh, rl, rh, 0);
+      break;
+    }
+    case Alu.Sub:
+    case Alu.Cmp: {
+      rl = (a - b) | 0;
+      rh = (ah - bh - (a >>> 0 < b >>> 0 ? 1 : 0)) | 0;
+      c.setLazy64(LazyOp.Sub, a, ah, b, bh, rl, rh, 0);
+      if (op === Alu.Cmp) return;
+      break;
+    }
+    case Alu.And:
+    case Alu.Test:
+      rl = a & b;
+      rh = ah & bh;
+      c.setResultFlags(8, rl, rh, 0, 0, 0);
+      if (op === Alu.Test) return;
+      break;
+    case Alu.Or:
+      rl = a | b;
+      rh = ah | bh;
+      c.setResultFlags(8, rl, rh, 0, 0, 0);
+      break;
+    case Alu.Xor:
+      rl = a ^ b;
+      rh = ah ^ bh;
+      c.setResultFlags(8, rl, rh, 0, 0, 0);
+      break;
+    default:
+      binop(c, d, op, true);
+      return;
+  }
+  c.rlo[dst] = rl;
+  c.rhi[dst] = rh;
+}
+
+function binop(c: CpuCore, d: Insn, op: Alu, generic = false): void {
   const size = d.s0;
-  if (size === 4 && d.k0 === OpKind.Reg && (d.k1 === OpKind.Reg || d.k1 === OpKind.Imm)) {
-    binop32(c, d, op);
-    return;
+  if (!generic && d.k0 === OpKind.Reg && (d.k1 === OpKind.Reg || d.k1 === OpKind.Imm)) {
+    if (size === 4) {
+      binop32(c, d, op);
+      return;
+    }
+    if (size === 8) {
+      binop64(c, d, op);
+      return;
+    }
   }
   const a = c.rd0(d);
   const ah = c.hi;
@@ -183,7 +245,23 @@ function binop(c: CpuCore, d: Insn, op: Alu): void {
 
 function incdec(c: CpuCore, d: Insn, dec: boolean): void {
   const size = d.s0;
-  const cf = c.getCF();
+  const cf = c.carryForIncDec();
+  if (d.k0 === OpKind.Reg && size >= 4) {
+    const a = c.rlo[d.r0]!;
+    const r = (dec ? a - 1 : a + 1) | 0;
+    if (size === 4) {
+      c.setLazy(dec ? LazyOp.Dec : LazyOp.Inc, 4, a, 1, r, cf);
+      c.rhi[d.r0] = 0;
+    } else {
+      const ah = c.rhi[d.r0]!;
+      // Carry/borrow into the high half when the low half wraps.
+      const rh = dec ? (a === 0 ? (ah - 1) | 0 : ah) : r === 0 ? (ah + 1) | 0 : ah;
+      c.setLazy64(dec ? LazyOp.Dec : LazyOp.Inc, a, ah, 1, 0, r, rh, cf);
+      c.rhi[d.r0] = rh;
+    }
+    c.rlo[d.r0] = r;
+    return;
+  }
   const a = c.rd0(d);
   if (size === 8) {
     const ah = c.hi;

@@ -20,6 +20,8 @@ import { ExitReason } from "./vm-exit.js";
 export type { CpuOptions } from "./core.js";
 
 const TWO32 = 0x1_0000_0000;
+/** Most guest-physical pages with cached decodes per processor (each costs a 4096-slot array). */
+const MAX_CODE_PAGES = 1024;
 const FLAG_IF = 0x200;
 const FLAG_TF = 0x100;
 
@@ -78,7 +80,6 @@ export class Cpu extends CpuCore implements Processor {
 
   /** Drops every cached decode (e.g. after the runner rewrote guest memory wholesale). */
   flushDecodeCache(): void {
-    for (const p of this.codeCache.keys()) this.mem.codePages[p] = 0;
     this.codeCache.clear();
     this.codeCacheReset();
   }
@@ -119,6 +120,10 @@ export class Cpu extends CpuCore implements Processor {
     const ramPage = pageOff / 4096;
     let a = this.codeCache.get(ramPage);
     if (a === undefined) {
+      // Bound the cache so a guest jumping all over memory cannot grow it without limit. Page marks in
+      // GuestMemory.codePages stay set (another processor may still cache the page); a stale mark only
+      // sends that page's writes through the slow path until the next write clears it.
+      if (this.codeCache.size >= MAX_CODE_PAGES) this.codeCache.clear();
       a = new Array<Insn | undefined>(4096);
       this.codeCache.set(ramPage, a);
       if (this.mem.codePages[ramPage] === 0) {
@@ -226,10 +231,11 @@ export class Cpu extends CpuCore implements Processor {
     const dispatch = this.dispatch;
     const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
     for (;;) {
-      const d = this.fetch();
+      // The instruction's own RIP first: faults while fetching/decoding (#PF, #GP, #UD) report it.
       const rl = this.ripLo;
       this.curRipLo = rl;
       this.curRipHi = this.ripHi;
+      const d = this.fetch();
       const next = rl + d.len;
       if (this.codeMode === 2) {
         if (next > 0x7fffffff || (rl < 0 && next >= 0)) {

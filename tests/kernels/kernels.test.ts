@@ -61,11 +61,6 @@ const KERNELS = ["longmode", "realmode", "exceptions", "exc32", "paging", "ring3
  * They still run and compare in every suite run; node:test reports them as todo until they pass.
  */
 const KNOWN_CPU_GAPS: Record<string, string> = {
-  exceptions:
-    "#UD for 0xCE (INTO), 0x62 (BOUND), F0 90 (LOCK NOP) in 64-bit mode pushes the previous instruction's RIP; " +
-    "WAIT (9B) with CR0.TS+MP gives #UD, not #NM; IRETQ to CS 0x38 (DPL 3) with RPL 0 from CPL 0 does not #GP(0x38)",
-  exc32: "BOUND (62 /r) in 32-bit mode raises #UD instead of checking bounds (#BR)",
-  paging: "an instruction-fetch #PF after CALL/IRETQ pushes the RIP of the branch instead of the target",
   cpuid: "CPUID.1:EDX lacks FPU, FXSR, SSE, SSE2 of the x86-64 baseline",
   fpu: "x87 and SSE instructions are not implemented yet (#UD)",
 };
@@ -74,10 +69,15 @@ for (const name of KERNELS) {
   const todo = KNOWN_CPU_GAPS[name];
   test(`kernel ${name}: viridian run --kernel and QEMU print the same and exit alike`, { todo }, async () => {
     const elf = assembleKernel(name);
-    const [ours, qemu] = await Promise.all([
+    const [ours, first] = await Promise.all([
       runViridian(["--kernel", elf, "--max-instructions", String(MAX_INSTRUCTIONS), "--state"]),
       runQemu(elf, { timeoutMs: QEMU_TIMEOUT_MS }),
     ]);
+    let qemu = first;
+    // QEMU is the reference, not the subject: on a mismatch, run it once more so that a disturbance of
+    // the reference (firmware console noise on a loaded host) is not reported as our bug.
+    if (ours.output !== qemu.output || ours.status !== qemu.status)
+      qemu = await runQemu(elf, { timeoutMs: QEMU_TIMEOUT_MS });
     assert.ok(!qemu.timedOut, `QEMU timed out on ${name}; its output:\n${tail(qemu.output)}`);
     assert.match(qemu.output, /done\n$/, `the kernel itself fails under QEMU:\n${tail(qemu.output)}`);
     if (ours.output !== qemu.output || ours.status !== qemu.status) {
@@ -86,7 +86,10 @@ for (const name of KERNELS) {
           `status viridian ${ours.status} vs qemu ${qemu.status}\n` +
           `--- viridian serial (last 50 lines) ---\n${tail(ours.output)}\n` +
           `--- qemu serial (last 50 lines) ---\n${tail(qemu.output)}\n` +
-          `--- viridian state ---\n${ours.stderr}`,
+          `--- viridian state ---\n${ours.stderr}\n` +
+          (first.output !== qemu.output
+            ? `--- qemu's first run differed from its second ---\n${tail(first.output)}`
+            : ""),
       );
     }
   });
@@ -95,9 +98,7 @@ for (const name of KERNELS) {
 test(
   "kernel sdm-only: where QEMU departs from the SDM, viridian matches the SDM-derived expectation",
   {
-    todo:
-      "#SS(0) for PUSH with a non-canonical RSP gives #GP(0); no #AC with CR0.AM+RFLAGS.AC in ring 3; " +
-      "SSE (LDMXCSR 0F AE /2) is #UD, so no #XM",
+    todo: "SSE is not implemented (LDMXCSR 0F AE /2 is #UD), so #XM cannot be raised",
   },
   async () => {
     const elf = assembleKernel("sdm-only");
