@@ -4,7 +4,7 @@
 import { availableParallelism, loadavg } from "node:os";
 
 const benchmarks: Record<string, () => Promise<void>> = {
-  mips: async () => (await import("./mips.js")).benchMips(),
+  mips: async () => void (await (await import("./mips.js")).benchMips()),
   "cpu-loop": async () => {
     for (const r of (await import("./cpu-loop.js")).benchCpuLoop())
       console.log(`cpu-loop: ${r.name} ${r.mips.toFixed(1)} MIPS`);
@@ -19,7 +19,10 @@ const benchmarks: Record<string, () => Promise<void>> = {
 const onRequest = new Set(["reg64"]);
 
 const args = process.argv.slice(2).filter((a) => a !== "--only");
-const names = args.length > 0 ? args.flatMap((a) => a.split(",")) : Object.keys(benchmarks).filter((n) => !onRequest.has(n));
+const names =
+  args.length > 0
+    ? args.flatMap((a) => a.split(","))
+    : Object.keys(benchmarks).filter((n) => !onRequest.has(n));
 // Timings on a shared machine are only comparable when it is idle: say how busy it was.
 console.log(`bench: load average ${loadavg()[0]!.toFixed(1)} on ${availableParallelism()} cores`);
 for (const name of names) {
