@@ -178,7 +178,10 @@ export class Cpu extends CpuCore implements Processor {
     this.postedExit = false;
     this.attn = this.shadow !== 0 || this.halted ? 1 : 0;
     let reason: ExitReason = ExitReason.BudgetExhausted;
-    while (this.count < budget) {
+    // Exceptions delivered without retiring an instruction count against the budget too, so a guest whose
+    // handler faults forever (e.g. an unmapped handler reached through an IST stack) cannot hang run().
+    let faults = 0;
+    while (this.count + faults < budget) {
       if (this.replay) this.replay = false;
       else {
         const ev = this.boundary();
@@ -191,7 +194,7 @@ export class Cpu extends CpuCore implements Processor {
         // Single-step (RFLAGS.TF at the start of an instruction): one instruction, then a #DB trap.
         const tf = (this.flagsReg & FLAG_TF) !== 0;
         const before = this.count;
-        this.inner(tf ? before + 1 : budget);
+        this.inner(tf ? before + 1 : budget - faults);
         if (tf && this.count !== before) {
           this.drLo[6] = this.drLo[6]! | 0x4000; // DR6.BS
           if (!this.deliver(1, EventKind.Exception, false, 0)) {
@@ -205,6 +208,7 @@ export class Cpu extends CpuCore implements Processor {
         }
       } catch (e) {
         if (e === FAULT) {
+          faults++;
           this.ripLo = this.curRipLo;
           this.ripHi = this.curRipHi;
           if (!this.deliver(this.faultVector, EventKind.Exception, this.faultHasCode, this.faultCode)) {
