@@ -84,7 +84,7 @@ export interface ParentRequest {
 
 export interface OpenOptions {
   readOnly: boolean;
-  /** Already-opened images by resolved path, so a chain can detect cycles and share parents. */
+  /** Resolved paths of the images already opened below this one (its children), to detect cycles. */
   openChain?: Set<string>;
   /**
    * Opens (or shares) a differencing parent read-only: resolves candidates, detects cycles, checks identity.

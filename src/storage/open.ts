@@ -146,9 +146,13 @@ async function openLayer(
   chain: Set<string>,
 ): Promise<ImageDisk> {
   const format = await detect(opener, path);
+  // `chain` holds this image and its children (for openParent's cycle check); formats that resolve parents
+  // themselves (VHDX) receive only the images below this one, as OpenOptions.openChain documents.
+  const below = new Set(chain);
+  below.delete(path);
   return format.open(opener, path, {
     readOnly,
-    openChain: chain,
+    openChain: below,
     openParent: (req) => openParent(opener, req, chain),
   });
 }

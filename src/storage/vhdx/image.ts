@@ -78,6 +78,11 @@ export class VhdxImage implements ImageDisk {
   private closed = false;
   private allocatedBlocks = -1;
 
+  /** The path this image was opened from (for a parent: as resolved from the child's locator). */
+  get location(): string {
+    return this.path;
+  }
+
   private constructor(
     private file: FileHandle,
     readonly path: string,
