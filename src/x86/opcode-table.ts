@@ -78,7 +78,8 @@ export type Feature =
   | "SSSE3"
   | "SSE41"
   | "SSE42"
-  | "FPU";
+  | "FPU"
+  | "XSAVE";
 
 export interface OpcodeEntry {
   /** Index in OPCODES; decoded instructions carry it (`Insn.op`) for dispatch. */
@@ -114,6 +115,11 @@ export interface OpcodeEntry {
   readonly noRexB: boolean;
   /** Handler name in handlers.ts. */
   readonly handler: string;
+  /**
+   * The result is architecturally defined only to an error bound (RCPPS/RSQRTPS: relative error <= 1.5*2^-12),
+   * so conformance tests must not compare it bit for bit with another implementation (attribute `approx`).
+   */
+  readonly approximate: boolean;
 }
 
 /*
@@ -133,7 +139,7 @@ export interface OpcodeEntry {
  * ROW SYNTAX:  "MNEMONIC | [NP|66|F2|F3] [0F [38|3A]] OPCODE[+r|+cc] [/r|/0../7|!MODRM] | OPERANDS | ATTRS | handler"
  *   +r expands to the eight registers, +cc to the sixteen conditions (mnemonic "cc" replaced by O, NO, ...).
  *   ATTRS: lock, d64, f64, no64 (invalid in 64-bit mode), o64 (64-bit mode only), ring0, iopl, mem, reg,
- *   rexw, norexw, norexb, feat:NAME, r:FLAGS, w:FLAGS, u:FLAGS where FLAGS are letters O S Z A P C T I D
+ *   rexw, norexw, norexb, approx (result defined only to an error bound), feat:NAME, r:FLAGS, w:FLAGS, u:FLAGS where FLAGS are letters O S Z A P C T I D
  *   or "all". Undefined flags (u:) are also counted as written.
  */
 const ROWS: readonly string[] = [
@@ -520,6 +526,7 @@ const FEATURES: ReadonlySet<string> = new Set<Feature>([
   "SSE41",
   "SSE42",
   "FPU",
+  "XSAVE",
 ]);
 
 /** Parses one ROW into one or more entries (+r and +cc expand). Exported for tests and helper tables. */
@@ -579,6 +586,7 @@ export function parseRow(row: string, firstId: number): OpcodeEntry[] {
   let feature: Feature | null = null;
   let rexW = -1;
   let noRexB = false;
+  let approximate = false;
   for (const a of at) {
     if (a === "lock") lockable = true;
     else if (a === "d64" || a === "f64") size = a;
@@ -589,6 +597,7 @@ export function parseRow(row: string, firstId: number): OpcodeEntry[] {
     else if (a === "rexw") rexW = 1;
     else if (a === "norexw") rexW = 0;
     else if (a === "norexb") noRexB = true;
+    else if (a === "approx") approximate = true;
     else if (a.startsWith("feat:")) {
       const f = a.slice(5);
       if (!FEATURES.has(f)) throw new OpcodeTableError(`unknown feature ${f} in: ${row}`);
@@ -622,6 +631,7 @@ export function parseRow(row: string, firstId: number): OpcodeEntry[] {
     rexW,
     noRexB,
     handler,
+    approximate,
   });
   if (expand === "+r") return Array.from({ length: 8 }, (_, r) => make(firstId + r, mnemonic, opcode + r));
   if (expand === "+cc")
