@@ -266,9 +266,9 @@ export const enum FOp {
   Max = 6,
 }
 
-/** Signed zero of an exact-zero sum: -0 only for (-0)+(-0), or in round-down (IEEE 754 6.3). */
+/** Signed zero of an exact-zero sum: same-signed zeros keep their sign, else -0 only in round-down (IEEE 754 6.3). */
 function zeroSum(a: number, b: number): number {
-  if (Object.is(a, -0) && Object.is(b, -0)) return -0;
+  if (a === 0 && Object.is(a, b)) return a; // x + x keeps the sign of zero
   return mode() === 1 ? -0 : 0;
 }
 
@@ -277,7 +277,8 @@ export function op32(op: FOp, ab: number, bb: number): number {
   if (op === FOp.Min || op === FOp.Max) {
     if (isNaN32(ab) || isNaN32(bb)) {
       sf.flags |= F_IE;
-      return bb;
+      // The second operand is returned as is, except that DAZ still zeroes a denormal one (no DE).
+      return isDen32(bb) && sf.mxcsr & DAZ ? bb & 0x80000000 : bb;
     }
     const a = in32(ab);
     const b = in32(bb);
@@ -289,6 +290,12 @@ export function op32(op: FOp, ab: number, bb: number): number {
     if (isSNaN32(bb) || (!unary && isSNaN32(ab))) sf.flags |= F_IE;
     return !unary && isNaN32(ab) ? ab | 0x400000 : bb | 0x400000;
   }
+  if (unary && bb < 0 && (bb & 0x7fffffff) !== 0 && !(isDen32(bb) && sf.mxcsr & DAZ)) {
+    // Invalid (square root of a negative number) takes precedence over the denormal-operand flag.
+    sf.flags |= F_IE;
+    return QNAN32;
+  }
+  const before = sf.flags;
   const b = in32(bb);
   if (unary) {
     if (b < 0) {
@@ -310,6 +317,7 @@ export function op32(op: FOp, ab: number, bb: number): number {
       }
       const s = a + bv;
       if (s === 0) return bits32(zeroSum(a, bv));
+      if (!Number.isFinite(s)) return bits32(s); // an infinite operand: exact
       const t = s - a;
       const e = a - (s - t) + (bv - t);
       return round32(s, e);
@@ -319,15 +327,17 @@ export function op32(op: FOp, ab: number, bb: number): number {
         sf.flags |= F_IE;
         return QNAN32;
       }
-      return round32(a * b, 0);
+      const p = a * b;
+      return Number.isFinite(a) && Number.isFinite(b) ? round32(p, 0) : bits32(p);
     }
     default: {
       if ((a === 0 && b === 0) || (Math.abs(a) === Infinity && Math.abs(b) === Infinity)) {
         sf.flags |= F_IE;
         return QNAN32;
       }
+      // Observed on hardware: x/0 reports only ZE (or nothing for inf/0), even for a denormal dividend.
       if (b === 0) {
-        sf.flags |= F_ZE;
+        sf.flags = before | (Number.isFinite(a) ? F_ZE : 0);
         return bits32(a / b);
       }
       const s = a / b;
@@ -342,6 +352,10 @@ export function op64(op: FOp, alo: number, ahi: number, blo: number, bhi: number
   if (op === FOp.Min || op === FOp.Max) {
     if (isNaN64(alo, ahi) || isNaN64(blo, bhi)) {
       sf.flags |= F_IE;
+      if (isDen64(blo, bhi) && sf.mxcsr & DAZ) {
+        sf.hi = bhi & 0x80000000;
+        return 0;
+      }
       sf.hi = bhi;
       return blo;
     }
@@ -360,6 +374,10 @@ export function op64(op: FOp, alo: number, ahi: number, blo: number, bhi: number
     sf.hi = bhi | 0x80000;
     return blo;
   }
+  if (unary && bhi < 0 && ((bhi & 0x7fffffff) | blo) !== 0 && !(isDen64(blo, bhi) && sf.mxcsr & DAZ)) {
+    return qnan64();
+  }
+  const before = sf.flags;
   const b = in64(blo, bhi);
   if (unary) {
     if (b < 0) return qnan64();
@@ -392,7 +410,7 @@ export function op64(op: FOp, alo: number, ahi: number, blo: number, bhi: number
       if ((a === 0 && b === 0) || (Math.abs(a) === Infinity && Math.abs(b) === Infinity)) return qnan64();
       const q = a / b;
       if (b === 0) {
-        sf.flags |= F_ZE;
+        sf.flags = before | (Number.isFinite(a) ? F_ZE : 0);
         return bits64(q);
       }
       if (a === 0 || !Number.isFinite(a) || !Number.isFinite(b)) return bits64(q);
