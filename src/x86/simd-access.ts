@@ -115,9 +115,12 @@ export function load(
   throw new Error(`operand kind ${kind} is not a SIMD source`);
 }
 
-/** Loads slot 0 (destination as first source) and slot 1 (second source) of d into LA and LB. */
+/**
+ * Loads slot 0 (destination as first source; a whole XMM register even for scalar forms, whose upper lanes
+ * pass through) and slot 1 (second source) of d into LA and LB.
+ */
 export function load01(c: CpuCore, d: Insn, align: boolean): void {
-  load(c, d, d.k0, d.r0, d.s0, LA, false);
+  load(c, d, d.k0, d.r0, d.k0 === OpKind.Xmm ? 16 : d.s0, LA, false);
   load(c, d, d.k1, d.r1, d.s1, LB, align);
 }
 

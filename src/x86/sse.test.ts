@@ -2,57 +2,7 @@
 // CR4.OSFXSR, 16-byte alignment, #XM vs #UD) with nasm snippets run to HLT in 64-bit mode.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assemble, CODE_BASE, machine, runToHlt } from "./nasm-harness.test.js";
-import { ExitReason } from "./vm-exit.js";
-import type { Cpu } from "./cpu.js";
-
-const DATA = 0x20000;
-
-/** Runs a 64-bit snippet with CR4.OSFXSR|OSXMMEXCPT set, `data` at DATA (rbx = DATA). */
-function run(src: string, data: number[] = [], cr4Extra = 0x600, cr0Extra = 0): Cpu {
-  const { cpu, mem } = machine("long64", assemble(`mov rbx, ${DATA}\n${src}\nhlt`, 64, CODE_BASE));
-  mem.write(DATA, new Uint8Array(data));
-  cpu.setControl("cr4", 0x20 | cr4Extra, 0);
-  if (cr0Extra) cpu.setControl("cr0", cpu.getControl("cr0").lo | cr0Extra, 0);
-  const r = runToHlt(cpu);
-  assert.equal(r, ExitReason.Hlt, `exit ${r}`);
-  return cpu;
-}
-
-/** XMM register n as 16 bytes in hex, most significant first (like a 128-bit literal). */
-function xmm(cpu: Cpu, n: number): string {
-  let s = "";
-  for (let k = 3; k >= 0; k--) s += (cpu.xmm[n * 4 + k]! >>> 0).toString(16).padStart(8, "0");
-  return s;
-}
-
-const bytes = (n: number, f: (i: number) => number): number[] =>
-  Array.from({ length: n }, (_, i) => f(i) & 0xff);
-
-/** Runs until the first exception and returns its vector, via an IDT whose handlers record vector in rax. */
-function faultVector(src: string, data: number[] = [], cr4Extra = 0x600, cr0Extra = 0): number {
-  // Each IDT entry i points at a stub "mov eax, i; hlt" (stubs at 0x30000 + 16*i).
-  const stubs: string[] = [];
-  for (let i = 0; i < 32; i++)
-    stubs.push(`times ${0x30000 + 16 * i} - ($-$$) - ${CODE_BASE} db 0x90`, `mov eax, ${i}`, "hlt");
-  const code = assemble(`mov rbx, ${DATA}\nmov eax, -1\n${src}\nhlt\n${stubs.join("\n")}`, 64, CODE_BASE);
-  const { cpu, mem } = machine("long64", code);
-  mem.write(DATA, new Uint8Array(data));
-  const idt = new DataView(mem.buffer);
-  const IDT = 0x40000;
-  for (let i = 0; i < 32; i++) {
-    const h = 0x30000 + 16 * i;
-    idt.setUint16(IDT + i * 16, h & 0xffff, true);
-    idt.setUint16(IDT + i * 16 + 2, 0x08, true);
-    idt.setUint16(IDT + i * 16 + 4, 0x8e00, true);
-    idt.setUint16(IDT + i * 16 + 6, h >>> 16, true);
-  }
-  cpu.setDescriptorTable("idtr", IDT, 32 * 16 - 1);
-  cpu.setControl("cr4", 0x20 | cr4Extra, 0);
-  if (cr0Extra) cpu.setControl("cr0", cpu.getControl("cr0").lo | cr0Extra, 0);
-  assert.equal(runToHlt(cpu), ExitReason.Hlt);
-  return cpu.getReg(0).lo;
-}
+import { bytes, faultVector, run, xmm } from "./simd-harness.test.js";
 
 test("SSE availability: #UD without CR4.OSFXSR or with CR0.EM, #NM with CR0.TS, aligned #GP", () => {
   assert.equal(faultVector("pxor xmm0, xmm0", [], 0), 6);
