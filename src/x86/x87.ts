@@ -138,7 +138,7 @@ function push(c: CpuCore, x: Ext): boolean {
     if (!commit(c, X_IE)) return false;
     indefinite(T);
     x = T;
-  }
+  } else c.fpu.fsw &= ~SW_C1;
   setTop(c, t);
   writeSt(c, 0, x);
   return true;
@@ -509,8 +509,7 @@ function fldMem(c: CpuCore, d: Insn): void {
     const s3 = (c.eaLo >>> 0) + 8;
     v.setUint16(8, c.readMem(d.seg, s3 | 0, (c.eaHi + (s3 >= 0x1_0000_0000 ? 1 : 0)) | 0, 2), true);
     unpack80(v, 0, T);
-    if (!push(c, T)) return;
-    c.fpu.fsw &= ~SW_C1;
+    push(c, T);
     return;
   }
   if (T.cls === Cls.SNaN) {
@@ -519,7 +518,7 @@ function fldMem(c: CpuCore, d: Insn): void {
     T.hi = (T.hi | 0x40000000) >>> 0;
   } else if (T.cls === Cls.Finite && T.den) fl |= X_DE;
   if (!commit(c, fl)) return;
-  if (push(c, T)) c.fpu.fsw &= ~SW_C1;
+  push(c, T);
 }
 
 /** FILD m16/m32/m64 (DF /0, DB /0, DF /5). */
@@ -536,7 +535,7 @@ function fild(c: CpuCore, d: Insn): void {
     const v = (c.readMem(d.seg, c.eaLo, c.eaHi, 2) << 16) >> 16;
     fromInt(v, v >> 31, T);
   }
-  if (push(c, T)) c.fpu.fsw &= ~SW_C1;
+  push(c, T);
 }
 
 /** FLD ST(i). */
@@ -547,7 +546,7 @@ function fldReg(c: CpuCore, d: Insn): void {
     if (!underflow(c)) return;
     indefinite(T);
   } else readSt(c, i, T);
-  if (push(c, T)) c.fpu.fsw &= ~SW_C1;
+  push(c, T);
 }
 
 /** FST/FSTP m32/m64/m80 (D9 /2 /3, DD /2 /3, DB /7). */
@@ -658,7 +657,7 @@ function fldConst(c: CpuCore, d: Insn): void {
     constant(w, e, rc(c));
     T.set(R);
   }
-  if (push(c, T)) c.fpu.fsw &= ~SW_C1;
+  push(c, T);
 }
 
 // ---------------------------------------------------------------- single-operand and stack instructions
