@@ -212,6 +212,11 @@ export class CpuCore extends FlagUnit {
   readonly controls: ExitControls;
   /** A posted (already retired) exit is waiting to be reported after the current instruction. */
   postedExit = false;
+  /**
+   * Nonzero when the run loop must look at something after the current instruction (posted exit, HLT,
+   * interrupt shadow). Set together with postedExit/halted/shadow so the loop tests one field.
+   */
+  attn = 0;
   /** Completion values for replayed instructions (IN and MMIO reads re-execute with the runner's value). */
   ioPending = false;
   ioValue = 0;
@@ -221,10 +226,12 @@ export class CpuCore extends FlagUnit {
   mmioHi = 0;
 
   // ---- TLB: tags (linear page number, NaN = empty) and RAM offsets, per kind x (supervisor, user) ----
-  readonly tlbTag = new Float64Array(6 * TLB_SIZE).fill(NaN);
-  readonly tlbOff = new Float64Array(6 * TLB_SIZE);
-  readonly tlbGlobal = new Uint8Array(6 * TLB_SIZE);
-  /** 0 for supervisor (CPL < 3), 3 * TLB_SIZE for user. */
+  // A seventh to ninth region is never filled: user accesses look there while alignment checking is active
+  // (CR0.AM, RFLAGS.AC, CPL 3), so every such access takes the slow path, which checks alignment.
+  readonly tlbTag = new Float64Array(9 * TLB_SIZE).fill(NaN);
+  readonly tlbOff = new Float64Array(9 * TLB_SIZE);
+  readonly tlbGlobal = new Uint8Array(9 * TLB_SIZE);
+  /** 0 for supervisor (CPL < 3), 3 * TLB_SIZE for user, 6 * TLB_SIZE for user with alignment checks. */
   tlbUser = 0;
   private readonly walkRes = new WalkResult();
   private readonly pagingRegs: PagingRegs = { cr0: 0, cr3Lo: 0, cr3Hi: 0, cr4: 0, lma: false, nxe: false };
@@ -233,8 +240,10 @@ export class CpuCore extends FlagUnit {
   readonly tscHz: number;
   readonly clock: () => number;
   readonly deterministic: boolean;
-  /** Instructions retired (exact to 2^53). */
+  /** Instructions retired before the current run() call (exact to 2^53). */
   retiredCount = 0;
+  /** Instructions retired so far in the current run() call. */
+  count = 0;
   private tscBase = 0;
   private tscLast = 0;
   private readonly clock0: number;
@@ -408,6 +417,8 @@ export class CpuCore extends FlagUnit {
   linear(seg: number, offLo: number, offHi: number, size: number, write: boolean): number {
     if (this.long64) {
       if (seg < 4) {
+        // A non-canonical stack-segment reference is #SS(0), not #GP(0) (SDM Vol. 3A 6.15 #SS).
+        if (seg === 2 && (offHi << 16) >> 16 !== offHi) this.fault(Vec.SS, 0);
         this.hi = offHi;
         return offLo;
       }
@@ -489,7 +500,8 @@ export class CpuCore extends FlagUnit {
     if (!(this.cr0 & CR0_PE)) this.cpl = 0;
     else if (this.flagsReg & 0x20000) this.cpl = 3;
     else this.cpl = this.segSel[1]! & 3;
-    this.tlbUser = this.cpl === 3 ? 3 * TLB_SIZE : 0;
+    const ac = (this.cr0 & CR0_AM) !== 0 && (this.flagsReg & 0x40000) !== 0;
+    this.tlbUser = this.cpl === 3 ? (ac ? 6 * TLB_SIZE : 3 * TLB_SIZE) : 0;
     this.stackSize = this.long64 ? 8 : this.segAccess[2]! & ACC_DB ? 4 : 2;
     this.codeCacheReset();
   }
@@ -567,7 +579,13 @@ export class CpuCore extends FlagUnit {
     this.writeSlow(lo, hi, size, vlo, vhi, false);
   }
 
+  /** #AC(0) for a misaligned user data access while alignment checking is active (SDM Vol. 3A 6.15 #AC). */
+  private alignCheck(lo: number, size: number, user: boolean): void {
+    if (user && this.tlbUser === 6 * TLB_SIZE && size > 1 && (lo & (size - 1)) !== 0) this.fault(Vec.AC, 0);
+  }
+
   readSlow(lo: number, hi: number, size: number, user: boolean): number {
+    this.alignCheck(lo, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
       // Page-straddling: assemble from bytes (each byte translated; faults before any state change).
@@ -601,6 +619,7 @@ export class CpuCore extends FlagUnit {
   }
 
   writeSlow(lo: number, hi: number, size: number, vlo: number, vhi: number, user: boolean): void {
+    this.alignCheck(lo, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
       // Translate both pages first so a fault on the second leaves memory untouched.
@@ -724,6 +743,7 @@ export class CpuCore extends FlagUnit {
     x.valueLo = size === 1 ? lo & 0xff : size === 2 ? lo & 0xffff : lo;
     x.valueHi = size === 8 ? hi : 0;
     this.postedExit = true;
+    this.attn = 1;
   }
 
   /** Flushes the TLB; non-global entries only when `keepGlobal`. */
@@ -769,6 +789,7 @@ export class CpuCore extends FlagUnit {
       const s = (this.rlo[4]! >>> 0) - size;
       const nlo = s | 0;
       const nhi = (this.rhi[4]! - (s < 0 ? 1 : 0)) | 0;
+      if ((nhi << 16) >> 16 !== nhi) this.fault(Vec.SS, 0);
       this.writeLin(nlo, nhi, size, lo, hi);
       this.rlo[4] = nlo;
       this.rhi[4] = nhi;
@@ -788,7 +809,9 @@ export class CpuCore extends FlagUnit {
     let v: number;
     if (this.stackSize === 8) {
       const vhi0 = 0;
-      v = this.readLin(this.rlo[4]!, this.rhi[4]!, size);
+      const sh = this.rhi[4]!;
+      if ((sh << 16) >> 16 !== sh) this.fault(Vec.SS, 0);
+      v = this.readLin(this.rlo[4]!, sh, size);
       const vhi = size === 8 ? this.hi : vhi0;
       const s = (this.rlo[4]! >>> 0) + size;
       this.rlo[4] = s | 0;
@@ -809,7 +832,9 @@ export class CpuCore extends FlagUnit {
   peekStack(offset: number, size: number): number {
     if (this.stackSize === 8) {
       const s = (this.rlo[4]! >>> 0) + offset;
-      return this.readLin(s | 0, (this.rhi[4]! + (s >= TWO32 ? 1 : 0)) | 0, size);
+      const h = (this.rhi[4]! + (s >= TWO32 ? 1 : 0)) | 0;
+      if ((h << 16) >> 16 !== h) this.fault(Vec.SS, 0);
+      return this.readLin(s | 0, h, size);
     }
     const sp = this.stackSize === 4 ? (this.rlo[4]! + offset) | 0 : (this.rlo[4]! + offset) & 0xffff;
     return this.readMem(2, sp, 0, size);
@@ -854,7 +879,8 @@ export class CpuCore extends FlagUnit {
   /** The current TSC (before the control's offset) as a double. Never decreases. */
   tscNow(): number {
     let t: number;
-    if (this.deterministic) t = this.tscBase + Math.floor(this.retiredCount * (this.tscHz / 1e8));
+    if (this.deterministic)
+      t = this.tscBase + Math.floor((this.retiredCount + this.count) * (this.tscHz / 1e8));
     else t = this.tscBase + Math.floor(((this.clock() - this.clock0) * this.tscHz) / 1e9);
     if (t < this.tscLast) t = this.tscLast;
     this.tscLast = t;

@@ -225,6 +225,7 @@ const ROWS: readonly string[] = [
   "MOVSX | 0F BE /r | Gv,Eb | | movsx",
   "MOVSX | 0F BF /r | Gv,Ew | | movsx",
   "ARPL | 63 /r | Ew,Gw | no64 w:Z | arpl",
+  "BOUND | 62 /r | Gv,Ma | mem no64 | bound",
   "MOVSXD | 63 /r | Gv,Ed | o64 | movsx",
   "PAUSE | F3 90 | | | nop",
   "NOP | 90 | | norexb | nop",
@@ -339,6 +340,7 @@ const ROWS: readonly string[] = [
   "OUT | EE | DX,AL | iopl | out",
   "OUT | EF | DX,eAX | iopl | out",
   "HLT | F4 | | ring0 | hlt",
+  "FWAIT | 9B | | | fwait",
   "CPUID | 0F A2 | | | cpuid",
   "UD2 | 0F 0B | | | ud",
   "UD1 | 0F B9 /r | Gv,Ev | | ud",
@@ -529,6 +531,10 @@ const FEATURES: ReadonlySet<string> = new Set<Feature>([
   "XSAVE",
 ]);
 
+/** Operand specs the decoder understands (see OPERAND NOTATION). */
+const OPERAND_SPEC =
+  /^(?:AL|CL|AX|DX|eAX|rAX|1|ES|CS|SS|DS|FS|GS|[EGRZ][bwdqvyz]|Ibs|I[bwdzv]|J[bz]|M(?:[bwdqvpsa]|dq)?|[CD][dqy]|Sw|O[bv]|Ap|[XY][bvz]|[VUW](?:ps|pd|ss|sd|x|dq|q|d|w|b)|[PNQ](?:q|d))$/;
+
 /** Parses one ROW into one or more entries (+r and +cc expand). Exported for tests and helper tables. */
 export function parseRow(row: string, firstId: number): OpcodeEntry[] {
   const parts = row.split("|").map((p) => p.trim());
@@ -608,6 +614,9 @@ export function parseRow(row: string, firstId: number): OpcodeEntry[] {
     else throw new OpcodeTableError(`unknown attribute "${a}" in: ${row}`);
   }
   const operands = ops.length === 0 ? [] : ops.split(",").map((o) => o.trim());
+  for (const o of operands) {
+    if (!OPERAND_SPEC.test(o)) throw new OpcodeTableError(`unknown operand spec "${o}" in: ${row}`);
+  }
   const make = (id: number, mn: string, op: number): OpcodeEntry => ({
     id,
     mnemonic: mn,

@@ -58,7 +58,7 @@ function popSeg(c: CpuCore, d: Insn): void {
   const v = c.peekStack(0, d.osize) & 0xffff;
   loadSeg(c, d.r0, v);
   c.addSp(d.osize);
-  if (d.r0 === 2) c.shadow = 2;
+  if (d.r0 === 2) c.shadow = c.attn = 2;
 }
 
 function pusha(c: CpuCore, d: Insn): void {
@@ -89,7 +89,7 @@ function pushf(c: CpuCore, d: Insn): void {
 export function writeFlags(c: CpuCore, value: number, mask: number): void {
   const old = c.getFlags();
   c.flagsReg = ((old & ~mask) | (value & mask) | 2) & 0x3f7fd7;
-  if ((old ^ c.flagsReg) & FLAG_VM) c.updateMode();
+  if ((old ^ c.flagsReg) & (FLAG_VM | FLAG_AC)) c.updateMode();
 }
 
 function popf(c: CpuCore, d: Insn): void {

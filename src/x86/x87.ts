@@ -10,7 +10,7 @@
 // 8.5 exceptions incl. 8.5.1.1 stack overflow/underflow), Vol. 1 Fig. 8-9..8-12 (FSTENV/FSAVE layouts),
 // Vol. 2 instruction pages FADD..FYL2X, Table 3-48 style condition-code tables for FCOM/FXAM.
 
-import { CR0_EM, CR0_MP, CR0_NE, CR0_TS, type CpuCore, type Handler, Vec } from "./core.js";
+import { CR0_EM, CR0_NE, CR0_TS, type CpuCore, type Handler, Vec } from "./core.js";
 import type { Insn } from "./insn.js";
 import { FLAG_CF, FLAG_PF, FLAG_ZF, FLAGS_STATUS } from "./opcode-table.js";
 import {
@@ -835,12 +835,6 @@ function fnop(c: CpuCore, d: Insn): void {
   begin(c, d);
 }
 
-/** FADDP/FMULP... with DE-prefixed ModRM are in fArithReg; FWAIT checks only #NM (TS and MP) and #MF. */
-function fwait(c: CpuCore): void {
-  if ((c.cr0 & (CR0_TS | CR0_MP)) === (CR0_TS | CR0_MP)) c.fault(Vec.NM);
-  if (c.fpu.fsw & SW_ES && c.cr0 & CR0_NE) c.fault(Vec.MF);
-}
-
 // ---------------------------------------------------------------- control instructions (no pending-error check)
 
 function fninit(c: CpuCore): void {
@@ -1009,7 +1003,6 @@ export const x87Handlers: Record<string, Handler> = {
   fdecstp: fincdec(false),
   fcmov,
   fnop,
-  fwait,
   fninit,
   fnclex,
   fldcw,
