@@ -28,6 +28,8 @@ const OPS: ReadonlyArray<[string, string, number]> = [
   ["db 0xde, 0xe9", ".byte 0xde, 0xe9", 10], // FSUBP ST(1), ST(0): b - a, pop
   ["db 0xde, 0xf9", ".byte 0xde, 0xf9", 10], // FDIVP: b / a, pop
   ["db 0xd8, 0xd1", ".byte 0xd8, 0xd1", 10], // FCOM ST(1)
+  ["db 0xd9, 0xf8", ".byte 0xd9, 0xf8", 10], // FPREM (operands with close exponents: complete)
+  ["db 0xd9, 0xf5", ".byte 0xd9, 0xf5", 10], // FPREM1
   ["db 0xd9, 0xe5", ".byte 0xd9, 0xe5", 10], // FXAM
   ["fst qword [rbx+48]", "fstl (%rbx)", 8],
   ["fst dword [rbx+48]", "fsts (%rbx)", 4],
@@ -124,6 +126,8 @@ function operand(op: number): number[] {
     exp = 16383 - 126 - (rnd() % 30);
   } else if (op === 8) {
     exp = 16383 + (rnd() % 16); // FSCALE amounts
+  } else if (op === 12 || op === 13) {
+    exp = 16383 + (rnd() % 40) - 20; // FPREM/FPREM1: exponent differences below 64 (complete reduction)
   } else exp = 16383 + ((rnd() % 64) - 32);
   out.setUint32(0, lo >>> 0, true);
   out.setUint32(4, hi >>> 0, true);

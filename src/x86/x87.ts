@@ -778,6 +778,160 @@ function fscale(c: CpuCore, d: Insn): void {
   finish(c, 0);
 }
 
+/**
+ * FPREM (truncating quotient) / FPREM1 (IEEE, round-to-nearest quotient): ST(0) = ST(0) - Q * ST(1), exact.
+ * When the exponents differ by 64 or more only a partial reduction is done (by 2^(D-63)) and C2 is set so
+ * software loops; otherwise C2 = 0 and C0, C3, C1 receive quotient bits 2, 1, 0 (SDM FPREM/FPREM1).
+ */
+function fprem(ieee: boolean): Handler {
+  return (c, d) => {
+    begin(c, d);
+    if (isEmpty(c, 0) || isEmpty(c, 1)) {
+      if (underflow(c)) {
+        indefinite(T);
+        writeSt(c, 0, T);
+      }
+      return;
+    }
+    readSt(c, 0, A);
+    readSt(c, 1, B);
+    const f = c.fpu;
+    f.fsw &= ~SW_CC;
+    if (A.cls >= Cls.QNaN || B.cls >= Cls.QNaN) {
+      if (A.cls === Cls.Bad || B.cls === Cls.Bad) {
+        xf.flags |= X_IE;
+        indefinite(R);
+      } else nanResult(A, B);
+      finish(c, 0);
+      return;
+    }
+    if (A.cls === Cls.Inf || B.cls === Cls.Zero) {
+      xf.flags |= X_IE;
+      indefinite(R);
+      finish(c, 0);
+      return;
+    }
+    if ((A.cls === Cls.Finite && A.den) || (B.cls === Cls.Finite && B.den)) xf.flags |= X_DE;
+    if (A.cls === Cls.Zero || B.cls === Cls.Inf) {
+      R.set(A);
+      finish(c, 0);
+      return;
+    }
+    const D = A.exp - B.exp;
+    const aOverHalfB = A.hi > B.hi || (A.hi === B.hi && A.lo > B.lo); // with D == -1: |a| > |b| / 2
+    if (D < 0 && !(ieee && D === -1 && aOverHalfB)) {
+      R.set(A); // quotient 0: the remainder is a (FPREM1 rounds Q = 0.5 to the even 0)
+      finish(c, 0);
+      return;
+    }
+    if (D === -1) {
+      // FPREM1 with 1/2 < |a/b| < 1: Q = 1, remainder = a - b = -(|b| - |a|), exact at a's exponent.
+      const bh = B.hi * 2 + (B.lo >>> 31);
+      let l = ((B.lo << 1) >>> 0) - A.lo;
+      let h = bh - A.hi;
+      if (l < 0) {
+        l += 0x1_0000_0000;
+        h -= 1;
+      }
+      T.cls = Cls.Finite;
+      fromUnsigned(h, l, T);
+      T.exp += A.exp - 63;
+      T.sign = A.sign ^ 1;
+      R.set(T);
+      f.fsw |= SW_C1;
+      roundExt(R, R.exp, 64, 0);
+      const keep1 = f.fsw & SW_CC;
+      finish(c, 0);
+      f.fsw = (f.fsw & ~SW_CC) | keep1;
+      return;
+    }
+    const partial = D >= 64;
+    // Partial reduction: N = 32 + (D mod 32) quotient bits, which is what Intel hardware does (the SDM leaves
+    // N implementation-dependent in 32..63; the final result after the software loop is the same).
+    const nBits = 32 + (D % 32);
+    const steps = partial ? nBits : D;
+    // Long division of a's significand by b's over steps+1 quotient bits; R < 2*b fits in (double, uint32).
+    let rh = A.hi;
+    let rl = A.lo;
+    let q = 0;
+    {
+      for (let i = 0; i <= steps; i++) {
+        const ge = rh > B.hi || (rh === B.hi && rl >= B.lo);
+        if (ge) {
+          let l = rl - B.lo;
+          let h = rh - B.hi;
+          if (l < 0) {
+            l += 0x1_0000_0000;
+            h -= 1;
+          }
+          rl = l;
+          rh = h;
+        }
+        q = ((q << 1) | (ge ? 1 : 0)) & 7;
+        if (i < steps) {
+          rh = rh * 2 + (rl >>> 31);
+          rl = (rl << 1) >>> 0;
+        }
+      }
+    }
+    // Remainder magnitude = (rh:rl) * 2^(e0 - 63) with e0 = b's exponent (or a's minus 63 when partial).
+    const e0 = partial ? A.exp - nBits : B.exp;
+    let sign = A.sign;
+    if (ieee && !partial) {
+      // Round the quotient to nearest: if 2R > b (or = b with odd Q), R = b - R and the sign flips.
+      const h2 = rh * 2 + (rl >>> 31);
+      const l2 = (rl << 1) >>> 0;
+      const gt = h2 > B.hi || (h2 === B.hi && l2 > B.lo);
+      const eq = h2 === B.hi && l2 === B.lo;
+      if (gt || (eq && q & 1)) {
+        let l = B.lo - rl;
+        let h = B.hi - rh;
+        if (l < 0) {
+          l += 0x1_0000_0000;
+          h -= 1;
+        }
+        rl = l;
+        rh = h;
+        sign ^= 1;
+        q = (q + 1) & 7;
+      }
+    }
+    if (rh === 0 && rl === 0) {
+      R.cls = Cls.Zero;
+      R.sign = sign;
+      R.hi = R.lo = 0;
+    } else {
+      fromUnsigned(rh, rl, R);
+      R.exp += e0 - 63;
+      R.sign = sign;
+    }
+    if (partial) f.fsw |= SW_C2;
+    else f.fsw |= (q & 4 ? SW_C0 : 0) | (q & 2 ? SW_C3 : 0) | (q & 1 ? SW_C1 : 0);
+    // Exact result; a tiny remainder is stored as a denormal (UE only when unmasked).
+    roundExt(R, R.exp, 64, 0);
+    const keep = f.fsw & SW_CC;
+    finish(c, 0);
+    f.fsw = (f.fsw & ~SW_CC) | keep;
+  };
+}
+
+/** Nonzero unsigned 64-bit (h, l) -> normalized x with exponent 63 - leading zeros (sign left to the caller). */
+function fromUnsigned(h: number, l: number, x: Ext): void {
+  h >>>= 0;
+  l >>>= 0;
+  let e = 63;
+  while (!(h & 0x80000000)) {
+    h = ((h << 1) | (l >>> 31)) >>> 0;
+    l = (l << 1) >>> 0;
+    e--;
+  }
+  x.cls = Cls.Finite;
+  x.den = false;
+  x.hi = h;
+  x.lo = l;
+  x.exp = e;
+}
+
 function fxch(c: CpuCore, d: Insn): void {
   begin(c, d);
   const i = d.modrm & 7;
@@ -997,6 +1151,8 @@ export const x87Handlers: Record<string, Handler> = {
   fsqrt,
   frndint,
   fscale,
+  fprem: fprem(false),
+  fprem1: fprem(true),
   fxch,
   ffree,
   fincstp: fincdec(true),
