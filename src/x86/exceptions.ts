@@ -110,7 +110,7 @@ function deliverReal(c: CpuCore, vector: number): void {
 }
 
 /** Reads the stack pointer for privilege level `dpl` from the current TSS (32- or 16-bit). */
-function tssStack(c: CpuCore, dpl: number, ext: number): { ss: number; sp: number } {
+export function tssStack(c: CpuCore, dpl: number, ext: number): { ss: number; sp: number } {
   const is32 = (c.trAccess & 0xf) === 9 || (c.trAccess & 0xf) === 11;
   const off = is32 ? 4 + dpl * 8 : 2 + dpl * 4;
   const width = is32 ? 4 : 2;

@@ -163,3 +163,88 @@ test("REP OUTSB posts one Io exit per byte; REP INSB completes each element by r
   assert.equal(cpu.run(1000), ExitReason.Hlt);
   assert.equal(reg64(cpu, 0), 0x4241n);
 });
+
+test("32-bit call gate from ring 3 to ring 0 with a parameter; RETF imm back to ring 3", () => {
+  const cpu = exec(
+    `
+    mov dword [tss + 4], 0x70000
+    mov dword [tss + 8], 0x10
+    mov eax, tss
+    mov word [0x1038], 0x67
+    mov [0x103a], ax
+    shr eax, 16
+    mov [0x103c], al
+    mov byte [0x103d], 0x89
+    mov [0x103f], ah
+    mov ax, 0x38
+    ltr ax
+    mov eax, kernel
+    mov [0x1040], ax
+    mov word [0x1042], 0x18
+    mov byte [0x1044], 1
+    mov byte [0x1045], 0xec
+    shr eax, 16
+    mov [0x1046], ax
+    push 0x23
+    push 0x50000
+    push 0x2
+    push 0x33
+    push user
+    iret
+  user:
+    push 0x1234
+    call 0x43:0
+    mov ebx, esp
+    mov esi, eax
+    mov edi, cs
+    push 0
+    call 0x43:0
+  kernel:
+    mov ax, 0x10                  ; IRET/RETF to ring 3 nulled DS (DPL 0 < CPL 3)
+    mov ds, ax
+    inc dword [calls]
+    cmp dword [calls], 2
+    je done
+    mov eax, [esp + 8]
+    mov ebp, [esp + 12]
+    mov edx, cs
+    retf 4
+  done:
+    hlt
+  calls: dd 0
+  tss: times 0x68 db 0`,
+    "prot32",
+  );
+  assert.equal(cpu.getReg(6).lo, 0x1234, "parameter copied to the ring-0 stack");
+  assert.equal(cpu.getReg(5).lo, 0x50000 - 4, "old ESP pushed");
+  assert.equal(cpu.getReg(2).lo & 0xffff, 0x18, "ran in ring 0");
+  assert.equal(cpu.getReg(3).lo, 0x50000, "RETF 4 dropped the parameter on the ring-3 stack");
+  assert.equal(cpu.getReg(7).lo & 0xffff, 0x33, "back in ring 3");
+});
+
+test("64-bit call gate: CALL FAR through a 16-byte gate pushes a 64-bit frame; RETFQ returns", () => {
+  const cpu = exec(`
+    lea rax, [rel target]
+    mov rbx, 0x1038
+    mov [rbx], ax
+    mov word [rbx + 2], 0x08
+    mov byte [rbx + 4], 0
+    mov byte [rbx + 5], 0x8c
+    shr rax, 16
+    mov [rbx + 6], ax
+    shr rax, 16
+    mov [rbx + 8], eax
+    mov dword [rbx + 12], 0
+    call far [rel ptr]
+    mov r9, 2
+    hlt
+  target:
+    mov r8, [rsp]
+    mov r10, [rsp + 8]
+    o64 retf
+  ptr: dq 0
+    dw 0x38`);
+  assert.equal(reg64(cpu, 9), 2n);
+  assert.equal(reg64(cpu, 10), 0x08n, "64-bit CS slot");
+  assert.ok(reg64(cpu, 8) > 0x10000n, "return RIP pushed as 8 bytes");
+});
