@@ -9,14 +9,20 @@ import { bitHandlers } from "./bits.js";
 import { controlHandlers } from "./control.js";
 import type { CpuCore, Handler } from "./core.js";
 import { dataHandlers } from "./data.js";
+import { fxsaveHandlers } from "./fxsave.js";
 import type { Insn } from "./insn.js";
 import { muldivHandlers } from "./muldiv.js";
 import { OPCODES } from "./opcode-table.js";
 import { segmentHandlers } from "./segments.js";
 import { shiftHandlers } from "./shift.js";
+import "./simd-table.js"; // appends the SIMD rows to OPCODES before any dispatch array is built
+import { sseExtHandlers } from "./sse-ext.js";
+import { sseFloatHandlers } from "./sse-float.js";
+import { sseIntHandlers } from "./sse-int.js";
 import { stackHandlers } from "./stack.js";
 import { stringHandlers } from "./string-ops.js";
 import { systemHandlers } from "./system.js";
+import { x87Handlers } from "./x87.js";
 
 export const HANDLERS: Record<string, Handler> = {};
 
@@ -43,6 +49,12 @@ for (const g of [
   stackHandlers,
   stringHandlers,
   systemHandlers,
+  // SIMD groups (x87/MMX/SSE state and instructions)
+  sseIntHandlers,
+  sseFloatHandlers,
+  fxsaveHandlers,
+  x87Handlers,
+  sseExtHandlers,
 ]) {
   registerHandlers(g);
 }

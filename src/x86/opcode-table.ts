@@ -78,7 +78,8 @@ export type Feature =
   | "SSSE3"
   | "SSE41"
   | "SSE42"
-  | "FPU";
+  | "FPU"
+  | "XSAVE";
 
 export interface OpcodeEntry {
   /** Index in OPCODES; decoded instructions carry it (`Insn.op`) for dispatch. */
@@ -114,6 +115,11 @@ export interface OpcodeEntry {
   readonly noRexB: boolean;
   /** Handler name in handlers.ts. */
   readonly handler: string;
+  /**
+   * The result is architecturally defined only to an error bound (RCPPS/RSQRTPS: relative error <= 1.5*2^-12),
+   * so conformance tests must not compare it bit for bit with another implementation (attribute `approx`).
+   */
+  readonly approximate: boolean;
 }
 
 /*
@@ -133,7 +139,7 @@ export interface OpcodeEntry {
  * ROW SYNTAX:  "MNEMONIC | [NP|66|F2|F3] [0F [38|3A]] OPCODE[+r|+cc] [/r|/0../7|!MODRM] | OPERANDS | ATTRS | handler"
  *   +r expands to the eight registers, +cc to the sixteen conditions (mnemonic "cc" replaced by O, NO, ...).
  *   ATTRS: lock, d64, f64, no64 (invalid in 64-bit mode), o64 (64-bit mode only), ring0, iopl, mem, reg,
- *   rexw, norexw, norexb, feat:NAME, r:FLAGS, w:FLAGS, u:FLAGS where FLAGS are letters O S Z A P C T I D
+ *   rexw, norexw, norexb, approx (result defined only to an error bound), feat:NAME, r:FLAGS, w:FLAGS, u:FLAGS where FLAGS are letters O S Z A P C T I D
  *   or "all". Undefined flags (u:) are also counted as written.
  */
 const ROWS: readonly string[] = [
@@ -522,6 +528,7 @@ const FEATURES: ReadonlySet<string> = new Set<Feature>([
   "SSE41",
   "SSE42",
   "FPU",
+  "XSAVE",
 ]);
 
 /** Operand specs the decoder understands (see OPERAND NOTATION). */
@@ -585,6 +592,7 @@ export function parseRow(row: string, firstId: number): OpcodeEntry[] {
   let feature: Feature | null = null;
   let rexW = -1;
   let noRexB = false;
+  let approximate = false;
   for (const a of at) {
     if (a === "lock") lockable = true;
     else if (a === "d64" || a === "f64") size = a;
@@ -595,6 +603,7 @@ export function parseRow(row: string, firstId: number): OpcodeEntry[] {
     else if (a === "rexw") rexW = 1;
     else if (a === "norexw") rexW = 0;
     else if (a === "norexb") noRexB = true;
+    else if (a === "approx") approximate = true;
     else if (a.startsWith("feat:")) {
       const f = a.slice(5);
       if (!FEATURES.has(f)) throw new OpcodeTableError(`unknown feature ${f} in: ${row}`);
@@ -631,6 +640,7 @@ export function parseRow(row: string, firstId: number): OpcodeEntry[] {
     rexW,
     noRexB,
     handler,
+    approximate,
   });
   if (expand === "+r") return Array.from({ length: 8 }, (_, r) => make(firstId + r, mnemonic, opcode + r));
   if (expand === "+cc")
@@ -650,27 +660,30 @@ export const OPCODES: OpcodeEntry[] = build(ROWS);
 /** Candidate rows per (map, opcode byte), in table order; index map * 256 + opcode. */
 export const BY_OPCODE: Array<OpcodeEntry[] | undefined> = new Array<OpcodeEntry[] | undefined>(4 * 256);
 
-function index(e: OpcodeEntry): void {
+function index(e: OpcodeEntry, priority = false): void {
   const k = e.map * 256 + e.opcode;
   const list = BY_OPCODE[k] ?? (BY_OPCODE[k] = []);
   const first = list[0];
   if (first !== undefined && first.modrm !== e.modrm) {
     throw new OpcodeTableError(`${e.mnemonic}: rows for map ${e.map} opcode ${e.opcode} disagree on ModRM`);
   }
-  list.push(e);
+  if (priority) list.unshift(e);
+  else list.push(e);
 }
 for (const e of OPCODES) index(e);
 
 /**
  * Adds rows (same syntax) to the table — the extension point for instruction groups kept in their own
  * modules (x87/SSE). Must run before the processor is constructed, since dispatch is built from OPCODES.
+ * `priority` rows are tried before the existing rows of their opcode (a mandatory-prefix form such as
+ * F2 0F 38 F0 CRC32 that an earlier prefix-agnostic row, MOVBE, would otherwise shadow).
  */
-export function registerRows(rows: readonly string[]): OpcodeEntry[] {
+export function registerRows(rows: readonly string[], priority = false): OpcodeEntry[] {
   const added: OpcodeEntry[] = [];
   for (const r of rows) {
     for (const e of parseRow(r, OPCODES.length)) {
       OPCODES.push(e);
-      index(e);
+      index(e, priority);
       added.push(e);
     }
   }

@@ -11,6 +11,7 @@
 import {
   CR0_CD,
   CR0_MP,
+  CR0_NE,
   CR0_NW,
   CR0_PE,
   CR0_PG,
@@ -95,6 +96,8 @@ function cpuid(c: CpuCore): void {
   const o = c.cpuid.query(leaf, sub);
   c.setGpr(0, 4, o[0]!, 0);
   c.setGpr(3, 4, o[1]!, 0);
+  // CPUID.1:ECX[27] OSXSAVE reflects CR4.OSXSAVE (SDM Vol. 2A Table 3-10).
+  if (leaf === 1 && c.cr4 & CR4_OSXSAVE) o[2] = o[2]! | (1 << 27);
   c.setGpr(1, 4, o[2]!, 0);
   c.setGpr(2, 4, o[3]!, 0);
 }
@@ -129,8 +132,9 @@ function rdrand(c: CpuCore, d: Insn): void {
 
 // ---- control registers ----
 
+const CR4_OSXSAVE = 0x40000;
 const CR4_SUPPORTED =
-  0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x10000 | 0x20000;
+  0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x10000 | 0x20000 | CR4_OSXSAVE;
 
 /** Writes CR0 with the architectural checks and side effects (SDM Vol. 3A 2.5, 9.8.5). */
 export function writeCr0(c: CpuCore, lo: number, hi: number): void {
@@ -154,6 +158,7 @@ export function writeCr0(c: CpuCore, lo: number, hi: number): void {
 
 export function writeCr4(c: CpuCore, lo: number, hi: number): void {
   if (hi !== 0 || lo & ~CR4_SUPPORTED) c.gp(0);
+  if (lo & CR4_OSXSAVE && !c.cpuid.has("XSAVE")) c.gp(0);
   if (c.efer & EFER_LMA && !(lo & CR4_PAE)) c.gp(0);
   if (lo & CR4_PCIDE && !(c.cr4 & CR4_PCIDE) && (!(c.efer & EFER_LMA) || (c.cr3Lo & 0xfff) !== 0)) c.gp(0);
   if (lo & 0x10000 && !c.long64) {
@@ -617,12 +622,13 @@ function swapgs(c: CpuCore): void {
 }
 
 /**
- * WAIT/FWAIT: #NM when CR0.TS and CR0.MP are both set; #MF when the x87 status word (FXSAVE image bytes
- * 2-3) has its exception-summary bit set; otherwise nothing (SDM WAIT/FWAIT, Table 2-2 of Vol. 3A 2.5).
+ * WAIT/FWAIT: #NM when CR0.TS and CR0.MP are both set; #MF when the x87 status word (`c.fpu.fsw`, owned by
+ * x87.ts) has its exception-summary bit set and CR0.NE selects native error reporting (without NE the
+ * error goes to FERR#, which is not modelled); otherwise nothing (SDM WAIT/FWAIT, Table 2-2 of Vol. 3A 2.5).
  */
 function fwait(c: CpuCore): void {
   if ((c.cr0 & (CR0_TS | CR0_MP)) === (CR0_TS | CR0_MP)) c.fault(Vec.NM);
-  if (c.fxArea[2]! & 0x80) c.fault(Vec.MF);
+  if (c.fpu.fsw & 0x80 && c.cr0 & CR0_NE) c.fault(Vec.MF);
 }
 
 export const systemHandlers: Record<string, Handler> = {
