@@ -1,5 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { GuestMemory } from "../memory/guest-memory.js";
@@ -13,6 +14,8 @@ import {
   loadLinux,
   parseBzImage,
 } from "./linux-boot.js";
+import { describeLinuxLayout, prepareLinuxBoot } from "./prepare-linux.js";
+import { checksumOk } from "./acpi/tables.js";
 
 const MiB = 1024 * 1024;
 const GiB = 1024 * MiB;
@@ -259,4 +262,68 @@ test("loads the real guest bzImage", (t) => {
   assert.equal(r.initrd!.base + MiB, 256 * MiB);
   // The 64-bit entry point is code (not zero padding).
   assert.notDeepEqual(rd(m, r.entry.rip, 16), new Uint8Array(16));
+  const p = prepareLinuxBoot(new GuestMemory(256 * MiB), { kernel: file, cmdline: "console=ttyS0", cpus: 1 });
+  assert.equal(p.entry.rip, h.prefAddress + 0x200);
+});
+
+test("prepareLinuxBoot: ACPI tables in an e820 ACPI range, RSDP in the zero page, tables readable in RAM", () => {
+  const m = new GuestMemory(128 * MiB);
+  const p = prepareLinuxBoot(m, {
+    kernel: bzImage(),
+    initrd: new Uint8Array(8192),
+    cmdline: "console=ttyS0",
+    cpus: 2,
+  });
+  const bp = bootParams(m);
+  assert.equal(Number(bp.getBigUint64(0x070, true)), 0xe0000);
+  assert.ok(p.boot.e820.some((e) => e.type === E820_ACPI && e.base === LINUX_LAYOUT.acpiTables));
+  const rsdp = rd(m, 0xe0000, 36);
+  assert.ok(checksumOk(rsdp));
+  const xsdt = Number(dv(rsdp).getBigUint64(24, true));
+  const xsdtHeader = rd(m, xsdt, 36);
+  assert.equal(new TextDecoder().decode(xsdtHeader.subarray(0, 4)), "XSDT");
+  assert.ok(checksumOk(rd(m, xsdt, dv(xsdtHeader).getUint32(4, true))));
+  // Nothing the loader placed overlaps anything else.
+  const ranges = [
+    [LINUX_LAYOUT.gdt, 32],
+    [LINUX_LAYOUT.bootParams, 4096],
+    [LINUX_LAYOUT.cmdline, p.boot.cmdline.length + 1],
+    [p.boot.pageTables.base, p.boot.pageTables.length],
+    [p.acpi.region.base, p.acpi.region.length],
+    [0xe0000, 36],
+    [p.boot.kernel.base, p.boot.kernel.initSize],
+    [p.boot.initrd!.base, p.boot.initrd!.length],
+  ] as const;
+  for (const [a, al] of ranges)
+    for (const [b, bl] of ranges)
+      if (a !== b) assert.ok(a + al <= b || b + bl <= a, `${a.toString(16)} overlaps ${b.toString(16)}`);
+  const summary = describeLinuxLayout(p).join("\n");
+  assert.match(summary, /boot protocol 2\.15/);
+  assert.match(summary, /e820 0x80000-0x8ffff type 3/);
+  // A hostile kernel is refused before the tables are written.
+  const m2 = new GuestMemory(16 * MiB);
+  assert.throws(() => prepareLinuxBoot(m2, { kernel: bzImage({ magic: 1 }), cpus: 1 }), BootError);
+  assert.deepEqual(rd(m2, 0xe0000, 8), new Uint8Array(8));
+});
+
+test("random corruption of the setup header loads or fails with BootError, never anything else", () => {
+  const base = bzImage({ kernelBytes: 0x800, initSize: 0x1000 });
+  fc.assert(
+    fc.property(
+      fc.array(fc.tuple(fc.integer({ min: 0x1f0, max: 0x26f }), fc.integer({ min: 0, max: 255 })), {
+        maxLength: 8,
+      }),
+      (edits) => {
+        const file = base.slice();
+        for (const [o, v] of edits) file[o] = v;
+        const m = new GuestMemory(32 * MiB);
+        try {
+          loadLinux(m, file, { initrd: new Uint8Array(4096), cmdline: "x" });
+        } catch (e) {
+          if (!(e instanceof BootError)) throw e;
+        }
+      },
+    ),
+    { numRuns: 150 },
+  );
 });
