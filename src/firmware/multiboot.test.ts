@@ -2,7 +2,13 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { GuestMemory } from "../memory/guest-memory.js";
-import { loadMultiboot, memoryMap, MultibootError, MULTIBOOT_BOOTLOADER_MAGIC } from "./multiboot.js";
+import {
+  loadMultiboot,
+  memoryMap,
+  multibootEntryState,
+  MultibootError,
+  MULTIBOOT_BOOTLOADER_MAGIC,
+} from "./multiboot.js";
 
 const MiB = 1024 * 1024;
 
@@ -189,4 +195,17 @@ test("random corruption of a valid image loads or fails with MultibootError, nev
     ),
     { numRuns: 2000 },
   );
+});
+
+test("the Multiboot entry state converts to the loader-neutral EntryState", () => {
+  const m = new GuestMemory(8 * MiB);
+  const r = loadMultiboot(m, elfImage());
+  const e = multibootEntryState(r.entry);
+  assert.equal(e.mode, "protected32");
+  assert.equal(e.rip, r.entry.eip);
+  assert.equal(e.registers.rax, MULTIBOOT_BOOTLOADER_MAGIC);
+  assert.equal(e.registers.rbx, r.infoAddress);
+  assert.deepEqual(e.cs, r.entry.code);
+  assert.deepEqual(e.ss, r.entry.data);
+  assert.equal(e.efer, 0);
 });

@@ -9,6 +9,7 @@
 // Standard ELF 1.2, "Program Header").
 
 import type { GuestMemory } from "../memory/guest-memory.js";
+import type { EntryState } from "./entry-state.js";
 
 export const MULTIBOOT_HEADER_MAGIC = 0x1badb002;
 export const MULTIBOOT_BOOTLOADER_MAGIC = 0x2badb002;
@@ -354,4 +355,26 @@ export function memoryMap(memory: GuestMemory): Array<{ base: number; length: nu
     }
   }
   return out;
+}
+
+/** The Multiboot entry state in the loader-neutral EntryState form (GDTR/IDTR are undefined in 3.2: zero). */
+export function multibootEntryState(e: MultibootEntryState): EntryState {
+  return {
+    mode: "protected32",
+    rip: e.eip,
+    rflags: e.eflags,
+    registers: { rax: e.eax, rbx: e.ebx, rsp: e.esp },
+    cr0: e.cr0,
+    cr3: 0,
+    cr4: 0,
+    efer: 0,
+    cs: { ...e.code },
+    ds: { ...e.data },
+    es: { ...e.data },
+    ss: { ...e.data },
+    fs: { ...e.data },
+    gs: { ...e.data },
+    gdtr: { base: 0, limit: 0 },
+    idtr: { base: 0, limit: 0 },
+  };
 }
