@@ -18,6 +18,7 @@ import { Machine, type TraceRecord } from "../worker/machine.js";
 import { QEMU, qemuArgs } from "../host/qemu-runner.js";
 import { parseMemorySize } from "./run-command.js";
 import type { Command } from "./command.js";
+import { GPR64_NAMES } from "../x86/disasm.js";
 
 const USAGE = `usage: viridian diverge --kernel FILE [--memory 128M] [--max-instructions N] [--context N]
 
@@ -28,24 +29,7 @@ have held the same value on both sides (only EAX is defined at Multiboot entry);
 low halves are compared (QEMU logs 32 bits). Consecutive states at the same RIP (REP iterations) collapse
 to the first. Status: 0 no divergence, 1 divergence, 2 usage or tool error.`;
 
-const NAMES = [
-  "rax",
-  "rcx",
-  "rdx",
-  "rbx",
-  "rsp",
-  "rbp",
-  "rsi",
-  "rdi",
-  "r8",
-  "r9",
-  "r10",
-  "r11",
-  "r12",
-  "r13",
-  "r14",
-  "r15",
-];
+const NAMES = GPR64_NAMES;
 const QEMU_NAMES: Record<string, number> = {
   AX: 0,
   CX: 1,

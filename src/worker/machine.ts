@@ -14,6 +14,7 @@ import { PortBus } from "../chipset/port-bus.js";
 import { Uart16550 } from "../chipset/uart16550.js";
 import { DebugExit, DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE } from "../chipset/debug-exit.js";
 import { loadMultiboot, type MultibootEntryState, type MultibootLoadResult } from "../firmware/multiboot.js";
+import { GPR64_NAMES } from "../x86/disasm.js";
 
 export const COM1_PORT = 0x3f8;
 const VECTOR_UD = 6;
@@ -45,24 +46,7 @@ export interface MachineOptions {
   maxInstructions?: number;
 }
 
-const REG_NAMES = [
-  "rax",
-  "rcx",
-  "rdx",
-  "rbx",
-  "rsp",
-  "rbp",
-  "rsi",
-  "rdi",
-  "r8",
-  "r9",
-  "r10",
-  "r11",
-  "r12",
-  "r13",
-  "r14",
-  "r15",
-];
+const REG_NAMES = GPR64_NAMES;
 const SEG_NAMES = ["es", "cs", "ss", "ds", "fs", "gs"];
 
 function hex64(lo: number, hi: number): string {

@@ -6,7 +6,8 @@
 import { decodeBytes, DECODE_OK, type FeatureGate } from "./decoder.js";
 import { type CodeMode, Insn, OpKind, PFX_LOCK, PFX_REP, PFX_REPNE, PFX_SEG } from "./insn.js";
 
-const R64 = [
+/** 64-bit general register names in Intel numbering (ModRM/REX order); also used by traces. */
+export const GPR64_NAMES: readonly string[] = [
   "rax",
   "rcx",
   "rdx",
@@ -91,7 +92,7 @@ const PTR: Record<number, string> = {
 };
 
 export function regName(r: number, size: number): string {
-  const t = size === 8 ? R64 : size === 4 ? R32 : size === 2 ? R16 : R8;
+  const t = size === 8 ? GPR64_NAMES : size === 4 ? R32 : size === 2 ? R16 : R8;
   return t[r] ?? `r${r}?`;
 }
 
@@ -109,7 +110,7 @@ function immText(lo: number, hi: number, size: number): string {
 
 function memText(d: Insn, size: number): string {
   const parts: string[] = [];
-  const rn = (r: number): string => (d.asize === 8 ? R64 : d.asize === 4 ? R32 : R16)[r] ?? "?";
+  const rn = (r: number): string => (d.asize === 8 ? GPR64_NAMES : d.asize === 4 ? R32 : R16)[r] ?? "?";
   if (d.ripRel) parts.push(d.asize === 8 ? "rip" : "eip");
   if (d.base >= 0) parts.push(rn(d.base));
   if (d.index >= 0) parts.push(rn(d.index) + (d.scale ? "*" + (1 << d.scale) : ""));
