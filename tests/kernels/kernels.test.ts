@@ -60,10 +60,7 @@ const KERNELS = ["longmode", "realmode", "exceptions", "exc32", "paging", "ring3
  * Kernels that currently expose processor gaps (reported to the cpu branch with the instruction bytes).
  * They still run and compare in every suite run; node:test reports them as todo until they pass.
  */
-const KNOWN_CPU_GAPS: Record<string, string> = {
-  cpuid: "CPUID.1:EDX lacks FPU, FXSR, SSE, SSE2 of the x86-64 baseline",
-  fpu: "x87 and SSE instructions are not implemented yet (#UD)",
-};
+const KNOWN_CPU_GAPS: Record<string, string> = {};
 
 for (const name of KERNELS) {
   const todo = KNOWN_CPU_GAPS[name];
@@ -95,29 +92,23 @@ for (const name of KERNELS) {
   });
 }
 
-test(
-  "kernel sdm-only: where QEMU departs from the SDM, viridian matches the SDM-derived expectation",
-  {
-    todo: "SSE is not implemented (LDMXCSR 0F AE /2 is #UD), so #XM cannot be raised",
-  },
-  async () => {
-    const elf = assembleKernel("sdm-only");
-    const expected = readFileSync(join(KERNEL_SOURCE_DIR, "sdm-only.expected"), "latin1");
-    const [ours, qemu] = await Promise.all([
-      runViridian(["--kernel", elf, "--max-instructions", String(MAX_INSTRUCTIONS), "--state"]),
-      runQemu(elf, { timeoutMs: QEMU_TIMEOUT_MS }),
-    ]);
-    // QEMU only shows that the kernel itself runs to the end; its lines differ from the SDM by design.
-    assert.match(qemu.output, /done\n$/, `the kernel itself fails under QEMU:\n${tail(qemu.output)}`);
-    if (ours.output !== expected || ours.status !== 1) {
-      assert.fail(
-        `sdm-only: first difference ${firstDifference(ours.output, expected).replace("qemu", "expected")}; ` +
-          `status ${ours.status}\n--- viridian serial (last 50 lines) ---\n${tail(ours.output)}\n` +
-          `--- viridian state ---\n${ours.stderr}`,
-      );
-    }
-  },
-);
+test("kernel sdm-only: where QEMU departs from the SDM, viridian matches the SDM-derived expectation", async () => {
+  const elf = assembleKernel("sdm-only");
+  const expected = readFileSync(join(KERNEL_SOURCE_DIR, "sdm-only.expected"), "latin1");
+  const [ours, qemu] = await Promise.all([
+    runViridian(["--kernel", elf, "--max-instructions", String(MAX_INSTRUCTIONS), "--state"]),
+    runQemu(elf, { timeoutMs: QEMU_TIMEOUT_MS }),
+  ]);
+  // QEMU only shows that the kernel itself runs to the end; its lines differ from the SDM by design.
+  assert.match(qemu.output, /done\n$/, `the kernel itself fails under QEMU:\n${tail(qemu.output)}`);
+  if (ours.output !== expected || ours.status !== 1) {
+    assert.fail(
+      `sdm-only: first difference ${firstDifference(ours.output, expected).replace("qemu", "expected")}; ` +
+        `status ${ours.status}\n--- viridian serial (last 50 lines) ---\n${tail(ours.output)}\n` +
+        `--- viridian state ---\n${ours.stderr}`,
+    );
+  }
+});
 
 test("the bundled demo guest: `viridian run` computes the primes QEMU computes and exits 0", async () => {
   const [ours, qemu] = await Promise.all([
