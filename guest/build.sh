@@ -73,7 +73,8 @@ kmake() {
 }
 
 # --- 4. Configure: tinyconfig + fragment, then verify every fragment line survived ------------------
-kmake -s tinyconfig
+# tinyconfig narrates its own fragment merges; only errors (stderr) matter here.
+kmake -s tinyconfig >/dev/null
 (cd "$src" && ARCH=x86_64 scripts/kconfig/merge_config.sh -m -O "$obj" "$obj/.config" "$guest_dir/kernel.config") >/dev/null
 kmake -s olddefconfig
 

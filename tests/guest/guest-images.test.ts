@@ -168,7 +168,7 @@ const qemu = "qemu-system-x86_64";
 const qemuMissing = spawnSync(qemu, ["--version"], { stdio: "ignore" }).error !== undefined;
 
 test(
-  "the guest boots under QEMU TCG to the prompt and computes",
+  "the guest boots under QEMU TCG to the prompt, computes, and powers off",
   {
     skip: qemuMissing ? `${qemu} not found: install qemu-system-x86 to boot the guest images` : false,
     timeout: 90_000,
@@ -190,6 +190,10 @@ test(
       const from = con.text.length;
       con.send("echo $((6*7))");
       await con.expect(/\r?\n42\r?\n/, from);
+      const exited = new Promise<number>((resolve) => child.on("exit", (code) => resolve(code ?? -1)));
+      con.send("poweroff");
+      assert.equal(await exited, 0, `QEMU exit status; console:\n${con.text}`);
+      assert.match(con.text, /reboot: Power down/);
     } finally {
       if (con.exitCode === null) child.kill("SIGKILL");
     }
