@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Fetches Debian 12's stock x86-64 kernel (the image behind the `linux-image-amd64` metapackage) for tests
+# that boot an unmodified distribution kernel. Nothing is installed and nothing lands in the repository:
+# the .debs are downloaded with `apt-get download` into a scratch directory and only boot/vmlinuz-* is
+# extracted. Prints the path of the kernel. Scratch: VIRIDIAN_STOCK_KERNEL_DIR, default
+# ${TMPDIR:-/tmp}/viridian-stock-kernel. The stock kernel is modular, but its built-ins (8250 console,
+# initramfs, ELF, devtmpfs, Hyper-V VMBus) suffice for guest/initramfs.cpio.gz's serial shell.
+set -euo pipefail
+
+dir=${VIRIDIAN_STOCK_KERNEL_DIR:-${TMPDIR:-/tmp}/viridian-stock-kernel}
+mkdir -p "$dir/debs"
+# apt drops privileges to _apt for downloads; let it write here so that it need not fall back to root.
+chmod 0777 "$dir/debs"
+cd "$dir/debs"
+
+if ! apt-cache show linux-image-amd64 >/dev/null 2>&1; then
+  apt-get update -qq
+fi
+# The metapackage depends on exactly one versioned image package, e.g. linux-image-6.1.0-41-amd64.
+image_pkg=$(apt-cache depends linux-image-amd64 | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }')
+[ -n "$image_pkg" ] || {
+  echo "fetch-stock-kernel.sh: cannot find the image package linux-image-amd64 depends on" >&2
+  exit 1
+}
+apt-get download -q "$image_pkg" >/dev/null
+deb=$(compgen -G "${image_pkg}_*.deb" | sort | tail -n1)
+[ -n "$deb" ] || {
+  echo "fetch-stock-kernel.sh: apt-get download $image_pkg produced no .deb" >&2
+  exit 1
+}
+
+rm -rf "$dir/extract"
+dpkg-deb --fsys-tarfile "$deb" | tar -C "$dir" --one-top-level=extract -x --wildcards './boot/vmlinuz-*'
+vmlinuz=$(compgen -G "$dir/extract/boot/vmlinuz-*" | sort | tail -n1)
+[ -n "$vmlinuz" ] || {
+  echo "fetch-stock-kernel.sh: $deb contains no boot/vmlinuz-*" >&2
+  exit 1
+}
+cp "$vmlinuz" "$dir/vmlinuz"
+echo "$image_pkg ($(dpkg-deb -f "$deb" Version)): $(basename "$vmlinuz"), $(stat -c %s "$dir/vmlinuz") bytes" >&2
+echo "$dir/vmlinuz"
