@@ -110,7 +110,7 @@ export const VECTOR_NAMES: Record<number, string> = {
 };
 
 export interface Outcome {
-  /** -1: the instruction completed and execution reached an INT3 filler byte (rip = that byte). */
+  /** -1: the instruction completed and execution reached a filler byte (rip = that byte). */
   vector: number;
   rip: bigint;
   err: number;
@@ -120,19 +120,20 @@ export interface Outcome {
   diffs: Map<number, number>;
 }
 
+/** The byte filling the code page around the instruction: HLT, a #GP(0) fault in ring 3. */
+export const FILLER = 0xf4;
+
 /**
- * A #BP whose INT3 is a filler byte of the code page (not one of the instruction's own bytes) means the
- * instruction completed; the filler's address is where execution went.
+ * A #GP(0) at a filler byte of the code page (not one of the instruction's own bytes) means the instruction
+ * completed and execution went to that byte.
  */
 export function normalize(r: RawResult, c: Case): Outcome {
   let vector = r.vector;
-  let rip = r.rip;
-  if (vector === 3) {
-    const at = rip - 1n - BigInt(CODE_BASE);
-    if (at >= 0n && at < 4096n && (at < BigInt(c.codeOff) || at >= BigInt(c.codeOff + c.code.length))) {
+  const rip = r.rip;
+  if (vector === 13 && r.err === 0) {
+    const at = rip - BigInt(CODE_BASE);
+    if (at >= 0n && at < 4096n && (at < BigInt(c.codeOff) || at >= BigInt(c.codeOff + c.code.length)))
       vector = -1;
-      rip = rip - 1n;
-    }
   }
   return { vector, rip, err: r.err, cr2: r.cr2, regs: r.regs, rflags: r.rflags, diffs: r.diffs };
 }

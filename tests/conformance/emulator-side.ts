@@ -11,7 +11,7 @@
 import { GuestMemory } from "../../src/memory/guest-memory.js";
 import { Cpu } from "../../src/x86/cpu.js";
 import { ExitReason } from "../../src/x86/vm-exit.js";
-import { dataImage, HAS_ERROR_CODE, type RawResult } from "./batch.js";
+import { dataImage, FILLER, HAS_ERROR_CODE, type RawResult } from "./batch.js";
 import { CODE_BASE, DATA_BASE, DATA_SIZE, type Case } from "./generate.js";
 
 const GDT = 0x1000;
@@ -129,7 +129,7 @@ export class EmulatedMachine {
   run(c: Case): RawResult | string {
     const cpu = this.cpu;
     const page = this.codePage;
-    page.fill(0xcc);
+    page.fill(FILLER);
     page.set(c.code.subarray(0, 4096 - c.codeOff), c.codeOff);
     this.mem.write(CODE_PHYS, page);
     dataImage(c, this.image);

@@ -11,9 +11,10 @@
  * stdout = "VCR1" u32 count, then per case: u64 regs[16], u64 rip, u64 rflags, u64 cr2, i32 trapno, u32 err,
  *   u32 ndiff, then ndiff x { u16 off, u8 value, u8 pad } — data bytes that differ from the initial image.
  *
- * Every case ends in a signal: the code page is filled with INT3 around the instruction, so a completed
- * instruction traps on the following INT3 (or on the INT3 at a branch target), and a faulting one raises its
- * own exception. The handler copies the interrupted context (which includes the hardware vector, error code
+ * Every case ends in a signal: the code page is filled with HLT (F4) around the instruction, so a completed
+ * instruction is followed by the #GP(0) of a ring-3 HLT at the next byte (or at a branch target), and a
+ * faulting one raises its own exception. (INT3 filler was tried first: under this host's hypervisor an INT3
+ * occasionally arrived as #UD, so the filler must raise a plain fault, not a software exception.) The handler copies the interrupted context (which includes the hardware vector, error code
  * and CR2 as the kernel recorded them) and siglongjmps back. Any RSP value is allowed: the handler runs on
  * an alternate stack.
  */
@@ -215,7 +216,7 @@ int main(void) {
       fprintf(stderr, "runner: bad case %u\n", c);
       return 2;
     }
-    memset(code, 0xcc, 4096);
+    memset(code, 0xf4, 4096);
     /* An instruction placed to straddle the page end loses its tail: the next page is unmapped. */
     memcpy(code + off, rec + 8, off + len > 4096 ? 4096u - off : len);
     fill_data(initial, seed);
@@ -223,6 +224,12 @@ int main(void) {
     memcpy(data, initial, DATA_SIZE);
     memcpy(in_regs.r, rec + 24, 128);
     memcpy(&in_regs.rflags, rec + 152, 8);
+    /* Serialize after rewriting the code page (SDM Vol. 3A 8.1.3, cross-modifying code: the process may
+       have moved to another processor since the last case ran). */
+    {
+      uint32_t a = 0, b, cc = 0, d;
+      __asm__ volatile("cpuid" : "+a"(a), "=b"(b), "+c"(cc), "=d"(d)::"memory");
+    }
     run_one(CODE_BASE + off);
     uint64_t fixed[19];
     for (int i = 0; i < 16; i++) fixed[i] = out_regs[i];
