@@ -7,14 +7,17 @@
 
 import { type CpuCore, type Handler, Vec } from "./core.js";
 import { LazyOp } from "./flags.js";
-import type { Insn } from "./insn.js";
+import { type Insn, OpKind } from "./insn.js";
 import { FLAG_AF, FLAG_CF, FLAG_SF, FLAG_ZF, FLAGS_STATUS } from "./opcode-table.js";
 
 const TWO32 = 0x1_0000_0000;
 
-/** Value masked to an operand size of 1, 2 or 4 bytes, as an unsigned number. */
+/**
+ * Value at an operand size of 1, 2 or 4 bytes: sizes 1 and 2 masked (non-negative), size 4 as an int32.
+ * (Int32 rather than unsigned so values stay small integers in V8: no heap numbers on the hot path.)
+ */
 export function usize(v: number, size: number): number {
-  return size === 1 ? v & 0xff : size === 2 ? v & 0xffff : v >>> 0;
+  return size === 4 ? v | 0 : v & (size === 1 ? 0xff : 0xffff);
 }
 
 const enum Alu {
@@ -29,8 +32,124 @@ const enum Alu {
   Test,
 }
 
-function binop(c: CpuCore, d: Insn, op: Alu): void {
+/** Fast path: 32-bit register destination with a register or immediate source (the common forms). */
+function binop32(c: CpuCore, d: Insn, op: Alu): void {
+  const dst = d.r0;
+  const a = c.rlo[dst]!;
+  const b = d.k1 === OpKind.Reg ? c.rlo[d.r1]! : d.immLo;
+  let r: number;
+  switch (op) {
+    case Alu.Add:
+      r = (a + b) | 0;
+      c.setLazy(LazyOp.Add, 4, a, b, r, 0);
+      break;
+    case Alu.Sub:
+      r = (a - b) | 0;
+      c.setLazy(LazyOp.Sub, 4, a, b, r, 0);
+      break;
+    case Alu.Cmp:
+      c.setLazy(LazyOp.Sub, 4, a, b, (a - b) | 0, 0);
+      return;
+    case Alu.And:
+      r = a & b;
+      c.setResultFlags(4, r, 0, 0, 0, 0);
+      break;
+    case Alu.Test:
+      c.setResultFlags(4, a & b, 0, 0, 0, 0);
+      return;
+    case Alu.Or:
+      r = a | b;
+      c.setResultFlags(4, r, 0, 0, 0, 0);
+      break;
+    case Alu.Xor:
+      r = a ^ b;
+      c.setResultFlags(4, r, 0, 0, 0, 0);
+      break;
+    case Alu.Adc: {
+      const cin = c.getCF();
+      r = (a + b + cin) | 0;
+      c.setLazy(LazyOp.Adc, 4, a, b, r, cin);
+      break;
+    }
+    default: {
+      const cin = c.getCF();
+      r = (a - b - cin) | 0;
+      c.setLazy(LazyOp.Sbb, 4, a, b, r, cin);
+      break;
+    }
+  }
+  c.rlo[dst] = r;
+  c.rhi[dst] = 0;
+}
+
+/** Fast path: 64-bit register destination with a register or immediate source. */
+function binop64(c: CpuCore, d: Insn, op: Alu): void {
+  const dst = d.r0;
+  const a = c.rlo[dst]!;
+  const ah = c.rhi[dst]!;
+  let b: number;
+  let bh: number;
+  if (d.k1 === OpKind.Reg) {
+    b = c.rlo[d.r1]!;
+    bh = c.rhi[d.r1]!;
+  } else {
+    b = d.immLo;
+    bh = d.immHi;
+  }
+  let rl: number;
+  let rh: number;
+  switch (op) {
+    case Alu.Add: {
+      rl = (a + b) | 0;
+      rh = (ah + bh + (rl >>> 0 < a >>> 0 ? 1 : 0)) | 0;
+      c.setLazy64(LazyOp.Add, a, ah, b, bh, rl, rh, 0);
+      break;
+    }
+    case Alu.Sub:
+    case Alu.Cmp: {
+      rl = (a - b) | 0;
+      rh = (ah - bh - (a >>> 0 < b >>> 0 ? 1 : 0)) | 0;
+      c.setLazy64(LazyOp.Sub, a, ah, b, bh, rl, rh, 0);
+      if (op === Alu.Cmp) return;
+      break;
+    }
+    case Alu.And:
+    case Alu.Test:
+      rl = a & b;
+      rh = ah & bh;
+      c.setResultFlags(8, rl, rh, 0, 0, 0);
+      if (op === Alu.Test) return;
+      break;
+    case Alu.Or:
+      rl = a | b;
+      rh = ah | bh;
+      c.setResultFlags(8, rl, rh, 0, 0, 0);
+      break;
+    case Alu.Xor:
+      rl = a ^ b;
+      rh = ah ^ bh;
+      c.setResultFlags(8, rl, rh, 0, 0, 0);
+      break;
+    default:
+      binop(c, d, op, true);
+      return;
+  }
+  c.rlo[dst] = rl;
+  c.rhi[dst] = rh;
+}
+
+function binop(c: CpuCore, d: Insn, op: Alu, generic = false): void {
   const size = d.s0;
+  if (!generic && d.k0 === OpKind.Reg && (d.k1 === OpKind.Reg || d.k1 === OpKind.Imm)) {
+    if (size === 4) {
+      binop32(c, d, op);
+      return;
+    }
+    if (size === 8) {
+      binop64(c, d, op);
+      return;
+    }
+  }
   const a = c.rd0(d);
   const ah = c.hi;
   const b = c.rd1(d);
@@ -127,6 +246,22 @@ function binop(c: CpuCore, d: Insn, op: Alu): void {
 function incdec(c: CpuCore, d: Insn, dec: boolean): void {
   const size = d.s0;
   const cf = c.getCF();
+  if (d.k0 === OpKind.Reg && size >= 4) {
+    const a = c.rlo[d.r0]!;
+    const r = (dec ? a - 1 : a + 1) | 0;
+    if (size === 4) {
+      c.setLazy(dec ? LazyOp.Dec : LazyOp.Inc, 4, a, 1, r, cf);
+      c.rhi[d.r0] = 0;
+    } else {
+      const ah = c.rhi[d.r0]!;
+      // Carry/borrow into the high half when the low half wraps.
+      const rh = dec ? (a === 0 ? (ah - 1) | 0 : ah) : r === 0 ? (ah + 1) | 0 : ah;
+      c.setLazy64(dec ? LazyOp.Dec : LazyOp.Inc, a, ah, 1, 0, r, rh, cf);
+      c.rhi[d.r0] = rh;
+    }
+    c.rlo[d.r0] = r;
+    return;
+  }
   const a = c.rd0(d);
   if (size === 8) {
     const ah = c.hi;

@@ -311,7 +311,21 @@ function iret(c: CpuCore, d: Insn): void {
   if (rpl > oldCpl) nullDataSegsForOuter(c);
 }
 
+/** BOUND: #BR unless lower <= index <= upper (signed, operand size 16 or 32). */
+function bound(c: CpuCore, d: Insn): void {
+  const os = d.osize;
+  const idx = os === 2 ? (c.rlo[d.r0]! << 16) >> 16 : c.rlo[d.r0]!;
+  let lower = c.readMem(d.seg, c.eaLo, 0, os);
+  let upper = c.readMem(d.seg, (c.eaLo + os) | 0, 0, os);
+  if (os === 2) {
+    lower = (lower << 16) >> 16;
+    upper = (upper << 16) >> 16;
+  }
+  if (idx < lower || idx > upper) c.fault(Vec.BR);
+}
+
 export const controlHandlers: Record<string, Handler> = {
+  bound,
   jcc,
   jmp,
   jmpAbs,

@@ -209,6 +209,11 @@ export class CpuCore extends FlagUnit {
   readonly controls: ExitControls;
   /** A posted (already retired) exit is waiting to be reported after the current instruction. */
   postedExit = false;
+  /**
+   * Nonzero when the run loop must look at something after the current instruction (posted exit, HLT,
+   * interrupt shadow). Set together with postedExit/halted/shadow so the loop tests one field.
+   */
+  attn = 0;
   /** Completion values for replayed instructions (IN and MMIO reads re-execute with the runner's value). */
   ioPending = false;
   ioValue = 0;
@@ -230,8 +235,10 @@ export class CpuCore extends FlagUnit {
   readonly tscHz: number;
   readonly clock: () => number;
   readonly deterministic: boolean;
-  /** Instructions retired (exact to 2^53). */
+  /** Instructions retired before the current run() call (exact to 2^53). */
   retiredCount = 0;
+  /** Instructions retired so far in the current run() call. */
+  count = 0;
   private tscBase = 0;
   private tscLast = 0;
   private readonly clock0: number;
@@ -721,6 +728,7 @@ export class CpuCore extends FlagUnit {
     x.valueLo = size === 1 ? lo & 0xff : size === 2 ? lo & 0xffff : lo;
     x.valueHi = size === 8 ? hi : 0;
     this.postedExit = true;
+    this.attn = 1;
   }
 
   /** Flushes the TLB; non-global entries only when `keepGlobal`. */
@@ -851,7 +859,8 @@ export class CpuCore extends FlagUnit {
   /** The current TSC (before the control's offset) as a double. Never decreases. */
   tscNow(): number {
     let t: number;
-    if (this.deterministic) t = this.tscBase + Math.floor(this.retiredCount * (this.tscHz / 1e8));
+    if (this.deterministic)
+      t = this.tscBase + Math.floor((this.retiredCount + this.count) * (this.tscHz / 1e8));
     else t = this.tscBase + Math.floor(((this.clock() - this.clock0) * this.tscHz) / 1e9);
     if (t < this.tscLast) t = this.tscLast;
     this.tscLast = t;

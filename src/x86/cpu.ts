@@ -21,6 +21,7 @@ export type { CpuOptions } from "./core.js";
 
 const TWO32 = 0x1_0000_0000;
 const FLAG_IF = 0x200;
+const FLAG_TF = 0x100;
 
 /** Every processor sharing a GuestMemory, so a newly cached code page drops all of their write entries. */
 const peers = new WeakMap<GuestMemory, Cpu[]>();
@@ -30,14 +31,13 @@ export class Cpu extends CpuCore implements Processor {
   private readonly dispatch: Handler[];
   /** Decoded instructions per RAM page (RAM offset >> 12), indexed by page offset. */
   private readonly codeCache = new Map<number, Array<Insn | undefined>>();
-  /** Shortcut for the page RIP is on: linear page number, its cache array. */
-  private codeVpn = NaN;
+  /** Shortcut for the page RIP is on: linear page number (low 20 bits, high half), its cache array. */
+  private codePg = -1;
+  private codePgHi = 0;
   private codeArr: Array<Insn | undefined> | null = null;
   private codeRamPage = 0;
   private readonly straddle = new Insn();
   private readonly fetchBuf = new Uint8Array(16);
-  /** Instructions retired in the current run() call. */
-  private count = 0;
   private nmiPending = false;
   /** The next instruction is a replay completing an exit (no event may intervene). */
   private replay = false;
@@ -67,7 +67,7 @@ export class Cpu extends CpuCore implements Processor {
   // =============================== decode cache ===============================
 
   override codeCacheReset(): void {
-    this.codeVpn = NaN;
+    this.codePg = -1;
     this.codeArr = null;
   }
 
@@ -81,17 +81,6 @@ export class Cpu extends CpuCore implements Processor {
     for (const p of this.codeCache.keys()) this.mem.codePages[p] = 0;
     this.codeCache.clear();
     this.codeCacheReset();
-  }
-
-  /** Linear address of RIP: lo returned, hi in this.hi. */
-  private ripLinear(): number {
-    if (this.long64) {
-      this.hi = this.ripHi;
-      return this.ripLo;
-    }
-    if (this.segCheck & 2 && this.ripLo >>> 0 > this.segLimit[1]!) this.gp(0);
-    this.hi = 0;
-    return (this.segBaseLo[1]! + this.ripLo) | 0;
   }
 
   /** Translates the code page of linear (lo, hi) for execution; returns its RAM offset. */
@@ -108,32 +97,40 @@ export class Cpu extends CpuCore implements Processor {
   }
 
   private fetch(): Insn {
-    const lo = this.ripLinear();
-    const hi = this.hi;
-    const vpn = hi * 1048576 + (lo >>> 12);
-    let arr = this.codeArr;
-    if (vpn !== this.codeVpn || arr === null) {
-      const slot = this.tlbUser + 2 * TLB_SIZE + ((lo >>> 12) & (TLB_SIZE - 1));
-      const pageOff = this.tlbTag[slot] === vpn ? this.tlbOff[slot]! : this.codePage(lo, hi);
-      const ramPage = pageOff / 4096;
-      let a = this.codeCache.get(ramPage);
-      if (a === undefined) {
-        a = new Array<Insn | undefined>(4096);
-        this.codeCache.set(ramPage, a);
-        if (this.mem.codePages[ramPage] === 0) {
-          this.mem.codePages[ramPage] = 1;
-          for (const p of peers.get(this.mem) ?? []) p.dropWriteEntries(pageOff);
-        }
-      }
-      arr = a;
-      this.codeArr = a;
-      this.codeVpn = vpn;
-      this.codeRamPage = ramPage;
+    let lo = this.ripLo;
+    let hi = this.ripHi;
+    if (!this.long64) {
+      if (this.segCheck & 2 && lo >>> 0 > this.segLimit[1]!) this.gp(0);
+      lo = (this.segBaseLo[1]! + lo) | 0;
+      hi = 0;
     }
-    const po = lo & 0xfff;
-    const d = arr[po];
+    let arr = this.codeArr;
+    if (lo >>> 12 !== this.codePg || hi !== this.codePgHi || arr === null) arr = this.switchCodePage(lo, hi);
+    const d = arr[lo & 0xfff];
     if (d !== undefined && d.mode === this.codeMode) return d;
-    return this.decodeAt(lo, hi, po, arr);
+    return this.decodeAt(lo, hi, lo & 0xfff, arr);
+  }
+
+  /** Makes the page holding linear (lo, hi) the current code page (translating it for execution). */
+  private switchCodePage(lo: number, hi: number): Array<Insn | undefined> {
+    const vpn = hi * 1048576 + (lo >>> 12);
+    const slot = this.tlbUser + 2 * TLB_SIZE + ((lo >>> 12) & (TLB_SIZE - 1));
+    const pageOff = this.tlbTag[slot] === vpn ? this.tlbOff[slot]! : this.codePage(lo, hi);
+    const ramPage = pageOff / 4096;
+    let a = this.codeCache.get(ramPage);
+    if (a === undefined) {
+      a = new Array<Insn | undefined>(4096);
+      this.codeCache.set(ramPage, a);
+      if (this.mem.codePages[ramPage] === 0) {
+        this.mem.codePages[ramPage] = 1;
+        for (const p of peers.get(this.mem) ?? []) p.dropWriteEntries(pageOff);
+      }
+    }
+    this.codeArr = a;
+    this.codePg = lo >>> 12;
+    this.codePgHi = hi;
+    this.codeRamPage = ramPage;
+    return a;
   }
 
   private decodeAt(lo: number, hi: number, po: number, arr: Array<Insn | undefined>): Insn {
@@ -174,6 +171,7 @@ export class Cpu extends CpuCore implements Processor {
     }
     this.count = 0;
     this.postedExit = false;
+    this.attn = this.shadow !== 0 || this.halted ? 1 : 0;
     let reason: ExitReason = ExitReason.BudgetExhausted;
     while (this.count < budget) {
       if (this.replay) this.replay = false;
@@ -185,7 +183,17 @@ export class Cpu extends CpuCore implements Processor {
         }
       }
       try {
-        this.inner(budget);
+        // Single-step (RFLAGS.TF at the start of an instruction): one instruction, then a #DB trap.
+        const tf = (this.flagsReg & FLAG_TF) !== 0;
+        const before = this.count;
+        this.inner(tf ? before + 1 : budget);
+        if (tf && this.count !== before) {
+          this.drLo[6] = this.drLo[6]! | 0x4000; // DR6.BS
+          if (!this.deliver(1, EventKind.Exception, false, 0)) {
+            reason = ExitReason.TripleFault;
+            break;
+          }
+        }
         if (this.postedExit) {
           reason = x.reason;
           break;
@@ -216,25 +224,35 @@ export class Cpu extends CpuCore implements Processor {
   /** Executes instructions until the budget, a posted exit, or a reason to re-check events. */
   private inner(budget: number): void {
     const dispatch = this.dispatch;
-    const ifWas = this.flagsReg & FLAG_IF;
+    const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
     for (;;) {
       const d = this.fetch();
       const rl = this.ripLo;
-      const rh = this.ripHi;
       this.curRipLo = rl;
-      this.curRipHi = rh;
+      this.curRipHi = this.ripHi;
+      const next = rl + d.len;
       if (this.codeMode === 2) {
-        const s = (rl >>> 0) + d.len;
-        this.ripLo = s | 0;
-        this.ripHi = s >= TWO32 ? (rh + 1) | 0 : rh;
-      } else if (this.codeMode === 1) this.ripLo = (rl + d.len) | 0;
-      else this.ripLo = (rl + d.len) & 0xffff;
+        if (next > 0x7fffffff || (rl < 0 && next >= 0)) {
+          // Carry out of the low half (or crossing the sign boundary of the int32 representation).
+          const s = (rl >>> 0) + d.len;
+          this.ripLo = s | 0;
+          if (s >= TWO32) this.ripHi = (this.ripHi + 1) | 0;
+        } else this.ripLo = next;
+      } else this.ripLo = this.codeMode === 1 ? next | 0 : next & 0xffff;
       if (d.hasMem) this.computeEA(d);
       dispatch[d.op]!(this, d);
-      this.count++;
-      if (this.shadow !== 0 && --this.shadow === 0) return;
-      if (this.postedExit || this.halted || this.count >= budget) return;
-      if ((this.flagsReg & FLAG_IF) !== ifWas) return;
+      const count = ++this.count;
+      if (this.attn !== 0) {
+        if (this.shadow !== 0 && --this.shadow === 0 && !this.postedExit && !this.halted) {
+          this.attn = 0;
+          break;
+        }
+        if (this.postedExit || this.halted) {
+          if (this.shadow === 0) this.attn = 0;
+          break;
+        }
+      }
+      if (count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
     }
   }
 
@@ -378,6 +396,7 @@ export class Cpu extends CpuCore implements Processor {
     this.ioPending = false;
     this.mmioPending = false;
     this.postedExit = false;
+    this.attn = 0;
     this.flushTlb();
     this.updateMode();
   }

@@ -8,10 +8,23 @@
 import { usize } from "./alu.js";
 import { type CpuCore, type Handler, Vec } from "./core.js";
 import { LazyOp } from "./flags.js";
-import type { Insn } from "./insn.js";
+import { type Insn, OpKind } from "./insn.js";
 import { FLAG_ZF } from "./opcode-table.js";
 
 function mov(c: CpuCore, d: Insn): void {
+  if (d.k0 === OpKind.Reg && d.s0 >= 4) {
+    const r = d.r0;
+    if (d.k1 === OpKind.Reg) {
+      c.rlo[r] = c.rlo[d.r1]!;
+      c.rhi[r] = d.s0 === 8 ? c.rhi[d.r1]! : 0;
+      return;
+    }
+    if (d.k1 === OpKind.Imm) {
+      c.rlo[r] = d.immLo;
+      c.rhi[r] = d.s0 === 8 ? d.immHi : 0;
+      return;
+    }
+  }
   const v = c.rd1(d);
   c.wr0(d, v, c.hi);
 }

@@ -20,6 +20,38 @@ export const enum LazyOp {
   /** INC/DEC: like Add/Sub with b = 1, CF preserved in `lzCin`. */
   Inc = 6,
   Dec = 7,
+  /** 64-bit IMUL (2/3-operand): CF = OF = the signed product does not fit in 64 bits (computed on demand). */
+  Imul64 = 8,
+}
+
+/** High 32 bits of the unsigned 32x32 product (int32). */
+export function mulhu32(a: number, b: number): number {
+  const al = a & 0xffff;
+  const ah = a >>> 16;
+  const bl = b & 0xffff;
+  const bh = b >>> 16;
+  const mid = ((al * bl) >>> 16) + ((ah * bl) & 0xffff) + ((al * bh) & 0xffff);
+  return (ah * bh + ((ah * bl) >>> 16) + ((al * bh) >>> 16) + (mid >>> 16)) | 0;
+}
+
+/** Whether the signed 64x64 product of (alo, ahi) and (blo, bhi) with low 64 bits (rlo, rhi) overflows. */
+export function imul64Overflows(alo: number, ahi: number, blo: number, bhi: number, rhi: number): boolean {
+  // Upper 64 bits of the unsigned 128-bit product, then the signed correction (SDM IMUL; Hacker's Delight 8-3).
+  const mid = (mulhu32(alo, blo) >>> 0) + (Math.imul(alo, bhi) >>> 0) + (Math.imul(ahi, blo) >>> 0);
+  const carry = Math.floor(mid / 0x100000000);
+  let ulo = (Math.imul(ahi, bhi) >>> 0) + (mulhu32(alo, bhi) >>> 0) + (mulhu32(ahi, blo) >>> 0) + carry;
+  let uhi = (mulhu32(ahi, bhi) + Math.floor(ulo / 0x100000000)) | 0;
+  ulo = (ulo % 0x100000000) | 0;
+  if (ahi < 0) {
+    uhi = (uhi - bhi - (ulo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+    ulo = (ulo - blo) | 0;
+  }
+  if (bhi < 0) {
+    uhi = (uhi - ahi - (ulo >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
+    ulo = (ulo - alo) | 0;
+  }
+  const sign = rhi >> 31;
+  return ulo !== sign || uhi !== sign;
 }
 
 /** PARITY[b] = PF for a result whose low byte is b (set when the number of 1 bits is even). */
@@ -46,7 +78,7 @@ export class FlagUnit {
   lazyOp: number = LazyOp.None;
   /** Operand size in bytes of the pending operation (1, 2, 4, 8). */
   lzSize = 4;
-  /** Operands and result: for sizes 1-4 unsigned values masked to the size (hi unused); for 8, (lo, hi). */
+  /** Operands and result: sizes 1-2 masked to the size, size 4 int32 (hi unused); size 8 (lo, hi) pairs. */
   lzA = 0;
   lzAHi = 0;
   lzB = 0;
@@ -56,7 +88,7 @@ export class FlagUnit {
   /** Carry-in for ADC/SBB, preserved CF for INC/DEC, explicit C/O/A bits for LazyOp.Result. */
   lzCin = 0;
 
-  /** Records a 1/2/4-byte operation; a, b, r must already be masked to the size (unsigned). */
+  /** Records a 1/2/4-byte operation; a, b, r as `usize` gives them (masked; int32 for size 4). */
   setLazy(op: number, size: number, a: number, b: number, r: number, cin: number): void {
     this.lazyOp = op;
     this.lzSize = size;
@@ -92,7 +124,7 @@ export class FlagUnit {
   setResultFlags(size: number, rlo: number, rhi: number, cf: number, of: number, af: number): void {
     this.lazyOp = LazyOp.Result;
     this.lzSize = size;
-    this.lzR = size === 8 ? rlo : size === 4 ? rlo >>> 0 : rlo & (size === 1 ? 0xff : 0xffff);
+    this.lzR = size >= 4 ? rlo | 0 : rlo & (size === 1 ? 0xff : 0xffff);
     this.lzRHi = rhi;
     this.lzCin = (cf & 1) | ((of & 1) << 1) | ((af & 1) << 2);
   }
@@ -103,24 +135,26 @@ export class FlagUnit {
         return this.flagsReg & 1;
       case LazyOp.Add:
         if (this.lzSize === 8) return ult64(this.lzR, this.lzRHi, this.lzA, this.lzAHi) ? 1 : 0;
-        return this.lzR < this.lzA ? 1 : 0;
+        return this.lzR >>> 0 < this.lzA >>> 0 ? 1 : 0;
       case LazyOp.Adc:
         if (this.lzSize === 8) {
           if (ult64(this.lzR, this.lzRHi, this.lzA, this.lzAHi)) return 1;
           return this.lzCin !== 0 && this.lzR === this.lzA && this.lzRHi === this.lzAHi ? 1 : 0;
         }
-        return this.lzR < this.lzA || (this.lzCin !== 0 && this.lzR === this.lzA) ? 1 : 0;
+        return this.lzR >>> 0 < this.lzA >>> 0 || (this.lzCin !== 0 && this.lzR === this.lzA) ? 1 : 0;
       case LazyOp.Sub:
         if (this.lzSize === 8) return ult64(this.lzA, this.lzAHi, this.lzB, this.lzBHi) ? 1 : 0;
-        return this.lzA < this.lzB ? 1 : 0;
+        return this.lzA >>> 0 < this.lzB >>> 0 ? 1 : 0;
       case LazyOp.Sbb:
         if (this.lzSize === 8) {
           if (ult64(this.lzA, this.lzAHi, this.lzB, this.lzBHi)) return 1;
           return this.lzCin !== 0 && this.lzA === this.lzB && this.lzAHi === this.lzBHi ? 1 : 0;
         }
-        return this.lzA < this.lzB || (this.lzCin !== 0 && this.lzA === this.lzB) ? 1 : 0;
+        return this.lzA >>> 0 < this.lzB >>> 0 || (this.lzCin !== 0 && this.lzA === this.lzB) ? 1 : 0;
       case LazyOp.Result:
         return this.lzCin & 1;
+      case LazyOp.Imul64:
+        return imul64Overflows(this.lzA, this.lzAHi, this.lzB, this.lzBHi, this.lzRHi) ? 1 : 0;
       default:
         return this.lzCin;
     }
@@ -157,6 +191,8 @@ export class FlagUnit {
         return (this.flagsReg >> 4) & 1;
       case LazyOp.Result:
         return (this.lzCin >> 2) & 1;
+      case LazyOp.Imul64:
+        return 0;
       case LazyOp.Inc:
       case LazyOp.Dec:
         return ((this.lzA ^ 1 ^ this.lzR) >> 4) & 1;
@@ -173,6 +209,8 @@ export class FlagUnit {
         return (this.flagsReg >> 11) & 1;
       case LazyOp.Result:
         return (this.lzCin >> 1) & 1;
+      case LazyOp.Imul64:
+        return imul64Overflows(this.lzA, this.lzAHi, this.lzB, this.lzBHi, this.lzRHi) ? 1 : 0;
       case LazyOp.Add:
       case LazyOp.Adc:
         x = (this.lzA ^ this.lzR) & (this.lzB ^ this.lzR);
@@ -240,13 +278,13 @@ export class FlagUnit {
       const b = this.lzB;
       switch (cc >> 1) {
         case 1:
-          r = a < b ? 1 : 0;
+          r = a >>> 0 < b >>> 0 ? 1 : 0;
           break;
         case 2:
           r = a === b ? 1 : 0;
           break;
         case 3:
-          r = a <= b ? 1 : 0;
+          r = a >>> 0 <= b >>> 0 ? 1 : 0;
           break;
         case 6:
           r = (a | 0) < (b | 0) ? 1 : 0;

@@ -75,6 +75,15 @@ test("MUL/IMUL widths and CF/OF", () => {
   assert.equal(reg64(cpu, 1), 0x7fffffff00000000n);
   assert.equal(reg64(cpu, 3), 0n);
   assert.equal(cpu.getRflags() & (CF | OF), CF | OF);
+  const ov = (a: string, b: string): number =>
+    exec(`mov rax, ${a}\nmov rbx, ${b}\nimul rax, rbx\nhlt`).getRflags() & (CF | OF);
+  assert.equal(ov("-1", "-1"), 0);
+  assert.equal(ov("0x8000000000000000", "-1"), CF | OF);
+  assert.equal(ov("0x8000000000000000", "1"), 0);
+  assert.equal(ov("-0x100000000", "0x80000000"), 0, "-2^63 fits");
+  assert.equal(ov("0x100000000", "0x80000000"), CF | OF, "+2^63 does not");
+  assert.equal(ov("0x7fffffffffffffff", "2"), CF | OF);
+  assert.equal(ov("0xcbf29ce484222325", "0x100000001b3"), CF | OF);
   cpu = exec("mov al, -2\nmov bl, 3\nimul bl\nhlt");
   assert.equal(cpu.getReg(0).lo & 0xffff, 0xfffa);
 });
@@ -334,4 +343,30 @@ test("self-modifying code invalidates the decode cache", () => {
   done:
     hlt`);
   assert.equal(cpu.getReg(0).lo, 42);
+});
+
+test("REP MOVS/STOS fast path across pages, overlap and a 16-bit fallback agree with the element loop", () => {
+  const cpu = exec(`
+    mov rdi, 0x300ff0
+    mov eax, 0x5a
+    mov ecx, 0x2000
+    rep stosb                 ; crosses two page boundaries
+    mov rsi, 0x300ff0
+    mov rdi, 0x310ff8
+    mov ecx, 0x400
+    rep movsq                 ; 8 KiB copy, both sides straddle pages
+    mov rsi, 0x320000
+    mov dword [rsi], 0x44332211
+    lea rdi, [rsi + 1]
+    mov ecx, 7
+    rep movsb                 ; forward overlap replicates the first byte
+    mov r8, [0x320000]
+    mov r9, [0x312ff0]
+    mov r10, rcx
+    mov r11, rdi
+    hlt`);
+  assert.equal(reg64(cpu, 8), 0x1111111111111111n);
+  assert.equal(reg64(cpu, 9), 0x5a5a5a5a5a5a5a5an);
+  assert.equal(reg64(cpu, 10), 0n);
+  assert.equal(reg64(cpu, 11), 0x320008n);
 });

@@ -164,3 +164,35 @@ test("CPUID exiting, RDMSR of an unowned MSR and VMCALL leave the instruction fo
   assert.equal(cpu.run(100), ExitReason.Hlt);
   assert.equal(CODE_BASE > 0, true);
 });
+
+test("unreal mode: a 4 GiB data limit loaded in protected mode survives the return to real mode", () => {
+  const src = `
+  mov ax, 0x1000
+  mov ds, ax
+  lgdt [gdtr - 0x10000]
+  mov eax, cr0
+  or al, 1
+  mov cr0, eax
+  mov bx, 0x10
+  mov es, bx
+  and al, 0xfe
+  mov cr0, eax
+  xor ax, ax
+  mov es, ax
+  mov edi, 0x300000
+  mov dword [es:edi], 0xcafe
+  mov ecx, [es:edi]
+  hlt
+align 8
+gdt:
+  dq 0
+  dq 0x00cf9a000000ffff
+  dq 0x00cf92000000ffff
+gdtr:
+  dw gdtr - gdt - 1
+  dd gdt
+`;
+  const { cpu } = machine("real", assemble(src, 16, CODE_BASE));
+  assert.equal(cpu.run(1000), ExitReason.Hlt);
+  assert.equal(cpu.getReg(1).lo, 0xcafe);
+});

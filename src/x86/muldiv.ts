@@ -6,6 +6,7 @@
 // significant; SF/ZF/AF/PF undefined).
 
 import { type CpuCore, type Handler, Vec } from "./core.js";
+import { LazyOp, mulhu32 } from "./flags.js";
 import type { Insn } from "./insn.js";
 
 /** Result limbs of the last helper call: r[0] least significant. */
@@ -174,6 +175,21 @@ function imul(c: CpuCore, d: Insn): void {
     ah = c.hi;
     b = c.rd1(d);
     bh = c.hi;
+  }
+  if (size === 4) {
+    const lo = Math.imul(a, b);
+    const of = (a | 0) * (b | 0) !== lo ? 1 : 0; // exact test: a double product near 2^31 is exact
+    c.setGpr(d.r0, 4, lo, 0);
+    c.setResultFlags(4, lo, 0, of, of, 0);
+    return;
+  }
+  if (size === 8) {
+    // Low 64 bits directly; CF/OF (does the signed product fit?) only if someone reads them.
+    const lo = Math.imul(a, b);
+    const hi = (mulhu32(a, b) + Math.imul(a, bh) + Math.imul(ah, b)) | 0;
+    c.setGpr(d.r0, 8, lo, hi);
+    c.setLazy64(LazyOp.Imul64, a, ah, b, bh, lo, hi, 0);
+    return;
   }
   mulsSized(a, ah, b, bh, size);
   let of: number;

@@ -22,6 +22,10 @@ export const GDT_BASE = 0x1000;
 export const SEL_CODE64 = 0x08;
 export const SEL_DATA = 0x10;
 export const SEL_CODE32 = 0x18;
+export const SEL_UDATA = 0x23;
+export const SEL_UCODE64 = 0x2b;
+export const SEL_UCODE32 = 0x33;
+export const SEL_TSS = 0x38;
 
 /** Assembles nasm source (without BITS/ORG, which are added) into flat bytes. */
 export function assemble(src: string, bits: 16 | 32 | 64, org = CODE_BASE): Uint8Array {
@@ -37,15 +41,22 @@ export function assemble(src: string, bits: 16 | 32 | 64, org = CODE_BASE): Uint
 
 export type Mode = "real" | "prot32" | "long64";
 
-/** Builds a CPU with 4 MiB of RAM in the given mode, code at CODE_BASE, RSP at STACK_TOP. */
+/** Builds a CPU with 8 MiB of RAM in the given mode, code at CODE_BASE, RSP at STACK_TOP. */
 export function machine(
   mode: Mode,
   code: Uint8Array,
-  memBytes = 4 * 1024 * 1024,
+  memBytes = 8 * 1024 * 1024,
 ): { cpu: Cpu; mem: GuestMemory } {
   const mem = new GuestMemory(memBytes);
-  mem.write(CODE_BASE, code);
   const cpu = new Cpu(mem, { deterministic: true });
+  setupMode(cpu, mem, mode, code);
+  return { cpu, mem };
+}
+
+/** Resets `cpu` and puts it in `mode` with GDT, page tables (long mode) and `code` at CODE_BASE. */
+export function setupMode(cpu: Cpu, mem: GuestMemory, mode: Mode, code: Uint8Array): void {
+  cpu.reset();
+  mem.write(CODE_BASE, code);
   const flat = (
     sel: number,
     access: number,
@@ -56,7 +67,19 @@ export function machine(
     access,
   });
   const dv = new DataView(mem.buffer);
-  const gdt = [0n, 0x00af9a000000ffffn, 0x00cf92000000ffffn, 0x00cf9a000000ffffn];
+  // 0x08 code64, 0x10 data, 0x18 code32, 0x20 user data, 0x28 user code64, 0x30 user code32, 0x38 TSS slot
+  // (16 bytes, filled by tests that need one).
+  const gdt = [
+    0n,
+    0x00af9a000000ffffn,
+    0x00cf92000000ffffn,
+    0x00cf9a000000ffffn,
+    0x00cff2000000ffffn,
+    0x00affa000000ffffn,
+    0x00cffa000000ffffn,
+    0n,
+    0n,
+  ];
   gdt.forEach((v, i) => dv.setBigUint64(GDT_BASE + i * 8, v, true));
   cpu.setDescriptorTable("gdtr", GDT_BASE, gdt.length * 8 - 1);
   if (mode === "real") {
@@ -70,9 +93,9 @@ export function machine(
     for (const s of [0, 2, 3, 4, 5] as const) cpu.setSegment(s, flat(SEL_DATA, 0xc093));
   } else {
     // Identity map the first 1 GiB with 2 MiB pages: PML4 -> PDPT -> PD.
-    dv.setUint32(PML4_BASE, PML4_BASE + 0x1000 + 3, true);
-    dv.setUint32(PML4_BASE + 0x1000, PML4_BASE + 0x2000 + 3, true);
-    for (let i = 0; i < 512; i++) dv.setUint32(PML4_BASE + 0x2000 + i * 8, i * 0x200000 + 0x83, true);
+    dv.setUint32(PML4_BASE, PML4_BASE + 0x1000 + 7, true);
+    dv.setUint32(PML4_BASE + 0x1000, PML4_BASE + 0x2000 + 7, true);
+    for (let i = 0; i < 512; i++) dv.setUint32(PML4_BASE + 0x2000 + i * 8, i * 0x200000 + 0x87, true);
     cpu.setControl("cr3", PML4_BASE, 0);
     cpu.setControl("cr4", 0x20, 0);
     cpu.setControl("efer", 0x500, 0);
@@ -82,7 +105,6 @@ export function machine(
   }
   cpu.setRip(mode === "real" ? 0 : CODE_BASE, 0);
   cpu.setReg(4, STACK_TOP, 0);
-  return { cpu, mem };
 }
 
 /** Runs until HLT (or another exit / the budget); returns the exit reason. */

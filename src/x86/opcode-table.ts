@@ -224,6 +224,7 @@ const ROWS: readonly string[] = [
   "MOVSX | 0F BE /r | Gv,Eb | | movsx",
   "MOVSX | 0F BF /r | Gv,Ew | | movsx",
   "ARPL | 63 /r | Ew,Gw | no64 w:Z | arpl",
+  "BOUND | 62 /r | Gv,Ma | mem no64 | bound",
   "MOVSXD | 63 /r | Gv,Ed | o64 | movsx",
   "PAUSE | F3 90 | | | nop",
   "NOP | 90 | | norexb | nop",

@@ -149,7 +149,7 @@ function movToSreg(c: CpuCore, d: Insn): void {
   if (seg === 1) c.ud(); // MOV CS is invalid
   const v = c.rd1(d) & 0xffff;
   loadSeg(c, seg, v);
-  if (seg === 2) c.shadow = 2; // MOV SS inhibits interrupts until after the next instruction
+  if (seg === 2) c.shadow = c.attn = 2; // MOV SS inhibits interrupts until after the next instruction
 }
 
 function movFromSreg(c: CpuCore, d: Insn): void {

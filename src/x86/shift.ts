@@ -145,7 +145,7 @@ function rotate(c: CpuCore, d: Insn, left: boolean, throughCarry: boolean): void
           lo = (lo >>> 1) | (hi << 31);
           hi = (hi >>> 1) | (cf << 31);
         } else lo = (lo >>> 1) | (cf << (bits - 1));
-        if (size === 4) lo >>>= 0;
+        if (size === 4) lo |= 0;
         cf = out;
       }
     }

@@ -58,7 +58,7 @@ function popSeg(c: CpuCore, d: Insn): void {
   const v = c.peekStack(0, d.osize) & 0xffff;
   loadSeg(c, d.r0, v);
   c.addSp(d.osize);
-  if (d.r0 === 2) c.shadow = 2;
+  if (d.r0 === 2) c.shadow = c.attn = 2;
 }
 
 function pusha(c: CpuCore, d: Insn): void {

@@ -196,6 +196,7 @@ export function portOut(c: CpuCore, port: number, size: number, value: number): 
     x.valueLo = usize(value, size) | 0;
     x.valueHi = 0;
     c.postedExit = true;
+    c.attn = 1;
   }
 }
 
@@ -225,9 +226,86 @@ function outsBody(c: CpuCore, d: Insn): boolean {
   return !c.postedExit;
 }
 
+/**
+ * Fast path for REP MOVS / REP STOS going forwards through RAM with flat segments: whole runs within a page
+ * are copied/filled at once. Returns false (nothing done) whenever the general loop is needed: DF set,
+ * non-flat segments, misaligned elements, MMIO, overlapping MOVS, or a pending posted exit.
+ */
+function repFast(c: CpuCore, d: Insn, movs: boolean): boolean {
+  if ((d.prefixes & PFX_REP) === 0 || c.flagsReg & FLAG_DF) return false;
+  const size = elemSize(d);
+  const as = d.asize;
+  if (as === 2) return false;
+  const srcSeg = d.seg;
+  if (!c.long64) {
+    if (c.segCheck & (1 | (movs ? 1 << srcSeg : 0))) return false;
+    if (c.segBaseLo[0] !== 0 || (movs && c.segBaseLo[srcSeg] !== 0)) return false;
+  }
+  const user = c.cpl === 3;
+  let budget = REP_CHUNK * 4;
+  while (budget > 0 && !countZero(c, as)) {
+    const cnt = as === 8 ? (c.rhi[1] !== 0 ? 0x7fffffff : c.rlo[1]! >>> 0) : c.rlo[1]! >>> 0;
+    const dLo = c.rlo[7]!;
+    const dHi = as === 8 ? c.rhi[7]! : 0;
+    if ((dLo & (size - 1)) !== 0) return false;
+    let n = Math.min(cnt, budget, (4096 - (dLo & 0xfff)) / size);
+    let sLo = 0;
+    let sHi = 0;
+    if (movs) {
+      if (srcSeg >= 4 && c.long64) return false; // FS/GS-based source: use the general loop
+      sLo = c.rlo[6]!;
+      sHi = as === 8 ? c.rhi[6]! : 0;
+      if ((sLo & (size - 1)) !== 0) return false;
+      n = Math.min(n, (4096 - (sLo & 0xfff)) / size);
+    }
+    if (as === 4) {
+      // 32-bit address size wraps at 4 GiB: stop before the wrap and let the general loop handle it.
+      if ((dLo >>> 0) + n * size > 0x100000000 || (movs && (sLo >>> 0) + n * size > 0x100000000))
+        return false;
+    }
+    const bytes = n * size;
+    const dOff = c.translate(dLo, dHi, 1, user);
+    if (dOff < 0) return false;
+    if (movs) {
+      const sOff = c.translate(sLo, sHi, 0, user);
+      if (sOff < 0) return false;
+      if (dOff > sOff && dOff < sOff + bytes) return false; // forward overlap replicates: general loop
+      c.bytes.copyWithin(dOff, sOff, sOff + bytes);
+    } else {
+      const v = c.rlo[0]!;
+      if (size === 1) c.bytes.fill(v & 0xff, dOff, dOff + bytes);
+      else {
+        const vh = c.rhi[0]!;
+        for (let i = 0; i < bytes; i += size) {
+          if (size === 2) c.dv.setUint16(dOff + i, v, true);
+          else if (size === 4) c.dv.setInt32(dOff + i, v, true);
+          else {
+            c.dv.setInt32(dOff + i, v, true);
+            c.dv.setInt32(dOff + i + 4, vh, true);
+          }
+        }
+      }
+    }
+    c.mem.noteWrite(dOff, bytes);
+    step(c, 7, as, bytes);
+    if (movs) step(c, 6, as, bytes);
+    step(c, 1, as, -n);
+    budget -= n;
+  }
+  if (!countZero(c, as)) {
+    c.ripLo = c.curRipLo;
+    c.ripHi = c.curRipHi;
+  }
+  return true;
+}
+
 export const stringHandlers: Record<string, Handler> = {
-  movs: (c, d) => repeat(c, d, movsBody, false),
-  stos: (c, d) => repeat(c, d, stosBody, false),
+  movs: (c, d) => {
+    if (!repFast(c, d, true)) repeat(c, d, movsBody, false);
+  },
+  stos: (c, d) => {
+    if (!repFast(c, d, false)) repeat(c, d, stosBody, false);
+  },
   lods: (c, d) => repeat(c, d, lodsBody, false),
   cmps: (c, d) => repeat(c, d, cmpsBody, true),
   scas: (c, d) => repeat(c, d, scasBody, true),

@@ -44,7 +44,7 @@ function checkIopl(c: CpuCore): void {
 
 function sti(c: CpuCore): void {
   checkIopl(c);
-  if (!(c.flagsReg & FLAG_IF)) c.shadow = 2; // interrupts recognized after the next instruction
+  if (!(c.flagsReg & FLAG_IF)) c.shadow = c.attn = 2; // interrupts recognized after the next instruction
   c.flagsReg |= FLAG_IF;
 }
 
@@ -75,9 +75,11 @@ function hlt(c: CpuCore): void {
   if (c.controls.hltExiting) {
     c.exit.reason = ExitReason.Hlt;
     c.postedExit = true;
+    c.attn = 1;
     return;
   }
   c.halted = true;
+  c.attn = 1;
 }
 
 function cpuid(c: CpuCore): void {

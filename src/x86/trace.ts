@@ -70,7 +70,8 @@ export function runTraced(cpu: Cpu, budget: number, sink: (line: string) => void
     for (let g = 0; g < 16; g++) {
       if (cpu.rlo[g] !== lo[g] || cpu.rhi[g] !== hi[g]) {
         const v = long
-          ? (cpu.rhi[g]! >>> 0).toString(16) + (cpu.rlo[g]! >>> 0).toString(16).padStart(8, "0")
+          ? (cpu.rhi[g]! === 0 ? "" : (cpu.rhi[g]! >>> 0).toString(16)) +
+            (cpu.rlo[g]! >>> 0).toString(16).padStart(cpu.rhi[g]! === 0 ? 1 : 8, "0")
           : (cpu.rlo[g]! >>> 0).toString(16);
         changes.push(`${regName(g, long ? 8 : 4)}=${v}`);
       }

@@ -1,0 +1,382 @@
+// Tests exception and interrupt delivery: #PF error codes and CR2, #GP for privileged instructions at CPL 3
+// (IRETQ to ring 3, TSS RSP0 stack switch back), IST, #DE/#UD/#BP, double and triple fault, external
+// interrupts (IF, STI shadow, HLT wake-up, interrupt window), NMI, real-mode IVT and 32-bit ring-3 INT.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { assemble, exec, machine, reg64, runToHlt } from "./nasm-harness.test.js";
+import { ExitReason } from "./vm-exit.js";
+
+/** 64-bit prelude: an IDT whose 32 exception stubs record vector (r15), error code (r14), CR2 (r13). */
+const IDT64 = `
+  jmp start
+%macro STUB 1
+stub%1:
+  %if (%1 == 8) || (%1 >= 10 && %1 <= 14) || (%1 == 17)
+  %else
+    push 0
+  %endif
+  push %1
+  jmp isr_common
+%endmacro
+%assign i 0
+%rep 34
+  STUB i
+%assign i i+1
+%endrep
+isr_common:
+  pop r15
+  pop r14
+  mov r13, cr2
+  mov r12, rsp
+  hlt
+align 8
+stubs:
+%assign i 0
+%rep 34
+  dq stub %+ i
+%assign i i+1
+%endrep
+align 16
+idt: times 34*16 db 0
+idtr: dw 34*16-1
+  dq idt
+setup_idt:
+  lea rdi, [rel idt]
+  lea rsi, [rel stubs]
+  mov ecx, 34
+.l:
+  mov rax, [rsi]
+  mov [rdi], ax
+  mov word [rdi+2], 0x08
+  mov word [rdi+4], 0xee00
+  shr rax, 16
+  mov [rdi+6], ax
+  shr rax, 16
+  mov [rdi+8], eax
+  mov dword [rdi+12], 0
+  add rdi, 16
+  add rsi, 8
+  loop .l
+  lidt [rel idtr]
+  ret
+start:
+  call setup_idt
+`;
+
+function run64(body: string): ReturnType<typeof exec> {
+  return exec(IDT64 + body);
+}
+
+test("#PF: error code (P, W/R, U/S, I/D, RSVD) and CR2", () => {
+  // Not present: clear PDE 2 (0x400000..0x5fffff) and write there.
+  let cpu = run64(`
+    mov rax, 0x100000 + 0x2000 + 2*8
+    mov qword [rax], 0
+    invlpg [0x400000]
+    mov dword [0x400123], 1
+    hlt`);
+  assert.equal(reg64(cpu, 15), 14n);
+  assert.equal(reg64(cpu, 14), 2n, "not present, write, supervisor");
+  assert.equal(reg64(cpu, 13), 0x400123n);
+  // Write to a read-only page with CR0.WP.
+  cpu = run64(`
+    mov rax, 0x100000 + 0x2000 + 2*8
+    mov qword [rax], 0x400000 + 0x85
+    mov rax, cr0
+    or eax, 0x10000
+    mov cr0, rax
+    mov eax, [0x400000]
+    mov dword [0x400010], 1
+    hlt`);
+  assert.equal(reg64(cpu, 15), 14n);
+  assert.equal(reg64(cpu, 14), 3n, "present, write");
+  // Reserved bit set in a PDE (bit 45 > MAXPHYADDR).
+  cpu = run64(`
+    mov rax, 0x100000 + 0x2000 + 2*8
+    mov rbx, (1 << 45) | 0x400000 | 0x87
+    mov [rax], rbx
+    mov eax, [0x400000]
+    hlt`);
+  assert.equal(reg64(cpu, 14), 9n, "present, reserved");
+  // NX: execute from a page marked XD with EFER.NXE.
+  cpu = run64(`
+    mov ecx, 0xC0000080
+    rdmsr
+    or eax, 0x800
+    wrmsr
+    mov rax, 0x100000 + 0x2000 + 2*8
+    mov rbx, (1 << 63) | 0x400000 | 0x87
+    mov [rax], rbx
+    mov byte [0x400000], 0xc3
+    mov rax, 0x400000
+    call rax
+    hlt`);
+  assert.equal(reg64(cpu, 15), 14n);
+  assert.equal(reg64(cpu, 14), 0x11n, "present, instruction fetch");
+  assert.equal(reg64(cpu, 13), 0x400000n);
+});
+
+test("accessed and dirty bits are set in the page tables", () => {
+  const cpu = run64(`
+    mov rax, 0x100000 + 0x2000 + 2*8
+    mov qword [rax], 0x400000 + 0x87
+    invlpg [0x400000]
+    mov ebx, [0x400000]
+    mov rcx, [rax]
+    mov dword [0x400000], 5
+    mov rdx, [rax]
+    hlt`);
+  assert.equal(reg64(cpu, 1) & 0x60n, 0x20n, "accessed after a read");
+  assert.equal(reg64(cpu, 2) & 0x60n, 0x60n, "dirty after a write");
+});
+
+test("#UD, #BP (INT3 pushes the next RIP), #DE, INT n", () => {
+  let cpu = run64("ud2\nhlt");
+  assert.equal(reg64(cpu, 15), 6n);
+  cpu = run64("int3\nhlt");
+  assert.equal(reg64(cpu, 15), 3n);
+  cpu = run64("int 33\nhlt");
+  assert.equal(reg64(cpu, 15), 33n);
+  cpu = run64("xor ecx, ecx\ndiv ecx\nhlt");
+  assert.equal(reg64(cpu, 15), 0n);
+});
+
+test("ring 3 via IRETQ, #GP(0) for HLT at CPL 3, stack switch to TSS.RSP0 and IST", () => {
+  const cpu = run64(`
+    ; 64-bit TSS at 'tss': RSP0 = 0x70000, IST1 = 0x60000
+    lea rax, [rel tss]
+    mov qword [rax + 4], 0x70000
+    mov qword [rax + 0x24], 0x60000
+    mov rbx, 0x1000 + 0x38
+    mov word [rbx], 0x67
+    mov [rbx + 2], ax
+    shr rax, 16
+    mov [rbx + 4], al
+    mov byte [rbx + 5], 0x89
+    mov [rbx + 7], ah
+    shr rax, 16
+    mov [rbx + 8], eax
+    mov ax, 0x38
+    ltr ax
+    ; iretq to ring 3 at user_code with RSP 0x50000
+    push 0x23
+    push 0x50000
+    push 0x202
+    push 0x2b
+    lea rax, [rel user_code]
+    push rax
+    iretq
+  user_code:
+    mov r11, rsp
+    mov ax, cs
+    mov r10w, ax
+    hlt
+  align 16
+  tss: times 0x68 db 0`);
+  assert.equal(reg64(cpu, 15), 13n, "#GP");
+  assert.equal(reg64(cpu, 14), 0n);
+  assert.equal(reg64(cpu, 11), 0x50000n, "ran at ring 3 on the user stack");
+  assert.equal(reg64(cpu, 10) & 0xffffn, 0x2bn);
+  // The handler's frame: stubs push 2 qwords on top of [err] rip cs rflags rsp ss.
+  assert.equal(reg64(cpu, 12), 0x70000n - 6n * 8n + 8n, "stack switched to RSP0 (aligned), frame pushed");
+  assert.equal(cpu.getSegment(1).selector, 0x08);
+});
+
+test("IST stack is used when the gate names one", () => {
+  const cpu = run64(`
+    lea rax, [rel tss]
+    mov qword [rax + 0x24], 0x60000
+    mov rbx, 0x1000 + 0x38
+    mov word [rbx], 0x67
+    mov [rbx + 2], ax
+    shr rax, 16
+    mov [rbx + 4], al
+    mov byte [rbx + 5], 0x89
+    mov [rbx + 7], ah
+    shr rax, 16
+    mov [rbx + 8], eax
+    mov ax, 0x38
+    ltr ax
+    lea rdi, [rel idt + 3*16]
+    mov byte [rdi + 4], 1
+    int3
+    hlt
+  align 16
+  tss: times 0x68 db 0`);
+  assert.equal(reg64(cpu, 15), 3n);
+  assert.equal(reg64(cpu, 12), 0x60000n - 5n * 8n);
+});
+
+test("double fault on a contributory fault during delivery; triple fault without a #DF handler", () => {
+  // #GP handler gate not present -> #NP while delivering #GP -> #DF.
+  let cpu = run64(`
+    lea rdi, [rel idt + 13*16]
+    mov byte [rdi + 5], 0x6e
+    mov rax, 0x8000000000000000
+    mov eax, [rax]
+    hlt`);
+  assert.equal(reg64(cpu, 15), 8n);
+  assert.equal(reg64(cpu, 14), 0n);
+  const { cpu: c2 } = machine("long64", assemble("xor ecx, ecx\ndiv ecx\nhlt", 64));
+  c2.setDescriptorTable("idtr", 0, 0);
+  assert.equal(c2.run(100), ExitReason.TripleFault);
+  assert.equal(c2.run(100), ExitReason.TripleFault, "stays in shutdown");
+  c2.reset();
+  assert.equal(c2.getRip().lo, 0xfff0);
+  cpu = run64("mov rax, 0x8000000000000000\nmov eax, [rax]\nhlt");
+  assert.equal(reg64(cpu, 15), 13n, "non-canonical address: #GP");
+});
+
+test("external interrupts: IF, STI shadow, HLT wake-up, acknowledge, interrupt window, NMI", () => {
+  const src =
+    IDT64 +
+    `
+    sti
+    hlt
+    mov rbx, 1
+    cli
+    hlt`;
+  const { cpu } = machine("long64", assemble(src, 64));
+  let pending = false;
+  let acked = 0;
+  cpu.interrupts = {
+    hasInterrupt: () => pending,
+    acknowledge: () => {
+      pending = false;
+      acked++;
+      return 32;
+    },
+  };
+  cpu.controls.hltExiting = false;
+  assert.equal(runToHlt(cpu), ExitReason.Hlt, "halted with IF=1, no interrupt");
+  pending = true;
+  assert.equal(cpu.run(1000), ExitReason.Hlt);
+  assert.equal(acked, 1);
+  assert.equal(reg64(cpu, 15), 32n, "vector 32 delivered after waking");
+  // Interrupt window: IF=0 -> no exit; IF=1 -> exit.
+  const m = machine("long64", assemble("cli\nnop\nsti\nnop\nnop\nhlt", 64));
+  m.cpu.controls.interruptWindowExiting = true;
+  assert.equal(m.cpu.run(100), ExitReason.InterruptWindow);
+  const rip = m.cpu.getRip().lo;
+  // After STI the shadow covers one instruction: the exit comes after the NOP following STI.
+  const first = assemble("cli\nnop\nsti\nnop", 64).length;
+  assert.equal(rip, 0x10000 + first, "window opens after the instruction following STI");
+  // NMI ignores IF.
+  const n = machine("long64", assemble(IDT64 + "cli\nhlt\nnop\nhlt", 64));
+  assert.equal(runToHlt(n.cpu), ExitReason.Hlt);
+  n.cpu.raiseNmi();
+  assert.equal(runToHlt(n.cpu), ExitReason.Hlt);
+  assert.equal(reg64(n.cpu, 15), 2n);
+});
+
+test("real mode: INT through the IVT and IRET", () => {
+  const cpu = exec(
+    `
+    xor ax, ax
+    mov es, ax
+    mov word [es:0x21*4], handler
+    mov word [es:0x21*4+2], 0x1000
+    mov bx, 1
+    int 0x21
+    add bx, 10
+    hlt
+  handler:
+    add bx, 100
+    iret`,
+    "real",
+  );
+  assert.equal(cpu.getReg(3).lo & 0xffff, 111);
+});
+
+test("32-bit protected mode: INT 0x80 from ring 3 switches to TSS.ESP0 and IRET returns", () => {
+  const cpu = exec(
+    `
+    ; 32-bit TSS at 'tss' with SS0:ESP0 = 0x10:0x70000, descriptor in the 0x38 slot
+    mov dword [tss + 4], 0x70000
+    mov dword [tss + 8], 0x10
+    mov eax, tss
+    mov ebx, 0x1000 + 0x38
+    mov word [ebx], 0x67
+    mov [ebx + 2], ax
+    shr eax, 16
+    mov [ebx + 4], al
+    mov byte [ebx + 5], 0x89
+    mov [ebx + 7], ah
+    mov ax, 0x38
+    ltr ax
+    ; IDT entry 0x80: 32-bit interrupt gate, DPL 3 -> handler
+    mov eax, handler
+    mov [idt + 0x80*8], ax
+    mov word [idt + 0x80*8 + 2], 0x18
+    mov word [idt + 0x80*8 + 4], 0xee00
+    shr eax, 16
+    mov [idt + 0x80*8 + 6], ax
+    lidt [idtr]
+    ; to ring 3
+    push 0x23
+    push 0x50000
+    push 0x202
+    push 0x33
+    push user
+    iret
+  user:
+    mov ax, 0x23
+    mov ds, ax
+    int 0x80
+    mov edi, esp
+    mov esi, cs
+    ; back in ring 3: a privileged instruction faults -> vector 13 has no gate -> #DF -> ... shutdown.
+    ; Instead signal completion with a second INT.
+    int 0x80
+  handler:
+    mov ebp, esp
+    mov ecx, [esp + 4]
+    inc dword [count]
+    cmp dword [count], 2
+    je done
+    iret
+  done:
+    hlt
+  count: dd 0
+  align 8
+  idt: times 256*8 db 0
+  idtr: dw 256*8-1
+    dd idt
+  tss: times 0x68 db 0`,
+    "prot32",
+  );
+  assert.equal(cpu.getReg(7).lo, 0x50000, "user ESP restored by IRET");
+  assert.equal(cpu.getReg(6).lo & 0xffff, 0x33, "back in ring 3");
+  assert.equal(cpu.getReg(5).lo, 0x70000 - 20, "handler ran on the ring-0 stack with SS:ESP pushed");
+  assert.equal(cpu.getReg(1).lo & 0xffff, 0x33, "pushed CS");
+});
+
+test("BOUND raises #BR in 32-bit mode", () => {
+  const cpu = exec(
+    `
+    mov eax, handler
+    mov [idt + 5*8], ax
+    mov word [idt + 5*8 + 2], 0x18
+    mov word [idt + 5*8 + 4], 0x8e00
+    shr eax, 16
+    mov [idt + 5*8 + 6], ax
+    lidt [idtr]
+    mov ebx, 5
+    bound ebx, [limits]
+    mov ecx, 1
+    mov ebx, 50
+    bound ebx, [limits]
+    hlt
+  handler:
+    mov edx, 0xbb
+    hlt
+  limits: dd 0, 10
+  align 8
+  idt: times 8*8 db 0
+  idtr: dw 8*8-1
+    dd idt`,
+    "prot32",
+  );
+  assert.equal(cpu.getReg(1).lo, 1);
+  assert.equal(cpu.getReg(2).lo, 0xbb);
+});
