@@ -12,6 +12,7 @@ import { type GuestMemory, PAGE_EXECUTE, PAGE_READ, PAGE_WRITE } from "../memory
 import { CpuidModel } from "./cpuid.js";
 import { FlagUnit } from "./flags.js";
 import { type Insn, OpKind } from "./insn.js";
+import { FpuState } from "./simd-state.js";
 import { ACC_READ, ACC_WRITE, type PagingRegs, WalkResult, walk } from "./paging.js";
 import { ExitReason, newExitInfo, type ExitControls, type ExitInfo } from "./vm-exit.js";
 
@@ -180,6 +181,8 @@ export class CpuCore extends FlagUnit {
   mxcsr = 0x1f80;
   /** x87/MMX state in FXSAVE layout (bytes 0..159 of the FXSAVE image: FCW, FSW, FTW, ..., ST0-7). */
   readonly fxArea = new Uint8Array(512);
+  /** x87/MMX registers and XCR0 as the SIMD modules operate on them (simd-state.ts). */
+  readonly fpu = new FpuState();
 
   // ---- derived mode state (updateMode) ----
   cpl = 0;

@@ -387,6 +387,7 @@ export class Cpu extends CpuCore implements Processor {
     this.xmm.fill(0);
     this.mxcsr = 0x1f80;
     this.fxArea.fill(0);
+    this.fpu.reset();
     this.halted = false;
     this.shutdown = false;
     this.nmiPending = false;

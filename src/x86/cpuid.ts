@@ -47,6 +47,7 @@ const BITS: Record<Capability, [number, number, number]> = {
   PCID: [1, 2, 17],
   SSE41: [1, 2, 19],
   SSE42: [1, 2, 20],
+  XSAVE: [1, 2, 26],
   MOVBE: [1, 2, 22],
   POPCNT: [1, 2, 23],
   RDRAND: [1, 2, 30],
@@ -90,6 +91,12 @@ export const IMPLEMENTED: readonly Capability[] = [
   "RDTSCP",
   "LM",
   "INVARIANT_TSC",
+  // SIMD (simd-table.ts; CPUID.1:ECX.OSXSAVE mirrors CR4.OSXSAVE in system.ts's CPUID handler)
+  "MMX",
+  "FXSR",
+  "SSE",
+  "SSE2",
+  "XSAVE",
 ];
 
 const VENDOR = "GenuineIntel";
@@ -135,11 +142,11 @@ export class CpuidModel {
     const o = this.out;
     o.fill(0);
     leaf >>>= 0;
-    if (leaf > 7 && leaf < 0x80000000) leaf = 7; // Intel: out-of-range basic leaves return the highest leaf
-    if (leaf > 0x80000008) leaf = 7;
+    if (leaf > 0xd && leaf < 0x80000000) leaf = 0xd; // Intel: out-of-range basic leaves return the highest leaf
+    if (leaf > 0x80000008) leaf = 0xd;
     switch (leaf) {
       case 0:
-        o[0] = 7;
+        o[0] = 0xd;
         o[1] = ascii4(VENDOR, 0);
         o[3] = ascii4(VENDOR, 4);
         o[2] = ascii4(VENDOR, 8);
@@ -156,6 +163,15 @@ export class CpuidModel {
           o[1] = this.bits(7, 1);
           o[2] = this.bits(7, 2);
           o[3] = this.bits(7, 3);
+        }
+        break;
+      case 0xd:
+        // XSAVE state enumeration (SDM Vol. 1 13.2): components x87|SSE, standard-form area of 576 bytes
+        // (legacy region + header) for every XCR0 value we allow; sub-leaf 1 reports no XSAVEOPT/C/S.
+        if (this.caps.has("XSAVE") && subleaf === 0) {
+          o[0] = 3;
+          o[1] = 576;
+          o[2] = 576;
         }
         break;
       case 0x80000000:
@@ -180,7 +196,7 @@ export class CpuidModel {
         o[0] = 0x3028; // 40 physical address bits, 48 linear
         break;
       default:
-        // Leaves 2..6 and 0x80000005/6: nothing to describe (no cache/topology/power enumeration).
+        // Leaves 2..6, 8..0xC and 0x80000005/6: nothing to describe (no cache/topology/power enumeration).
         break;
     }
     return o;

@@ -9,11 +9,15 @@ import { bitHandlers } from "./bits.js";
 import { controlHandlers } from "./control.js";
 import type { CpuCore, Handler } from "./core.js";
 import { dataHandlers } from "./data.js";
+import { fxsaveHandlers } from "./fxsave.js";
 import type { Insn } from "./insn.js";
 import { muldivHandlers } from "./muldiv.js";
 import { OPCODES } from "./opcode-table.js";
 import { segmentHandlers } from "./segments.js";
 import { shiftHandlers } from "./shift.js";
+import "./simd-table.js"; // appends the SIMD rows to OPCODES before any dispatch array is built
+import { sseFloatHandlers } from "./sse-float.js";
+import { sseIntHandlers } from "./sse-int.js";
 import { stackHandlers } from "./stack.js";
 import { stringHandlers } from "./string-ops.js";
 import { systemHandlers } from "./system.js";
@@ -43,6 +47,10 @@ for (const g of [
   stackHandlers,
   stringHandlers,
   systemHandlers,
+  // SIMD groups (x87/MMX/SSE state and instructions)
+  sseIntHandlers,
+  sseFloatHandlers,
+  fxsaveHandlers,
 ]) {
   registerHandlers(g);
 }

@@ -78,7 +78,8 @@ export type Feature =
   | "SSSE3"
   | "SSE41"
   | "SSE42"
-  | "FPU";
+  | "FPU"
+  | "XSAVE";
 
 export interface OpcodeEntry {
   /** Index in OPCODES; decoded instructions carry it (`Insn.op`) for dispatch. */
@@ -119,6 +120,11 @@ export interface OpcodeEntry {
   readonly hostDependent: boolean;
   /** Handler name in handlers.ts. */
   readonly handler: string;
+  /**
+   * The result is architecturally defined only to an error bound (RCPPS/RSQRTPS: relative error <= 1.5*2^-12),
+   * so conformance tests must not compare it bit for bit with another implementation (attribute `approx`).
+   */
+  readonly approximate: boolean;
 }
 
 /*
@@ -138,7 +144,8 @@ export interface OpcodeEntry {
  * ROW SYNTAX:  "MNEMONIC | [NP|66|F2|F3] [0F [38|3A]] OPCODE[+r|+cc] [/r|/0../7|!MODRM] | OPERANDS | ATTRS | handler"
  *   +r expands to the eight registers, +cc to the sixteen conditions (mnemonic "cc" replaced by O, NO, ...).
  *   ATTRS: lock, d64, f64, no64 (invalid in 64-bit mode), o64 (64-bit mode only), ring0, iopl, mem, reg,
- *   rexw, norexw, norexb, host (result depends on the host: skipped by the conformance test), feat:NAME, r:FLAGS, w:FLAGS, u:FLAGS where FLAGS are letters O S Z A P C T I D
+ *   rexw, norexw, norexb, approx (result defined only to an error bound), host (result depends on the host:
+ *   skipped by the conformance test), feat:NAME, r:FLAGS, w:FLAGS, u:FLAGS where FLAGS are letters O S Z A P C T I D
  *   or "all". Undefined flags (u:) are also counted as written.
  */
 const ROWS: readonly string[] = [
@@ -526,6 +533,7 @@ const FEATURES: ReadonlySet<string> = new Set<Feature>([
   "SSE41",
   "SSE42",
   "FPU",
+  "XSAVE",
 ]);
 
 /** Parses one ROW into one or more entries (+r and +cc expand). Exported for tests and helper tables. */
@@ -585,6 +593,7 @@ export function parseRow(row: string, firstId: number): OpcodeEntry[] {
   let feature: Feature | null = null;
   let rexW = -1;
   let noRexB = false;
+  let approximate = false;
   let hostDependent = false;
   for (const a of at) {
     if (a === "lock") lockable = true;
@@ -596,6 +605,7 @@ export function parseRow(row: string, firstId: number): OpcodeEntry[] {
     else if (a === "rexw") rexW = 1;
     else if (a === "norexw") rexW = 0;
     else if (a === "norexb") noRexB = true;
+    else if (a === "approx") approximate = true;
     else if (a === "host") hostDependent = true;
     else if (a.startsWith("feat:")) {
       const f = a.slice(5);
@@ -631,6 +641,7 @@ export function parseRow(row: string, firstId: number): OpcodeEntry[] {
     noRexB,
     hostDependent,
     handler,
+    approximate,
   });
   if (expand === "+r") return Array.from({ length: 8 }, (_, r) => make(firstId + r, mnemonic, opcode + r));
   if (expand === "+cc")

@@ -93,6 +93,8 @@ function cpuid(c: CpuCore): void {
   const o = c.cpuid.query(leaf, sub);
   c.setGpr(0, 4, o[0]!, 0);
   c.setGpr(3, 4, o[1]!, 0);
+  // CPUID.1:ECX[27] OSXSAVE reflects CR4.OSXSAVE (SDM Vol. 2A Table 3-10).
+  if (leaf === 1 && c.cr4 & CR4_OSXSAVE) o[2] = o[2]! | (1 << 27);
   c.setGpr(1, 4, o[2]!, 0);
   c.setGpr(2, 4, o[3]!, 0);
 }
@@ -127,8 +129,9 @@ function rdrand(c: CpuCore, d: Insn): void {
 
 // ---- control registers ----
 
+const CR4_OSXSAVE = 0x40000;
 const CR4_SUPPORTED =
-  0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x10000 | 0x20000;
+  0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x10000 | 0x20000 | CR4_OSXSAVE;
 
 /** Writes CR0 with the architectural checks and side effects (SDM Vol. 3A 2.5, 9.8.5). */
 export function writeCr0(c: CpuCore, lo: number, hi: number): void {
@@ -152,6 +155,7 @@ export function writeCr0(c: CpuCore, lo: number, hi: number): void {
 
 export function writeCr4(c: CpuCore, lo: number, hi: number): void {
   if (hi !== 0 || lo & ~CR4_SUPPORTED) c.gp(0);
+  if (lo & CR4_OSXSAVE && !c.cpuid.has("XSAVE")) c.gp(0);
   if (c.efer & EFER_LMA && !(lo & CR4_PAE)) c.gp(0);
   if (lo & CR4_PCIDE && !(c.cr4 & CR4_PCIDE) && (!(c.efer & EFER_LMA) || (c.cr3Lo & 0xfff) !== 0)) c.gp(0);
   if (lo & 0x10000 && !c.long64) {
