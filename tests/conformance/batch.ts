@@ -7,7 +7,7 @@
 
 import { CODE_BASE, DATA_SIZE, type Case } from "./generate.js";
 
-export const REC_IN = 200;
+export const REC_IN = 460;
 
 export function encodeBatch(cases: readonly Case[]): Buffer {
   const buf = Buffer.alloc(8 + cases.length * REC_IN);
@@ -27,6 +27,8 @@ export function encodeBatch(cases: readonly Case[]): Buffer {
       buf.writeUInt16LE(p.bytes.length, q + 2);
       buf.set(p.bytes.subarray(0, 16), q + 4);
     });
+    buf.set(c.xmm, o + 200);
+    buf.writeUInt32LE(c.mxcsr >>> 0, o + 456);
   });
   return buf;
 }
@@ -39,6 +41,9 @@ export interface RawResult {
   cr2: bigint;
   vector: number;
   err: number;
+  /** XMM0-15 as 256 little-endian bytes, and MXCSR. */
+  xmm: Uint8Array;
+  mxcsr: number;
   /** Data-page bytes that differ from the initial image: offset -> new value. */
   diffs: Map<number, number>;
 }
@@ -56,12 +61,14 @@ export function decodeResults(buf: Buffer, count: number): RawResult[] {
     const cr2 = buf.readBigUInt64LE(p + 144);
     const vector = buf.readInt32LE(p + 152);
     const err = buf.readUInt32LE(p + 156);
-    const nd = buf.readUInt32LE(p + 160);
-    p += 164;
+    const xmm = new Uint8Array(buf.subarray(p + 160, p + 416));
+    const mxcsr = buf.readUInt32LE(p + 416);
+    const nd = buf.readUInt32LE(p + 420);
+    p += 424;
     const diffs = new Map<number, number>();
     for (let k = 0; k < nd; k++) diffs.set(buf.readUInt16LE(p + k * 4), buf[p + k * 4 + 2]!);
     p += nd * 4;
-    out.push({ regs, rip, rflags, cr2, vector, err, diffs });
+    out.push({ regs, rip, rflags, cr2, vector, err, xmm, mxcsr, diffs });
   }
   if (p !== buf.length) throw new Error("runner output: trailing bytes");
   return out;
@@ -117,6 +124,8 @@ export interface Outcome {
   cr2: bigint;
   regs: bigint[];
   rflags: number;
+  xmm: Uint8Array;
+  mxcsr: number;
   diffs: Map<number, number>;
 }
 
@@ -135,7 +144,17 @@ export function normalize(r: RawResult, c: Case): Outcome {
     if (at >= 0n && at < 4096n && (at < BigInt(c.codeOff) || at >= BigInt(c.codeOff + c.code.length)))
       vector = -1;
   }
-  return { vector, rip, err: r.err, cr2: r.cr2, regs: r.regs, rflags: r.rflags, diffs: r.diffs };
+  return {
+    vector,
+    rip,
+    err: r.err,
+    cr2: r.cr2,
+    regs: r.regs,
+    rflags: r.rflags,
+    xmm: r.xmm,
+    mxcsr: r.mxcsr,
+    diffs: r.diffs,
+  };
 }
 
 const REG_NAMES = [
@@ -186,6 +205,13 @@ export function compareOutcomes(nat: Outcome, emu: Outcome, c: Case): string[] {
     const errMask = nat.vector === 14 && nat.cr2 >> 63n === 1n ? ~1 : ~0;
     if ((nat.err & errMask) !== (emu.err & errMask)) d.push(`error code ${hex(nat.err)} vs ${hex(emu.err)}`);
   }
+  for (let x = 0; x < 16; x++) {
+    const a = nat.xmm.subarray(x * 16, x * 16 + 16);
+    const b = emu.xmm.subarray(x * 16, x * 16 + 16);
+    if (xmmEqual(a, b, c.approx !== null && c.approx.reg === x ? c.approx.lanes : 0)) continue;
+    d.push(`xmm${x} ${xmmHex(a)} vs ${xmmHex(b)}`);
+  }
+  if (nat.mxcsr !== emu.mxcsr) d.push(`mxcsr ${hex(nat.mxcsr)} vs ${hex(emu.mxcsr)}`);
   if (nat.vector === 14 && emu.vector === 14 && nat.cr2 !== emu.cr2)
     d.push(`cr2 ${hex(nat.cr2)} vs ${hex(emu.cr2)}`);
   const keys = new Set([...nat.diffs.keys(), ...emu.diffs.keys()]);
@@ -201,11 +227,43 @@ export function compareOutcomes(nat: Outcome, emu: Outcome, c: Case): string[] {
   return d;
 }
 
+function xmmHex(a: Uint8Array): string {
+  return [...a]
+    .reverse()
+    .map((x) => x.toString(16).padStart(2, "0"))
+    .join("");
+}
+
+/**
+ * Bit-exact, except the low `lanes` single-precision lanes of an `approx` form (RCPPS/RSQRTPS...), whose
+ * results the SDM defines only to |relative error| <= 1.5 * 2^-12 of the true value: two conforming
+ * results may then differ by up to twice that.
+ */
+function xmmEqual(a: Uint8Array, b: Uint8Array, lanes: number): boolean {
+  const fa = new DataView(a.buffer, a.byteOffset, 16);
+  const fb = new DataView(b.buffer, b.byteOffset, 16);
+  for (let i = 0; i < 16; i += 4) {
+    const x = fa.getUint32(i, true);
+    const y = fb.getUint32(i, true);
+    if (x === y) continue;
+    if (i / 4 >= lanes) return false;
+    const u = fa.getFloat32(i, true);
+    const v = fb.getFloat32(i, true);
+    if (!Number.isFinite(u) || !Number.isFinite(v) || Math.sign(u) !== Math.sign(v)) return false;
+    if (Math.abs(u - v) > 3 * 2 ** -12 * Math.max(Math.abs(u), Math.abs(v))) return false;
+  }
+  return true;
+}
+
 export function describeCase(c: Case): string {
   const bytes = [...c.code].map((x) => x.toString(16).padStart(2, "0")).join(" ");
   const regs = c.regs.map((v, i) => `${REG_NAMES[i]}=${v.toString(16)}`).join(" ");
   const pokes = c.pokes.map(
     (p) => `[+${p.off.toString(16)}]=${[...p.bytes].map((x) => x.toString(16).padStart(2, "0")).join("")}`,
   );
-  return `bytes ${bytes} @+${c.codeOff.toString(16)} rflags=${c.rflags.toString(16)} memSeed=${c.memSeed} ${pokes.join(" ")}\n      ${regs}`;
+  const xmm = c.simd
+    ? `\n      mxcsr=${c.mxcsr.toString(16)} ` +
+      Array.from({ length: 16 }, (_, x) => `xmm${x}=${xmmHex(c.xmm.subarray(x * 16, x * 16 + 16))}`).join(" ")
+    : "";
+  return `bytes ${bytes} @+${c.codeOff.toString(16)} rflags=${c.rflags.toString(16)} memSeed=${c.memSeed} ${pokes.join(" ")}\n      ${regs}${xmm}`;
 }

@@ -56,6 +56,7 @@ const CPUINFO_FLAG: Record<Feature, string> = {
   SSE41: "sse4_1",
   SSE42: "sse4_2",
   FPU: "fpu",
+  XSAVE: "xsave",
 };
 
 function hostFlags(): Set<string> {

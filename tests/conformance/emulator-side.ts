@@ -117,6 +117,9 @@ export class EmulatedMachine {
       cpu.setReg(r, Number(v & 0xffffffffn) | 0, Number(v >> 32n) | 0);
     }
     cpu.setRflags(c.rflags | 0x202);
+    const xv = new DataView(c.xmm.buffer, c.xmm.byteOffset, 256);
+    for (let i = 0; i < 64; i++) cpu.xmm[i] = xv.getInt32(i * 4, true);
+    cpu.mxcsr = c.mxcsr;
     const rip = CODE_BASE + c.codeOff;
     cpu.setRip(rip, 0);
   }
@@ -167,6 +170,9 @@ export class EmulatedMachine {
     }
     regs[4] = frameRsp;
     const cr2 = cpu.getControl("cr2");
+    const xmm = new Uint8Array(256);
+    const xv = new DataView(xmm.buffer);
+    for (let i = 0; i < 64; i++) xv.setInt32(i * 4, cpu.xmm[i]!, true);
     const diffs = new Map<number, number>();
     const now = this.mem.bytes.subarray(DATA_PHYS, DATA_PHYS + DATA_SIZE);
     for (let i = 0; i < DATA_SIZE; i++) if (now[i] !== this.image[i]) diffs.set(i, now[i]!);
@@ -177,6 +183,8 @@ export class EmulatedMachine {
       cr2: (BigInt(cr2.hi >>> 0) << 32n) | BigInt(cr2.lo >>> 0),
       vector,
       err,
+      xmm,
+      mxcsr: cpu.mxcsr >>> 0,
       diffs,
     };
   }

@@ -51,6 +51,13 @@ export interface Case {
    * -1 when none.
    */
   looseUpper: number;
+  /** XMM0-15 (256 bytes, little-endian) and MXCSR loaded before the instruction. */
+  xmm: Uint8Array;
+  mxcsr: number;
+  /** Whether the form has XMM operands (for reporting). */
+  simd: boolean;
+  /** For `approx` rows: the destination XMM register and how many single-precision lanes are approximate. */
+  approx: { reg: number; lanes: number } | null;
 }
 
 export interface Form {
@@ -110,6 +117,8 @@ export function formName(e: OpcodeEntry): string {
   return `${e.mnemonic} ${pfx}${map}${op}${mr}${w} ${e.operands.join(",")}`.trim();
 }
 
+const X87_STATE_HANDLERS = new Set(["fxsave", "fxrstor", "xsave", "xrstor", "xgetbv", "xsetbv"]);
+
 /** Opcodes that are prefixes (REX, VEX) in 64-bit mode, so their no64 rows have no 64-bit meaning to test. */
 const PREFIX_IN_64 = new Set([
   0x40, 0x41, 0x42, 0x43, 0x44, 0x45, 0x46, 0x47, 0x48, 0x49, 0x4a, 0x4b, 0x4c, 0x4d, 0x4e, 0x4f, 0xc4, 0xc5,
@@ -129,8 +138,10 @@ export function selectForms(
   for (const e of OPCODES) {
     const name = formName(e);
     if (e.privilege === "ring0") skipped.push({ name, reason: "ring 0 only" });
-    else if (e.operands.some((o) => /^[VWUPQN]/.test(o)) || e.feature === "FPU" || e.feature === "MMX")
-      skipped.push({ name, reason: "SIMD/x87 register state is not loaded by the runner yet" });
+    else if (e.operands.some((o) => /^[PQN]/.test(o)) || e.feature === "FPU" || e.feature === "MMX")
+      skipped.push({ name, reason: "MMX/x87 register state is not loaded by the runner" });
+    else if (X87_STATE_HANDLERS.has(e.handler))
+      skipped.push({ name, reason: "saves/loads x87 state or depends on the host XCR0" });
     else if (e.hostDependent) skipped.push({ name, reason: "host-dependent (table: host)" });
     else if (!e.validIn64) {
       const shadowed = OPCODES.some(
@@ -202,13 +213,39 @@ function sizeOfType(t: string, osz: number): number {
   if (t === "w") return 2;
   if (t === "d") return 4;
   if (t === "q") return 8;
-  if (t === "dq" || t === "x") return 16;
+  if (t === "dq" || t === "x" || t === "ps" || t === "pd") return 16;
+  if (t === "ss") return 4;
+  if (t === "sd") return 8;
   if (t === "v") return osz;
   if (t === "z") return osz === 2 ? 2 : 4;
   if (t === "y") return osz === 8 ? 8 : 4;
   if (t === "p") return osz === 2 ? 4 : osz === 4 ? 6 : 10;
   return 8;
 }
+
+/** Single-precision patterns: zeros, one, infinities, QNaN/SNaN, denormals, extremes, 2^31/2^63/2^32. */
+const F32_EDGES = [
+  0, 0x80000000, 0x3f800000, 0xbf800000, 0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7fa00000,
+  0x00000001, 0x807fffff, 0x007fffff, 0x00800000, 0x7f7fffff, 0xff7fffff, 0x4f000000, 0xcf000000, 0x5f000000,
+];
+/** Double-precision patterns, likewise. */
+const F64_EDGES = [
+  0n,
+  0x8000000000000000n,
+  0x3ff0000000000000n,
+  0x7ff0000000000000n,
+  0xfff0000000000000n,
+  0x7ff8000000000000n,
+  0x7ff4000000000000n,
+  0x0000000000000001n,
+  0x000fffffffffffffn,
+  0x0010000000000000n,
+  0x7fefffffffffffffn,
+  0x41e0000000000000n,
+  0xc1e0000000000000n,
+  0x43e0000000000000n,
+  0xc3e0000000000000n,
+];
 
 /** Shift/rotate count values worth hitting (0, 1, masked boundaries, beyond the mask). */
 const COUNTS = [0, 1, 2, 3, 7, 8, 9, 15, 16, 17, 24, 31, 32, 33, 47, 63, 64, 65, 127, 128, 255];
@@ -542,6 +579,42 @@ export function generateCase(form: Form, formIndex: number, rng: Rng): Case {
       if ((h === "shld" || h === "shrd") && masked > w) undef |= FLAGS_STATUS;
     }
   }
+  // ---- SIMD state ----
+  const simd = ops.some((o) => /^[VWU]/.test(o));
+  const xmm = new Uint8Array(256);
+  const xv = new DataView(xmm.buffer);
+  for (let i = 0; i < 64; i += 2) {
+    const r = rng.int(4);
+    if (r === 0) {
+      xv.setUint32(i * 4, rng.pick(F32_EDGES), true);
+      xv.setUint32(i * 4 + 4, rng.pick(F32_EDGES), true);
+    } else if (r === 1) {
+      xv.setBigUint64(i * 4, rng.pick(F64_EDGES), true);
+    } else {
+      xv.setUint32(i * 4, rng.u32(), true);
+      xv.setUint32(i * 4 + 4, rng.u32(), true);
+    }
+  }
+  let mxcsr = 0x1f80;
+  if (simd) {
+    mxcsr |= rng.int(4) << 13; // rounding control
+    if (rng.chance(0.3)) mxcsr |= 0x40; // DAZ
+    if (rng.chance(0.3)) mxcsr |= 0x8000; // FTZ
+    if (rng.chance(0.3)) mxcsr |= rng.int(64); // sticky exception flags
+    if (rng.chance(0.25)) mxcsr &= ~((rng.int(64) | 1) << 7); // unmask some exceptions: #XM
+    if (memOff >= 0 && memSize >= 4 && memSize <= 16 && rng.chance(0.6)) {
+      // Float edge values at the memory operand too.
+      const bytes = new Uint8Array(memSize);
+      const bv = new DataView(bytes.buffer);
+      for (let i = 0; i + 4 <= memSize; i += 4) bv.setUint32(i, rng.pick(F32_EDGES), true);
+      const k = pokes.findIndex((p) => p.off === memOff);
+      if (k >= 0) pokes[k] = { off: memOff, bytes };
+    }
+  }
+  if (h === "maskmov") regs[7] = BigInt(DATA_BASE + 64 + rng.int(DATA_SIZE - 128));
+  const vReg = ops[0]?.startsWith("V") === true ? regField + (rexR ? 8 : 0) : -1;
+  const approx =
+    e.approximate && vReg >= 0 ? { reg: vReg, lanes: ops[0]?.endsWith("ss") === true ? 1 : 4 } : null;
   const code = Uint8Array.from(b.bytes);
   const looseUpper = h === "cmpxchg" && mod === 3 && osz === 4 && ops[0] === "Ev" ? rmReg : -1;
   return {
@@ -554,6 +627,10 @@ export function generateCase(form: Form, formIndex: number, rng: Rng): Case {
     pokes: pokes.slice(0, 2),
     undefMask: undef,
     looseUpper,
+    xmm,
+    mxcsr,
+    simd,
+    approx,
   };
 }
 
@@ -783,7 +860,10 @@ function encodeMemory(rng: Rng, b: Build, mod: number, regField: number, rmField
 export function generateAll(forms: readonly Form[], perForm: number, seed: number): Case[] {
   const out: Case[] = [];
   forms.forEach((f, i) => {
-    const rng = new Rng((seed ^ Math.imul(i + 1, 0x9e3779b1)) >>> 0);
+    // Seeded by the form's name, so a filtered run reproduces exactly the cases of the full run.
+    let hsh = 0x811c9dc5;
+    for (let k = 0; k < f.name.length; k++) hsh = Math.imul(hsh ^ f.name.charCodeAt(k), 0x01000193);
+    const rng = new Rng((seed ^ hsh) >>> 0);
     for (let k = 0; k < perForm; k++) out.push(generateCase(f, i, rng));
   });
   return out;

@@ -5,11 +5,13 @@
  * Spec: Intel SDM Vol. 1 3.4 (GPRs, RFLAGS), Vol. 3A 6.3/6.15 (exception vectors and error codes); Linux
  * x86-64 signal ABI (ucontext gregs REG_TRAPNO/REG_ERR/REG_CR2, sigaltstack).
  *
- * Protocol (little-endian): stdin = "VCF1" u32 count, then count records of 200 bytes:
+ * Protocol (little-endian): stdin = "VCF1" u32 count, then count records of 460 bytes:
  *   u8 len, u8 pad, u16 codeOff, u32 memSeed, u8 code[16], u64 regs[16], u64 rflags,
- *   2 x { u16 off, u16 len, u8 bytes[16] } (memory pokes applied after the seeded fill).
+ *   2 x { u16 off, u16 len, u8 bytes[16] } (memory pokes applied after the seeded fill),
+ *   u8 xmm[16][16], u32 mxcsr.
  * stdout = "VCR1" u32 count, then per case: u64 regs[16], u64 rip, u64 rflags, u64 cr2, i32 trapno, u32 err,
- *   u32 ndiff, then ndiff x { u16 off, u8 value, u8 pad } — data bytes that differ from the initial image.
+ *   u8 xmm[16][16], u32 mxcsr, u32 ndiff, then ndiff x { u16 off, u8 value, u8 pad } — data bytes that
+ *   differ from the initial image.
  *
  * Every case ends in a signal: the code page is filled with HLT (F4) around the instruction, so a completed
  * instruction is followed by the #GP(0) of a ring-3 HLT at the next byte (or at a branch target), and a
@@ -36,18 +38,22 @@
 #define CODE_BASE 0x10000000UL
 #define DATA_BASE 0x20000000UL
 #define DATA_SIZE 8192
-#define REC_IN 200
+#define REC_IN 460
 #define MAX_DIFF 8192
 
 struct regs_block {
   uint64_t r[16];
   uint64_t rflags;
+  uint32_t mxcsr, pad;
+  uint8_t xmm[16][16];
 };
 
 static struct regs_block in_regs;
 static volatile uint64_t out_regs[16];
 static volatile uint64_t out_rip, out_rflags, out_cr2;
 static volatile int32_t out_trapno;
+static uint8_t out_xmm[16][16];
+static volatile uint32_t out_mxcsr;
 static volatile uint32_t out_err;
 static volatile int in_case;
 static sigjmp_buf jb;
@@ -58,6 +64,23 @@ __asm__(".text\n"
         ".globl enter_case\n"
         "enter_case:\n"
         "  movq %rsi, case_entry(%rip)\n"
+        "  ldmxcsr 136(%rdi)\n"
+        "  movdqu 144(%rdi), %xmm0\n"
+        "  movdqu 160(%rdi), %xmm1\n"
+        "  movdqu 176(%rdi), %xmm2\n"
+        "  movdqu 192(%rdi), %xmm3\n"
+        "  movdqu 208(%rdi), %xmm4\n"
+        "  movdqu 224(%rdi), %xmm5\n"
+        "  movdqu 240(%rdi), %xmm6\n"
+        "  movdqu 256(%rdi), %xmm7\n"
+        "  movdqu 272(%rdi), %xmm8\n"
+        "  movdqu 288(%rdi), %xmm9\n"
+        "  movdqu 304(%rdi), %xmm10\n"
+        "  movdqu 320(%rdi), %xmm11\n"
+        "  movdqu 336(%rdi), %xmm12\n"
+        "  movdqu 352(%rdi), %xmm13\n"
+        "  movdqu 368(%rdi), %xmm14\n"
+        "  movdqu 384(%rdi), %xmm15\n"
         "  pushq 128(%rdi)\n"
         "  popfq\n"
         "  movq 0(%rdi), %rax\n"
@@ -111,6 +134,8 @@ static void on_signal(int sig, siginfo_t *si, void *ucv) {
   out_cr2 = g[REG_CR2];
   out_trapno = (int32_t)g[REG_TRAPNO];
   out_err = (uint32_t)g[REG_ERR];
+  memcpy(out_xmm, uc->uc_mcontext.fpregs->_xmm, sizeof out_xmm);
+  out_mxcsr = uc->uc_mcontext.fpregs->mxcsr;
   in_case = 0;
   siglongjmp(jb, 1);
 }
@@ -224,6 +249,8 @@ int main(void) {
     memcpy(data, initial, DATA_SIZE);
     memcpy(in_regs.r, rec + 24, 128);
     memcpy(&in_regs.rflags, rec + 152, 8);
+    memcpy(in_regs.xmm, rec + 200, 256);
+    memcpy(&in_regs.mxcsr, rec + 456, 4);
     /* Serialize after rewriting the code page (SDM Vol. 3A 8.1.3, cross-modifying code: the process may
        have moved to another processor since the last case ran). */
     {
@@ -241,6 +268,9 @@ int main(void) {
     uint32_t e = out_err;
     put(&t, 4);
     put(&e, 4);
+    put(out_xmm, sizeof out_xmm);
+    uint32_t mx = out_mxcsr;
+    put(&mx, 4);
     uint32_t nd = 0;
     for (int i = 0; i < DATA_SIZE; i++) {
       if (data[i] != initial[i] && nd < MAX_DIFF) {
