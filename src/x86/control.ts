@@ -136,6 +136,7 @@ function retf(c: CpuCore, d: Insn): void {
   }
   const rpl = sel & 3;
   if (rpl < c.cpl) c.gp(sel & 0xfffc);
+  checkReturnCode(c, sel);
   if (rpl === c.cpl) {
     loadCodeSeg(c, sel, rpl, false);
     c.addSp(2 * os + imm);
@@ -154,6 +155,18 @@ function retf(c: CpuCore, d: Insn): void {
   c.addSp(imm);
   c.setRipSized(ipLo, ipHi, c.long64 ? os : os === 2 ? 2 : 4);
   nullDataSegsForOuter(c);
+}
+
+/**
+ * RET far / IRET target checks beyond loadCodeSeg (SDM RET, IRET): a non-conforming code segment's DPL must
+ * equal the selector's RPL; a conforming one's DPL must not exceed it.
+ */
+function checkReturnCode(c: CpuCore, sel: number): void {
+  const acc = peekCodeDescriptor(c, sel);
+  if ((acc & 0x18) !== 0x18) c.gp(sel & 0xfffc);
+  const dpl = (acc >> 5) & 3;
+  const rpl = sel & 3;
+  if (acc & 4 ? dpl > rpl : dpl !== rpl) c.gp(sel & 0xfffc);
 }
 
 function setSp(c: CpuCore, lo: number, hi: number, os: number): void {
@@ -286,8 +299,8 @@ function iret(c: CpuCore, d: Insn): void {
   }
   const rpl = sel & 3;
   if (rpl < oldCpl) c.gp(sel & 0xfffc);
+  checkReturnCode(c, sel);
   const acc = peekCodeDescriptor(c, sel);
-  if ((acc & 0x18) !== 0x18) c.gp(sel & 0xfffc);
   const long = (c.efer & 0x400) !== 0;
   const to64 = long && (acc & ACC_L) !== 0 && (acc & ACC_DB) === 0;
   if (rpl === oldCpl && !(long && c.long64)) {

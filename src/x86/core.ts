@@ -226,10 +226,12 @@ export class CpuCore extends FlagUnit {
   mmioHi = 0;
 
   // ---- TLB: tags (linear page number, NaN = empty) and RAM offsets, per kind x (supervisor, user) ----
-  readonly tlbTag = new Float64Array(6 * TLB_SIZE).fill(NaN);
-  readonly tlbOff = new Float64Array(6 * TLB_SIZE);
-  readonly tlbGlobal = new Uint8Array(6 * TLB_SIZE);
-  /** 0 for supervisor (CPL < 3), 3 * TLB_SIZE for user. */
+  // A seventh to ninth region is never filled: user accesses look there while alignment checking is active
+  // (CR0.AM, RFLAGS.AC, CPL 3), so every such access takes the slow path, which checks alignment.
+  readonly tlbTag = new Float64Array(9 * TLB_SIZE).fill(NaN);
+  readonly tlbOff = new Float64Array(9 * TLB_SIZE);
+  readonly tlbGlobal = new Uint8Array(9 * TLB_SIZE);
+  /** 0 for supervisor (CPL < 3), 3 * TLB_SIZE for user, 6 * TLB_SIZE for user with alignment checks. */
   tlbUser = 0;
   private readonly walkRes = new WalkResult();
   private readonly pagingRegs: PagingRegs = { cr0: 0, cr3Lo: 0, cr3Hi: 0, cr4: 0, lma: false, nxe: false };
@@ -415,6 +417,8 @@ export class CpuCore extends FlagUnit {
   linear(seg: number, offLo: number, offHi: number, size: number, write: boolean): number {
     if (this.long64) {
       if (seg < 4) {
+        // A non-canonical stack-segment reference is #SS(0), not #GP(0) (SDM Vol. 3A 6.15 #SS).
+        if (seg === 2 && (offHi << 16) >> 16 !== offHi) this.fault(Vec.SS, 0);
         this.hi = offHi;
         return offLo;
       }
@@ -496,7 +500,8 @@ export class CpuCore extends FlagUnit {
     if (!(this.cr0 & CR0_PE)) this.cpl = 0;
     else if (this.flagsReg & 0x20000) this.cpl = 3;
     else this.cpl = this.segSel[1]! & 3;
-    this.tlbUser = this.cpl === 3 ? 3 * TLB_SIZE : 0;
+    const ac = (this.cr0 & CR0_AM) !== 0 && (this.flagsReg & 0x40000) !== 0;
+    this.tlbUser = this.cpl === 3 ? (ac ? 6 * TLB_SIZE : 3 * TLB_SIZE) : 0;
     this.stackSize = this.long64 ? 8 : this.segAccess[2]! & ACC_DB ? 4 : 2;
     this.codeCacheReset();
   }
@@ -574,7 +579,13 @@ export class CpuCore extends FlagUnit {
     this.writeSlow(lo, hi, size, vlo, vhi, false);
   }
 
+  /** #AC(0) for a misaligned user data access while alignment checking is active (SDM Vol. 3A 6.15 #AC). */
+  private alignCheck(lo: number, size: number, user: boolean): void {
+    if (user && this.tlbUser === 6 * TLB_SIZE && size > 1 && (lo & (size - 1)) !== 0) this.fault(Vec.AC, 0);
+  }
+
   readSlow(lo: number, hi: number, size: number, user: boolean): number {
+    this.alignCheck(lo, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
       // Page-straddling: assemble from bytes (each byte translated; faults before any state change).
@@ -608,6 +619,7 @@ export class CpuCore extends FlagUnit {
   }
 
   writeSlow(lo: number, hi: number, size: number, vlo: number, vhi: number, user: boolean): void {
+    this.alignCheck(lo, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
       // Translate both pages first so a fault on the second leaves memory untouched.
@@ -777,6 +789,7 @@ export class CpuCore extends FlagUnit {
       const s = (this.rlo[4]! >>> 0) - size;
       const nlo = s | 0;
       const nhi = (this.rhi[4]! - (s < 0 ? 1 : 0)) | 0;
+      if ((nhi << 16) >> 16 !== nhi) this.fault(Vec.SS, 0);
       this.writeLin(nlo, nhi, size, lo, hi);
       this.rlo[4] = nlo;
       this.rhi[4] = nhi;
@@ -796,7 +809,9 @@ export class CpuCore extends FlagUnit {
     let v: number;
     if (this.stackSize === 8) {
       const vhi0 = 0;
-      v = this.readLin(this.rlo[4]!, this.rhi[4]!, size);
+      const sh = this.rhi[4]!;
+      if ((sh << 16) >> 16 !== sh) this.fault(Vec.SS, 0);
+      v = this.readLin(this.rlo[4]!, sh, size);
       const vhi = size === 8 ? this.hi : vhi0;
       const s = (this.rlo[4]! >>> 0) + size;
       this.rlo[4] = s | 0;
@@ -817,7 +832,9 @@ export class CpuCore extends FlagUnit {
   peekStack(offset: number, size: number): number {
     if (this.stackSize === 8) {
       const s = (this.rlo[4]! >>> 0) + offset;
-      return this.readLin(s | 0, (this.rhi[4]! + (s >= TWO32 ? 1 : 0)) | 0, size);
+      const h = (this.rhi[4]! + (s >= TWO32 ? 1 : 0)) | 0;
+      if ((h << 16) >> 16 !== h) this.fault(Vec.SS, 0);
+      return this.readLin(s | 0, h, size);
     }
     const sp = this.stackSize === 4 ? (this.rlo[4]! + offset) | 0 : (this.rlo[4]! + offset) & 0xffff;
     return this.readMem(2, sp, 0, size);

@@ -226,10 +226,11 @@ export class Cpu extends CpuCore implements Processor {
     const dispatch = this.dispatch;
     const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
     for (;;) {
-      const d = this.fetch();
+      // The instruction's own RIP first: faults while fetching/decoding (#PF, #GP, #UD) report it.
       const rl = this.ripLo;
       this.curRipLo = rl;
       this.curRipHi = this.ripHi;
+      const d = this.fetch();
       const next = rl + d.len;
       if (this.codeMode === 2) {
         if (next > 0x7fffffff || (rl < 0 && next >= 0)) {

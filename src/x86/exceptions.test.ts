@@ -28,6 +28,7 @@ isr_common:
   pop r14
   mov r13, cr2
   mov r12, rsp
+  mov rbp, [rsp]
   hlt
 align 8
 stubs:
@@ -379,4 +380,95 @@ test("BOUND raises #BR in 32-bit mode", () => {
   );
   assert.equal(cpu.getReg(1).lo, 1);
   assert.equal(cpu.getReg(2).lo, 0xbb);
+});
+
+test("faults report the faulting instruction's RIP: #UD from decode, #PF on instruction fetch", () => {
+  let cpu = run64("nop\nbad: db 0xf0, 0x90\nhlt");
+  assert.equal(reg64(cpu, 15), 6n);
+  const { cpu: c2 } = machine("long64", assemble(IDT64 + "nop\nbad: db 0xf0, 0x90\nhlt", 64));
+  void c2;
+  cpu = run64("mov rax, 0x100000 + 0x2000 + 2*8\nmov qword [rax], 0\nmov rax, 0x400010\ncall rax\nhlt");
+  assert.equal(reg64(cpu, 15), 14n);
+  assert.equal(reg64(cpu, 14), 0n, "not present, read (I/D is only reported with EFER.NXE)");
+  assert.equal(reg64(cpu, 5), 0x400010n, "pushed RIP is the branch target");
+  cpu = run64("db 0xce\nhlt");
+  assert.equal(reg64(cpu, 15), 6n, "INTO is #UD in 64-bit mode");
+});
+
+test("IRETQ to a DPL-3 code segment with RPL 0 is #GP(selector); non-canonical RSP push is #SS(0)", () => {
+  let cpu = run64(`
+    mov rax, rsp
+    push 0x10
+    push rax
+    push 0x2
+    push 0x28
+    lea rax, [rel $ + 8]
+    push rax
+    iretq
+    hlt`);
+  assert.equal(reg64(cpu, 15), 13n);
+  assert.equal(reg64(cpu, 14), 0x28n);
+  // #SS is delivered on an IST stack (the faulting stack itself is unusable).
+  cpu = run64(`
+    lea rax, [rel tss]
+    mov qword [rax + 0x24], 0x60000
+    mov rbx, 0x1000 + 0x38
+    mov word [rbx], 0x67
+    mov [rbx + 2], ax
+    shr rax, 16
+    mov [rbx + 4], al
+    mov byte [rbx + 5], 0x89
+    mov [rbx + 7], ah
+    shr rax, 16
+    mov [rbx + 8], eax
+    mov ax, 0x38
+    ltr ax
+    lea rdi, [rel idt + 12*16]
+    mov byte [rdi + 4], 1
+    mov rsp, 0x0000800000000008
+    push rax
+    hlt
+  align 16
+  tss: times 0x68 db 0`);
+  assert.equal(reg64(cpu, 15), 12n);
+  assert.equal(reg64(cpu, 14), 0n);
+});
+
+test("#AC for a misaligned ring-3 access with CR0.AM and RFLAGS.AC; WAIT with CR0.TS+MP is #NM", () => {
+  let cpu = run64(`
+    lea rax, [rel tss]
+    mov qword [rax + 4], 0x70000
+    mov rbx, 0x1000 + 0x38
+    mov word [rbx], 0x67
+    mov [rbx + 2], ax
+    shr rax, 16
+    mov [rbx + 4], al
+    mov byte [rbx + 5], 0x89
+    mov [rbx + 7], ah
+    shr rax, 16
+    mov [rbx + 8], eax
+    mov ax, 0x38
+    ltr ax
+    mov rax, cr0
+    or eax, 0x40000
+    mov cr0, rax
+    push 0x23
+    push 0x50000
+    push 0x40002
+    push 0x2b
+    lea rax, [rel user]
+    push rax
+    iretq
+  user:
+    mov eax, [0x50004]
+    mov r10, 1
+    mov eax, [0x50001]
+    hlt
+  align 16
+  tss: times 0x68 db 0`);
+  assert.equal(reg64(cpu, 10), 1n, "aligned access is fine");
+  assert.equal(reg64(cpu, 15), 17n);
+  assert.equal(reg64(cpu, 14), 0n);
+  cpu = run64("mov rax, cr0\nor eax, 0xa\nmov cr0, rax\nwait\nhlt");
+  assert.equal(reg64(cpu, 15), 7n);
 });

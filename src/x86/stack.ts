@@ -89,7 +89,7 @@ function pushf(c: CpuCore, d: Insn): void {
 export function writeFlags(c: CpuCore, value: number, mask: number): void {
   const old = c.getFlags();
   c.flagsReg = ((old & ~mask) | (value & mask) | 2) & 0x3f7fd7;
-  if ((old ^ c.flagsReg) & FLAG_VM) c.updateMode();
+  if ((old ^ c.flagsReg) & (FLAG_VM | FLAG_AC)) c.updateMode();
 }
 
 function popf(c: CpuCore, d: Insn): void {
