@@ -92,10 +92,15 @@ export const IMPLEMENTED: readonly Capability[] = [
   "LM",
   "INVARIANT_TSC",
   // SIMD (simd-table.ts; CPUID.1:ECX.OSXSAVE mirrors CR4.OSXSAVE in system.ts's CPUID handler)
+  "FPU",
   "MMX",
   "FXSR",
   "SSE",
   "SSE2",
+  "SSE3",
+  "SSSE3",
+  "SSE41",
+  "SSE42",
   "XSAVE",
 ];
 

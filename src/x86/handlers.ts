@@ -16,11 +16,13 @@ import { OPCODES } from "./opcode-table.js";
 import { segmentHandlers } from "./segments.js";
 import { shiftHandlers } from "./shift.js";
 import "./simd-table.js"; // appends the SIMD rows to OPCODES before any dispatch array is built
+import { sseExtHandlers } from "./sse-ext.js";
 import { sseFloatHandlers } from "./sse-float.js";
 import { sseIntHandlers } from "./sse-int.js";
 import { stackHandlers } from "./stack.js";
 import { stringHandlers } from "./string-ops.js";
 import { systemHandlers } from "./system.js";
+import { x87Handlers } from "./x87.js";
 
 export const HANDLERS: Record<string, Handler> = {};
 
@@ -51,6 +53,8 @@ for (const g of [
   sseIntHandlers,
   sseFloatHandlers,
   fxsaveHandlers,
+  x87Handlers,
+  sseExtHandlers,
 ]) {
   registerHandlers(g);
 }

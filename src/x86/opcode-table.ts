@@ -662,27 +662,30 @@ export const OPCODES: OpcodeEntry[] = build(ROWS);
 /** Candidate rows per (map, opcode byte), in table order; index map * 256 + opcode. */
 export const BY_OPCODE: Array<OpcodeEntry[] | undefined> = new Array<OpcodeEntry[] | undefined>(4 * 256);
 
-function index(e: OpcodeEntry): void {
+function index(e: OpcodeEntry, priority = false): void {
   const k = e.map * 256 + e.opcode;
   const list = BY_OPCODE[k] ?? (BY_OPCODE[k] = []);
   const first = list[0];
   if (first !== undefined && first.modrm !== e.modrm) {
     throw new OpcodeTableError(`${e.mnemonic}: rows for map ${e.map} opcode ${e.opcode} disagree on ModRM`);
   }
-  list.push(e);
+  if (priority) list.unshift(e);
+  else list.push(e);
 }
 for (const e of OPCODES) index(e);
 
 /**
  * Adds rows (same syntax) to the table — the extension point for instruction groups kept in their own
  * modules (x87/SSE). Must run before the processor is constructed, since dispatch is built from OPCODES.
+ * `priority` rows are tried before the existing rows of their opcode (a mandatory-prefix form such as
+ * F2 0F 38 F0 CRC32 that an earlier prefix-agnostic row, MOVBE, would otherwise shadow).
  */
-export function registerRows(rows: readonly string[]): OpcodeEntry[] {
+export function registerRows(rows: readonly string[], priority = false): OpcodeEntry[] {
   const added: OpcodeEntry[] = [];
   for (const r of rows) {
     for (const e of parseRow(r, OPCODES.length)) {
       OPCODES.push(e);
-      index(e);
+      index(e, priority);
       added.push(e);
     }
   }

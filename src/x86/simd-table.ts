@@ -232,4 +232,215 @@ export const SIMD_ROWS: readonly string[] = [
   "XSETBV | 0F 01 !D1 | | ring0 feat:XSAVE | xsetbv",
 ];
 
+const ARITH = ["ADD", "MUL", "COM", "COMP", "SUB", "SUBR", "DIV", "DIVR"];
+
+/** The x87 memory arithmetic group for one escape byte: F<op> (real) or FI<op> (integer), all eight. */
+function x87Mem(esc: string, prefix: string, operand: string): string[] {
+  return ARITH.map((op, ext) => `${prefix}${op} | ${esc} /${ext} | ${operand} | mem feat:FPU | fArithMem`);
+}
+
+/** Register arithmetic forms (no compares): D8 ST(0),ST(i); DC ST(i),ST(0); DE ... and pop. */
+function x87Reg(esc: string, names: readonly string[]): string[] {
+  return [0, 1, 4, 5, 6, 7].map((ext) => `${names[ext]} | ${esc} /${ext} | | reg feat:FPU | fArithReg`);
+}
+
+/** Exact-ModRM x87 rows (D9 E0 FCHS ...). */
+function x87Exact(esc: string, modrm: number, mn: string, h: string, attrs = ""): string {
+  return `${mn} | ${esc} !${hex(modrm)} | | ${attrs} feat:FPU | ${h}`;
+}
+
+export const X87_ROWS: readonly string[] = [
+  // ---- x87 (x87.ts). Exact-ModRM rows come before the ModRM.reg families they overlap. ----
+  ...x87Mem("D8", "F", "Md"),
+  ...x87Mem("DC", "F", "Mq"),
+  ...x87Mem("DA", "FI", "Md"),
+  ...x87Mem("DE", "FI", "Mw"),
+  ...x87Reg("D8", ["FADD", "FMUL", "", "", "FSUB", "FSUBR", "FDIV", "FDIVR"]),
+  "FCOM | D8 /2 | | reg feat:FPU | fcom",
+  "FCOMP | D8 /3 | | reg feat:FPU | fcomp",
+  ...x87Reg("DC", ["FADD", "FMUL", "", "", "FSUBR", "FSUB", "FDIVR", "FDIV"]),
+  x87Exact("DE", 0xd9, "FCOMPP", "fcompp"),
+  ...x87Reg("DE", ["FADDP", "FMULP", "", "", "FSUBRP", "FSUBP", "FDIVRP", "FDIVP"]),
+  "FLD | D9 /0 | Md | mem feat:FPU | fldMem",
+  "FST | D9 /2 | Md | mem feat:FPU | fstMem",
+  "FSTP | D9 /3 | Md | mem feat:FPU | fstMem",
+  "FLDENV | D9 /4 | M | mem feat:FPU | fldenv",
+  "FLDCW | D9 /5 | Mw | mem feat:FPU | fldcw",
+  "FNSTENV | D9 /6 | M | mem feat:FPU | fnstenv",
+  "FNSTCW | D9 /7 | Mw | mem feat:FPU | fnstcw",
+  "FLD | D9 /0 | | reg feat:FPU | fldReg",
+  "FXCH | D9 /1 | | reg feat:FPU | fxch",
+  x87Exact("D9", 0xd0, "FNOP", "fnop"),
+  x87Exact("D9", 0xe0, "FCHS", "fchs"),
+  x87Exact("D9", 0xe1, "FABS", "fabs"),
+  x87Exact("D9", 0xe4, "FTST", "ftst"),
+  x87Exact("D9", 0xe5, "FXAM", "fxam"),
+  x87Exact("D9", 0xe8, "FLD1", "fldConst"),
+  x87Exact("D9", 0xe9, "FLDL2T", "fldConst"),
+  x87Exact("D9", 0xea, "FLDL2E", "fldConst"),
+  x87Exact("D9", 0xeb, "FLDPI", "fldConst"),
+  x87Exact("D9", 0xec, "FLDLG2", "fldConst"),
+  x87Exact("D9", 0xed, "FLDLN2", "fldConst"),
+  x87Exact("D9", 0xee, "FLDZ", "fldConst"),
+  x87Exact("D9", 0xf6, "FDECSTP", "fdecstp"),
+  x87Exact("D9", 0xf7, "FINCSTP", "fincstp"),
+  x87Exact("D9", 0xfa, "FSQRT", "fsqrt"),
+  x87Exact("D9", 0xfc, "FRNDINT", "frndint"),
+  x87Exact("D9", 0xfd, "FSCALE", "fscale"),
+  x87Exact("DA", 0xe9, "FUCOMPP", "fucompp"),
+  "FCMOVB | DA /0 | | reg feat:FPU r:C | fcmov",
+  "FCMOVE | DA /1 | | reg feat:FPU r:Z | fcmov",
+  "FCMOVBE | DA /2 | | reg feat:FPU r:CZ | fcmov",
+  "FCMOVU | DA /3 | | reg feat:FPU r:P | fcmov",
+  "FILD | DB /0 | Md | mem feat:FPU | fild",
+  "FISTTP | DB /1 | Md | mem feat:SSE3 | fist",
+  "FIST | DB /2 | Md | mem feat:FPU | fist",
+  "FISTP | DB /3 | Md | mem feat:FPU | fist",
+  "FLD | DB /5 | M | mem feat:FPU | fldMem",
+  "FSTP | DB /7 | M | mem feat:FPU | fstMem",
+  x87Exact("DB", 0xe2, "FNCLEX", "fnclex"),
+  x87Exact("DB", 0xe3, "FNINIT", "fninit"),
+  "FCMOVNB | DB /0 | | reg feat:FPU r:C | fcmov",
+  "FCMOVNE | DB /1 | | reg feat:FPU r:Z | fcmov",
+  "FCMOVNBE | DB /2 | | reg feat:FPU r:CZ | fcmov",
+  "FCMOVNU | DB /3 | | reg feat:FPU r:P | fcmov",
+  "FUCOMI | DB /5 | | reg feat:FPU w:OSZAPC | fucomi",
+  "FCOMI | DB /6 | | reg feat:FPU w:OSZAPC | fcomi",
+  "FLD | DD /0 | Mq | mem feat:FPU | fldMem",
+  "FISTTP | DD /1 | Mq | mem feat:SSE3 | fist",
+  "FST | DD /2 | Mq | mem feat:FPU | fstMem",
+  "FSTP | DD /3 | Mq | mem feat:FPU | fstMem",
+  "FRSTOR | DD /4 | M | mem feat:FPU | frstor",
+  "FNSAVE | DD /6 | M | mem feat:FPU | fnsave",
+  "FNSTSW | DD /7 | Mw | mem feat:FPU | fnstsw",
+  "FFREE | DD /0 | | reg feat:FPU | ffree",
+  "FST | DD /2 | | reg feat:FPU | fstReg",
+  "FSTP | DD /3 | | reg feat:FPU | fstReg",
+  "FUCOM | DD /4 | | reg feat:FPU | fucom",
+  "FUCOMP | DD /5 | | reg feat:FPU | fucomp",
+  "FILD | DF /0 | Mw | mem feat:FPU | fild",
+  "FISTTP | DF /1 | Mw | mem feat:SSE3 | fist",
+  "FIST | DF /2 | Mw | mem feat:FPU | fist",
+  "FISTP | DF /3 | Mw | mem feat:FPU | fist",
+  "FILD | DF /5 | Mq | mem feat:FPU | fild",
+  "FISTP | DF /7 | Mq | mem feat:FPU | fist",
+  x87Exact("DF", 0xe0, "FNSTSW", "fnstsw").replace("| |", "| AX |"),
+  "FUCOMIP | DF /5 | | reg feat:FPU w:OSZAPC | fucomip",
+  "FCOMIP | DF /6 | | reg feat:FPU w:OSZAPC | fcomip",
+  "FWAIT | 9B | | feat:FPU | fwait",
+];
+
+/** An SSSE3 operation with MMX (NP) and XMM (66) forms in the 0F 38 map. */
+function ssse3(mn: string, op: number, h: string): string[] {
+  return [
+    `${mn} | NP 0F 38 ${hex(op)} /r | Pq,Qq | feat:SSSE3 | ${h}`,
+    `${mn} | 66 0F 38 ${hex(op)} /r | Vx,Wx | feat:SSSE3 | ${h}`,
+  ];
+}
+
+const s41 = (mn: string, op: number, h: string, ops = "Vx,Wx", attrs = ""): string =>
+  `${mn} | 66 0F 38 ${hex(op)} /r | ${ops} | ${attrs} feat:SSE41 | ${h}`;
+const s41i = (mn: string, op: number, h: string, ops = "Vx,Wx,Ib", attrs = ""): string =>
+  `${mn} | 66 0F 3A ${hex(op)} /r | ${ops} | ${attrs} feat:SSE41 | ${h}`;
+
+export const EXT_ROWS: readonly string[] = [
+  // ---- SSE3 (sse-ext.ts; FISTTP is with the x87 rows) ----
+  "MOVDDUP | F2 0F 12 /r | Vdq,Wq | feat:SSE3 | movddup",
+  "MOVSLDUP | F3 0F 12 /r | Vdq,Wdq | feat:SSE3 | movsldup",
+  "MOVSHDUP | F3 0F 16 /r | Vdq,Wdq | feat:SSE3 | movshdup",
+  "HADDPD | 66 0F 7C /r | Vpd,Wpd | feat:SSE3 | haddpd",
+  "HADDPS | F2 0F 7C /r | Vps,Wps | feat:SSE3 | haddps",
+  "HSUBPD | 66 0F 7D /r | Vpd,Wpd | feat:SSE3 | hsubpd",
+  "HSUBPS | F2 0F 7D /r | Vps,Wps | feat:SSE3 | hsubps",
+  "ADDSUBPD | 66 0F D0 /r | Vpd,Wpd | feat:SSE3 | addsubpd",
+  "ADDSUBPS | F2 0F D0 /r | Vps,Wps | feat:SSE3 | addsubps",
+  "LDDQU | F2 0F F0 /r | Vdq,Mdq | mem feat:SSE3 | movUnaligned",
+  // ---- SSSE3 ----
+  ...ssse3("PSHUFB", 0x00, "pshufb"),
+  ...ssse3("PHADDW", 0x01, "phaddw"),
+  ...ssse3("PHADDD", 0x02, "phaddd"),
+  ...ssse3("PHADDSW", 0x03, "phaddsw"),
+  ...ssse3("PMADDUBSW", 0x04, "pmaddubsw"),
+  ...ssse3("PHSUBW", 0x05, "phsubw"),
+  ...ssse3("PHSUBD", 0x06, "phsubd"),
+  ...ssse3("PHSUBSW", 0x07, "phsubsw"),
+  ...ssse3("PSIGNB", 0x08, "psignb"),
+  ...ssse3("PSIGNW", 0x09, "psignw"),
+  ...ssse3("PSIGND", 0x0a, "psignd"),
+  ...ssse3("PMULHRSW", 0x0b, "pmulhrsw"),
+  ...ssse3("PABSB", 0x1c, "pabsb"),
+  ...ssse3("PABSW", 0x1d, "pabsw"),
+  ...ssse3("PABSD", 0x1e, "pabsd"),
+  "PALIGNR | NP 0F 3A 0F /r | Pq,Qq,Ib | feat:SSSE3 | palignr",
+  "PALIGNR | 66 0F 3A 0F /r | Vx,Wx,Ib | feat:SSSE3 | palignr",
+  // ---- SSE4.1 ----
+  s41("PBLENDVB", 0x10, "pblendvb"),
+  s41("BLENDVPS", 0x14, "blendvps"),
+  s41("BLENDVPD", 0x15, "blendvpd"),
+  s41("PTEST", 0x17, "ptest", "Vx,Wx", "w:OSZAPC"),
+  s41("PMOVSXBW", 0x20, "pmovsxbw", "Vdq,Wq"),
+  s41("PMOVSXBD", 0x21, "pmovsxbd", "Vdq,Wd"),
+  s41("PMOVSXBQ", 0x22, "pmovsxbq", "Vdq,Ww"),
+  s41("PMOVSXWD", 0x23, "pmovsxwd", "Vdq,Wq"),
+  s41("PMOVSXWQ", 0x24, "pmovsxwq", "Vdq,Wd"),
+  s41("PMOVSXDQ", 0x25, "pmovsxdq", "Vdq,Wq"),
+  s41("PMULDQ", 0x28, "pmuldq"),
+  s41("PCMPEQQ", 0x29, "pcmpeqq"),
+  s41("MOVNTDQA", 0x2a, "movAligned", "Vdq,Mdq", "mem"),
+  s41("PACKUSDW", 0x2b, "packusdw"),
+  s41("PMOVZXBW", 0x30, "pmovzxbw", "Vdq,Wq"),
+  s41("PMOVZXBD", 0x31, "pmovzxbd", "Vdq,Wd"),
+  s41("PMOVZXBQ", 0x32, "pmovzxbq", "Vdq,Ww"),
+  s41("PMOVZXWD", 0x33, "pmovzxwd", "Vdq,Wq"),
+  s41("PMOVZXWQ", 0x34, "pmovzxwq", "Vdq,Wd"),
+  s41("PMOVZXDQ", 0x35, "pmovzxdq", "Vdq,Wq"),
+  "PCMPGTQ | 66 0F 38 37 /r | Vx,Wx | feat:SSE42 | pcmpgtq",
+  s41("PMINSB", 0x38, "pminsb"),
+  s41("PMINSD", 0x39, "pminsd"),
+  s41("PMINUW", 0x3a, "pminuw"),
+  s41("PMINUD", 0x3b, "pminud"),
+  s41("PMAXSB", 0x3c, "pmaxsb"),
+  s41("PMAXSD", 0x3d, "pmaxsd"),
+  s41("PMAXUW", 0x3e, "pmaxuw"),
+  s41("PMAXUD", 0x3f, "pmaxud"),
+  s41("PMULLD", 0x40, "pmulld"),
+  s41("PHMINPOSUW", 0x41, "phminposuw"),
+  s41i("ROUNDPS", 0x08, "roundps", "Vps,Wps,Ib"),
+  s41i("ROUNDPD", 0x09, "roundpd", "Vpd,Wpd,Ib"),
+  s41i("ROUNDSS", 0x0a, "roundss", "Vss,Wss,Ib"),
+  s41i("ROUNDSD", 0x0b, "roundsd", "Vsd,Wsd,Ib"),
+  s41i("BLENDPS", 0x0c, "blendps", "Vps,Wps,Ib"),
+  s41i("BLENDPD", 0x0d, "blendpd", "Vpd,Wpd,Ib"),
+  s41i("PBLENDW", 0x0e, "pblendw"),
+  s41i("PEXTRB", 0x14, "pextrb", "Ed,Vdq,Ib", "reg"),
+  s41i("PEXTRB", 0x14, "pextrb", "Mb,Vdq,Ib", "mem"),
+  s41i("PEXTRW", 0x15, "pextrwMem", "Ed,Vdq,Ib", "reg"),
+  s41i("PEXTRW", 0x15, "pextrwMem", "Mw,Vdq,Ib", "mem"),
+  s41i("PEXTRD", 0x16, "pextrd", "Ed,Vdq,Ib", "norexw"),
+  s41i("PEXTRQ", 0x16, "pextrq", "Eq,Vdq,Ib", "rexw"),
+  s41i("EXTRACTPS", 0x17, "pextrd", "Ed,Vdq,Ib"),
+  s41i("PINSRB", 0x20, "pinsrb", "Vdq,Ed,Ib", "reg"),
+  s41i("PINSRB", 0x20, "pinsrb", "Vdq,Mb,Ib", "mem"),
+  s41i("INSERTPS", 0x21, "insertps", "Vdq,Wd,Ib"),
+  s41i("PINSRD", 0x22, "pinsrd", "Vdq,Ed,Ib", "norexw"),
+  s41i("PINSRQ", 0x22, "pinsrq", "Vdq,Eq,Ib", "rexw"),
+  s41i("DPPS", 0x40, "dpps", "Vps,Wps,Ib"),
+  s41i("DPPD", 0x41, "dppd", "Vpd,Wpd,Ib"),
+  s41i("MPSADBW", 0x42, "mpsadbw"),
+  // ---- SSE4.2 ----
+  "PCMPESTRM | 66 0F 3A 60 /r | Vdq,Wdq,Ib | feat:SSE42 w:OSZAPC | pcmpestrm",
+  "PCMPESTRI | 66 0F 3A 61 /r | Vdq,Wdq,Ib | feat:SSE42 w:OSZAPC | pcmpestri",
+  "PCMPISTRM | 66 0F 3A 62 /r | Vdq,Wdq,Ib | feat:SSE42 w:OSZAPC | pcmpistrm",
+  "PCMPISTRI | 66 0F 3A 63 /r | Vdq,Wdq,Ib | feat:SSE42 w:OSZAPC | pcmpistri",
+];
+
+/** CRC32 must be tried before the prefix-agnostic MOVBE rows of the same opcodes. */
+export const PRIORITY_ROWS: readonly string[] = [
+  "CRC32 | F2 0F 38 F0 /r | Gy,Eb | feat:SSE42 | crc32",
+  "CRC32 | F2 0F 38 F1 /r | Gy,Ev | feat:SSE42 | crc32",
+];
+
 registerRows(SIMD_ROWS);
+registerRows(X87_ROWS);
+registerRows(EXT_ROWS);
+registerRows(PRIORITY_ROWS, true);
