@@ -245,7 +245,7 @@ function binop(c: CpuCore, d: Insn, op: Alu, generic = false): void {
 
 function incdec(c: CpuCore, d: Insn, dec: boolean): void {
   const size = d.s0;
-  const cf = c.getCF();
+  const cf = c.carryForIncDec();
   if (d.k0 === OpKind.Reg && size >= 4) {
     const a = c.rlo[d.r0]!;
     const r = (dec ? a - 1 : a + 1) | 0;

@@ -5,8 +5,8 @@
 // Spec: Intel SDM Vol. 2A CALL, Vol. 2A/2B INT n/INTO/INT3/INT1, IRET/IRETD/IRETQ, Jcc, JMP, LOOP/LOOPcc,
 // RET; Vol. 3A 5.8 (privilege checks for control transfers), 6.14.3 (IRET in IA-32e mode).
 
-import { ACC_DB, ACC_L, ACC_UNUSABLE, CR0_PE, type CpuCore, type Handler, Vec } from "./core.js";
-import { deliverSoftware, EventKind } from "./exceptions.js";
+import { ACC_DB, ACC_L, ACC_P, ACC_UNUSABLE, CR0_PE, type CpuCore, type Handler, Vec } from "./core.js";
+import { deliverSoftware, EventKind, tssStack } from "./exceptions.js";
 import { type Insn, OpKind } from "./insn.js";
 import {
   FLAG_AC,
@@ -19,7 +19,16 @@ import {
   FLAG_VM,
   FLAGS_STATUS,
 } from "./opcode-table.js";
-import { loadCodeSeg, loadSeg, peekCodeDescriptor, protectedMode } from "./segments.js";
+import {
+  descAccess,
+  descBase,
+  descLimit,
+  fetchDescriptor,
+  loadCodeSeg,
+  loadSeg,
+  peekCodeDescriptor,
+  protectedMode,
+} from "./segments.js";
 import { writeFlags } from "./stack.js";
 
 function jcc(c: CpuCore, d: Insn): void {
@@ -92,11 +101,99 @@ function farTransfer(c: CpuCore, sel: number, offLo: number, offHi: number, osiz
   }
   const acc = peekCodeDescriptor(c, sel);
   if ((acc & 0x10) === 0) {
-    // System descriptor: call gates and task gates/TSS (task switching) are not supported by this core.
-    c.gp(sel & 0xfffc);
+    viaCallGate(c, sel, false, 0, 0, 0);
+    return;
   }
   loadCodeSeg(c, sel, c.cpl, true);
   c.setRipSized(offLo, c.long64 ? offHi : 0, c.long64 ? osize : osize === 2 ? 2 : 4);
+}
+
+/**
+ * Far JMP/CALL through a call gate (SDM Vol. 3A 5.8.3-5.8.6; 5.8.3.1 for IA-32e 16-byte gates): gate and
+ * target checks, the inner-privilege stack switch from the TSS with parameter copying (legacy gates), and
+ * the return frame. Task gates and TSS descriptors (task switching) are refused with #GP.
+ */
+function viaCallGate(
+  c: CpuCore,
+  gateSel: number,
+  isCall: boolean,
+  oldCs: number,
+  retLo: number,
+  retHi: number,
+): void {
+  const long = (c.efer & 0x400) !== 0;
+  const g = fetchDescriptor(c, gateSel, long);
+  if (g === null) return c.gp(gateSel & 0xfffc);
+  const gLo = g.lo;
+  const gHi = g.hi;
+  const gHi2 = g.hi2;
+  const gacc = descAccess(g);
+  const type = gacc & 0x1f;
+  if (long ? type !== 0x0c : type !== 0x04 && type !== 0x0c) c.gp(gateSel & 0xfffc);
+  const gdpl = (gacc >> 5) & 3;
+  if (gdpl < c.cpl || gdpl < (gateSel & 3)) c.gp(gateSel & 0xfffc);
+  if ((gacc & ACC_P) === 0) c.fault(Vec.NP, gateSel & 0xfffc);
+  const size = long ? 8 : type === 0x0c ? 4 : 2;
+  const target = gLo >>> 16;
+  const offLo = size === 2 ? gLo & 0xffff : (gLo & 0xffff) | (gHi & 0xffff0000);
+  const offHi = long ? gHi2 : 0;
+  const params = long ? 0 : gHi & 0x1f;
+  const acc = peekCodeDescriptor(c, target);
+  const dpl = (acc >> 5) & 3;
+  if ((acc & 0x18) !== 0x18 || dpl > c.cpl) c.gp(target & 0xfffc);
+  if (long && ((acc & ACC_L) === 0 || acc & ACC_DB)) c.gp(target & 0xfffc);
+  if ((acc & ACC_P) === 0) c.fault(Vec.NP, target & 0xfffc);
+  const conforming = (acc & 4) !== 0;
+  if (isCall && !conforming && dpl < c.cpl) {
+    const oldSs = c.segSel[2]!;
+    const oldSpLo = c.rlo[4]!;
+    const oldSpHi = c.rhi[4]!;
+    if (long) {
+      const s = (c.trBaseLo >>> 0) + 4 + dpl * 8;
+      const tLo = s | 0;
+      const tHi = (c.trBaseHi + (s >= 0x1_0000_0000 ? 1 : 0)) | 0;
+      const spLo = c.readSys(tLo, tHi, 4);
+      const spHi = c.readSys((tLo + 4) | 0, tHi, 4);
+      loadCodeSeg(c, target, dpl, false);
+      c.loadSegCache(2, dpl, 0, 0, 0, ACC_UNUSABLE | (dpl << 5));
+      c.rlo[4] = spLo;
+      c.rhi[4] = spHi;
+    } else {
+      const copied: number[] = [];
+      for (let i = params - 1; i >= 0; i--) copied.push(c.peekStack(i * size, size));
+      const { ss, sp } = tssStack(c, dpl, 0);
+      const sd = fetchDescriptor(c, ss);
+      if ((ss & 0xfffc) === 0 || sd === null) return c.fault(Vec.TS, ss & 0xfffc);
+      const sacc = descAccess(sd);
+      if ((ss & 3) !== dpl || ((sacc >> 5) & 3) !== dpl || (sacc & 0x1a) !== 0x12)
+        c.fault(Vec.TS, ss & 0xfffc);
+      if ((sacc & ACC_P) === 0) c.fault(Vec.SS, ss & 0xfffc);
+      loadCodeSeg(c, target, dpl, false);
+      c.loadSegCache(2, ss, descBase(sd), 0, descLimit(sd), sacc | 1);
+      c.rlo[4] = sacc & ACC_DB ? sp : (c.rlo[4]! & ~0xffff) | (sp & 0xffff);
+      c.push(size, oldSs, 0);
+      c.push(size, oldSpLo, 0);
+      for (const v of copied) c.push(size, v, 0);
+      c.push(size, oldCs, 0);
+      c.push(size, retLo, 0);
+      c.ripLo = offLo;
+      c.ripHi = 0;
+      return;
+    }
+    c.push(8, oldSs, 0);
+    c.push(8, oldSpLo, oldSpHi);
+    c.push(8, oldCs, 0);
+    c.push(8, retLo, retHi);
+  } else {
+    if (!isCall && (conforming ? dpl > c.cpl : dpl !== c.cpl)) c.gp(target & 0xfffc);
+    if (isCall) {
+      c.push(size, oldCs, 0);
+      c.push(size, retLo, retHi);
+    }
+    loadCodeSeg(c, target, c.cpl, false);
+  }
+  c.ripLo = offLo;
+  c.ripHi = offHi;
 }
 
 function jmpFar(c: CpuCore, d: Insn): void {
@@ -114,7 +211,10 @@ function callFar(c: CpuCore, d: Insn): void {
   const rh = c.ripHi;
   if (protectedMode(c)) {
     const acc = peekCodeDescriptor(c, sel);
-    if ((acc & 0x10) === 0) c.gp(sel & 0xfffc);
+    if ((acc & 0x10) === 0) {
+      viaCallGate(c, sel, true, oldCs, rl, rh);
+      return;
+    }
   }
   c.push(os, oldCs, 0);
   c.push(os, rl, rh);

@@ -20,6 +20,10 @@ import { ExitReason } from "./vm-exit.js";
 export type { CpuOptions } from "./core.js";
 
 const TWO32 = 0x1_0000_0000;
+/** Most guest-physical pages with cached decodes per processor (each costs a 4096-slot array). */
+const MAX_CODE_PAGES = 1024;
+/** Most decoded instructions cached per processor (about 200 bytes each). */
+const MAX_DECODED = 262144;
 const FLAG_IF = 0x200;
 const FLAG_TF = 0x100;
 
@@ -36,6 +40,7 @@ export class Cpu extends CpuCore implements Processor {
   private codePgHi = 0;
   private codeArr: Array<Insn | undefined> | null = null;
   private codeRamPage = 0;
+  private decodedCount = 0;
   private readonly straddle = new Insn();
   private readonly fetchBuf = new Uint8Array(16);
   private nmiPending = false;
@@ -78,8 +83,12 @@ export class Cpu extends CpuCore implements Processor {
 
   /** Drops every cached decode (e.g. after the runner rewrote guest memory wholesale). */
   flushDecodeCache(): void {
-    for (const p of this.codeCache.keys()) this.mem.codePages[p] = 0;
+    this.clearCodeCache();
+  }
+
+  private clearCodeCache(): void {
     this.codeCache.clear();
+    this.decodedCount = 0;
     this.codeCacheReset();
   }
 
@@ -119,6 +128,10 @@ export class Cpu extends CpuCore implements Processor {
     const ramPage = pageOff / 4096;
     let a = this.codeCache.get(ramPage);
     if (a === undefined) {
+      // Bound the cache so a guest jumping all over memory cannot grow it without limit. Page marks in
+      // GuestMemory.codePages stay set (another processor may still cache the page); a stale mark only
+      // sends that page's writes through the slow path until the next write clears it.
+      if (this.codeCache.size >= MAX_CODE_PAGES) this.clearCodeCache();
       a = new Array<Insn | undefined>(4096);
       this.codeCache.set(ramPage, a);
       if (this.mem.codePages[ramPage] === 0) {
@@ -135,6 +148,14 @@ export class Cpu extends CpuCore implements Processor {
 
   private decodeAt(lo: number, hi: number, po: number, arr: Array<Insn | undefined>): Insn {
     const base = this.codeRamPage * 4096;
+    if (++this.decodedCount > MAX_DECODED) {
+      // Bound memory: a guest executing densely packed code everywhere cannot grow the cache past this.
+      this.clearCodeCache();
+      this.decodedCount = 1;
+      arr = new Array<Insn | undefined>(4096);
+      this.codeCache.set(this.codeRamPage, arr);
+      this.codeArr = arr;
+    }
     const d = new Insn();
     const avail = Math.min(15, 4096 - po);
     let r = decode(this.bytes, base + po, avail, this.codeMode, this.cpuid, d);
@@ -173,7 +194,10 @@ export class Cpu extends CpuCore implements Processor {
     this.postedExit = false;
     this.attn = this.shadow !== 0 || this.halted ? 1 : 0;
     let reason: ExitReason = ExitReason.BudgetExhausted;
-    while (this.count < budget) {
+    // Exceptions delivered without retiring an instruction count against the budget too, so a guest whose
+    // handler faults forever (e.g. an unmapped handler reached through an IST stack) cannot hang run().
+    let faults = 0;
+    while (this.count + faults < budget) {
       if (this.replay) this.replay = false;
       else {
         const ev = this.boundary();
@@ -186,7 +210,7 @@ export class Cpu extends CpuCore implements Processor {
         // Single-step (RFLAGS.TF at the start of an instruction): one instruction, then a #DB trap.
         const tf = (this.flagsReg & FLAG_TF) !== 0;
         const before = this.count;
-        this.inner(tf ? before + 1 : budget);
+        this.inner(tf ? before + 1 : budget - faults);
         if (tf && this.count !== before) {
           this.drLo[6] = this.drLo[6]! | 0x4000; // DR6.BS
           if (!this.deliver(1, EventKind.Exception, false, 0)) {
@@ -200,6 +224,7 @@ export class Cpu extends CpuCore implements Processor {
         }
       } catch (e) {
         if (e === FAULT) {
+          faults++;
           this.ripLo = this.curRipLo;
           this.ripHi = this.curRipHi;
           if (!this.deliver(this.faultVector, EventKind.Exception, this.faultHasCode, this.faultCode)) {

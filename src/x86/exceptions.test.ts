@@ -472,3 +472,56 @@ test("#AC for a misaligned ring-3 access with CR0.AM and RFLAGS.AC; WAIT with CR
   cpu = run64("mov rax, cr0\nor eax, 0xa\nmov cr0, rax\nwait\nhlt");
   assert.equal(reg64(cpu, 15), 7n);
 });
+
+test("segment loads: beyond the GDT limit #GP(sel), not present #NP(sel), SS with DPL != CPL #GP(sel), null SS in 64-bit ring 0", () => {
+  let cpu = run64("mov ax, 0x80\nmov ds, ax\nhlt");
+  assert.equal(reg64(cpu, 15), 13n);
+  assert.equal(reg64(cpu, 14), 0x80n);
+  cpu = run64("mov rbx, 0x1000 + 0x20\nand byte [rbx + 5], 0x7f\nmov ax, 0x20\nmov ds, ax\nhlt");
+  assert.equal(reg64(cpu, 15), 11n);
+  assert.equal(reg64(cpu, 14), 0x20n);
+  cpu = run64("mov ax, 0x20\nmov ss, ax\nhlt");
+  assert.equal(reg64(cpu, 15), 13n);
+  assert.equal(reg64(cpu, 14), 0x20n);
+  cpu = run64("xor eax, eax\nmov ss, ax\nmov r8, 1\nhlt");
+  assert.equal(reg64(cpu, 8), 1n, "a null SS is allowed in 64-bit mode at CPL 0");
+  cpu = run64("mov ax, 0x08\nmov ds, ax\nmov eax, [0x1000]\nmov r8, 2\nhlt");
+  assert.equal(reg64(cpu, 8), 2n, "readable code in DS is fine");
+});
+
+test("a handler that faults forever does not hang run(): exception deliveries count against the budget", () => {
+  // #PF handler on an IST stack at an unmapped address: every delivery faults again on instruction fetch.
+  const { cpu } = machine(
+    "long64",
+    assemble(
+      IDT64 +
+        `
+    lea rax, [rel tss]
+    mov qword [rax + 0x24], 0x60000
+    mov rbx, 0x1000 + 0x38
+    mov word [rbx], 0x67
+    mov [rbx + 2], ax
+    shr rax, 16
+    mov [rbx + 4], al
+    mov byte [rbx + 5], 0x89
+    mov [rbx + 7], ah
+    shr rax, 16
+    mov [rbx + 8], eax
+    mov ax, 0x38
+    ltr ax
+    lea rdi, [rel idt + 14*16]
+    mov byte [rdi + 4], 1
+    mov word [rdi], 0
+    mov word [rdi + 6], 0x0040      ; handler at 0x400000
+    mov rax, 0x100000 + 0x2000 + 2*8
+    mov qword [rax], 0
+    mov eax, [0x400000]
+    hlt
+  align 16
+  tss: times 0x68 db 0`,
+      64,
+    ),
+  );
+  assert.equal(cpu.run(5000), ExitReason.BudgetExhausted);
+  assert.equal(cpu.run(5000), ExitReason.BudgetExhausted);
+});

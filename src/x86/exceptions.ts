@@ -110,7 +110,7 @@ function deliverReal(c: CpuCore, vector: number): void {
 }
 
 /** Reads the stack pointer for privilege level `dpl` from the current TSS (32- or 16-bit). */
-function tssStack(c: CpuCore, dpl: number, ext: number): { ss: number; sp: number } {
+export function tssStack(c: CpuCore, dpl: number, ext: number): { ss: number; sp: number } {
   const is32 = (c.trAccess & 0xf) === 9 || (c.trAccess & 0xf) === 11;
   const off = is32 ? 4 + dpl * 8 : 2 + dpl * 4;
   const width = is32 ? 4 : 2;
@@ -198,6 +198,9 @@ function deliverProtected(
   c.ripHi = 0;
 }
 
+/** The 64-bit interrupt frame (SS, RSP, RFLAGS, CS, RIP, error code as lo/hi pairs), reused per delivery. */
+const FRAME = new Int32Array(12);
+
 function deliverLong(
   c: CpuCore,
   vector: number,
@@ -207,10 +210,9 @@ function deliverLong(
   ext: number,
 ): void {
   const at = vector * 16;
-  const idtErr = at / 2 + 2 + ext; // the error code's index is vector * 8 in every mode
-  if (at + 15 > c.idtrLimit) c.fault(Vec.GP, vector * 8 + 2 + ext);
-  void idtErr;
+  // The error code names the vector as vector * 8 + 2 (+ EXT) in every mode, though gates are 16 bytes.
   const err = vector * 8 + 2 + ext;
+  if (at + 15 > c.idtrLimit) c.fault(Vec.GP, err);
   const s = (c.idtrBaseLo >>> 0) + at;
   const bLo = s | 0;
   const bHi = (c.idtrBaseHi + (s >= 0x1_0000_0000 ? 1 : 0)) | 0;
@@ -259,12 +261,22 @@ function deliverLong(
   }
   rspLo &= ~15; // the 64-bit frame is 16-byte aligned
   // Build the frame with supervisor writes before committing any register.
-  const frame = [oldSs, 0, oldRspLo, oldRspHi, flags, 0, oldCs, 0, oldRipLo, oldRipHi, code, 0];
+  const frame = FRAME;
+  frame[0] = oldSs;
+  frame[1] = 0;
+  frame[2] = oldRspLo;
+  frame[3] = oldRspHi;
+  frame[4] = flags;
+  frame[5] = 0;
+  frame[6] = oldCs;
+  frame[7] = 0;
+  frame[8] = oldRipLo;
+  frame[9] = oldRipHi;
+  frame[10] = code;
+  frame[11] = 0;
   const n = hasCode ? 6 : 5;
   let sp = rspLo;
   let spHi = rspHi;
-  const user = false;
-  void user;
   for (let i = 0; i < n; i++) {
     const t = (sp >>> 0) - 8;
     sp = t | 0;

@@ -85,8 +85,35 @@ export class FlagUnit {
   lzBHi = 0;
   lzR = 0;
   lzRHi = 0;
-  /** Carry-in for ADC/SBB, preserved CF for INC/DEC, explicit C/O/A bits for LazyOp.Result. */
+  /**
+   * Carry-in for ADC/SBB, preserved CF for INC/DEC (-1: CF is the overflow of the deferred 64-bit IMUL in
+   * the df* fields), explicit C/O/A bits for LazyOp.Result.
+   */
   lzCin = 0;
+  /** Operands of a 64-bit IMUL whose CF an INC/DEC preserves without computing it (see carryForIncDec). */
+  dfA = 0;
+  dfAHi = 0;
+  dfB = 0;
+  dfBHi = 0;
+  dfRHi = 0;
+
+  /**
+   * The CF an INC/DEC must preserve: its value, or -1 when it stays deferred (the expensive 64-bit IMUL
+   * overflow is computed only if something reads CF later).
+   */
+  carryForIncDec(): number {
+    const op = this.lazyOp;
+    if (op === LazyOp.Imul64) {
+      this.dfA = this.lzA;
+      this.dfAHi = this.lzAHi;
+      this.dfB = this.lzB;
+      this.dfBHi = this.lzBHi;
+      this.dfRHi = this.lzRHi;
+      return -1;
+    }
+    if ((op === LazyOp.Inc || op === LazyOp.Dec) && this.lzCin < 0) return -1;
+    return this.getCF();
+  }
 
   /** Records a 1/2/4-byte operation; a, b, r as `usize` gives them (masked; int32 for size 4). */
   setLazy(op: number, size: number, a: number, b: number, r: number, cin: number): void {
@@ -156,7 +183,8 @@ export class FlagUnit {
       case LazyOp.Imul64:
         return imul64Overflows(this.lzA, this.lzAHi, this.lzB, this.lzBHi, this.lzRHi) ? 1 : 0;
       default:
-        return this.lzCin;
+        if (this.lzCin >= 0) return this.lzCin;
+        return imul64Overflows(this.dfA, this.dfAHi, this.dfB, this.dfBHi, this.dfRHi) ? 1 : 0;
     }
   }
 

@@ -370,3 +370,12 @@ test("REP MOVS/STOS fast path across pages, overlap and a 16-bit fallback agree 
   assert.equal(reg64(cpu, 10), 0n);
   assert.equal(reg64(cpu, 11), 0x320008n);
 });
+
+test("INC/DEC after a 64-bit IMUL preserve its (lazily computed) CF", () => {
+  const CFOF = 0x801;
+  let cpu = exec("mov rax, 0x7fffffffffffffff\nmov rbx, 2\nimul rax, rbx\ninc rcx\ndec rdx\nsetc r8b\nhlt");
+  assert.equal(cpu.getReg(8).lo & 0xff, 1);
+  assert.equal(cpu.getRflags() & CFOF, 1, "CF from IMUL, OF from DEC");
+  cpu = exec("mov rax, 3\nmov rbx, 2\nimul rax, rbx\ninc rcx\nsetc r8b\nhlt");
+  assert.equal(cpu.getReg(8).lo & 0xff, 0);
+});

@@ -536,6 +536,10 @@ const FEATURES: ReadonlySet<string> = new Set<Feature>([
   "XSAVE",
 ]);
 
+/** Operand specs the decoder understands (see OPERAND NOTATION). */
+const OPERAND_SPEC =
+  /^(?:AL|CL|AX|DX|eAX|rAX|1|ES|CS|SS|DS|FS|GS|[EGRZ][bwdqvyz]|Ibs|I[bwdzv]|J[bz]|M(?:[bwdqvpsa]|dq)?|[CD][dqy]|Sw|O[bv]|Ap|[XY][bvz]|[VUW](?:ps|pd|ss|sd|x|dq|q|d|w|b)|[PNQ](?:q|d))$/;
+
 /** Parses one ROW into one or more entries (+r and +cc expand). Exported for tests and helper tables. */
 export function parseRow(row: string, firstId: number): OpcodeEntry[] {
   const parts = row.split("|").map((p) => p.trim());
@@ -617,6 +621,9 @@ export function parseRow(row: string, firstId: number): OpcodeEntry[] {
     else throw new OpcodeTableError(`unknown attribute "${a}" in: ${row}`);
   }
   const operands = ops.length === 0 ? [] : ops.split(",").map((o) => o.trim());
+  for (const o of operands) {
+    if (!OPERAND_SPEC.test(o)) throw new OpcodeTableError(`unknown operand spec "${o}" in: ${row}`);
+  }
   const make = (id: number, mn: string, op: number): OpcodeEntry => ({
     id,
     mnemonic: mn,
