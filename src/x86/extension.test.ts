@@ -18,9 +18,10 @@ test("rows with an unknown operand spec are refused at registration", () => {
 
 test("a module can add rows and handlers: mandatory prefixes select the form; XMM and 16-byte memory", () => {
   registerRows([
-    "XADDD | 66 0F 58 /r | Vx,Wx | | xaddd",
-    "XMOVD | 66 0F 6E /r | Vx,Ed | | xmovd",
-    "XMOVD | 66 0F 7E /r | Ed,Vx | | xmovdOut",
+    // Opcodes no real row uses (0F 58/6E/7E are ADDPD/MOVD since the SIMD groups exist).
+    "XADDD | 66 0F 7A /r | Vx,Wx | | xaddd",
+    "XMOVD | 66 0F 7B /r | Vx,Ed | | xmovd",
+    "XMOVD | 66 0F 36 /r | Ed,Vx | | xmovdOut",
   ]);
   registerHandlers({
     // Lane-wise 32-bit add (a stand-in for a real SSE handler).
@@ -41,7 +42,7 @@ test("a module can add rows and handlers: mandatory prefixes select the form; XM
   });
   const d = new Insn();
   assert.equal(
-    decodeBytes(Uint8Array.from([0x66, 0x0f, 0x58, 0xc1]), CodeMode.Bits64, new CpuidModel(), d),
+    decodeBytes(Uint8Array.from([0x66, 0x0f, 0x7a, 0xc1]), CodeMode.Bits64, new CpuidModel(), d),
     DECODE_OK,
   );
   assert.equal(d.entry?.mnemonic, "XADDD");
@@ -49,10 +50,10 @@ test("a module can add rows and handlers: mandatory prefixes select the form; XM
   assert.equal(d.osize, 4, "a mandatory 66 is not an operand-size prefix");
   const cpu = exec(`
     mov eax, 5
-    db 0x66, 0x0f, 0x6e, 0xc0         ; xmovd xmm0, eax
-    db 0x66, 0x0f, 0x58, 0x05         ; xaddd xmm0, [rel v]
+    db 0x66, 0x0f, 0x7b, 0xc0         ; xmovd xmm0, eax
+    db 0x66, 0x0f, 0x7a, 0x05         ; xaddd xmm0, [rel v]
     dd v - ($ + 4)
-    db 0x66, 0x0f, 0x7e, 0xc3         ; xmovd ebx, xmm0
+    db 0x66, 0x0f, 0x36, 0xc3         ; xmovd ebx, xmm0
     hlt
   align 16
   v: dd 10, 20, 30, 40`);

@@ -346,6 +346,7 @@ const ROWS: readonly string[] = [
   "OUT | EE | DX,AL | iopl | out",
   "OUT | EF | DX,eAX | iopl | out",
   "HLT | F4 | | ring0 | hlt",
+  "FWAIT | 9B | | | fwait",
   "CPUID | 0F A2 | | host | cpuid",
   "UD2 | 0F 0B | | | ud",
   "UD1 | 0F B9 /r | Gv,Ev | | ud",

@@ -84,7 +84,8 @@ export const SIMD_ROWS: readonly string[] = [
   "MOVQ | NP 0F 7F /r | Qq,Pq | feat:MMX | movUnaligned",
   "MOVDQA | 66 0F 7F /r | Wx,Vx | feat:SSE2 | movAligned",
   "MOVDQU | F3 0F 7F /r | Wx,Vx | feat:SSE2 | movUnaligned",
-  "MOVNTI | NP 0F C3 /r | My,Gy | mem feat:SSE2 | mov",
+  "MOVNTI | NP 0F C3 /r | Md,Gd | mem norexw feat:SSE2 | mov",
+  "MOVNTI | NP 0F C3 /r | Mq,Gq | mem rexw feat:SSE2 | mov",
   "MOVQ | 66 0F D6 /r | Wq,Vq | feat:SSE2 | movZeroExt",
   "MOVQ2DQ | F3 0F D6 /r | Vx,Nq | reg feat:SSE2 | movq2dq",
   "MOVDQ2Q | F2 0F D6 /r | Pq,Uq | reg feat:SSE2 | movq2dq",
@@ -205,6 +206,12 @@ export const SIMD_ROWS: readonly string[] = [
   "UCOMISD | 66 0F 2E /r | Vsd,Wsd | feat:SSE2 w:OSZAPC | ucomisd",
   "COMISS | NP 0F 2F /r | Vss,Wss | feat:SSE w:OSZAPC | comiss",
   "COMISD | 66 0F 2F /r | Vsd,Wsd | feat:SSE2 w:OSZAPC | comisd",
+  "CVTPI2PS | NP 0F 2A /r | Vps,Qq | feat:SSE | cvtpi2ps",
+  "CVTPI2PD | 66 0F 2A /r | Vpd,Qq | feat:SSE2 | cvtpi2pd",
+  "CVTTPS2PI | NP 0F 2C /r | Pq,Wq | feat:SSE | cvttps2pi",
+  "CVTTPD2PI | 66 0F 2C /r | Pq,Wpd | feat:SSE2 | cvttpd2pi",
+  "CVTPS2PI | NP 0F 2D /r | Pq,Wq | feat:SSE | cvtps2pi",
+  "CVTPD2PI | 66 0F 2D /r | Pq,Wpd | feat:SSE2 | cvtpd2pi",
   "CVTSI2SS | F3 0F 2A /r | Vss,Ey | feat:SSE | cvtsi2ss",
   "CVTSI2SD | F2 0F 2A /r | Vsd,Ey | feat:SSE2 | cvtsi2sd",
   "CVTTSS2SI | F3 0F 2C /r | Gy,Wss | feat:SSE | cvttss2si",
@@ -327,7 +334,6 @@ export const X87_ROWS: readonly string[] = [
   x87Exact("DF", 0xe0, "FNSTSW", "fnstsw").replace("| |", "| AX |"),
   "FUCOMIP | DF /5 | | reg feat:FPU w:OSZAPC | fucomip",
   "FCOMIP | DF /6 | | reg feat:FPU w:OSZAPC | fcomip",
-  "FWAIT | 9B | | feat:FPU | fwait",
 ];
 
 /** An SSSE3 operation with MMX (NP) and XMM (66) forms in the 0F 38 map. */

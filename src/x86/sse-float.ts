@@ -8,9 +8,21 @@
 // RCPPS/RSQRTPS relative error <= 1.5 * 2^-12), Vol. 1 10.2.3 (MXCSR), 11.5 (SIMD FP exceptions).
 
 import { type CpuCore, type Handler } from "./core.js";
-import type { Insn } from "./insn.js";
+import { type Insn, OpKind } from "./insn.js";
 import { FLAG_CF, FLAG_PF, FLAG_ZF, FLAGS_STATUS } from "./opcode-table.js";
-import { LA, LB, LR, load, load01, MXCSR_MASK, raiseMx, sseCheck, store, store0 } from "./simd-access.js";
+import {
+  LA,
+  LB,
+  LR,
+  load,
+  load01,
+  mmxCheck,
+  MXCSR_MASK,
+  raiseMx,
+  sseCheck,
+  store,
+  store0,
+} from "./simd-access.js";
 import {
   bits32,
   cvt32to64,
@@ -292,6 +304,46 @@ function approx(rsqrt: boolean, scalar: boolean): Handler {
   };
 }
 
+/**
+ * The MMX<->XMM conversions: CVTPI2PS/CVTPI2PD (two int32 from mm/m64), CVT(T)PS2PI (two binary32 from
+ * xmm/m64) and CVT(T)PD2PI (two binary64 from xmm/m128) into mm. An MMX register operand switches the x87
+ * unit to MMX state; a memory source does not (SDM CVTPI2PS "Operation" notes).
+ */
+function cvtpi(kind: string): Handler {
+  return (c, d) => {
+    sseCheck(c);
+    const mmxOperand = d.k0 === OpKind.Mmx || d.k1 === OpKind.Mmx;
+    if (mmxOperand) mmxCheck(c);
+    const pd = kind === "pd2pi" || kind === "tpd2pi";
+    load(c, d, d.k1, d.r1, pd ? 16 : 8, LB, pd);
+    begin(c);
+    const b = LB.i32;
+    const r = LR.i32;
+    if (kind === "pi2ps") {
+      load(c, d, d.k0, d.r0, 16, LR, false);
+      r[0] = intTo32(b[0]!, 0, false);
+      r[1] = intTo32(b[1]!, 0, false);
+    } else if (kind === "pi2pd") {
+      const x0 = b[0]!;
+      const x1 = b[1]!;
+      r[0] = intTo64(x0, 0, false);
+      r[1] = sf.hi;
+      r[2] = intTo64(x1, 0, false);
+      r[3] = sf.hi;
+    } else if (pd) {
+      const t = kind === "tpd2pi";
+      r[0] = toInt(src64(b[0]!, b[1]!), false, t);
+      r[1] = toInt(src64(b[2]!, b[3]!), false, t);
+    } else {
+      const t = kind === "tps2pi";
+      r[0] = toInt(src32(b[0]!), false, t);
+      r[1] = toInt(src32(b[1]!), false, t);
+    }
+    raiseMx(c, sf.flags);
+    store(c, d, d.k0, d.r0, d.k0 === OpKind.Mmx ? 8 : 16, LR, false);
+  };
+}
+
 function ldmxcsr(c: CpuCore, d: Insn): void {
   sseCheck(c);
   const v = c.rd0(d);
@@ -361,6 +413,12 @@ export const sseFloatHandlers: Record<string, Handler> = {
   rcpss: approx(false, true),
   rsqrtps: approx(true, false),
   rsqrtss: approx(true, true),
+  cvtpi2ps: cvtpi("pi2ps"),
+  cvtpi2pd: cvtpi("pi2pd"),
+  cvtps2pi: cvtpi("ps2pi"),
+  cvttps2pi: cvtpi("tps2pi"),
+  cvtpd2pi: cvtpi("pd2pi"),
+  cvttpd2pi: cvtpi("tpd2pi"),
   ldmxcsr,
   stmxcsr,
 };

@@ -2,6 +2,7 @@
 // CR4.OSFXSR, 16-byte alignment, #XM vs #UD) with nasm snippets run to HLT in 64-bit mode.
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import { exec } from "./nasm-harness.test.js";
 import { bytes, faultVector, run, xmm } from "./simd-harness.test.js";
 
 test("SSE availability: #UD without CR4.OSFXSR or with CR0.EM, #NM with CR0.TS, aligned #GP", () => {
@@ -256,4 +257,16 @@ test("MMX: registers alias the x87 significands, EMMS empties the tags", () => {
   assert.equal(cpu.getReg(2).lo, 0x05060708);
   assert.equal(cpu.fpu.regView.getUint16(8, true), 0xffff);
   assert.equal(cpu.fpu.ftw, 0);
+});
+
+test("SSE and x87 in 32-bit protected mode (CR4.OSFXSR set by the guest)", () => {
+  const cpu = exec(
+    "mov eax, cr4\nor eax, 0x600\nmov cr4, eax\nmov ebx, 0x20000\nmov dword [ebx], 7\nmov dword [ebx+4], 9\n" +
+      "movq xmm0, [ebx]\npaddd xmm0, xmm0\nmovd ecx, xmm0\nfild dword [ebx+4]\nfsqrt\nfistp dword [ebx+8]\n" +
+      "mov edx, [ebx+8]\nfxsave [ebx+512]\nmov esi, [ebx+512+160]\nhlt",
+    "prot32",
+  );
+  assert.equal(cpu.getReg(1).lo, 14);
+  assert.equal(cpu.getReg(2).lo, 3);
+  assert.equal(cpu.getReg(6).lo, 14); // XMM0 in the 32-bit FXSAVE image
 });

@@ -10,6 +10,8 @@
 
 import {
   CR0_CD,
+  CR0_MP,
+  CR0_NE,
   CR0_NW,
   CR0_PE,
   CR0_PG,
@@ -25,6 +27,7 @@ import {
   EFER_NXE,
   EFER_SCE,
   type Handler,
+  Vec,
 } from "./core.js";
 import { type Insn, OpKind } from "./insn.js";
 import { FLAG_CF, FLAG_DF, FLAG_IF, FLAG_RF, FLAG_VM, FLAGS_STATUS } from "./opcode-table.js";
@@ -618,7 +621,18 @@ function swapgs(c: CpuCore): void {
   c.kgsBaseHi = hi;
 }
 
+/**
+ * WAIT/FWAIT: #NM when CR0.TS and CR0.MP are both set; #MF when the x87 status word (`c.fpu.fsw`, owned by
+ * x87.ts) has its exception-summary bit set and CR0.NE selects native error reporting (without NE the
+ * error goes to FERR#, which is not modelled); otherwise nothing (SDM WAIT/FWAIT, Table 2-2 of Vol. 3A 2.5).
+ */
+function fwait(c: CpuCore): void {
+  if ((c.cr0 & (CR0_TS | CR0_MP)) === (CR0_TS | CR0_MP)) c.fault(Vec.NM);
+  if (c.fpu.fsw & 0x80 && c.cr0 & CR0_NE) c.fault(Vec.MF);
+}
+
 export const systemHandlers: Record<string, Handler> = {
+  fwait,
   clc: (c) => c.setStatus(FLAG_CF, 0),
   stc: (c) => c.setStatus(FLAG_CF, FLAG_CF),
   cmc: (c) => c.setStatus(FLAG_CF, c.getCF() ? 0 : FLAG_CF),

@@ -211,5 +211,66 @@ test("x87 arithmetic, conversions and compares match the host FPU bit for bit", 
     rmSync(dir, { recursive: true, force: true });
   }
 });
-void faultVector;
-void run;
+test("x87 stack: push/pop, tags, overflow and underflow give the masked indefinite with SF and C1", () => {
+  const cpu = run(
+    "fninit\nfld1\nfldz\nfldpi\nfnstsw ax\nmov r8d, eax\nfstp st0\nfstp st0\nfstp st0\nfstp st0\nfnstsw ax\nmov r9d, eax\n" +
+      "fninit\n" +
+      "fld1\n".repeat(9) +
+      "fnstsw ax\nmov r10d, eax\nfistp dword [rbx]\nmov r11d, [rbx]",
+  );
+  const r = (n: number): number => cpu.getReg(n as 0).lo & 0xffff;
+  assert.equal((r(8) >> 11) & 7, 5); // TOP after three pushes
+  assert.equal(r(9) & 0x3fff & ~0x3800, 0x41 | 0x0000); // underflow: IE + SF, C1 = 0
+  assert.equal(r(10) & 0x241, 0x241); // overflow: IE + SF + C1
+  assert.equal(cpu.getReg(11).lo, 0x80000000 | 0); // ST(0) was the indefinite: integer indefinite
+});
+
+test("x87 loads and stores: m32/m64 with DE, FILD/FIST, constants, FXAM, FCOMI and FCMOV", () => {
+  const dv = new DataView(new ArrayBuffer(32));
+  dv.setFloat64(0, 1.5, true);
+  dv.setUint32(8, 1, true); // smallest binary32 denormal
+  dv.setInt32(12, -7, true);
+  const cpu = run(
+    "fninit\nfld qword [rbx]\nfild dword [rbx+12]\nfmulp\nfistp dword [rbx+16]\nmov r8d, [rbx+16]\n" +
+      "fld dword [rbx+8]\nfnstsw ax\nmov r9d, eax\nfxam\nfnstsw ax\nmov r10d, eax\nfstp st0\n" +
+      "fldpi\nfld1\nfcomi st0, st1\nsetb cl\nfcmovb st0, st1\nfstp qword [rbx+24]\nmov r11, [rbx+24]\nfstp st0\n" +
+      "fldl2e\nfstp qword [rbx+24]\nmov r12, [rbx+24]",
+    [...new Uint8Array(dv.buffer)],
+  );
+  assert.equal(cpu.getReg(8).lo, -10); // 1.5 * -7 = -10.5 -> round to even
+  assert.equal(cpu.getReg(9).lo & 0x02, 0x02); // DE on loading a binary32 denormal
+  assert.equal(cpu.getReg(10).lo & 0x4700, 0x0400); // FXAM: normal (2^-149 is normal in extended format)
+  assert.equal(cpu.getReg(1).lo & 0xff, 1); // 1 < pi: CF
+  const f = new DataView(new ArrayBuffer(8));
+  f.setInt32(0, cpu.getReg(11).lo, true);
+  f.setInt32(4, cpu.getReg(11).hi, true);
+  assert.equal(f.getFloat64(0, true), Math.PI);
+  f.setInt32(0, cpu.getReg(12).lo, true);
+  f.setInt32(4, cpu.getReg(12).hi, true);
+  assert.equal(f.getFloat64(0, true), Math.LOG2E);
+});
+
+test("x87 exceptions: unmasked -> ES, #MF at the next waiting instruction; FNSTENV/FLDENV and FNSAVE/FRSTOR", () => {
+  // Unmask ZE, divide by zero: no fault yet; the next FWAIT faults with #MF (vector 16) when CR0.NE.
+  const src =
+    "fninit\nmov word [rbx], 0x37b\nfldcw [rbx]\nfld1\nfldz\nfdivp\nmov eax, 77\nfwait\nmov eax, 78";
+  assert.equal(faultVector(src, [], 0x600, 0x20), 16);
+  // Without CR0.NE the error is left to FERR# (not modelled): execution continues.
+  assert.equal(faultVector(src), 78);
+  // x87 with CR0.TS or CR0.EM -> #NM.
+  assert.equal(faultVector("fld1", [], 0x600, 8), 7);
+  assert.equal(faultVector("fld1", [], 0x600, 4), 7);
+  const cpu = run(
+    "fninit\nfld1\nfldpi\nfnstenv [rbx]\nmov r8d, [rbx]\nmov r9d, [rbx+8]\nfldcw [rbx]\n" +
+      "fnsave [rbx+64]\nfnstsw ax\nmov r10d, eax\nfrstor [rbx+64]\nfstp qword [rbx+200]\nmov r11, [rbx+200]\n" +
+      "fnstsw ax\nmov r12d, eax",
+  );
+  assert.equal(cpu.getReg(8).lo & 0xffff, 0x37f);
+  assert.equal(cpu.getReg(9).lo & 0xffff, 0x0fff); // tags: ST0, ST1 valid (00), the rest empty (11)
+  assert.equal(cpu.getReg(10).lo & 0xffff, 0); // FNSAVE reinitializes
+  const f = new DataView(new ArrayBuffer(8));
+  f.setInt32(0, cpu.getReg(11).lo, true);
+  f.setInt32(4, cpu.getReg(11).hi, true);
+  assert.equal(f.getFloat64(0, true), Math.PI);
+  assert.equal((cpu.getReg(12).lo >> 11) & 7, 7); // one value left after FRSTOR and FSTP
+});

@@ -10,7 +10,7 @@
 // 8.5 exceptions incl. 8.5.1.1 stack overflow/underflow), Vol. 1 Fig. 8-9..8-12 (FSTENV/FSAVE layouts),
 // Vol. 2 instruction pages FADD..FYL2X, Table 3-48 style condition-code tables for FCOM/FXAM.
 
-import { CR0_EM, CR0_MP, CR0_NE, CR0_TS, type CpuCore, type Handler, Vec } from "./core.js";
+import { CR0_EM, CR0_NE, CR0_TS, type CpuCore, type Handler, Vec } from "./core.js";
 import type { Insn } from "./insn.js";
 import { FLAG_CF, FLAG_PF, FLAG_ZF, FLAGS_STATUS } from "./opcode-table.js";
 import {
@@ -138,7 +138,7 @@ function push(c: CpuCore, x: Ext): boolean {
     if (!commit(c, X_IE)) return false;
     indefinite(T);
     x = T;
-  }
+  } else c.fpu.fsw &= ~SW_C1;
   setTop(c, t);
   writeSt(c, 0, x);
   return true;
@@ -509,8 +509,7 @@ function fldMem(c: CpuCore, d: Insn): void {
     const s3 = (c.eaLo >>> 0) + 8;
     v.setUint16(8, c.readMem(d.seg, s3 | 0, (c.eaHi + (s3 >= 0x1_0000_0000 ? 1 : 0)) | 0, 2), true);
     unpack80(v, 0, T);
-    if (!push(c, T)) return;
-    c.fpu.fsw &= ~SW_C1;
+    push(c, T);
     return;
   }
   if (T.cls === Cls.SNaN) {
@@ -519,7 +518,7 @@ function fldMem(c: CpuCore, d: Insn): void {
     T.hi = (T.hi | 0x40000000) >>> 0;
   } else if (T.cls === Cls.Finite && T.den) fl |= X_DE;
   if (!commit(c, fl)) return;
-  if (push(c, T)) c.fpu.fsw &= ~SW_C1;
+  push(c, T);
 }
 
 /** FILD m16/m32/m64 (DF /0, DB /0, DF /5). */
@@ -536,7 +535,7 @@ function fild(c: CpuCore, d: Insn): void {
     const v = (c.readMem(d.seg, c.eaLo, c.eaHi, 2) << 16) >> 16;
     fromInt(v, v >> 31, T);
   }
-  if (push(c, T)) c.fpu.fsw &= ~SW_C1;
+  push(c, T);
 }
 
 /** FLD ST(i). */
@@ -547,7 +546,7 @@ function fldReg(c: CpuCore, d: Insn): void {
     if (!underflow(c)) return;
     indefinite(T);
   } else readSt(c, i, T);
-  if (push(c, T)) c.fpu.fsw &= ~SW_C1;
+  push(c, T);
 }
 
 /** FST/FSTP m32/m64/m80 (D9 /2 /3, DD /2 /3, DB /7). */
@@ -658,7 +657,7 @@ function fldConst(c: CpuCore, d: Insn): void {
     constant(w, e, rc(c));
     T.set(R);
   }
-  if (push(c, T)) c.fpu.fsw &= ~SW_C1;
+  push(c, T);
 }
 
 // ---------------------------------------------------------------- single-operand and stack instructions
@@ -836,12 +835,6 @@ function fnop(c: CpuCore, d: Insn): void {
   begin(c, d);
 }
 
-/** FADDP/FMULP... with DE-prefixed ModRM are in fArithReg; FWAIT checks only #NM (TS and MP) and #MF. */
-function fwait(c: CpuCore): void {
-  if ((c.cr0 & (CR0_TS | CR0_MP)) === (CR0_TS | CR0_MP)) c.fault(Vec.NM);
-  if (c.fpu.fsw & SW_ES && c.cr0 & CR0_NE) c.fault(Vec.MF);
-}
-
 // ---------------------------------------------------------------- control instructions (no pending-error check)
 
 function fninit(c: CpuCore): void {
@@ -1010,7 +1003,6 @@ export const x87Handlers: Record<string, Handler> = {
   fdecstp: fincdec(false),
   fcmov,
   fnop,
-  fwait,
   fninit,
   fnclex,
   fldcw,
