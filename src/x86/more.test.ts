@@ -221,3 +221,30 @@ test("32-bit call gate from ring 3 to ring 0 with a parameter; RETF imm back to 
   assert.equal(cpu.getReg(3).lo, 0x50000, "RETF 4 dropped the parameter on the ring-3 stack");
   assert.equal(cpu.getReg(7).lo & 0xffff, 0x33, "back in ring 3");
 });
+
+test("64-bit call gate: CALL FAR through a 16-byte gate pushes a 64-bit frame; RETFQ returns", () => {
+  const cpu = exec(`
+    lea rax, [rel target]
+    mov rbx, 0x1038
+    mov [rbx], ax
+    mov word [rbx + 2], 0x08
+    mov byte [rbx + 4], 0
+    mov byte [rbx + 5], 0x8c
+    shr rax, 16
+    mov [rbx + 6], ax
+    shr rax, 16
+    mov [rbx + 8], eax
+    mov dword [rbx + 12], 0
+    call far [rel ptr]
+    mov r9, 2
+    hlt
+  target:
+    mov r8, [rsp]
+    mov r10, [rsp + 8]
+    o64 retf
+  ptr: dq 0
+    dw 0x38`);
+  assert.equal(reg64(cpu, 9), 2n);
+  assert.equal(reg64(cpu, 10), 0x08n, "64-bit CS slot");
+  assert.ok(reg64(cpu, 8) > 0x10000n, "return RIP pushed as 8 bytes");
+});
