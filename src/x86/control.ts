@@ -67,11 +67,12 @@ function callAbs(c: CpuCore, d: Insn): void {
   c.ripHi = tHi;
 }
 
+/** RET checks the target (#GP for non-canonical or beyond CS.limit) before RSP moves (SDM RET "Operation"). */
 function ret(c: CpuCore, d: Insn): void {
-  const lo = c.pop(d.osize);
+  const lo = c.peekStack(0, d.osize);
   const hi = d.osize === 8 ? c.hi : 0;
   c.setRipSized(lo, hi, d.osize);
-  if (d.k0 === OpKind.Imm) c.addSp(d.immLo & 0xffff);
+  c.addSp(d.osize + (d.k0 === OpKind.Imm ? d.immLo & 0xffff : 0));
 }
 
 /** Reads a far pointer operand: offset in return value (hi in c.hi), selector in farSel. */

@@ -358,6 +358,7 @@ export class CpuCore extends FlagUnit {
   }
 
   rd0(d: Insn): number {
+    if (d.rmw && d.k0 === OpKind.Mem) return this.readMemRmw(d.seg, this.eaLo, this.eaHi, d.s0);
     return this.rd(d, d.k0, d.r0, d.s0);
   }
   rd1(d: Insn): number {
@@ -515,6 +516,27 @@ export class CpuCore extends FlagUnit {
   readMem(seg: number, offLo: number, offHi: number, size: number): number {
     const lo = this.linear(seg, offLo, offHi, size, false);
     return this.readLin(lo, this.hi, size);
+  }
+
+  /**
+   * Reads the destination of a read-modify-write instruction: segment and page checks are those of a
+   * write (the hardware locks or claims the line for writing on the first access), then the value is read.
+   */
+  readMemRmw(seg: number, offLo: number, offHi: number, size: number): number {
+    const lo = this.linear(seg, offLo, offHi, size, true);
+    const hi = this.hi;
+    const po = lo & 0xfff;
+    const slot = this.tlbUser + TLB_SIZE + ((lo >>> 12) & TLB_MASK);
+    if (po + size > 4096 || this.tlbTag[slot] !== hi * 1048576 + (lo >>> 12)) {
+      const user = this.cpl === 3;
+      this.alignCheck(lo, size, user);
+      this.translate(lo, hi, ACC_WRITE, user);
+      if (po + size > 4096) {
+        const s2 = (lo >>> 0) + (4096 - po);
+        this.translate(s2 | 0, (hi + (s2 >= TWO32 ? 1 : 0)) | 0, ACC_WRITE, user);
+      }
+    }
+    return this.readLin(lo, hi, size);
   }
 
   writeMem(seg: number, offLo: number, offHi: number, size: number, vlo: number, vhi: number): void {
