@@ -529,7 +529,7 @@ export class CpuCore extends FlagUnit {
     const slot = this.tlbUser + TLB_SIZE + ((lo >>> 12) & TLB_MASK);
     if (po + size > 4096 || this.tlbTag[slot] !== hi * 1048576 + (lo >>> 12)) {
       const user = this.cpl === 3;
-      this.alignCheck(lo, size, user);
+      this.alignCheck(lo, hi, size, user);
       this.translate(lo, hi, ACC_WRITE, user);
       if (po + size > 4096) {
         const s2 = (lo >>> 0) + (4096 - po);
@@ -601,13 +601,19 @@ export class CpuCore extends FlagUnit {
     this.writeSlow(lo, hi, size, vlo, vhi, false);
   }
 
-  /** #AC(0) for a misaligned user data access while alignment checking is active (SDM Vol. 3A 6.15 #AC). */
-  private alignCheck(lo: number, size: number, user: boolean): void {
-    if (user && this.tlbUser === 6 * TLB_SIZE && size > 1 && (lo & (size - 1)) !== 0) this.fault(Vec.AC, 0);
+  /**
+   * #AC(0) for a misaligned user data access while alignment checking is active (SDM Vol. 3A 6.15 #AC).
+   * A non-canonical address is a #GP(0) first: the canonical check has priority over alignment.
+   */
+  alignCheck(lo: number, hi: number, size: number, user: boolean): void {
+    if (user && this.tlbUser === 6 * TLB_SIZE && size > 1 && (lo & (size - 1)) !== 0) {
+      if (this.efer & EFER_LMA && (hi << 16) >> 16 !== hi) this.fault(Vec.GP, 0);
+      this.fault(Vec.AC, 0);
+    }
   }
 
   readSlow(lo: number, hi: number, size: number, user: boolean): number {
-    this.alignCheck(lo, size, user);
+    this.alignCheck(lo, hi, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
       // Page-straddling: assemble from bytes (each byte translated; faults before any state change).
@@ -641,7 +647,7 @@ export class CpuCore extends FlagUnit {
   }
 
   writeSlow(lo: number, hi: number, size: number, vlo: number, vhi: number, user: boolean): void {
-    this.alignCheck(lo, size, user);
+    this.alignCheck(lo, hi, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
       // Translate both pages first so a fault on the second leaves memory untouched.
