@@ -33,7 +33,10 @@ import { ACC_WRITE } from "./paging.js";
 import { writeFlags } from "./stack.js";
 
 function jcc(c: CpuCore, d: Insn): void {
-  if (c.cond(d.opcode & 15)) c.branchRel(d.immLo, d.immHi, d.osize);
+  const cc = d.opcode & 15;
+  // JZ/JNZ close most loops (DEC/TEST/CMP + JNZ); ZF alone is cheaper than the general condition.
+  const taken = cc >> 1 === 2 ? (c.getZF() ^ cc) & 1 : c.cond(cc);
+  if (taken) c.branchRel(d.immLo, d.immHi, d.osize);
 }
 
 function jmp(c: CpuCore, d: Insn): void {

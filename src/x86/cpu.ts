@@ -127,7 +127,8 @@ export class Cpu extends CpuCore implements Processor {
     const vpn = hi * 1048576 + (lo >>> 12);
     const slot = this.tlbUser + 2 * TLB_SIZE + ((lo >>> 12) & (TLB_SIZE - 1));
     const pageOff = this.tlbTag[slot] === vpn ? this.tlbOff[slot]! : this.codePage(lo, hi);
-    const ramPage = pageOff / 4096;
+    // An int (not a division result) keeps codeRamPage, decode offsets and Insn.len small-integer fields.
+    const ramPage = pageOff >>> 12;
     let a = this.codeCache.get(ramPage);
     if (a === undefined) {
       // Bound the cache so a guest jumping all over memory cannot grow it without limit. Page marks in

@@ -24,6 +24,16 @@ function mov(c: CpuCore, d: Insn): void {
       c.rhi[r] = d.s0 === 8 ? d.immHi : 0;
       return;
     }
+    if (d.k1 === OpKind.Mem) {
+      // Load: straight to the memory path (fault before the register is touched).
+      const v = c.readMem(d.seg, c.eaLo, c.eaHi, d.s0);
+      c.rlo[r] = v;
+      c.rhi[r] = d.s0 === 8 ? c.hi : 0;
+      return;
+    }
+  } else if (d.k0 === OpKind.Mem && d.k1 === OpKind.Reg && d.s0 >= 4) {
+    c.writeMem(d.seg, c.eaLo, c.eaHi, d.s0, c.rlo[d.r1]!, c.rhi[d.r1]!);
+    return;
   }
   const v = c.rd1(d);
   c.wr0(d, v, c.hi);
@@ -35,6 +45,13 @@ function lea(c: CpuCore, d: Insn): void {
 }
 
 function movzx(c: CpuCore, d: Insn): void {
+  if (d.k1 === OpKind.Mem && d.s0 >= 4) {
+    // The zero-extended value fills the whole register for 32- and 64-bit destinations alike.
+    const v = c.readMem(d.seg, c.eaLo, c.eaHi, d.s1);
+    c.rlo[d.r0] = v;
+    c.rhi[d.r0] = 0;
+    return;
+  }
   c.setGpr(d.r0, d.s0, c.rd1(d), 0);
 }
 

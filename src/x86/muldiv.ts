@@ -7,7 +7,7 @@
 
 import { type CpuCore, type Handler, Vec } from "./core.js";
 import { LazyOp, mulhu32 } from "./flags.js";
-import type { Insn } from "./insn.js";
+import { type Insn, OpKind } from "./insn.js";
 
 /** Result limbs of the last helper call: r[0] least significant. */
 const r = new Float64Array(4);
@@ -165,7 +165,20 @@ function imul(c: CpuCore, d: Insn): void {
   let ah: number;
   let b: number;
   let bh: number;
-  if (d.k2 !== 0) {
+  if (d.k1 === OpKind.Reg && (d.k2 === OpKind.None || d.k2 === OpKind.Imm) && size >= 4) {
+    // Register forms (IMUL r, r and IMUL r, r, imm) read the register file directly.
+    if (d.k2 === OpKind.None) {
+      a = c.rlo[d.r0]!;
+      ah = c.rhi[d.r0]!;
+      b = c.rlo[d.r1]!;
+      bh = c.rhi[d.r1]!;
+    } else {
+      a = c.rlo[d.r1]!;
+      ah = c.rhi[d.r1]!;
+      b = d.immLo;
+      bh = d.immHi;
+    }
+  } else if (d.k2 !== 0) {
     a = c.rd1(d);
     ah = c.hi;
     b = c.rd2(d);
