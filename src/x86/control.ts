@@ -29,6 +29,7 @@ import {
   peekCodeDescriptor,
   protectedMode,
 } from "./segments.js";
+import { ACC_WRITE } from "./paging.js";
 import { writeFlags } from "./stack.js";
 
 function jcc(c: CpuCore, d: Insn): void {
@@ -57,6 +58,27 @@ function call(c: CpuCore, d: Insn): void {
 function callAbs(c: CpuCore, d: Insn): void {
   const lo = c.rd0(d);
   const hi = d.osize === 8 ? c.hi : 0;
+  if (d.osize === 8) {
+    // 64-bit: the push's faults (#SS, #AC, #PF) come first, then a non-canonical target is #GP(0) with
+    // nothing written and rSP unchanged (observed on hardware).
+    if ((hi << 16) >> 16 !== hi) {
+      const s = (c.rlo[4]! >>> 0) - 8;
+      const nlo = s | 0;
+      const nhi = (c.rhi[4]! - (s < 0 ? 1 : 0)) | 0;
+      if ((nhi << 16) >> 16 !== nhi) c.fault(Vec.SS, 0);
+      c.alignCheck(nlo, nhi, 8, c.cpl === 3);
+      c.translate(nlo, nhi, ACC_WRITE, c.cpl === 3);
+      if ((nlo & 0xfff) > 0xff8) {
+        const s2 = (nlo >>> 0) + 8;
+        c.translate(s2 & ~0xfff, (nhi + (s2 >= 0x1_0000_0000 ? 1 : 0)) | 0, ACC_WRITE, c.cpl === 3);
+      }
+      c.gp(0);
+    }
+    c.push(8, c.ripLo, c.ripHi);
+    c.ripLo = lo;
+    c.ripHi = hi;
+    return;
+  }
   // Check the target before pushing so a bad target faults with the stack unchanged.
   const saveLo = c.ripLo;
   const saveHi = c.ripHi;
@@ -70,11 +92,12 @@ function callAbs(c: CpuCore, d: Insn): void {
   c.ripHi = tHi;
 }
 
+/** RET checks the target (#GP for non-canonical or beyond CS.limit) before RSP moves (SDM RET "Operation"). */
 function ret(c: CpuCore, d: Insn): void {
-  const lo = c.pop(d.osize);
+  const lo = c.peekStack(0, d.osize);
   const hi = d.osize === 8 ? c.hi : 0;
   c.setRipSized(lo, hi, d.osize);
-  if (d.k0 === OpKind.Imm) c.addSp(d.immLo & 0xffff);
+  c.addSp(d.osize + (d.k0 === OpKind.Imm ? d.immLo & 0xffff : 0));
 }
 
 /** Reads a far pointer operand: offset in return value (hi in c.hi), selector in farSel. */

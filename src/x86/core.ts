@@ -358,6 +358,7 @@ export class CpuCore extends FlagUnit {
   }
 
   rd0(d: Insn): number {
+    if (d.rmw && d.k0 === OpKind.Mem) return this.readMemRmw(d.seg, this.eaLo, this.eaHi, d.s0);
     return this.rd(d, d.k0, d.r0, d.s0);
   }
   rd1(d: Insn): number {
@@ -517,6 +518,27 @@ export class CpuCore extends FlagUnit {
     return this.readLin(lo, this.hi, size);
   }
 
+  /**
+   * Reads the destination of a read-modify-write instruction: segment and page checks are those of a
+   * write (the hardware locks or claims the line for writing on the first access), then the value is read.
+   */
+  readMemRmw(seg: number, offLo: number, offHi: number, size: number): number {
+    const lo = this.linear(seg, offLo, offHi, size, true);
+    const hi = this.hi;
+    const po = lo & 0xfff;
+    const slot = this.tlbUser + TLB_SIZE + ((lo >>> 12) & TLB_MASK);
+    if (po + size > 4096 || this.tlbTag[slot] !== hi * 1048576 + (lo >>> 12)) {
+      const user = this.cpl === 3;
+      this.alignCheck(lo, hi, size, user);
+      this.translate(lo, hi, ACC_WRITE, user);
+      if (po + size > 4096) {
+        const s2 = (lo >>> 0) + (4096 - po);
+        this.translate(s2 | 0, (hi + (s2 >= TWO32 ? 1 : 0)) | 0, ACC_WRITE, user);
+      }
+    }
+    return this.readLin(lo, hi, size);
+  }
+
   writeMem(seg: number, offLo: number, offHi: number, size: number, vlo: number, vhi: number): void {
     const lo = this.linear(seg, offLo, offHi, size, true);
     this.writeLin(lo, this.hi, size, vlo, vhi);
@@ -579,13 +601,19 @@ export class CpuCore extends FlagUnit {
     this.writeSlow(lo, hi, size, vlo, vhi, false);
   }
 
-  /** #AC(0) for a misaligned user data access while alignment checking is active (SDM Vol. 3A 6.15 #AC). */
-  private alignCheck(lo: number, size: number, user: boolean): void {
-    if (user && this.tlbUser === 6 * TLB_SIZE && size > 1 && (lo & (size - 1)) !== 0) this.fault(Vec.AC, 0);
+  /**
+   * #AC(0) for a misaligned user data access while alignment checking is active (SDM Vol. 3A 6.15 #AC).
+   * A non-canonical address is a #GP(0) first: the canonical check has priority over alignment.
+   */
+  alignCheck(lo: number, hi: number, size: number, user: boolean): void {
+    if (user && this.tlbUser === 6 * TLB_SIZE && size > 1 && (lo & (size - 1)) !== 0) {
+      if (this.efer & EFER_LMA && (hi << 16) >> 16 !== hi) this.fault(Vec.GP, 0);
+      this.fault(Vec.AC, 0);
+    }
   }
 
   readSlow(lo: number, hi: number, size: number, user: boolean): number {
-    this.alignCheck(lo, size, user);
+    this.alignCheck(lo, hi, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
       // Page-straddling: assemble from bytes (each byte translated; faults before any state change).
@@ -619,7 +647,7 @@ export class CpuCore extends FlagUnit {
   }
 
   writeSlow(lo: number, hi: number, size: number, vlo: number, vhi: number, user: boolean): void {
-    this.alignCheck(lo, size, user);
+    this.alignCheck(lo, hi, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
       // Translate both pages first so a fault on the second leaves memory untouched.

@@ -94,7 +94,9 @@ export class Cpu extends CpuCore implements Processor {
 
   /** Translates the code page of linear (lo, hi) for execution; returns its RAM offset. */
   private codePage(lo: number, hi: number): number {
-    const off = this.translate(lo & ~0xfff, hi, ACC_EXEC, this.cpl === 3);
+    // Translate the address itself, not the page base: a fault's CR2 is the faulting linear address.
+    const t = this.translate(lo, hi, ACC_EXEC, this.cpl === 3);
+    const off = t < 0 ? t : t - (lo & 0xfff);
     if (off < 0) {
       // Executing from a non-RAM address is refused by the partition (no instruction bytes to fetch).
       this.exit.gpa = this.mmioGpaLast;

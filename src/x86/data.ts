@@ -103,7 +103,7 @@ function cmpxchg8b(c: CpuCore, d: Insn): void {
   if (wide && (c.eaLo & 15) !== 0) c.gp(0);
   const seg = d.seg;
   if (!wide) {
-    const lo = c.readMem(seg, c.eaLo, c.eaHi, 8);
+    const lo = c.readMemRmw(seg, c.eaLo, c.eaHi, 8);
     const hi = c.hi;
     if (lo === c.rlo[0] && hi === c.rlo[2]) {
       c.writeMem(seg, c.eaLo, c.eaHi, 8, c.rlo[3]!, c.rlo[1]!);
@@ -119,9 +119,9 @@ function cmpxchg8b(c: CpuCore, d: Insn): void {
   const s = (c.eaLo >>> 0) + 8;
   const lo2 = s | 0;
   const hi2 = (c.eaHi + (s >= 0x1_0000_0000 ? 1 : 0)) | 0;
-  const q0l = c.readMem(seg, c.eaLo, c.eaHi, 8);
+  const q0l = c.readMemRmw(seg, c.eaLo, c.eaHi, 8);
   const q0h = c.hi;
-  const q1l = c.readMem(seg, lo2, hi2, 8);
+  const q1l = c.readMemRmw(seg, lo2, hi2, 8);
   const q1h = c.hi;
   if (q0l === c.rlo[0] && q0h === c.rhi[0] && q1l === c.rlo[2] && q1h === c.rhi[2]) {
     c.writeMem(seg, c.eaLo, c.eaHi, 8, c.rlo[3]!, c.rhi[3]!);
@@ -146,16 +146,28 @@ function xadd(c: CpuCore, d: Insn): void {
     const rl = s | 0;
     const rh = (ah + bh + (s >= 0x1_0000_0000 ? 1 : 0)) | 0;
     c.setLazy64(LazyOp.Add, a, ah, b, bh, rl, rh, 0);
-    c.wr0(d, rl, rh);
-    c.wr1(d, a, ah);
+    xaddWrite(c, d, rl, rh, a, ah);
     return;
   }
   const ua = usize(a, size);
   const ub = usize(b, size);
   const r = usize(ua + ub, size);
   c.setLazy(LazyOp.Add, size, ua, ub, r, 0);
-  c.wr0(d, r, 0);
-  c.wr1(d, ua, 0);
+  xaddWrite(c, d, r, 0, ua, 0);
+}
+
+/**
+ * XADD writes SRC <- DEST then DEST <- sum (SDM XADD "Operation"), so with the same register as both
+ * operands the sum wins. A memory destination is written first so that its fault leaves the register alone.
+ */
+function xaddWrite(c: CpuCore, d: Insn, rl: number, rh: number, ol: number, oh: number): void {
+  if (d.k0 === OpKind.Mem) {
+    c.wr0(d, rl, rh);
+    c.wr1(d, ol, oh);
+  } else {
+    c.wr1(d, ol, oh);
+    c.wr0(d, rl, rh);
+  }
 }
 
 export function bswap32(v: number): number {

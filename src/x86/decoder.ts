@@ -33,6 +33,11 @@ export interface FeatureGate {
 }
 
 const MAX_LEN = 15;
+/**
+ * Read-modify-write forms that are not LOCK-able (every LOCK-able form is read-modify-write): shifts and
+ * rotates read their memory destination with write intent even when the masked count is 0.
+ */
+const RMW_UNLOCKABLE = new Set(["ROL", "ROR", "RCL", "RCR", "SHL", "SAL", "SHR", "SAR", "SHLD", "SHRD"]);
 
 // Decoder cursor (module state instead of a closure so that decoding never allocates).
 let buf: Uint8Array = new Uint8Array(0);
@@ -180,6 +185,7 @@ function decodeInner(mode: CodeMode, gate: FeatureGate, d: Insn): number {
 
   d.entry = e;
   d.op = e.id;
+  d.rmw = e.lockable || RMW_UNLOCKABLE.has(e.mnemonic);
   d.mode = mode;
   d.osize = osize;
   d.asize = asize;

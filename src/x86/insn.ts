@@ -96,6 +96,11 @@ export class Insn {
   immHi = 0;
   /** Second immediate (ENTER's nesting level, far pointer selector). */
   imm2 = 0;
+  /**
+   * A memory destination (slot 0) is read and then written: the read is translated with write intent, so
+   * a read-only or absent page faults with the W bit of the #PF error code set (SDM Vol. 3A 4.7).
+   */
+  rmw = false;
 
   /** Copies every field from another record (used when a page-straddling decode is cached nowhere). */
   copyFrom(o: Insn): void {
@@ -119,6 +124,7 @@ export class Insn {
     this.dispLo = o.dispLo;
     this.dispHi = o.dispHi;
     this.ripRel = o.ripRel;
+    this.rmw = o.rmw;
     this.seg = o.seg;
     this.k0 = o.k0;
     this.r0 = o.r0;

@@ -6,7 +6,7 @@
 
 import { usize } from "./alu.js";
 import type { CpuCore, Handler } from "./core.js";
-import type { Insn } from "./insn.js";
+import { type Insn, OpKind } from "./insn.js";
 import { FLAG_CF, FLAG_OF } from "./opcode-table.js";
 
 /** High half of the last 64-bit helper result. */
@@ -60,6 +60,16 @@ function count(c: CpuCore, d: Insn): number {
   return c.rd1(d) & (d.s0 === 8 ? 63 : 31);
 }
 
+/**
+ * A masked count of 0 changes no flags and no value, but the destination is still an operand: memory is
+ * read with write intent (faults are raised) and a 32-bit register is written, zero-extending it (SDM
+ * Vol. 1 3.4.1.1; observed on hardware).
+ */
+function countZero(c: CpuCore, d: Insn): void {
+  const a = c.rd0(d);
+  if (d.k0 === OpKind.Reg && d.s0 === 4) c.setGpr(d.r0, 4, a, 0);
+}
+
 const enum Sh {
   Shl,
   Shr,
@@ -69,7 +79,10 @@ const enum Sh {
 function shift(c: CpuCore, d: Insn, kind: Sh): void {
   const size = d.s0;
   const n = count(c, d);
-  if (n === 0) return;
+  if (n === 0) {
+    countZero(c, d);
+    return;
+  }
   const a = c.rd0(d);
   const ah = c.hi;
   if (size === 8) {
@@ -124,7 +137,10 @@ function rotate(c: CpuCore, d: Insn, left: boolean, throughCarry: boolean): void
   const size = d.s0;
   const bits = size * 8;
   let n = count(c, d);
-  if (n === 0) return;
+  if (n === 0) {
+    countZero(c, d);
+    return;
+  }
   let lo = c.rd0(d);
   let hi = size === 8 ? c.hi : 0;
   if (size < 8) lo = usize(lo, size);
@@ -178,7 +194,10 @@ function rotate(c: CpuCore, d: Insn, left: boolean, throughCarry: boolean): void
 function shiftDouble(c: CpuCore, d: Insn, left: boolean): void {
   const size = d.s0;
   const n = (d.k2 === 4 ? d.immLo : c.rlo[1]!) & (size === 8 ? 63 : 31);
-  if (n === 0) return;
+  if (n === 0) {
+    countZero(c, d);
+    return;
+  }
   const a = c.rd0(d);
   const ah = c.hi;
   const b = c.rd1(d);

@@ -54,8 +54,13 @@ export const LR = new Lanes();
 
 /** Linear address of d's memory operand for `size` bytes (segment checks applied); hi half in c.hi. */
 function memLinear(c: CpuCore, d: Insn, size: number, write: boolean, align: boolean): number {
+  // In 64-bit mode the alignment #GP comes before the non-canonical #SS of an RBP/RSP-based operand.
+  if (align && c.long64 && ((c.eaLo + (d.seg < 4 ? 0 : c.segBaseLo[d.seg]!)) & 15) !== 0) c.gp(0);
   const lo = c.linear(d.seg, c.eaLo, c.eaHi, size, write);
   if (align && (lo & 15) !== 0) c.gp(0);
+  // The unaligned-capable 16-byte forms raise #AC on a non-16-byte-aligned operand when alignment checking
+  // is active at CPL 3 (SDM Vol. 2 exception class 4, "#AC(0)"; observed on hardware).
+  if (!align && size === 16) c.alignCheck(lo, c.hi, 16, c.cpl === 3);
   return lo;
 }
 
@@ -165,8 +170,14 @@ export function store(
       const s = (lo >>> 0) + 8;
       const lo2 = s | 0;
       const hi2 = (hi + (s >= TWO32 ? 1 : 0)) | 0;
-      // Probe the first half's page, then write the second half (its own page check) before the first.
+      // Probe the first page and, for a page-crossing store, the first byte of the second page (the CR2 a
+      // fault there reports), then write the halves; nothing is written unless both pages are writable.
       c.translate(lo, hi, ACC_WRITE, c.cpl === 3);
+      const po = lo & 0xfff;
+      if (po > 4096 - 16) {
+        const p2 = (lo >>> 0) + (4096 - po);
+        c.translate(p2 | 0, (hi + (p2 >= TWO32 ? 1 : 0)) | 0, ACC_WRITE, c.cpl === 3);
+      }
       c.writeLin(lo2, hi2, 8, v[2]!, v[3]!);
       c.writeLin(lo, hi, 8, v[0]!, v[1]!);
       return;

@@ -228,8 +228,8 @@ export const SIMD_ROWS: readonly string[] = [
   "CVTTPD2DQ | 66 0F E6 /r | Vdq,Wpd | feat:SSE2 | cvttpd2dq",
   "CVTDQ2PD | F3 0F E6 /r | Vpd,Wq | feat:SSE2 | cvtdq2pd",
   "CVTPD2DQ | F2 0F E6 /r | Vdq,Wpd | feat:SSE2 | cvtpd2dq",
-  "LDMXCSR | 0F AE /2 | Md | mem feat:SSE | ldmxcsr",
-  "STMXCSR | 0F AE /3 | Md | mem feat:SSE | stmxcsr",
+  "LDMXCSR | NP 0F AE /2 | Md | mem feat:SSE | ldmxcsr",
+  "STMXCSR | NP 0F AE /3 | Md | mem feat:SSE | stmxcsr",
   // ---- state save/restore (fxsave.ts) ----
   "FXSAVE | 0F AE /0 | M | mem feat:FXSR | fxsave",
   "FXRSTOR | 0F AE /1 | M | mem feat:FXSR | fxrstor",

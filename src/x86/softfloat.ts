@@ -21,6 +21,7 @@ export const F_OE = 0x08;
 export const F_UE = 0x10;
 export const F_PE = 0x20;
 const UM = 0x800; // MXCSR underflow mask bit
+const OM = 0x400; // MXCSR overflow mask bit
 const DAZ = 0x40;
 const FTZ = 0x8000;
 
@@ -191,7 +192,10 @@ function sqrtErrSign(a: number, r: number): number {
 export function round32(s: number, e: number): number {
   const m = mode();
   let r = Math.fround(s);
-  if (!Number.isFinite(r) && Number.isFinite(s)) return overflow32(s > 0, m);
+  if (!Number.isFinite(r) && Number.isFinite(s)) {
+    const f = frexp(s);
+    return overflow32(s > 0, m, e !== 0 || Math.fround(f) !== f);
+  }
   const diff = s - r;
   let sgn = diff !== 0 ? Math.sign(diff) : Math.sign(e);
   if (m === 0 && diff !== 0 && e !== 0 && Math.sign(e) === Math.sign(diff)) {
@@ -213,8 +217,17 @@ export function round32(s: number, e: number): number {
   return finishTiny(r, sgn, 1.1754943508222875e-38, true);
 }
 
-function overflow32(pos: boolean, m: number): number {
-  sf.flags |= F_OE | F_PE;
+/**
+ * Overflow: a masked one delivers infinity or the largest finite value, which is always inexact. An unmasked
+ * one leaves the destination alone and reports PE only when the significand itself had to be rounded (the
+ * result with an unbounded exponent is inexact), as hardware does (SDM Vol. 1 11.5.2.4, 4.9.1.4).
+ */
+function overflowFlags(inexact: boolean): void {
+  sf.flags |= F_OE | (inexact || sf.mxcsr & OM ? F_PE : 0);
+}
+
+function overflow32(pos: boolean, m: number, inexact: boolean): number {
+  overflowFlags(inexact);
   const max = 3.4028234663852886e38;
   const toInf = m === 0 || (m === 2 && pos) || (m === 1 && !pos);
   return bits32(pos ? (toInf ? Infinity : max) : toInf ? -Infinity : -max);
@@ -233,10 +246,10 @@ function finishTiny(r: number, sgn: number, minNormal: number, is32: boolean): n
 }
 
 /** Rounds T = s + e to binary64; s = RN(T) already. Returns the low bits, high in sf.hi. */
-export function round64(s: number, sgn: number, overflowed: boolean): number {
+export function round64(s: number, sgn: number, overflowed: boolean, inexact = true): number {
   const m = mode();
   if (overflowed) {
-    sf.flags |= F_OE | F_PE;
+    overflowFlags(inexact);
     const pos = s > 0;
     const toInf = m === 0 || (m === 2 && pos) || (m === 1 && !pos);
     return bits64(pos ? (toInf ? Infinity : Number.MAX_VALUE) : toInf ? -Infinity : -Number.MAX_VALUE);
@@ -394,7 +407,14 @@ export function op64(op: FOp, alo: number, ahi: number, blo: number, bhi: number
       const s = a + bv;
       if (s === 0) return bits64(zeroSum(a, bv));
       if (!Number.isFinite(a) || !Number.isFinite(bv)) return bits64(s);
-      if (!Number.isFinite(s)) return round64(s, 0, true);
+      if (!Number.isFinite(s)) {
+        // Halved operands add without overflow; the halved sum is exact iff the true sum's significand is.
+        const ha = a * 0.5;
+        const hb = bv * 0.5;
+        const hs = ha + hb;
+        const ht = hs - ha;
+        return round64(s, 0, true, ha - (hs - ht) + (hb - ht) !== 0);
+      }
       const t = s - a;
       const e = a - (s - t) + (bv - t);
       return round64(s, Math.sign(e), false);
@@ -403,7 +423,10 @@ export function op64(op: FOp, alo: number, ahi: number, blo: number, bhi: number
       if ((a === 0 && Math.abs(b) === Infinity) || (b === 0 && Math.abs(a) === Infinity)) return qnan64();
       const p = a * b;
       if (a === 0 || b === 0 || !Number.isFinite(a) || !Number.isFinite(b)) return bits64(p);
-      if (!Number.isFinite(p)) return round64(p, 0, true);
+      if (!Number.isFinite(p)) {
+        twoProd(frexp(a), frexp(b));
+        return round64(p, 0, true, tpLo !== 0);
+      }
       return round64(p, mulErrSign(a, b, p), false);
     }
     default: {
@@ -414,7 +437,12 @@ export function op64(op: FOp, alo: number, ahi: number, blo: number, bhi: number
         return bits64(q);
       }
       if (a === 0 || !Number.isFinite(a) || !Number.isFinite(b)) return bits64(q);
-      if (!Number.isFinite(q)) return round64(q, 0, true);
+      if (!Number.isFinite(q)) {
+        const ma = frexp(a);
+        const mb = frexp(b);
+        const h = twoProd(ma / mb, mb);
+        return round64(q, 0, true, h !== ma || tpLo !== 0);
+      }
       return round64(q, divErrSign(a, b, q), false);
     }
   }

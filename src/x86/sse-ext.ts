@@ -439,6 +439,17 @@ function roundInt64(lo: number, hi: number): number {
   return RDV.getInt32(0, true);
 }
 
+/**
+ * DPPS/DPPD report the multiply stage's exceptions before the additions run (as on hardware): the products'
+ * flags are committed like one SSE operation's (an unmasked one faults there, before the sums can add
+ * flags of their own); the additions then report theirs the same way (SDM DPPS/DPPD "SIMD Floating-Point
+ * Exceptions": exceptions are detected per stage).
+ */
+function dpMulStage(c: CpuCore): void {
+  raiseMx(c, sf.flags);
+  sf.flags = 0;
+}
+
 /** DPPS/DPPD: products of the imm8[7:4]-selected lanes summed (in lane order pairs), broadcast by imm8[3:0]. */
 function dp(double: boolean): Handler {
   return (c, d) => {
@@ -455,6 +466,7 @@ function dp(double: boolean): Handler {
           t.push(op64(FOp.Mul, a[2 * i]!, a[2 * i + 1]!, b[2 * i]!, b[2 * i + 1]!), sf.hi);
         } else t.push(0, 0);
       }
+      dpMulStage(c);
       const sl = op64(FOp.Add, t[0]!, t[1]!, t[2]!, t[3]!);
       const sh = sf.hi;
       for (let i = 0; i < 2; i++) {
@@ -464,6 +476,7 @@ function dp(double: boolean): Handler {
     } else {
       const t: number[] = [];
       for (let i = 0; i < 4; i++) t.push(imm & (0x10 << i) ? op32(FOp.Mul, a[i]!, b[i]!) : 0);
+      dpMulStage(c);
       const s01 = op32(FOp.Add, t[0]!, t[1]!);
       const s23 = op32(FOp.Add, t[2]!, t[3]!);
       const s = op32(FOp.Add, s01, s23);

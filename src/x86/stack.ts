@@ -5,7 +5,7 @@
 // Spec: Intel SDM Vol. 2B PUSH, POP, PUSHA/PUSHAD, POPA/POPAD, PUSHF/PUSHFD/PUSHFQ, POPF/POPFD/POPFQ, ENTER,
 // LEAVE; Vol. 3A 20.2.7 (virtual-8086 sensitive instructions).
 
-import { CR0_PE, type CpuCore, type Handler } from "./core.js";
+import { CR0_PE, type CpuCore, type Handler, Vec } from "./core.js";
 import { type Insn, OpKind } from "./insn.js";
 import {
   FLAG_AC,
@@ -18,6 +18,7 @@ import {
   FLAG_DF,
   FLAG_TF,
 } from "./opcode-table.js";
+import { ACC_WRITE } from "./paging.js";
 import { loadSeg } from "./segments.js";
 
 function push(c: CpuCore, d: Insn): void {
@@ -108,10 +109,32 @@ function popf(c: CpuCore, d: Insn): void {
   writeFlags(c, v, mask);
 }
 
+/** Write-checks size bytes at rSP - below (stack segment and paging), raising #SS/#PF without writing. */
+function enterProbe(c: CpuCore, below: number, size: number): void {
+  if (c.stackSize === 8) {
+    const s = (c.rlo[4]! >>> 0) - below;
+    const lo = s | 0;
+    const hi = (c.rhi[4]! - (s < 0 ? 1 : 0)) | 0;
+    if ((hi << 16) >> 16 !== hi) c.fault(Vec.SS, 0);
+    c.alignCheck(lo, hi, size, c.cpl === 3);
+    c.translate(lo, hi, ACC_WRITE, c.cpl === 3);
+    return;
+  }
+  const sp = c.stackSize === 4 ? (c.rlo[4]! - below) | 0 : (c.rlo[4]! - below) & 0xffff;
+  const lin = c.linear(2, sp, 0, size, true);
+  c.alignCheck(lin, 0, size, c.cpl === 3);
+  c.translate(lin, 0, ACC_WRITE, c.cpl === 3);
+}
+
 function enter(c: CpuCore, d: Insn): void {
   const size = d.osize;
   const alloc = d.immLo & 0xffff;
   const level = d.imm2 & 31;
+  // The final stack pointer must be writable before anything changes (SDM ENTER "Protected/64-Bit Mode
+  // Exceptions": a write using the final value of the stack pointer would fault).
+  // The pushes happen first (hardware writes them), but a fault leaves rSP unchanged.
+  const spLo = c.rlo[4]!;
+  const spHi = c.rhi[4]!;
   c.push(size, c.rlo[5]!, c.rhi[5]!);
   const ftLo = c.rlo[4]!;
   const ftHi = c.rhi[4]!;
@@ -129,6 +152,15 @@ function enter(c: CpuCore, d: Insn): void {
       c.push(size, v, c.hi);
     }
     c.push(size, ftLo, ftHi);
+  }
+  if (alloc !== 0) {
+    const pLo = c.rlo[4]!;
+    const pHi = c.rhi[4]!;
+    c.rlo[4] = spLo;
+    c.rhi[4] = spHi;
+    enterProbe(c, size * (level > 0 ? level + 1 : 1) + alloc, size);
+    c.rlo[4] = pLo;
+    c.rhi[4] = pHi;
   }
   // rBP takes the frame pointer at the operand size; rSP then drops by the allocation size.
   c.setGpr(5, size, ftLo, ftHi);

@@ -207,7 +207,7 @@ function insBody(c: CpuCore, d: Insn): boolean {
   checkIoPermission(c, port, size);
   const t = idx(c, 7, as);
   // Probe the destination first so a fault does not lose the port data (SDM INS: checked before the read).
-  c.readMem(0, t, c.hi, size);
+  c.readMemRmw(0, t, c.hi, size);
   const v = portIn(c, port, size);
   c.writeMem(0, t, as === 8 ? c.rhi[7]! : 0, size, v, 0);
   step(c, 7, as, dir(c, size));
@@ -309,6 +309,13 @@ export const stringHandlers: Record<string, Handler> = {
   lods: (c, d) => repeat(c, d, lodsBody, false),
   cmps: (c, d) => repeat(c, d, cmpsBody, true),
   scas: (c, d) => repeat(c, d, scasBody, true),
-  ins: (c, d) => repeat(c, d, insBody, false),
-  outs: (c, d) => repeat(c, d, outsBody, false),
+  // The I/O permission check comes before the count test, so REP with rCX = 0 still faults (SDM INS/OUTS).
+  ins: (c, d) => {
+    checkIoPermission(c, c.rlo[2]! & 0xffff, d.s0);
+    repeat(c, d, insBody, false);
+  },
+  outs: (c, d) => {
+    checkIoPermission(c, c.rlo[2]! & 0xffff, d.s1);
+    repeat(c, d, outsBody, false);
+  },
 };

@@ -1,0 +1,164 @@
+// Conformance of the emulated processor against the host CPU: every user-mode form of the opcode table,
+// with randomized registers, flags, memory operands and prefixes (tests/conformance/generate.ts), is run
+// natively by runner.c (compiled here with gcc, one child process for the whole batch) and in the emulator
+// (emulator-side.ts, one Cpu reset per case); registers, RFLAGS (minus the SDM's undefined flags), RIP,
+// the data pages and the exception (vector, error code, CR2) must all match. Prints a table of forms,
+// cases and mismatches, with details of the first mismatches of each form.
+// Knobs: VIRIDIAN_CONF_SEED (default below), VIRIDIAN_CONF_CASES (cases per form, default 200, min 200),
+// VIRIDIAN_CONF_FILTER (substring of form names), VIRIDIAN_FULL=1 (2000 cases per form).
+// Spec: Intel SDM Vol. 2 (instruction semantics, "Flags Affected"), Vol. 3A ch. 6 (exceptions).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { GuestMemory } from "../../src/memory/guest-memory.js";
+import { Cpu } from "../../src/x86/cpu.js";
+import type { Feature } from "../../src/x86/opcode-table.js";
+import {
+  compareOutcomes,
+  decodeResults,
+  describeCase,
+  encodeBatch,
+  normalize,
+  VECTOR_NAMES,
+} from "./batch.js";
+import { EmulatedMachine } from "./emulator-side.js";
+import { generateAll, selectForms } from "./generate.js";
+
+const DEFAULT_SEED = 0x5eed2026;
+const MIN_CASES = 200;
+
+/** /proc/cpuinfo flag names for the table's features. */
+const CPUINFO_FLAG: Record<Feature, string> = {
+  LM: "lm",
+  CX8: "cx8",
+  CX16: "cx16",
+  CMOV: "cmov",
+  POPCNT: "popcnt",
+  LZCNT: "abm",
+  BMI1: "bmi1",
+  MOVBE: "movbe",
+  RDRAND: "rdrand",
+  RDTSCP: "rdtscp",
+  SYSCALL: "syscall",
+  SEP: "sep",
+  CLFSH: "clflush",
+  SSE2: "sse2",
+  INVPCID: "invpcid",
+  LAHF64: "lahf_lm",
+  FXSR: "fxsr",
+  MMX: "mmx",
+  SSE: "sse",
+  SSE3: "pni",
+  SSSE3: "ssse3",
+  SSE41: "sse4_1",
+  SSE42: "sse4_2",
+  FPU: "fpu",
+  XSAVE: "xsave",
+};
+
+function hostFlags(): Set<string> {
+  const text = readFileSync("/proc/cpuinfo", "utf8");
+  const line = text.split("\n").find((l) => l.startsWith("flags")) ?? "";
+  return new Set(
+    line
+      .replace(/^flags\s*:/, "")
+      .trim()
+      .split(/\s+/),
+  );
+}
+
+const isX64Linux = process.platform === "linux" && process.arch === "x64";
+
+test(
+  "conformance: emulated processor vs host CPU, every user-mode form",
+  { skip: !isX64Linux && "needs x86-64 Linux" },
+  () => {
+    const seed = Number(process.env.VIRIDIAN_CONF_SEED ?? DEFAULT_SEED) >>> 0;
+    const perForm = Math.max(
+      MIN_CASES,
+      Number(process.env.VIRIDIAN_CONF_CASES ?? (process.env.VIRIDIAN_FULL === "1" ? 2000 : MIN_CASES)),
+    );
+    const filter = process.env.VIRIDIAN_CONF_FILTER;
+    const flags = hostFlags();
+    const probe = new Cpu(new GuestMemory(1 << 16));
+    const { forms: all, skipped } = selectForms(
+      (f) => flags.has(CPUINFO_FLAG[f]),
+      (f) => probe.cpuid.has(f as Parameters<typeof probe.cpuid.has>[0]),
+    );
+    const forms = filter === undefined ? all : all.filter((f) => f.name.includes(filter));
+    console.log(`conformance: seed 0x${seed.toString(16)}, ${perForm} cases per form, ${forms.length} forms`);
+    const cases = generateAll(forms, perForm, seed);
+
+    const dir = mkdtempSync(join(tmpdir(), "viridian-conf-"));
+    let raw: ReturnType<typeof decodeResults>;
+    try {
+      const exe = join(dir, "runner");
+      const src = new URL("../../../tests/conformance/runner.c", import.meta.url).pathname;
+      execFileSync("gcc", ["-O1", "-fPIE", "-pie", "-o", exe, src], { stdio: "pipe" });
+      const r = spawnSync(exe, [], { input: encodeBatch(cases), maxBuffer: 1 << 30, timeout: 120_000 });
+      assert.equal(
+        r.status,
+        0,
+        `runner failed (status ${r.status}, signal ${r.signal}): ${r.stderr?.toString()}`,
+      );
+      raw = decodeResults(r.stdout, cases.length);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+
+    const emu = new EmulatedMachine();
+    const stats = forms.map(() => ({
+      cases: 0,
+      mismatches: 0,
+      outcomes: new Map<string, number>(),
+      shown: [] as string[],
+      kinds: new Set<string>(),
+    }));
+    let total = 0;
+    cases.forEach((c, i) => {
+      const st = stats[c.form]!;
+      st.cases++;
+      const nat = normalize(raw[i]!, c);
+      const key = VECTOR_NAMES[nat.vector] ?? `v${nat.vector}`;
+      st.outcomes.set(key, (st.outcomes.get(key) ?? 0) + 1);
+      const er = emu.run(c);
+      const diff = typeof er === "string" ? [er] : compareOutcomes(nat, normalize(er, c), c);
+      if (diff.length > 0) {
+        st.mismatches++;
+        total++;
+        // Show the first case of each kind of difference (up to four kinds per form).
+        const kind = diff.map((x) => x.split(" ")[0]).join("+");
+        if (!st.kinds.has(kind) && st.kinds.size < 4 && st.kinds.add(kind))
+          st.shown.push(`    ${describeCase(c)}\n      native vs emulated: ${diff.join("; ")}`);
+      }
+    });
+
+    const w = Math.max(...forms.map((f) => f.name.length), 4);
+    const lines = [`${"form".padEnd(w)}  cases  mismatches  native outcomes`];
+    forms.forEach((f, i) => {
+      const st = stats[i]!;
+      const oc = [...st.outcomes].map(([k, n]) => `${k} ${n}`).join(", ");
+      lines.push(
+        `${f.name.padEnd(w)}  ${String(st.cases).padStart(5)}  ${String(st.mismatches).padStart(10)}  ${oc}`,
+      );
+    });
+    lines.push(
+      `${forms.length} forms, ${cases.length} cases, ${total} mismatches (seed 0x${seed.toString(16)})`,
+    );
+    lines.push(`skipped rows: ${skipped.map((s) => `${s.name} [${s.reason}]`).join("; ")}`);
+    const bad = forms.map((f, i) => ({ f, st: stats[i]! })).filter((x) => x.st.mismatches > 0);
+    for (const { f, st } of bad)
+      lines.push(`MISMATCH ${f.name}: ${st.mismatches}/${st.cases}\n${st.shown.join("\n")}`);
+    console.log(lines.join("\n"));
+
+    for (const st of stats) assert.ok(st.cases >= MIN_CASES);
+    assert.equal(
+      total,
+      0,
+      `${total} mismatches in ${bad.length} forms: ${bad.map((x) => x.f.name).join(" | ")}`,
+    );
+  },
+);
