@@ -6,6 +6,7 @@
 // 6.5 (faults report the faulting instruction, traps the next one).
 
 import { CODE_BASE, DATA_SIZE, type Case } from "./generate.js";
+import { GPR64_NAMES } from "../../src/x86/disasm.js";
 
 export const REC_IN = 460;
 
@@ -157,24 +158,7 @@ export function normalize(r: RawResult, c: Case): Outcome {
   };
 }
 
-const REG_NAMES = [
-  "rax",
-  "rcx",
-  "rdx",
-  "rbx",
-  "rsp",
-  "rbp",
-  "rsi",
-  "rdi",
-  "r8",
-  "r9",
-  "r10",
-  "r11",
-  "r12",
-  "r13",
-  "r14",
-  "r15",
-];
+const REG_NAMES = GPR64_NAMES;
 
 /** RFLAGS bits compared: every defined bit except RF (set in fault frames by hardware and kernel alike). */
 export const FLAGS_COMPARED = 0x3f7fd5 & ~0x10000;
