@@ -153,6 +153,7 @@ export class VhdxImage implements ImageDisk {
       // Log replay (2.3.3) comes before anything else is read: the region table and metadata may be in it.
       let base = file;
       let pendingLog = false;
+      let replayed = false;
       if (!isZeroGuid(header.logGuid) && header.logLength > 0) {
         if (header.logLength > MAX_LOG)
           throw new StorageError(
@@ -164,6 +165,7 @@ export class VhdxImage implements ImageDisk {
         const active = findActiveSequence(log, header.logGuid, header.logOffset);
         if (active) {
           validateReplay(active, size);
+          replayed = true;
           if (options.readOnly) {
             base = new ReplayedFile(file, active, size);
             pendingLog = true;
@@ -178,7 +180,8 @@ export class VhdxImage implements ImageDisk {
         }
       }
 
-      const regions = await readRegions(base, path, head, pendingLog);
+      // The region tables may have been in the replayed log: read them again after a replay.
+      const regions = await readRegions(base, path, head, replayed);
       const metaLength = Math.min(regions.metadata.length, MAX_METADATA);
       const metaBytes = new Uint8Array(metaLength);
       checkExtent(regions.metadata, size, "metadata region", path);
