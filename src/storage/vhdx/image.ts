@@ -22,7 +22,10 @@ import {
   HEADER2_OFFSET,
   HEADER_SIZE,
   LOG_SECTOR,
+  MAX_CAPACITY,
+  METADATA_TABLE_SIZE,
   MiB,
+  VIRTUAL_DISK_SIZE,
   REGION1_OFFSET,
   REGION2_OFFSET,
   REGION_TABLE_SIZE,
@@ -40,6 +43,9 @@ import {
   parseMetadata,
   parseRegionTable,
   payloadBatIndex,
+  put64,
+  u16,
+  u32,
   validateHeader,
   type Geometry,
   type Header,
@@ -66,8 +72,8 @@ interface Extent {
 export class VhdxImage implements ImageDisk {
   readonly logicalSectorSize: number;
   readonly physicalSectorSize: number;
-  readonly capacity: number;
-  private readonly geo: Geometry;
+  capacity: number;
+  private geo: Geometry;
   private readonly pages = new Map<number, Uint8Array>();
   private readonly dirty = new Set<number>();
   private readonly dirtyBitmap = new Set<number>();
@@ -77,6 +83,7 @@ export class VhdxImage implements ImageDisk {
   private logSequence = 1;
   private closed = false;
   private allocatedBlocks = -1;
+  private dataGuidRenewed = false;
 
   /** The path this image was opened from (for a parent: as resolved from the child's locator). */
   get location(): string {
@@ -146,6 +153,7 @@ export class VhdxImage implements ImageDisk {
       // Log replay (2.3.3) comes before anything else is read: the region table and metadata may be in it.
       let base = file;
       let pendingLog = false;
+      let replayed = false;
       if (!isZeroGuid(header.logGuid) && header.logLength > 0) {
         if (header.logLength > MAX_LOG)
           throw new StorageError(
@@ -157,6 +165,7 @@ export class VhdxImage implements ImageDisk {
         const active = findActiveSequence(log, header.logGuid, header.logOffset);
         if (active) {
           validateReplay(active, size);
+          replayed = true;
           if (options.readOnly) {
             base = new ReplayedFile(file, active, size);
             pendingLog = true;
@@ -171,7 +180,8 @@ export class VhdxImage implements ImageDisk {
         }
       }
 
-      const regions = await readRegions(base, path, head, pendingLog);
+      // The region tables may have been in the replayed log: read them again after a replay.
+      const regions = await readRegions(base, path, head, replayed);
       const metaLength = Math.min(regions.metadata.length, MAX_METADATA);
       const metaBytes = new Uint8Array(metaLength);
       checkExtent(regions.metadata, size, "metadata region", path);
@@ -393,6 +403,268 @@ export class VhdxImage implements ImageDisk {
   check(repair: boolean): Promise<CheckReport> {
     if (this.closed) return Promise.reject(new StorageError("closed", `${this.path} is closed`));
     return this.serial(() => this.runCheck(repair));
+  }
+
+  resize(newCapacity: number, force: boolean): Promise<void> {
+    if (this.closed) return Promise.reject(new StorageError("closed", `${this.path} is closed`));
+    if (this.readOnly) return Promise.reject(new StorageError("read-only", `${this.path} is open read-only`));
+    return this.serial(() => this.runResize(newCapacity, force));
+  }
+
+  compact(onProgress?: (fraction: number) => void): Promise<{ before: number; after: number }> {
+    if (this.closed) return Promise.reject(new StorageError("closed", `${this.path} is closed`));
+    if (this.readOnly) return Promise.reject(new StorageError("read-only", `${this.path} is open read-only`));
+    return this.serial(() => this.runCompact(onProgress));
+  }
+
+  // ---------------------------------------------------------------- internals: resize and compact
+
+  /**
+   * Changes the Virtual Disk Size item (2.6.2.2). The BAT region keeps its place when it already holds the
+   * entries for the new size; otherwise a larger copy is written to fresh space at the end of the file and
+   * made durable before one log entry switches both region tables (2.2.3) and the size, so a crash leaves
+   * either the old or the new disk, never a mix.
+   */
+  private async runResize(newCapacity: number, force: boolean): Promise<void> {
+    const lss = this.logicalSectorSize;
+    if (
+      !Number.isSafeInteger(newCapacity) ||
+      newCapacity <= 0 ||
+      newCapacity % lss !== 0 ||
+      newCapacity > MAX_CAPACITY
+    ) {
+      throw new StorageError(
+        "invalid-argument",
+        `${this.path}: new size ${newCapacity} is not a multiple of ${lss} in (0, 64 TiB]`,
+      );
+    }
+    if (newCapacity === this.capacity) return;
+    if (this.meta.hasParent) {
+      // A child's blocks line up with its parent's; a different size would leave sectors with no parent.
+      throw new StorageError(
+        "unsupported",
+        `${this.path}: a differencing VHDX must keep its parent's size (${this.capacity} bytes); resize the base image and recreate the child`,
+      );
+    }
+    const old = this.capacity;
+    const bs = this.geo.blockSize;
+    const newGeo = geometry(bs, lss, newCapacity, false);
+    const buf = new Uint8Array(bs);
+    const tail = newCapacity % bs;
+    const hasData = async (block: number, from: number): Promise<boolean> => {
+      const e = await this.payloadEntry(block);
+      if (e.state !== BlockState.FullyPresent) return false;
+      await readFully(this.file, e.offset + from, buf.subarray(0, bs - from));
+      return !isZero(buf.subarray(0, bs - from));
+    };
+    if (newCapacity < old && !force) {
+      // Refuse before changing anything. Allocated but all-zero blocks lose nothing and do not count.
+      const firstWhole = Math.ceil(newCapacity / bs);
+      if (tail !== 0 && (await hasData(firstWhole - 1, tail))) throw this.shrinkRefused(newCapacity);
+      for (let b = firstWhole; b < this.geo.payloadBlocks; b++)
+        if (await hasData(b, 0)) throw this.shrinkRefused(newCapacity);
+    }
+    await this.beginSession();
+    await this.commit();
+    if (newCapacity < old) {
+      for (let b = newGeo.payloadBlocks; b < this.geo.payloadBlocks; b++) {
+        const e = await this.payloadEntry(b);
+        if (e.state !== BlockState.NotPresent)
+          await this.setEntry(payloadBatIndex(this.geo, b), BlockState.NotPresent, 0);
+      }
+    }
+    // The block straddling the smaller of the two ends keeps zeros past it, so a later grow reads zeros.
+    const edge = Math.min(old, newCapacity);
+    if (edge % bs !== 0) {
+      const block = Math.floor(edge / bs);
+      const e = await this.payloadEntry(block);
+      if (e.state === BlockState.FullyPresent)
+        await this.file.write(e.offset + (edge % bs), new Uint8Array(bs - (edge % bs)));
+    }
+    await this.commit();
+    await this.file.flush();
+
+    let regions = this.regions;
+    if (newGeo.batEntries * 8 > regions.bat.length) {
+      const length = Math.ceil((newGeo.batEntries * 8) / MiB) * MiB;
+      const at = await this.allocate(length);
+      const chunk = new Uint8Array(MiB);
+      for (let done = 0; done < regions.bat.length; done += MiB) {
+        const n = Math.min(MiB, regions.bat.length - done);
+        await readFully(this.file, regions.bat.offset + done, chunk.subarray(0, n));
+        await this.file.write(at + done, chunk.subarray(0, n));
+      }
+      await this.file.flush();
+      regions = { ...regions, bat: { offset: at, length } };
+    }
+    // Region tables (both copies, whole) and the size item go through the log together.
+    if (regions !== this.regions) {
+      const table = buildRegionTable(regions);
+      for (const base of [REGION1_OFFSET, REGION2_OFFSET]) {
+        for (let o = 0; o < REGION_TABLE_SIZE; o += LOG_SECTOR) {
+          this.pages.set(base + o, table.slice(o, o + LOG_SECTOR));
+          this.dirty.add(base + o);
+        }
+      }
+    }
+    const sizeAt = this.regions.metadata.offset + (await this.virtualSizeItemOffset());
+    const sizePage = sizeAt - (sizeAt % LOG_SECTOR);
+    const page = await this.page(sizePage);
+    put64(page, sizeAt - sizePage, newCapacity);
+    this.dirty.add(sizePage);
+    const batExtent = this.fixedExtents.find((x) => x.what === "BAT region")!;
+    const oldBat = this.regions.bat;
+    this.regions = regions;
+    batExtent.start = regions.bat.offset;
+    batExtent.end = regions.bat.offset + regions.bat.length;
+    this.geo = newGeo;
+    this.capacity = newCapacity;
+    this.meta.capacity = newCapacity;
+    // Cached pages of the old BAT place are stale once the region moved.
+    if (oldBat.offset !== regions.bat.offset) {
+      for (const k of [...this.pages.keys()])
+        if (k >= oldBat.offset && k < oldBat.offset + oldBat.length && !this.dirty.has(k))
+          this.pages.delete(k);
+    }
+    // A fixed image keeps its promise that every block is allocated (LeaveBlockAllocated, 2.6.2.1).
+    if (this.meta.leaveBlocksAllocated && newCapacity > old) {
+      for (let b = Math.ceil(old / bs); b < newGeo.payloadBlocks; b++) {
+        const e = await this.payloadEntry(b);
+        if (e.state === BlockState.FullyPresent) continue;
+        const at = await this.allocate(bs);
+        await this.setEntry(payloadBatIndex(newGeo, b), BlockState.FullyPresent, at);
+      }
+    }
+    await this.commit();
+    await this.file.flush();
+  }
+
+  private shrinkRefused(newCapacity: number): StorageError {
+    return new StorageError(
+      "invalid-argument",
+      `${this.path}: data is allocated beyond ${newCapacity} bytes; shrinking would lose it (use force)`,
+    );
+  }
+
+  /** Where the Virtual Disk Size item lies inside the metadata region (2.6.1.2 table entries). */
+  private async virtualSizeItemOffset(): Promise<number> {
+    const table = new Uint8Array(METADATA_TABLE_SIZE);
+    await readFully(this.file, this.regions.metadata.offset, table);
+    const count = Math.min(u16(table, 10), 2047);
+    for (let i = 0; i < count; i++) {
+      const at = 32 + i * 32;
+      if (!guidEquals(table.subarray(at, at + 16), VIRTUAL_DISK_SIZE)) continue;
+      const offset = u32(table, at + 16);
+      if (offset < METADATA_TABLE_SIZE || offset + 8 > this.regions.metadata.length)
+        throw corrupt(`${this.path}: the virtual disk size item lies outside the metadata region`);
+      return offset;
+    }
+    throw corrupt(`${this.path}: the metadata table has no virtual disk size item`);
+  }
+
+  /**
+   * 1. Fully present blocks that hold only zeros are released: NOT_PRESENT in a dynamic image, ZERO in a
+   *    differencing one (ZERO still hides the parent, so what the child shows does not change; 2.5.1.1).
+   * 2. Blocks and sector bitmap blocks move, lowest first, into the lowest free 1 MiB-aligned place below
+   *    them. Each copy is flushed before a log entry repoints its BAT entry, and a freed place is reused only
+   *    after that entry is durable, so a crash leaves every entry pointing at valid data.
+   * 3. The file is cut after the last used byte, once the log is empty (its entries name the old size).
+   * The virtual disk reads the same throughout, so DataWriteGuid stays (2.2.2.1): children stay linked.
+   */
+  private async runCompact(
+    onProgress?: (fraction: number) => void,
+  ): Promise<{ before: number; after: number }> {
+    await this.commit();
+    const before = await this.file.size();
+    if (this.meta.leaveBlocksAllocated && !this.meta.hasParent) return { before, after: before };
+    const g = this.geo;
+    const buf = new Uint8Array(g.blockSize);
+    for (let b = 0; b < g.payloadBlocks; b++) {
+      const e = await this.payloadEntry(b);
+      if (e.state === BlockState.FullyPresent) {
+        await readFully(this.file, e.offset, buf);
+        if (isZero(buf)) {
+          await this.beginSession(true);
+          const to = this.meta.hasParent ? BlockState.Zero : BlockState.NotPresent;
+          await this.setEntry(payloadBatIndex(g, b), to, 0);
+        }
+      }
+      onProgress?.(((b + 1) / g.payloadBlocks) * 0.5);
+    }
+    await this.commit();
+
+    const live: Array<{ index: number; state: number; offset: number; length: number }> = [];
+    for (let index = 0; index < g.batEntries; index++) {
+      const isBitmap = (index + 1) % (g.chunkRatio + 1) === 0;
+      const e = await this.entry(index);
+      let length = 0;
+      if (isBitmap) {
+        if (e.state === SB_PRESENT) length = MiB;
+      } else if (e.state === BlockState.FullyPresent || e.state === BlockState.PartiallyPresent) {
+        length = g.blockSize;
+      }
+      if (length === 0) continue;
+      const problem = this.locationProblem(e.offset, length);
+      if (problem) throw corrupt(`${this.path}: BAT entry ${index}: ${problem} (run check --repair)`);
+      live.push({ index, state: e.state, offset: e.offset, length });
+    }
+    live.sort((a, b) => a.offset - b.offset);
+    const occupied = this.fixedExtents
+      .map((x) => ({ start: x.start, end: x.end }))
+      .sort((a, b) => a.start - b.start);
+    const insert = (r: { start: number; end: number }) => {
+      let i = occupied.length;
+      while (i > 0 && occupied[i - 1]!.start > r.start) i--;
+      occupied.splice(i, 0, r);
+    };
+    let copy = new Uint8Array(0);
+    for (let i = 0; i < live.length; i++) {
+      const x = live[i]!;
+      let target = -1;
+      let cursor = MiB;
+      for (const r of occupied) {
+        if (cursor + x.length > x.offset) break;
+        if (r.start >= cursor + x.length) {
+          target = cursor;
+          break;
+        }
+        cursor = Math.max(cursor, Math.ceil(r.end / MiB) * MiB);
+      }
+      if (target < 0 && cursor + x.length <= x.offset) target = cursor;
+      if (target >= 0) {
+        if (copy.length !== x.length) copy = new Uint8Array(x.length);
+        await readFully(this.file, x.offset, copy);
+        await this.file.write(target, copy);
+        await this.file.flush();
+        await this.beginSession(true);
+        await this.setEntry(x.index, x.state, target);
+        // Bitmap pages are cached by file offset: the moved bitmap block's pages now live elsewhere.
+        if (x.length === MiB && (x.index + 1) % (g.chunkRatio + 1) === 0) {
+          for (const k of [...this.pages.keys()])
+            if (k >= x.offset && k < x.offset + x.length && !this.dirty.has(k)) this.pages.delete(k);
+        }
+        await this.commit();
+        insert({ start: target, end: target + x.length });
+      } else {
+        insert({ start: x.offset, end: x.offset + x.length });
+      }
+      onProgress?.(0.5 + ((i + 1) / live.length) * 0.5);
+    }
+    await this.file.flush();
+    const end = Math.max(MiB, ...occupied.map((r) => r.end));
+    if (end < before) {
+      if (this.session) {
+        [this.headerSlot, this.header] = await updateHeader(this.file, this.headerSlot, this.header, {
+          logGuid: GUID_ZERO,
+        });
+        this.session = false;
+      }
+      await this.file.truncate(end);
+      await this.file.flush();
+      this.fileEnd = end;
+    }
+    onProgress?.(1);
+    return { before, after: await this.file.size() };
   }
 
   // ---------------------------------------------------------------- internals: paging
@@ -631,8 +903,18 @@ export class VhdxImage implements ImageDisk {
   // ---------------------------------------------------------------- internals: sessions and the log
 
   /** Before the first change: new FileWriteGuid and DataWriteGuid, and a fresh LogGuid for this session (2.2.2). */
-  private async beginSession(): Promise<void> {
-    if (this.session) return;
+  private async beginSession(keepData = false): Promise<void> {
+    if (this.session) {
+      // A session opened by compaction kept the DataWriteGuid; the first real data change still renews it.
+      if (!keepData && !this.dataGuidRenewed) {
+        [this.headerSlot, this.header] = await updateHeader(this.file, this.headerSlot, this.header, {
+          dataWriteGuid: randomGuid(),
+        });
+        this.dataGuidRenewed = true;
+      }
+      return;
+    }
+    this.dataGuidRenewed = !keepData;
     if (this.header.logLength < entryBytes(2) * 2) {
       throw new StorageError(
         "unsupported",
@@ -641,7 +923,8 @@ export class VhdxImage implements ImageDisk {
     }
     [this.headerSlot, this.header] = await updateHeader(this.file, this.headerSlot, this.header, {
       fileWriteGuid: randomGuid(),
-      dataWriteGuid: randomGuid(),
+      // Compaction moves data without changing what the disk reads: children must stay linked.
+      dataWriteGuid: keepData ? this.header.dataWriteGuid : randomGuid(),
       logGuid: randomGuid(),
     });
     this.session = true;
@@ -821,6 +1104,14 @@ export class VhdxImage implements ImageDisk {
 }
 
 // ------------------------------------------------------------------ helpers
+
+function isZero(b: Uint8Array): boolean {
+  if (b.byteOffset % 4 !== 0) return b.every((x) => x === 0);
+  const w = new Uint32Array(b.buffer, b.byteOffset, b.length >>> 2);
+  for (let i = 0; i < w.length; i++) if (w[i] !== 0) return false;
+  for (let i = w.length * 4; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
 
 export async function readFully(file: FileHandle, position: number, dst: Uint8Array): Promise<void> {
   const n = await file.read(position, dst);
