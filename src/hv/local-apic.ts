@@ -356,7 +356,7 @@ export class LocalApic implements InterruptSource {
   private error(bits: number): void {
     this.esrPending |= bits;
     const lvt = this.lvt[Lvt.Error]!;
-    if (!(lvt & LVT_MASKED)) this.acceptFixed(lvt & 0xff, false, false);
+    if (!(lvt & LVT_MASKED)) this.accept(lvt & 0xff, false, false);
   }
 
   // ------------------------------------------------------------------ acceptance and the processor side
@@ -366,11 +366,16 @@ export class LocalApic implements InterruptSource {
    * are illegal: the receive-illegal-vector error is logged instead (SDM 11.5.3). Ignored while the APIC
    * is disabled (SDM 11.4.7.2).
    */
-  acceptFixed(vector: number, levelTriggered: boolean, logError = true): void {
+  acceptFixed(vector: number, levelTriggered: boolean): void {
+    this.accept(vector, levelTriggered, true);
+  }
+
+  /** `signalError` false: the error LVT's own illegal vector is logged without another error interrupt. */
+  private accept(vector: number, levelTriggered: boolean, signalError: boolean): void {
     if (!this.softwareEnabled) return;
     vector &= 0xff;
     if (vector < 16) {
-      if (logError) this.error(ApicError.ReceiveIllegalVector);
+      if (signalError) this.error(ApicError.ReceiveIllegalVector);
       else this.esrPending |= ApicError.ReceiveIllegalVector;
       return;
     }
@@ -465,13 +470,16 @@ export class LocalApic implements InterruptSource {
 
   // ------------------------------------------------------------------ timer
 
+  /** The LVT timer mode; the reserved encoding 11b counts as one-shot. */
   private get timerMode(): number {
-    return (this.lvt[Lvt.Timer]! >>> LVT_TIMER_MODE_SHIFT) & 3;
+    const m = (this.lvt[Lvt.Timer]! >>> LVT_TIMER_MODE_SHIFT) & 3;
+    return m === 3 ? TIMER_ONESHOT : m;
   }
 
   /** Timer counts in `ns` nanoseconds at the current divisor. */
   private countsIn(ns: number): number {
     if (!(ns > 0)) return 0;
+    if (ns > Number.MAX_SAFE_INTEGER) ns = Number.MAX_SAFE_INTEGER; // a hostile or absurd time stays finite
     const big = (BigInt(Math.floor(ns)) * BigInt(this.timerHz)) / (BIG_NS * BigInt(this.divisor));
     return Number(big);
   }
@@ -524,7 +532,7 @@ export class LocalApic implements InterruptSource {
 
   /** Signals timer expirations up to `nowNs`; periods missed between two ticks coalesce into one interrupt. */
   tick(nowNs: number): void {
-    if (nowNs < this.deadlineNs) return;
+    if (!(nowNs >= this.deadlineNs) || this.deadlineNs === Number.POSITIVE_INFINITY) return;
     const mode = this.timerMode;
     if (mode === TIMER_TSC_DEADLINE) {
       this.tscDeadline = 0;
