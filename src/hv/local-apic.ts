@@ -20,7 +20,7 @@
 // - A TPR/CR8 lowered by MOV CR8 is seen at the processor's next event check (the end of its current batch).
 // - Misaligned or non-32-bit MMIO accesses: reads return the bytes of the 16-byte-aligned register at that
 //   offset (zero past its low dword); writes other than aligned 32-bit ones are ignored.
-// - Lowest-priority delivery picks the matching APIC with the lowest PPR (lowest VP index on ties).
+// - Lowest-priority delivery picks the matching APIC with the lowest PPR class (the first attached on ties).
 
 import type { InterruptSource } from "../x86/processor.js";
 
