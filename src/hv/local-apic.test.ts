@@ -692,3 +692,18 @@ test("hostile register sequences never throw, and after tick(t) the next deadlin
     { numRuns: 300, seed: 0x41504943 },
   );
 });
+
+test("AutoEOI acceptance (SynIC): acknowledged without entering ISR, PPR unchanged", () => {
+  const { apic, rd, enable } = make();
+  enable();
+  apic.acceptFixed(0x93, false, true);
+  apic.acceptFixed(0x50, false);
+  assert.equal(apic.acknowledge(), 0x93);
+  assert.equal(rd(0x100 + 0x40), 0, "not in service");
+  assert.equal(rd(0xa0), 0, "PPR stays 0");
+  assert.equal(apic.acknowledge(), 0x50, "lower vectors are not held back");
+  assert.equal(rd(0x100 + 0x20), 1 << 16);
+  apic.acceptFixed(0x93, false);
+  assert.equal(apic.acknowledge(), 0x93, "a later plain acceptance of the vector goes to ISR");
+  assert.equal(rd(0x140), 1 << 19);
+});

@@ -192,6 +192,8 @@ export class LocalApic implements InterruptSource {
   private readonly isr = new Uint32Array(8);
   private readonly tmr = new Uint32Array(8);
   private readonly irr = new Uint32Array(8);
+  /** IRR vectors accepted with AutoEOI (hypervisor-side state, not an architectural register). */
+  private readonly autoEoi = new Uint32Array(8);
   private esrPending = 0;
   private esrVisible = 0;
   private readonly lvt = new Uint32Array(7);
@@ -249,6 +251,7 @@ export class LocalApic implements InterruptSource {
     this.isr.fill(0);
     this.tmr.fill(0);
     this.irr.fill(0);
+    this.autoEoi.fill(0);
     this.esrPending = this.esrVisible = 0;
     this.lvt.fill(LVT_MASKED);
     this.icrLo = this.icrHi = 0;
@@ -364,10 +367,12 @@ export class LocalApic implements InterruptSource {
   /**
    * A fixed interrupt for this APIC (I/O APIC message, IPI, LVT, SynIC, synthetic timers). Vectors 0-15
    * are illegal: the receive-illegal-vector error is logged instead (SDM 11.5.3). Ignored while the APIC
-   * is disabled (SDM 11.4.7.2).
+   * is disabled (SDM 11.4.7.2). `autoEoi` is for SynIC SINTs with AutoEOI (TLFS 11.8): the vector is
+   * retired as it is acknowledged, so it never enters ISR and the guest writes no EOI for it.
    */
-  acceptFixed(vector: number, levelTriggered: boolean): void {
+  acceptFixed(vector: number, levelTriggered: boolean, autoEoi = false): void {
     this.accept(vector, levelTriggered, true);
+    if (testBit(this.irr, vector & 0xff)) setBit(this.autoEoi, vector & 0xff, autoEoi);
   }
 
   /** `signalError` false: the error LVT's own illegal vector is logged without another error interrupt. */
@@ -412,7 +417,10 @@ export class LocalApic implements InterruptSource {
     const v = this.deliverable();
     if (v < 0) return this.svr & 0xff;
     setBit(this.irr, v, false);
-    setBit(this.isr, v, true);
+    if (testBit(this.autoEoi, v)) {
+      setBit(this.autoEoi, v, false);
+      if (testBit(this.tmr, v)) this.onEoi(v);
+    } else setBit(this.isr, v, true);
     return v;
   }
 
