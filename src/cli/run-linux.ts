@@ -79,6 +79,8 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
     clock,
     rtcOffsetSeconds: o.rtcOffset,
     serial: (byte) => {
+      // Output leaves at the run loop's next pause (every few milliseconds), not byte by byte.
+      if (used === 0) queueMicrotask(flush);
       out[used++] = byte;
       if (used === out.length) flush();
     },

@@ -11,7 +11,9 @@
 
 import type { GuestMemory } from "../memory/guest-memory.js";
 import { ExitReason } from "../x86/vm-exit.js";
-import { Reg, Seg, type InterruptSource, type Processor } from "../x86/processor.js";
+import { Reg, Seg, type Processor } from "../x86/processor.js";
+import type { Cpu } from "../x86/cpu.js";
+import { LocalApic } from "../hv/local-apic.js";
 import { Chipset } from "../chipset/pc-chipset.js";
 import type { Clock } from "../chipset/clock.js";
 import { prepareLinuxBoot, type PreparedLinux } from "../firmware/prepare-linux.js";
@@ -41,8 +43,8 @@ export interface PcStop {
 
 /** A device that answers MSRs beyond the processor's own (the local APIC plugs in here). */
 export interface MsrHandler {
-  /** Returns [lo, hi] or null when the MSR is not this handler's. */
-  readMsr(msr: number): [number, number] | null;
+  /** Returns [lo, hi], null when the MSR is not this handler's, or "gp" when the access is refused. */
+  readMsr(msr: number): [number, number] | null | "gp";
   /** Returns true when handled; throwing is not allowed (a refused value returns "gp"). */
   writeMsr(msr: number, lo: number, hi: number): boolean | "gp";
 }
@@ -55,7 +57,8 @@ export interface LinuxBootImages {
 
 export interface PcMachineOptions {
   memory: GuestMemory;
-  processor: Processor;
+  /** The emulated processor; its TSC must run on `clock` (Cpu option `clock: () => clock.nowNs()`). */
+  processor: Cpu;
   /** The partition's virtual clock; the processor's TSC must be built on the same clock. */
   clock: Clock;
   /** Host calendar seconds (for the RTC). */
@@ -85,9 +88,11 @@ function sleep(ms: number, wake: { resolve: (() => void) | null }): Promise<void
 
 export class PcMachine {
   readonly memory: GuestMemory;
-  readonly cpu: Processor;
+  readonly cpu: Cpu;
   readonly clock: Clock;
   readonly chipset: Chipset;
+  /** The boot processor's local APIC (the processor's interrupt source; the PIC reaches it via ExtINT). */
+  readonly apic: LocalApic;
   /** Extra MSR handlers consulted in order (e.g. the local APIC). */
   readonly msrHandlers: MsrHandler[] = [];
   /** Extra deadline sources (e.g. the local APIC timer): next deadline in ns and the tick to call. */
@@ -107,6 +112,9 @@ export class PcMachine {
   private readonly wake: { resolve: (() => void) | null } = { resolve: null };
   /** Resets performed so far (the guest's `reboot`). */
   resets = 0;
+  /** Host milliseconds spent asleep in HLT, and how many sleeps (diagnostics for `inspect`). */
+  idleMs = 0;
+  idleCount = 0;
 
   constructor(options: PcMachineOptions) {
     this.memory = options.memory;
@@ -129,17 +137,45 @@ export class PcMachine {
       memoryBelow4G: Math.min(this.memory.size, this.memory.lowTop),
       memoryAbove4G: above4G,
     });
-    this.cpu.interrupts = this.chipset.interruptSource;
+    const cpu = this.cpu;
+    this.apic = new LocalApic({
+      apicId: 0,
+      clock: this.clock,
+      cr8: cpu,
+      // The full 64-bit TSC (readTsc returns the low half and leaves the high half in `hi`).
+      readTsc: () => {
+        const lo = cpu.readTsc();
+        return (cpu.hi >>> 0) * 0x1_0000_0000 + (lo >>> 0);
+      },
+      tscHz: cpu.tscHz,
+      extInt: this.chipset.interruptSource,
+      onEoi: (v) => this.chipset.apicEoi(v),
+      raiseNmi: () => cpu.raiseNmi(),
+    });
+    this.chipset.setApicSink(this.apic.bus);
+    this.msrHandlers.push({
+      readMsr: (msr) => {
+        if (!LocalApic.ownsMsr(msr)) return null;
+        const r = this.apic.readMsr(msr);
+        return r.ok ? [r.lo, r.hi] : "gp";
+      },
+      writeMsr: (msr, lo, hi) => {
+        if (!LocalApic.ownsMsr(msr)) return false;
+        return this.apic.writeMsr(msr, lo, hi).ok ? true : "gp";
+      },
+    });
+    this.timers.push(this.apic);
+    cpu.interrupts = this.apic;
+    // CPUID tells the truth about the platform: an xAPIC/x2APIC with a TSC-deadline timer is attached.
+    cpu.cpuid.enable("APIC");
+    cpu.cpuid.enable("X2APIC");
+    cpu.cpuid.enable("TSC_DEADLINE");
+    cpu.cpuid.apicId = 0;
     // Every port exits to us; CPUID is answered by the processor's own table; HLT idles inside the
     // processor, which then reports Hlt from run() until an interrupt arrives.
     this.cpu.controls.ioBitmap.fill(0xff);
     this.cpu.controls.cpuidExiting = false;
     this.cpu.controls.hltExiting = false;
-  }
-
-  /** Replaces the processor's interrupt source (the local APIC takes the PIC's place once it exists). */
-  setInterruptSource(source: InterruptSource): void {
-    this.cpu.interrupts = source;
   }
 
   /** Loads Linux and puts the processor at its 64-bit entry point. Kept for reboots. */
@@ -244,8 +280,11 @@ export class PcMachine {
     const deadline = this.nextDeadline();
     const now = this.clock.nowNs();
     const waitMs = deadline === Number.POSITIVE_INFINITY ? 1000 : (deadline - now) / 1e6;
+    const t0 = performance.now();
     if (waitMs > 0) await sleep(Math.min(Math.ceil(waitMs), 1000), this.wake);
     else await new Promise<void>((r) => setImmediate(r));
+    this.idleMs += performance.now() - t0;
+    this.idleCount++;
     this.tickDevices(this.clock.nowNs());
   }
 
@@ -272,6 +311,16 @@ export class PcMachine {
         else cpu.completeIoRead(this.chipset.ports.read(exit.port, exit.size));
         return;
       case ExitReason.Mmio: {
+        const apic = this.apic;
+        if (apic.claimsMmio(exit.gpa)) {
+          // The xAPIC page moves with IA32_APIC_BASE and vanishes in x2APIC mode, so it is asked first
+          // rather than mapped; of an 8-byte access the low dword acts (SDM 11.4.1: 32-bit registers).
+          const off = exit.gpa - apic.mmioBase;
+          const size = exit.size === 8 ? 4 : exit.size;
+          if (exit.isWrite) apic.writeMmio(off, size, exit.valueLo >>> 0);
+          else cpu.completeMmioRead(apic.readMmio(off, size) >>> 0, 0);
+          return;
+        }
         const bus = this.chipset.mmio;
         if (exit.isWrite) bus.write(exit.gpa, exit.size, exit.valueLo >>> 0, exit.valueHi >>> 0);
         else if (exit.size === 8) {
@@ -283,6 +332,7 @@ export class PcMachine {
       case ExitReason.Rdmsr: {
         for (const h of this.msrHandlers) {
           const v = h.readMsr(exit.msr);
+          if (v === "gp") break;
           if (v !== null) {
             cpu.completeRdmsr(v[0], v[1]);
             return;
@@ -332,6 +382,7 @@ export class PcMachine {
     }
     this.resets++;
     this.chipset.reset();
+    this.apic.reset();
     for (const r of this.memory.ramRanges()) {
       const off = this.memory.offsetOf(r.base);
       this.memory.bytes.fill(0, off, off + r.length);
@@ -347,11 +398,14 @@ export class PcMachine {
 
   /** Registers, segments, the last instructions (with --trace), and the chipset's device state. */
   inspect(): string {
-    const parts = [describeProcessor(this.cpu)];
+    const parts = [
+      describeProcessor(this.cpu),
+      `idle (HLT): ${Math.round(this.idleMs)} ms in ${this.idleCount} sleeps; resets: ${this.resets}`,
+    ];
     if (this.lastTrace.length > 0) {
       parts.push(`state before each of the last ${this.lastTrace.length} instructions:`, ...this.lastTrace);
     }
-    parts.push("devices:", this.chipset.inspect());
+    parts.push("devices:", this.apic.inspect(), this.chipset.inspect());
     return parts.join("\n");
   }
 }

@@ -21,7 +21,12 @@ export type Capability =
   | "PDPE1GB"
   | "DE"
   | "CR8LEGACY"
-  | "INVARIANT_TSC";
+  | "INVARIANT_TSC"
+  // Platform capabilities: the processor core does not implement these; the runner enables them when it
+  // attaches a local APIC (src/hv/local-apic.ts) that does.
+  | "APIC"
+  | "X2APIC"
+  | "TSC_DEADLINE";
 
 /** Where each capability's bit lives: [leaf, register (0 eax, 1 ebx, 2 ecx, 3 edx), bit]. */
 const BITS: Record<Capability, [number, number, number]> = {
@@ -32,6 +37,7 @@ const BITS: Record<Capability, [number, number, number]> = {
   MSR: [1, 3, 5],
   PAE: [1, 3, 6],
   CX8: [1, 3, 8],
+  APIC: [1, 3, 9],
   SEP: [1, 3, 11],
   PGE: [1, 3, 13],
   CMOV: [1, 3, 15],
@@ -47,6 +53,8 @@ const BITS: Record<Capability, [number, number, number]> = {
   PCID: [1, 2, 17],
   SSE41: [1, 2, 19],
   SSE42: [1, 2, 20],
+  X2APIC: [1, 2, 21],
+  TSC_DEADLINE: [1, 2, 24],
   XSAVE: [1, 2, 26],
   MOVBE: [1, 2, 22],
   POPCNT: [1, 2, 23],
