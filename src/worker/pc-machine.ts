@@ -13,7 +13,7 @@ import type { GuestMemory } from "../memory/guest-memory.js";
 import { ExitReason } from "../x86/vm-exit.js";
 import { Reg, Seg, type Processor } from "../x86/processor.js";
 import type { Cpu } from "../x86/cpu.js";
-import { LocalApic } from "../hv/local-apic.js";
+import { APIC_DEFAULT_TIMER_HZ, LocalApic } from "../hv/local-apic.js";
 import { Chipset } from "../chipset/pc-chipset.js";
 import type { Clock } from "../chipset/clock.js";
 import { prepareLinuxBoot, type PreparedLinux } from "../firmware/prepare-linux.js";
@@ -141,6 +141,7 @@ export class PcMachine {
     this.apic = new LocalApic({
       apicId: 0,
       clock: this.clock,
+      timerHz: APIC_DEFAULT_TIMER_HZ,
       cr8: cpu,
       // The full 64-bit TSC (readTsc returns the low half and leaves the high half in `hi`).
       readTsc: () => {
@@ -171,6 +172,9 @@ export class PcMachine {
     cpu.cpuid.enable("X2APIC");
     cpu.cpuid.enable("TSC_DEADLINE");
     cpu.cpuid.apicId = 0;
+    // The APIC timer's input is the core crystal; enumerating it and the TSC rate (leaf 0x15) tells Linux
+    // the exact TSC frequency instead of leaving it to calibrate against the PIT on a slow processor.
+    cpu.cpuid.setTscFrequency(cpu.tscHz, APIC_DEFAULT_TIMER_HZ);
     // Every port exits to us; CPUID is answered by the processor's own table; HLT idles inside the
     // processor, which then reports Hlt from run() until an interrupt arrives.
     this.cpu.controls.ioBitmap.fill(0xff);
