@@ -152,6 +152,9 @@ export class PcMachine {
       extInt: this.chipset.interruptSource,
       onEoi: (v) => this.chipset.apicEoi(v),
       raiseNmi: () => cpu.raiseNmi(),
+      // No BIOS runs before the kernel, so the machine leaves the APIC as an MP-spec BIOS does (virtual
+      // wire: LINT0 ExtINT, LINT1 NMI): a kernel that never programs the APIC still gets PIC interrupts.
+      virtualWire: true,
     });
     this.chipset.setApicSink(this.apic.bus);
     this.msrHandlers.push({
