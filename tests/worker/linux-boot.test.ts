@@ -60,3 +60,31 @@ test("the bundled Linux guest boots to a shell, computes $((6*7)) and powers off
   assert.equal(status, 0, report(`exit status ${status} after poweroff`));
   assert.match(out, /reboot: Power down|Requesting system poweroff/, report("no power-off message"));
 });
+
+test("SIGTERM stops a booting guest: `viridian: stopped by SIGTERM`, the machine state, status 143", async (t) => {
+  if (!existsSync(BZIMAGE)) {
+    t.skip("guest/bzImage is not in the tree");
+    return;
+  }
+  const child = spawn(process.execPath, [VIRIDIAN, "run"], { stdio: ["pipe", "pipe", "pipe"] });
+  let out = "";
+  let err = "";
+  // The first console line means the kernel runs; stop it there (mid-boot, the case a hung boot is in).
+  child.stdout.on("data", (c: Buffer) => {
+    const first = out.length === 0;
+    out += c.toString("latin1");
+    if (first) child.kill("SIGTERM");
+  });
+  child.stderr.on("data", (c: Buffer) => (err += c.toString("utf8")));
+  const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
+  const status = await new Promise<number | null>((resolve, reject) => {
+    child.on("error", reject);
+    child.on("close", (code) => resolve(code));
+  });
+  clearTimeout(timer);
+  assert.equal(status, 143, `status ${status}\n${err}`);
+  assert.match(err, /^viridian: stopped by SIGTERM\n/m);
+  assert.match(err, /rip=[0-9a-f]{16} rflags=/, "the registers");
+  assert.match(err, /local APIC|APIC/, "the interrupt controller state");
+  assert.match(out, /Linux version/);
+});
