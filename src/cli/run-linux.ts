@@ -8,7 +8,7 @@
 import { openSync, writeSync, closeSync } from "node:fs";
 import { GuestMemory } from "../memory/guest-memory.js";
 import { Cpu } from "../x86/cpu.js";
-import { WallClock } from "../chipset/clock.js";
+import { PacedClock } from "../worker/paced-clock.js";
 import { PcMachine } from "../worker/pc-machine.js";
 import { BootError } from "../firmware/linux-boot.js";
 
@@ -70,8 +70,8 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
     if (logFd >= 0) writeAllSync(logFd, chunk);
     used = 0;
   };
-  // One virtual clock: the TSC and every chipset timer read the same nanoseconds.
-  const clock = new WallClock();
+  // One virtual clock: the TSC, every chipset timer and the APIC timer read the same nanoseconds.
+  const clock = new PacedClock();
   const cpu = new Cpu(memory, { tscHz: TSC_HZ, clock: () => clock.nowNs() });
   const machine = new PcMachine({
     memory,

@@ -15,7 +15,7 @@ import { Reg, Seg, type Processor } from "../x86/processor.js";
 import type { Cpu } from "../x86/cpu.js";
 import { APIC_DEFAULT_TIMER_HZ, LocalApic } from "../hv/local-apic.js";
 import { Chipset } from "../chipset/pc-chipset.js";
-import type { Clock } from "../chipset/clock.js";
+import type { PacedClock } from "./paced-clock.js";
 import { prepareLinuxBoot, type PreparedLinux } from "../firmware/prepare-linux.js";
 import type { EntryState } from "../firmware/entry-state.js";
 import { describeProcessor, formatTrace, type TraceRecord } from "./machine.js";
@@ -27,6 +27,11 @@ const RFLAGS_IF = 1 << 9;
 const BATCH = 50_000;
 /** How long the loop computes before it lets the host's event loop run (input, signals), in ms. */
 const YIELD_MS = 15;
+/**
+ * The largest time step taken at once to make up lag in HLT: well below Linux's stall detectors (20 s) and the
+ * ACPI PM timer's wrap (4.7 s), so each step looks like a short pause to the guest.
+ */
+const CATCH_UP_STEP_NS = 2_000_000_000;
 /** Serial lines kept for failure reports. */
 const SERIAL_KEEP = 50;
 const TRACE_KEEP = 50;
@@ -60,7 +65,7 @@ export interface PcMachineOptions {
   /** The emulated processor; its TSC must run on `clock` (Cpu option `clock: () => clock.nowNs()`). */
   processor: Cpu;
   /** The partition's virtual clock; the processor's TSC must be built on the same clock. */
-  clock: Clock;
+  clock: PacedClock;
   /** Host calendar seconds (for the RTC). */
   hostSeconds?: () => number;
   rtcOffsetSeconds?: number;
@@ -89,7 +94,7 @@ function sleep(ms: number, wake: { resolve: (() => void) | null }): Promise<void
 export class PcMachine {
   readonly memory: GuestMemory;
   readonly cpu: Cpu;
-  readonly clock: Clock;
+  readonly clock: PacedClock;
   readonly chipset: Chipset;
   /** The boot processor's local APIC (the processor's interrupt source; the PIC reaches it via ExtINT). */
   readonly apic: LocalApic;
@@ -110,6 +115,7 @@ export class PcMachine {
   private readonly maxInstructions: number;
   private readonly cpus: number;
   private readonly wake: { resolve: (() => void) | null } = { resolve: null };
+  private inBatch = false;
   /** Resets performed so far (the guest's `reboot`). */
   resets = 0;
   /** Host milliseconds spent asleep in HLT, and how many sleeps (diagnostics for `inspect`). */
@@ -138,6 +144,9 @@ export class PcMachine {
       memoryAbove4G: above4G,
     });
     const cpu = this.cpu;
+    // Inside run() the core counts the current batch in `count` and adds it to `retiredCount` on return
+    // (where `count` keeps its value until the next run), so the batch is added only while one runs.
+    this.clock.attach(() => (this.inBatch ? cpu.retiredCount + cpu.count : cpu.retiredCount));
     this.apic = new LocalApic({
       apicId: 0,
       clock: this.clock,
@@ -242,7 +251,12 @@ export class PcMachine {
       }
       let reason: ExitReason;
       if (this.traceSink) reason = this.step();
-      else reason = cpu.run(Math.min(BATCH, left));
+      else {
+        this.inBatch = true;
+        reason = cpu.run(Math.min(BATCH, left));
+        this.inBatch = false;
+      }
+      this.clock.settle();
       this.handle(reason);
       if (this.resetPending !== null) this.doReset();
       const now = this.clock.nowNs();
@@ -252,7 +266,9 @@ export class PcMachine {
       }
       if (this.stop !== null) break;
       if (reason === ExitReason.Hlt) {
+        this.clock.halt();
         await this.idle();
+        this.clock.resume();
         sliceStart = performance.now();
       } else if (performance.now() - sliceStart > YIELD_MS) {
         await new Promise<void>((r) => setImmediate(r));
@@ -285,6 +301,11 @@ export class PcMachine {
     }
     if (cpu.interrupts?.hasInterrupt()) return;
     const deadline = this.nextDeadline();
+    // Behind the host (the processor computed slower than the clock's pacing floor): make the time up now,
+    // to the next deadline or by one catch-up step if that is further: the guest wakes at least every step
+    // and sees its timers fire in order, late by less than a step (ticks coalesce, as after a VM pause).
+    const before = this.clock.nowNs();
+    if (deadline > before) this.clock.skip(Math.max(deadline - before, CATCH_UP_STEP_NS));
     const now = this.clock.nowNs();
     const waitMs = deadline === Number.POSITIVE_INFINITY ? 1000 : (deadline - now) / 1e6;
     const t0 = performance.now();
@@ -302,7 +323,10 @@ export class PcMachine {
     this.lastTrace.push(line);
     if (this.lastTrace.length > TRACE_KEEP) this.lastTrace.shift();
     this.traceSink!(rec, line);
-    return cpu.run(1);
+    this.inBatch = true;
+    const reason = cpu.run(1);
+    this.inBatch = false;
+    return reason;
   }
 
   private handle(reason: ExitReason): void {
@@ -407,7 +431,9 @@ export class PcMachine {
   inspect(): string {
     const parts = [
       describeProcessor(this.cpu),
-      `idle (HLT): ${Math.round(this.idleMs)} ms in ${this.idleCount} sleeps; resets: ${this.resets}`,
+      `idle (HLT): ${Math.round(this.idleMs)} ms in ${this.idleCount} sleeps; resets: ${this.resets}; ` +
+        `clock: ${(this.clock.nowNs() / 1e9).toFixed(3)} s virtual, ${(this.clock.lagNs() / 1e9).toFixed(3)} s ` +
+        `behind the host, ${(this.clock.caughtUpNs / 1e9).toFixed(3)} s made up in HLT`,
     ];
     if (this.lastTrace.length > 0) {
       parts.push(`state before each of the last ${this.lastTrace.length} instructions:`, ...this.lastTrace);
