@@ -9,8 +9,8 @@ test("memory sizes parse with K/M/G suffixes and are bounded", () => {
   assert.equal(parseMemorySize("128M"), 128 * 1024 * 1024);
   assert.equal(parseMemorySize("1G"), 1024 ** 3);
   assert.equal(parseMemorySize("65536K"), 64 * 1024 * 1024);
-  assert.equal(parseMemorySize("4194304"), 4 * 1024 * 1024);
-  for (const bad of ["", "12X", "-1M", "1M", "64G", "4097K"])
+  assert.equal(parseMemorySize("256"), 256 * 1024 * 1024);
+  for (const bad of ["", "12X", "-1M", "1M", "1", "64G", "4097K"])
     assert.throws(() => parseMemorySize(bad), UsageError, bad);
 });
 
@@ -25,6 +25,12 @@ test("run options parse; unknown options and missing values are usage errors", (
     "--trace",
     "--serial-log",
     "s.log",
+    "--initrd",
+    "i.gz",
+    "--cpus",
+    "2",
+    "--rtc-offset",
+    "-3600",
   ]);
   assert.deepEqual(o, {
     kernel: "k.elf",
@@ -32,8 +38,13 @@ test("run options parse; unknown options and missing values are usage errors", (
     memory: 64 * 1024 * 1024,
     trace: true,
     serialLog: "s.log",
+    initrd: "i.gz",
+    cpus: 2,
+    rtcOffset: -3600,
     state: false,
   });
+  assert.throws(() => parseRunArgs(["--rtc-offset", "1.5"]), UsageError);
+  assert.throws(() => parseRunArgs(["--cpus", "0"]), UsageError);
   assert.throws(() => parseRunArgs(["--kernel"]), UsageError);
   assert.throws(() => parseRunArgs(["--bogus"]), UsageError);
   assert.throws(() => parseRunArgs(["--max-instructions", "0"]), UsageError);

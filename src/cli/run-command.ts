@@ -1,9 +1,10 @@
-// Owns: `viridian run`: boots a Multiboot kernel (or the bundled demo guest) on the minimal machine, copies
-// COM1 to stdout (and optionally a log file) and turns the guest's isa-debug-exit write into the process
-// exit status, matching `qemu-system-x86_64 -nographic -no-reboot -device isa-debug-exit,iobase=0xf4,
-// iosize=4 -kernel FILE` so test kernels can be run under both and compared.
-// Must not: implement machine behaviour (src/worker/machine.ts does) or parse images (src/firmware).
-// Spec: QEMU's isa-debug-exit status convention ((value << 1) | 1); Multiboot 0.6.96 for --kernel images.
+// Owns: `viridian run`: parses its options and picks the machine by the kernel's content: a bzImage (and no
+// --kernel at all: the bundled Linux guest) boots on the PC machine (src/cli/run-linux.ts); a Multiboot
+// image boots on the minimal machine, copying COM1 to stdout (and optionally a log file) and turning the
+// guest's isa-debug-exit write into the process exit status, matching `qemu-system-x86_64 -nographic
+// -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=4 -kernel FILE` so test kernels run under both.
+// Must not: implement machine behaviour (src/worker) or parse images (src/firmware).
+// Spec: QEMU's isa-debug-exit status convention ((value << 1) | 1); Multiboot 0.6.96; Linux boot.rst.
 
 import { readFileSync, writeFileSync, appendFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
@@ -13,35 +14,50 @@ import { Machine } from "../worker/machine.js";
 import { qemuExitStatus } from "../chipset/debug-exit.js";
 import { MultibootError } from "../firmware/multiboot.js";
 import type { Command } from "./command.js";
+import { isBzImage, runLinux, STATUS_GUEST_FAILED } from "./run-linux.js";
 
-const DEFAULT_GUEST = new URL("../../../guest/demo.elf", import.meta.url);
+const BUNDLED_KERNEL = new URL("../../../guest/bzImage", import.meta.url);
+const BUNDLED_INITRD = new URL("../../../guest/initramfs.cpio.gz", import.meta.url);
+/** The bundled guest's console is COM1; everything else is the kernel's default. */
+export const DEFAULT_LINUX_CMDLINE = "console=ttyS0";
+const DEFAULT_LINUX_MEMORY = 256 * 1024 * 1024;
+const DEFAULT_MULTIBOOT_MEMORY = 128 * 1024 * 1024;
 /** Exit status when the guest stops without writing isa-debug-exit (halt, triple fault, limit). */
 export const STATUS_GUEST_STOPPED = 3;
+export const STATUS_LINUX_FAILED = STATUS_GUEST_FAILED;
 const STATUS_USAGE = 2;
 
-const USAGE = `usage: viridian run [--kernel FILE] [--cmdline S] [--memory 128M] [--trace] [--serial-log FILE]
-                    [--max-instructions N] [--state]
+const USAGE = `usage: viridian run [--kernel FILE] [--initrd FILE] [--cmdline S] [--memory SIZE] [--cpus N]
+                    [--serial-log FILE] [--rtc-offset SECONDS] [--trace] [--max-instructions N] [--state]
 
-Boots a Multiboot v1 kernel (default: the bundled demo guest) with COM1 on stdout.
-  --kernel FILE        the kernel; exit status is QEMU's isa-debug-exit status ((value << 1) | 1)
-                       (without --kernel, the demo guest's debug-exit value is the exit status)
-  --cmdline S          the Multiboot command line
-  --memory SIZE        guest RAM (K, M or G suffix; default 128M)
-  --trace              print every instruction (RIP and registers) to stderr; slow
+Without --kernel, boots the bundled Linux guest (guest/bzImage + guest/initramfs.cpio.gz) with COM1 on
+the terminal (raw mode; Ctrl-A X quits) or on stdin/stdout when they are pipes. Exit status 0 when the
+guest powers off; ${STATUS_LINUX_FAILED} with the machine state on stderr when it triple-faults, panics or halts; 143 on
+SIGTERM (after "viridian: stopped by SIGTERM" and the machine state on stderr).
+  --kernel FILE        a bzImage (Linux boot protocol) or a Multiboot v1 kernel (told apart by content);
+                       for Multiboot the exit status is QEMU's isa-debug-exit status ((value << 1) | 1)
+  --initrd FILE        initial ramdisk for a bzImage (default: the bundled initramfs with the bundled kernel)
+  --cmdline S          kernel command line (Linux default: "${DEFAULT_LINUX_CMDLINE}")
+  --memory SIZE        guest RAM in MiB or with a K, M or G suffix (default 256M; Multiboot 128M)
+  --cpus N             virtual processors (accepted; SMP is not supported yet, so 1 is used)
   --serial-log FILE    also write COM1 output to FILE
-  --max-instructions N stop after N instructions (status ${STATUS_GUEST_STOPPED})
+  --rtc-offset SECONDS shift the guest's calendar clock (signed; default 0 = the host's time)
+  --trace              print every instruction (RIP and registers) to stderr; slow
+  --max-instructions N stop after N instructions
   --state              print the processor state to stderr when the guest stops
-A guest that stops without debug-exit (HLT, triple fault) ends with status ${STATUS_GUEST_STOPPED} and its state on stderr.`;
+A Multiboot guest that stops without debug-exit (HLT, triple fault) ends with status ${STATUS_GUEST_STOPPED} and its state on stderr.`;
 
 export class UsageError extends Error {
   override name = "UsageError";
 }
 
-/** Parses "128M", "1G", "65536K" or a byte count. */
+/** Parses "128M", "1G", "65536K", or a plain number of MiB ("256"). */
 export function parseMemorySize(text: string): number {
   const m = /^(\d+)([KMG]?)(i?B)?$/i.exec(text.trim());
-  if (!m) throw new UsageError(`cannot parse memory size '${text}' (examples: 128M, 1G)`);
-  const unit = { "": 1, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[m[2]!.toUpperCase() as "" | "K" | "M" | "G"];
+  if (!m) throw new UsageError(`cannot parse memory size '${text}' (examples: 256, 128M, 1G)`);
+  const unit = { "": 1024 ** 2, K: 1024, M: 1024 ** 2, G: 1024 ** 3 }[
+    m[2]!.toUpperCase() as "" | "K" | "M" | "G"
+  ];
   const bytes = Number(m[1]) * unit;
   if (bytes < 2 * 1024 * 1024 || bytes > 16 * 1024 ** 3 || bytes % 4096 !== 0) {
     throw new UsageError(`memory size ${text} must be a multiple of 4 KiB between 2M and 16G`);
@@ -51,8 +67,11 @@ export function parseMemorySize(text: string): number {
 
 export interface RunOptions {
   kernel?: string;
-  cmdline: string;
-  memory: number;
+  initrd?: string;
+  cmdline?: string;
+  memory?: number;
+  cpus?: number;
+  rtcOffset?: number;
   trace: boolean;
   serialLog?: string;
   maxInstructions?: number;
@@ -60,7 +79,7 @@ export interface RunOptions {
 }
 
 export function parseRunArgs(args: string[]): RunOptions {
-  const o: RunOptions = { cmdline: "", memory: 128 * 1024 * 1024, trace: false, state: false };
+  const o: RunOptions = { trace: false, state: false };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = (): string => {
@@ -72,9 +91,26 @@ export function parseRunArgs(args: string[]): RunOptions {
       case "--kernel":
         o.kernel = value();
         break;
+      case "--initrd":
+        o.initrd = value();
+        break;
       case "--cmdline":
         o.cmdline = value();
         break;
+      case "--cpus": {
+        const n = Number(value());
+        if (!Number.isSafeInteger(n) || n < 1 || n > 64)
+          throw new UsageError("--cpus needs an integer 1..64");
+        o.cpus = n;
+        break;
+      }
+      case "--rtc-offset": {
+        const n = Number(value());
+        if (!Number.isSafeInteger(n) || Math.abs(n) > 100 * 366 * 86400)
+          throw new UsageError("--rtc-offset needs a whole number of seconds (within 100 years)");
+        o.rtcOffset = n;
+        break;
+      }
       case "--memory":
         o.memory = parseMemorySize(value());
         break;
@@ -116,12 +152,41 @@ async function run(args: string[]): Promise<number> {
     }
     throw e;
   }
-  const path = opts.kernel ?? fileURLToPath(DEFAULT_GUEST);
+  const path = opts.kernel ?? fileURLToPath(BUNDLED_KERNEL);
   let image: Uint8Array;
   try {
     image = readFileSync(path);
   } catch (e) {
     console.error(`viridian run: cannot read kernel ${path}: ${(e as Error).message}`);
+    return STATUS_USAGE;
+  }
+  if (isBzImage(image)) {
+    const initrdPath = opts.initrd ?? (opts.kernel === undefined ? fileURLToPath(BUNDLED_INITRD) : undefined);
+    let initrd: Uint8Array | undefined;
+    if (initrdPath !== undefined) {
+      try {
+        initrd = readFileSync(initrdPath);
+      } catch (e) {
+        console.error(`viridian run: cannot read initrd ${initrdPath}: ${(e as Error).message}`);
+        return STATUS_USAGE;
+      }
+    }
+    return runLinux({
+      kernel: image,
+      kernelPath: path,
+      ...(initrd ? { initrd } : {}),
+      cmdline: opts.cmdline ?? DEFAULT_LINUX_CMDLINE,
+      memory: opts.memory ?? DEFAULT_LINUX_MEMORY,
+      cpus: opts.cpus ?? 1,
+      rtcOffset: opts.rtcOffset ?? 0,
+      ...(opts.serialLog !== undefined ? { serialLog: opts.serialLog } : {}),
+      trace: opts.trace,
+      ...(opts.maxInstructions !== undefined ? { maxInstructions: opts.maxInstructions } : {}),
+      state: opts.state,
+    });
+  }
+  if (opts.initrd !== undefined) {
+    console.error(`viridian run: --initrd needs a bzImage kernel; ${path} is not one`);
     return STATUS_USAGE;
   }
   if (opts.serialLog) writeFileSync(opts.serialLog, "");
@@ -136,10 +201,12 @@ async function run(args: string[]): Promise<number> {
   };
   let memory: GuestMemory;
   try {
-    memory = new GuestMemory(opts.memory);
+    memory = new GuestMemory(opts.memory ?? DEFAULT_MULTIBOOT_MEMORY);
   } catch (e) {
     // A SharedArrayBuffer the host cannot provide is a usage problem, not a crash.
-    console.error(`viridian run: cannot allocate ${opts.memory} bytes of guest RAM: ${(e as Error).message}`);
+    console.error(
+      `viridian run: cannot allocate ${opts.memory ?? DEFAULT_MULTIBOOT_MEMORY} bytes of guest RAM: ${(e as Error).message}`,
+    );
     return STATUS_USAGE;
   }
   const machine = new Machine({
@@ -153,7 +220,7 @@ async function run(args: string[]): Promise<number> {
     maxInstructions: opts.maxInstructions,
   });
   try {
-    machine.bootMultiboot(image, opts.cmdline);
+    machine.bootMultiboot(image, opts.cmdline ?? "");
   } catch (e) {
     if (e instanceof MultibootError) {
       console.error(`viridian run: ${path}: ${e.message}`);
@@ -167,10 +234,10 @@ async function run(args: string[]): Promise<number> {
     console.error(`viridian run: ${stop.message} after ${stop.retired} instructions\n${machine.inspect()}`);
   }
   if (stop.kind !== "debug-exit") return STATUS_GUEST_STOPPED;
-  return opts.kernel === undefined ? stop.exitValue & 0xff : qemuExitStatus(stop.exitValue);
+  return qemuExitStatus(stop.exitValue);
 }
 
 export const command: Command = {
-  summary: "boot a Multiboot kernel (default: the bundled demo guest) with COM1 on stdout",
+  summary: "boot Linux (default: the bundled guest) or a Multiboot kernel, COM1 on the terminal",
   run,
 };

@@ -226,39 +226,44 @@ export class Machine {
 
   /** Registers, control registers, segments and the last trace lines, for failure messages. */
   inspect(): string {
-    const cpu = this.cpu;
-    const lines: string[] = [];
-    const rip = cpu.getRip();
-    lines.push(
-      `rip=${hex64(rip.lo, rip.hi)} rflags=${cpu.getRflags().toString(16).padStart(8, "0")} retired=${cpu.retired}`,
-    );
-    for (let i = 0; i < 16; i += 4) {
-      lines.push(
-        [i, i + 1, i + 2, i + 3]
-          .map((r) => {
-            const v = cpu.getReg(r as Reg);
-            return `${REG_NAMES[r]!.padStart(3)}=${hex64(v.lo, v.hi)}`;
-          })
-          .join(" "),
-      );
-    }
-    const cr = (["cr0", "cr2", "cr3", "cr4", "cr8", "efer"] as const).map((n) => {
-      const v = cpu.getControl(n);
-      return `${n}=${hex64(v.lo, v.hi)}`;
-    });
-    lines.push(cr.join(" "));
-    for (let s = 0; s < 6; s++) {
-      const seg = cpu.getSegment(s as Seg);
-      lines.push(
-        `${SEG_NAMES[s]}=${seg.selector.toString(16).padStart(4, "0")} base=${hex64(seg.base >>> 0, seg.baseHi ?? Math.floor(seg.base / 0x1_0000_0000))} ` +
-          `limit=${(seg.limit >>> 0).toString(16)} access=${seg.access.toString(16)}`,
-      );
-    }
+    const lines = [describeProcessor(this.cpu)];
     if (this.lastTrace.length > 0) {
       lines.push(`state before each of the last ${this.lastTrace.length} instructions:`, ...this.lastTrace);
     }
     return lines.join("\n");
   }
+}
+
+/** RIP, RFLAGS, the general registers, control registers and segment caches of a processor. */
+export function describeProcessor(cpu: Processor): string {
+  const lines: string[] = [];
+  const rip = cpu.getRip();
+  lines.push(
+    `rip=${hex64(rip.lo, rip.hi)} rflags=${cpu.getRflags().toString(16).padStart(8, "0")} retired=${cpu.retired}`,
+  );
+  for (let i = 0; i < 16; i += 4) {
+    lines.push(
+      [i, i + 1, i + 2, i + 3]
+        .map((r) => {
+          const v = cpu.getReg(r as Reg);
+          return `${REG_NAMES[r]!.padStart(3)}=${hex64(v.lo, v.hi)}`;
+        })
+        .join(" "),
+    );
+  }
+  const cr = (["cr0", "cr2", "cr3", "cr4", "cr8", "efer"] as const).map((n) => {
+    const v = cpu.getControl(n);
+    return `${n}=${hex64(v.lo, v.hi)}`;
+  });
+  lines.push(cr.join(" "));
+  for (let s = 0; s < 6; s++) {
+    const seg = cpu.getSegment(s as Seg);
+    lines.push(
+      `${SEG_NAMES[s]}=${seg.selector.toString(16).padStart(4, "0")} base=${hex64(seg.base >>> 0, seg.baseHi ?? Math.floor(seg.base / 0x1_0000_0000))} ` +
+        `limit=${(seg.limit >>> 0).toString(16)} access=${seg.access.toString(16)}`,
+    );
+  }
+  return lines.join("\n");
 }
 
 /** Puts a processor into the Multiboot entry state (flat 32-bit protected mode, paging and IF off). */

@@ -417,6 +417,7 @@ export class Cpu extends CpuCore implements Processor {
     this.mxcsr = 0x1f80;
     this.fxArea.fill(0);
     this.fpu.reset();
+    this.msrStore.clear(); // MTRRs and IA32_MISC_ENABLE return to their power-on values
     this.halted = false;
     this.shutdown = false;
     this.nmiPending = false;

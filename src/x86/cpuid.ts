@@ -21,7 +21,12 @@ export type Capability =
   | "PDPE1GB"
   | "DE"
   | "CR8LEGACY"
-  | "INVARIANT_TSC";
+  | "INVARIANT_TSC"
+  // Platform capabilities: the processor core does not implement these; the runner enables them when it
+  // attaches a local APIC (src/hv/local-apic.ts) that does.
+  | "APIC"
+  | "X2APIC"
+  | "TSC_DEADLINE";
 
 /** Where each capability's bit lives: [leaf, register (0 eax, 1 ebx, 2 ecx, 3 edx), bit]. */
 const BITS: Record<Capability, [number, number, number]> = {
@@ -32,6 +37,7 @@ const BITS: Record<Capability, [number, number, number]> = {
   MSR: [1, 3, 5],
   PAE: [1, 3, 6],
   CX8: [1, 3, 8],
+  APIC: [1, 3, 9],
   SEP: [1, 3, 11],
   PGE: [1, 3, 13],
   CMOV: [1, 3, 15],
@@ -47,6 +53,8 @@ const BITS: Record<Capability, [number, number, number]> = {
   PCID: [1, 2, 17],
   SSE41: [1, 2, 19],
   SSE42: [1, 2, 20],
+  X2APIC: [1, 2, 21],
+  TSC_DEADLINE: [1, 2, 24],
   XSAVE: [1, 2, 26],
   MOVBE: [1, 2, 22],
   POPCNT: [1, 2, 23],
@@ -119,6 +127,30 @@ export class CpuidModel {
   readonly out = new Int32Array(4);
   /** Initial APIC ID reported in leaf 1 EBX[31:24]. */
   apicId = 0;
+  /**
+   * TSC and core crystal (APIC timer) rates for leaves 0x15/0x16, set by the runner that knows both
+   * (the TSC is the processor's, the crystal drives the platform's APIC timer); 0 = not enumerated, and the
+   * highest basic leaf stays 0xD.
+   */
+  private tscHz = 0;
+  private crystalHz = 0;
+
+  /**
+   * Enumerates the time-stamp counter's rate (SDM Vol. 2A CPUID leaf 0x15: TSC = crystal * EBX / EAX) so
+   * software need not calibrate it. `tscHz` must be a whole multiple of `crystalHz`.
+   */
+  setTscFrequency(tscHz: number, crystalHz: number): void {
+    if (!(Number.isSafeInteger(tscHz) && Number.isSafeInteger(crystalHz) && crystalHz > 0 && tscHz > 0))
+      throw new RangeError("TSC and crystal rates must be positive integers");
+    if (tscHz % crystalHz !== 0 || tscHz / crystalHz > 0xffffffff || crystalHz > 0xffffffff)
+      throw new RangeError("the TSC rate must be a whole multiple of the crystal rate, both below 2^32");
+    this.tscHz = tscHz;
+    this.crystalHz = crystalHz;
+  }
+
+  private get maxBasicLeaf(): number {
+    return this.tscHz > 0 ? 0x16 : 0xd;
+  }
 
   has(f: Capability): boolean {
     return this.caps.has(f);
@@ -147,11 +179,12 @@ export class CpuidModel {
     const o = this.out;
     o.fill(0);
     leaf >>>= 0;
-    if (leaf > 0xd && leaf < 0x80000000) leaf = 0xd; // Intel: out-of-range basic leaves return the highest leaf
-    if (leaf > 0x80000008) leaf = 0xd;
+    const max = this.maxBasicLeaf;
+    if (leaf > max && leaf < 0x80000000) leaf = max; // Intel: out-of-range basic leaves return the highest leaf
+    if (leaf > 0x80000008) leaf = max;
     switch (leaf) {
       case 0:
-        o[0] = 0xd;
+        o[0] = max;
         o[1] = ascii4(VENDOR, 0);
         o[3] = ascii4(VENDOR, 4);
         o[2] = ascii4(VENDOR, 8);
@@ -177,6 +210,22 @@ export class CpuidModel {
           o[0] = 3;
           o[1] = 576;
           o[2] = 576;
+        }
+        break;
+      case 0x15:
+        // Ratio TSC/crystal as EBX/EAX, crystal in Hz in ECX.
+        if (this.tscHz > 0) {
+          o[0] = 1;
+          o[1] = this.tscHz / this.crystalHz;
+          o[2] = this.crystalHz;
+        }
+        break;
+      case 0x16:
+        // Base and maximum frequency (MHz), bus (reference) frequency (MHz): the TSC and crystal rates.
+        if (this.tscHz > 0) {
+          o[0] = Math.floor(this.tscHz / 1e6) & 0xffff;
+          o[1] = Math.floor(this.tscHz / 1e6) & 0xffff;
+          o[2] = Math.floor(this.crystalHz / 1e6) & 0xffff;
         }
         break;
       case 0x80000000:

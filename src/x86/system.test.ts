@@ -199,3 +199,38 @@ test("CPL 3 with IOPL 0: OUT, CLI and HLT raise #GP; IOPL 3 allows OUT", () => {
   assert.equal(reg64(cpu, 9), 1n, "CLI allowed with IOPL 3");
   assert.equal(reg64(cpu, 15), 13n, "HLT still needs CPL 0");
 });
+
+test("identification MSRs Linux reads unchecked: IA32_MISC_ENABLE, PLATFORM_ID, BIOS_SIGN_ID", () => {
+  const cpu = exec(
+    "mov ecx, 0x1a0\nrdmsr\nmov r8d, eax\nmov r9d, edx\n" +
+      // clearing fast strings is a permitted write; read-only bits stay set
+      "mov ecx, 0x1a0\nxor eax, eax\nxor edx, edx\nwrmsr\nrdmsr\nmov r10d, eax\n" +
+      "mov ecx, 0x17\nrdmsr\nmov r11d, edx\n" +
+      "mov ecx, 0x8b\nxor eax, eax\nxor edx, edx\nwrmsr\nmov eax, 1\ncpuid\nmov ecx, 0x8b\nrdmsr\nmov r12d, edx\nhlt",
+  );
+  assert.equal(cpu.getReg(8).lo, 0x1801, "fast strings on, BTS and PEBS unavailable");
+  assert.equal(cpu.getReg(9).lo, 0);
+  assert.equal(cpu.getReg(10).lo, 0x1800, "fast strings cleared, read-only bits kept");
+  assert.equal(cpu.getReg(11).lo, 0);
+  assert.equal(cpu.getReg(12).lo, 1, "microcode revision after WRMSR 0 + CPUID");
+  // Setting a feature the processor lacks (bit 22: limit CPUID maxval) is refused with #GP(0).
+  const m = machine("long64", assemble("mov ecx, 0x1a0\nmov eax, 0x401801\nxor edx, edx\nwrmsr\nhlt", 64));
+  const r = m.cpu.run(10);
+  assert.notEqual(r, ExitReason.Wrmsr, "IA32_MISC_ENABLE is the processor's, not the runner's");
+  assert.notEqual(m.cpu.getRip().lo >>> 0, 0, "the WRMSR did not retire");
+});
+
+test("CPUID leaves 0x15/0x16 enumerate the TSC rate once the runner sets it; otherwise max leaf 0xD", () => {
+  const src =
+    "xor eax, eax\ncpuid\nmov r8d, eax\nmov eax, 0x15\ncpuid\nmov r9d, eax\nmov r10d, ebx\nmov r11d, ecx\nhlt";
+  const plain = exec(src);
+  assert.equal(plain.getReg(8).lo, 0xd);
+  const m = machine("long64", assemble(src, 64));
+  m.cpu.cpuid.setTscFrequency(1_000_000_000, 200_000_000);
+  assert.equal(m.cpu.run(100), ExitReason.Hlt);
+  assert.equal(m.cpu.getReg(8).lo, 0x16);
+  assert.equal(m.cpu.getReg(9).lo, 1, "denominator");
+  assert.equal(m.cpu.getReg(10).lo, 5, "numerator: TSC = 5 x crystal");
+  assert.equal(m.cpu.getReg(11).lo, 200_000_000, "crystal Hz");
+  assert.throws(() => m.cpu.cpuid.setTscFrequency(1_000_000_001, 200_000_000), RangeError);
+});

@@ -287,6 +287,17 @@ function isMtrr(n: number): boolean {
   );
 }
 
+const MSR_PLATFORM_ID = 0x17;
+const MSR_BIOS_SIGN_ID = 0x8b;
+const MSR_MISC_ENABLE = 0x1a0;
+/** The microcode update signature BIOS_SIGN_ID reports (no update is ever loaded: a fixed revision). */
+const MICROCODE_REVISION = 1;
+/** IA32_MISC_ENABLE (Vol. 4 Table 2-2): fast strings (0) on; BTS (11) and PEBS (12) unavailable, read-only. */
+const MISC_ENABLE_RESET = 0x1801;
+const MISC_ENABLE_READ_ONLY = 0x1800;
+/** Bits a write may change: fast strings (0) and automatic thermal control (3), which alter no behaviour here. */
+const MISC_ENABLE_WRITABLE = 0x9;
+
 function canonical(hi: number): boolean {
   return (hi << 16) >> 16 === hi;
 }
@@ -334,6 +345,13 @@ export function readMsr(c: CpuCore, n: number): number {
       return c.kgsBaseLo;
     case MSR_TSC_AUX:
       return c.tscAux;
+    case MSR_PLATFORM_ID:
+      return 0; // platform ID 0 (bits 52:50): what an unconstrained part reports
+    case MSR_BIOS_SIGN_ID:
+      c.hi = MICROCODE_REVISION;
+      return 0;
+    case MSR_MISC_ENABLE:
+      return c.msrStore.get(MSR_MISC_ENABLE)?.[0] ?? MISC_ENABLE_RESET;
     default:
       if (isMtrr(n)) {
         const v = c.msrStore.get(n);
@@ -416,6 +434,15 @@ export function writeMsr(c: CpuCore, n: number, lo: number, hi: number): boolean
     case MSR_TSC_AUX:
       if (hi !== 0) c.gp(0);
       c.tscAux = lo;
+      return true;
+    case MSR_BIOS_SIGN_ID:
+      // Software writes 0 before CPUID to read the revision back; no update is loaded by a write here.
+      return true;
+    case MSR_MISC_ENABLE:
+      // Read-only bits ignore writes; the features behind other bits (limit CPUID, XD disable, EIST,
+      // MONITOR FSM, ...) are not implemented, so setting one is refused rather than silently ignored.
+      if (hi !== 0 || lo & ~(MISC_ENABLE_WRITABLE | MISC_ENABLE_READ_ONLY)) c.gp(0);
+      c.msrStore.set(MSR_MISC_ENABLE, [(lo & MISC_ENABLE_WRITABLE) | MISC_ENABLE_READ_ONLY, 0]);
       return true;
     default:
       if (isMtrr(n)) {
