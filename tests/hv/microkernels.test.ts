@@ -109,3 +109,35 @@ test("hv-basics: discovery, MSR protocol, hypercall status codes, crash report",
   assert.equal(crashes[0]!.parameters[2], "ffffffff81000000");
   assert.deepEqual(p.crash, crashes[0]);
 });
+
+test("hv-synic: busy slot queues, message-pending, EOM redelivers, masked SINT, event flags", () => {
+  const p = bootPartition(assembleHvKernel("hv-synic"));
+  p.registerMessagePort(2, (vp, _type, payload) => {
+    let status = 0;
+    for (let i = 0; i < payload[0]!; i++) {
+      status = p.postMessageToGuest(vp, 2, 0x100 + i, new Uint8Array([0x10 + i, 0, 0, 0]));
+    }
+    return status;
+  });
+  p.registerMessagePort(3, (vp) => p.postMessageToGuest(vp, 2, 1, new Uint8Array(8)));
+  p.registerEventPort(6, (vp) => void p.signalGuestEvent(vp, 2, 9));
+  const r = runPartition(p);
+  assert.equal(r.stop, "debug-exit", `${r.stop}\n${show(r.output)}`);
+  const lines = r.output.split("\n").map((l) => l.trim());
+  const expected = [
+    "s1: status=0x0 type=0x100 pending=0x1 irqs=0x1",
+    "s2: type=0x100 pending=0x1 irqs=0x1",
+    "s3: type=0x0 pending=0x1 irqs=0x1",
+    "s4: type=0x101 pending=0x1 irqs=0x2",
+    "s5: type=0x102 pending=0x0 irqs=0x3",
+    "s6: payload=0x12 type=0x0 pending=0x0 irqs=0x3",
+    "s7: type=0x100 pending=0x0 irqs=0x3",
+    "e1: status=0x0 flags=0x2 irqs=0x4",
+    "e2: irqs=0x4",
+    "e3: irqs=0x5",
+    "d1: status=0x18",
+  ];
+  for (const line of expected) assert.ok(lines.includes(line), `missing "${line}"\n${show(r.output)}`);
+  assert.match(r.output, /d2: exc: v=0xd /);
+  assert.match(r.output, /d3: exc: v=0xd /);
+});
