@@ -141,3 +141,53 @@ test("hv-synic: busy slot queues, message-pending, EOM redelivers, masked SINT, 
   assert.match(r.output, /d2: exc: v=0xd /);
   assert.match(r.output, /d3: exc: v=0xd /);
 });
+
+const PERIOD = 1000;
+
+test("hv-timers: all four timers fire on time, one-shot and periodic, direct and message mode", () => {
+  const r = runPartition(bootPartition(assembleHvKernel("hv-timers")));
+  assert.equal(r.stop, "debug-exit", `${r.stop}\n${show(r.output)}`);
+  const hex = (s: string): number => Number.parseInt(s, 16);
+  const oneshots = [...r.output.matchAll(/oneshot timer=0x(\w+) due=0x(\w+) at=0x(\w+) cfg=0x(\w+)/g)];
+  assert.equal(oneshots.length, 4, show(r.output));
+  for (const m of oneshots) {
+    const late = hex(m[3]!) - hex(m[2]!);
+    assert.ok(late >= 0 && late <= 2, `one-shot timer ${m[1]} fired ${late} units after its due time`);
+    assert.equal(hex(m[4]!) & 1, 0, "a one-shot timer disables itself");
+    assert.equal(hex(m[4]!) & 8, 8, "auto-enable stays set");
+  }
+  const periodic = [...r.output.matchAll(/periodic timer=0x(\w+) start=0x(\w+)((?: at=0x\w+)+)/g)];
+  assert.equal(periodic.length, 4, show(r.output));
+  for (const m of periodic) {
+    const start = hex(m[2]!);
+    const at = [...m[3]!.matchAll(/at=0x(\w+)/g)].map((x) => hex(x[1]!));
+    assert.equal(at.length, 4);
+    at.forEach((t, k) => {
+      const late = t - (start + (k + 1) * PERIOD);
+      assert.ok(
+        late >= 0 && late <= 4,
+        `periodic timer ${m[1]} tick ${k}: ${late} units after start + period`,
+      );
+      if (k > 0) assert.equal(t - at[k - 1]!, PERIOD, `periodic timer ${m[1]} interval`);
+    });
+  }
+  const msg =
+    /message due=0x(\w+) at=0x(\w+) type=0x(\w+) size=0x(\w+) index=0x(\w+) expiration=0x(\w+) delivery=0x(\w+)/.exec(
+      r.output,
+    );
+  assert.ok(msg, show(r.output));
+  assert.equal(hex(msg[3]!), 0x80000010);
+  assert.equal(hex(msg[4]!), 24);
+  assert.equal(hex(msg[5]!), 1);
+  assert.equal(hex(msg[6]!), hex(msg[1]!), "expiration time = due time");
+  assert.ok(hex(msg[7]!) >= hex(msg[6]!) && hex(msg[7]!) - hex(msg[6]!) <= 2);
+  assert.ok(hex(msg[2]!) - hex(msg[1]!) <= 2);
+  const mp = /msgperiodic start=0x(\w+)((?: at=0x\w+ exp=0x\w+)+)/.exec(r.output);
+  assert.ok(mp, show(r.output));
+  const ticks = [...mp[2]!.matchAll(/at=0x(\w+) exp=0x(\w+)/g)].map((x) => [hex(x[1]!), hex(x[2]!)] as const);
+  assert.equal(ticks.length, 4);
+  ticks.forEach(([at, exp], k) => {
+    assert.ok(at >= exp && at - exp <= 2, `message tick ${k} late by ${at - exp}`);
+    if (k > 0) assert.equal(exp - ticks[k - 1]![1], PERIOD);
+  });
+});
