@@ -5,7 +5,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { assembleHvKernel, bootPartition, parseValues, runPartition } from "./harness.js";
-import type { GuestCrashReport } from "../../src/hv/partition.js";
+import type { GuestCrashReport, PartitionOptions } from "../../src/hv/partition.js";
 
 function show(out: string): string {
   return out.split("\n").slice(-40).join("\n");
@@ -190,4 +190,30 @@ test("hv-timers: all four timers fire on time, one-shot and periodic, direct and
     assert.ok(at >= exp && at - exp <= 2, `message tick ${k} late by ${at - exp}`);
     if (k > 0) assert.equal(exp - ticks[k - 1]![1], PERIOD);
   });
+});
+
+test("hv-time: TSC page formula brackets TIME_REF_COUNT at every read; TSC and counter never decrease", () => {
+  const configs: Array<Partial<PartitionOptions>> = [
+    { time: "deterministic" },
+    { time: "deterministic", tscHz: 2_400_000_000, nsPerInstruction: 3 },
+    { time: "wall", tscHz: 3_100_000_000 },
+  ];
+  for (const config of configs) {
+    // In wall mode a 5 us period would interrupt this slow emulator after every exit: use 200 us.
+    const image = assembleHvKernel(
+      "hv-time",
+      config.time === "wall" ? { TIMER_PERIOD: 2000, ITERATIONS: 5000 } : {},
+    );
+    const r = runPartition(bootPartition(image, config), 50_000_000);
+    const label = JSON.stringify(config);
+    assert.equal(r.stop, "debug-exit", `${label} ${r.stop}\n${show(r.output)}`);
+    const v = parseValues(r.output);
+    assert.equal(v.get("seq"), 1n, label);
+    assert.equal(v.get("offset"), 0n, label);
+    assert.equal(v.get("violations"), 0n, `${label}\n${r.output}`);
+    assert.equal(v.get("tsc_decreases"), 0n, label);
+    assert.equal(v.get("ref_decreases"), 0n, label);
+    assert.ok((v.get("ticks") ?? 0n) > 50n, `${label}: timer interrupts ${v.get("ticks")}`);
+    if (config.time === "deterministic") assert.ok((v.get("exact") ?? 0n) > 1000n, label);
+  }
 });
