@@ -89,6 +89,10 @@ export class ReferenceTime {
   readonly scale: bigint;
   /** TscOffset: 0, because the TSC and the reference counter both start at 0 with the partition. */
   readonly offset = 0n;
+  /** scale / 2^64 as a double, for the fast path of `referenceAt`. */
+  private readonly scaleFraction: number;
+  private memoCount = -1;
+  private memoNs = 0;
 
   constructor(tscHz: number) {
     // TLFS/Linux: the TSC page needs a TSC faster than the 10 MHz reference counter.
@@ -97,28 +101,56 @@ export class ReferenceTime {
     }
     this.tscHz = tscHz;
     this.scale = tscScale(tscHz);
+    this.scaleFraction = Number(this.scale) / 2 ** 64;
   }
 
-  /** The reference counter (100 ns units) at partition time `ns`. */
+  /** The reference counter (100 ns units) at partition time `ns`: exactly the TSC page formula. */
   referenceAt(ns: number): number {
-    return referenceFromTsc(tscAt(ns, this.tscHz), this.scale, this.offset);
+    const tsc = tscAt(ns, this.tscHz);
+    // Doubles get the product right to far better than 1e-3 below 2^53; only a result that lands next to an
+    // integer needs the exact 128-bit product to decide the floor.
+    const x = tsc * this.scaleFraction;
+    const f = x - Math.floor(x);
+    if (tsc < 2 ** 53 && f > 1e-3 && f < 1 - 1e-3) return Math.floor(x);
+    return referenceFromTsc(tsc, this.scale, this.offset);
   }
 
   /** The first whole nanosecond at which the reference counter is >= `count` (Infinity if unreachable). */
   nsForReference(count: number): number {
     if (!(count > 0)) return 0;
     if (!Number.isFinite(count)) return Infinity;
+    if (count === this.memoCount) return this.memoNs;
     // Beyond 2^53 ns (104 days) doubles are coarser than a nanosecond; the estimate is then as good as any.
     if (count > 2 ** 53 / 100) return count * 100;
-    // Start slightly early and walk forward: the floors in tscAt and the scale make the exact point differ
-    // from count * 100 by at most a few nanoseconds.
-    let ns = Math.max(0, Math.floor(count * 100) - 200);
-    let step = 64;
-    while (this.referenceAt(ns + step) < count) ns += step;
-    while (step > 1) {
-      step >>= 1;
-      if (this.referenceAt(ns + step) < count) ns += step;
+    // count * 100 is within a few nanoseconds of the answer (the floors in tscAt and the scale); walk to it.
+    let ns = Math.max(0, Math.floor(count * 100));
+    let step = 1;
+    while (this.referenceAt(ns) < count) {
+      ns += step;
+      step *= 2;
     }
-    return this.referenceAt(ns) >= count ? ns : ns + 1;
+    // Now ref(ns) >= count; find the first such nanosecond below it.
+    let lo = Math.max(0, ns - step);
+    if (this.referenceAt(lo) >= count) {
+      step = 1;
+      while (lo > 0 && this.referenceAt(lo) >= count) {
+        lo = Math.max(0, lo - step);
+        step *= 2;
+      }
+      if (this.referenceAt(lo) >= count) return this.remember(count, lo);
+    }
+    // ref(lo) < count <= ref(ns): bisect.
+    while (ns - lo > 1) {
+      const mid = Math.floor((lo + ns) / 2);
+      if (this.referenceAt(mid) >= count) ns = mid;
+      else lo = mid;
+    }
+    return this.remember(count, ns);
+  }
+
+  private remember(count: number, ns: number): number {
+    this.memoCount = count;
+    this.memoNs = ns;
+    return ns;
   }
 }

@@ -38,21 +38,24 @@ export function assembleHvKernel(name: string, defines: Record<string, string | 
 /** The local APIC's role for these tests: accepts fixed vectors, hands out the highest pending one. */
 export class TestInterrupts implements InterruptSource {
   private readonly pending = new Uint8Array(256);
-  accepted: number[] = [];
+  private count = 0;
+  accepted = 0;
 
   acceptFixed(vector: number): void {
+    if (this.pending[vector & 0xff] === 0) this.count++;
     this.pending[vector & 0xff] = 1;
-    this.accepted.push(vector & 0xff);
+    this.accepted++;
   }
 
   hasInterrupt(): boolean {
-    return this.pending.some((p) => p !== 0);
+    return this.count > 0;
   }
 
   acknowledge(): number {
     for (let v = 255; v >= 0; v--) {
       if (this.pending[v] !== 0) {
         this.pending[v] = 0;
+        this.count--;
         return v;
       }
     }
