@@ -14,6 +14,7 @@ import { applyEntryState } from "../../src/worker/machine.js";
 import { ExitHandling, Partition, type PartitionOptions } from "../../src/hv/partition.js";
 import type { MsrRead } from "../../src/hv/synic.js";
 import { ExitReason } from "../../src/x86/vm-exit.js";
+import { LocalApic } from "../../src/hv/local-apic.js";
 import type { InterruptSource } from "../../src/x86/processor.js";
 
 export const HV_SOURCE_DIR = fileURLToPath(new URL("../../../tests/hv/", import.meta.url));
@@ -73,16 +74,35 @@ export interface RunResult {
 const BATCH = 100_000;
 const RFLAGS_IF = 1 << 9;
 
-/** Runs VP 0 of `p` (already loaded) until debug-exit, a stop, or `maxInstructions`. */
-export function runPartition(p: Partition, maxInstructions = 20_000_000): RunResult {
+/**
+ * Runs VP 0 of `p` (already loaded) until debug-exit, a stop, or `maxInstructions`. With `useApic` the VP's
+ * interrupt controller is the real local APIC (src/hv/local-apic.ts) on the partition clock, its x2APIC MSRs
+ * and IA32_APIC_BASE routed through the intercept interface, instead of the test controller.
+ */
+export function runPartition(p: Partition, maxInstructions = 20_000_000, useApic = false): RunResult {
   let output = "";
   let exitValue: number | null = null;
   let stop = "";
   let dlab = false;
   const vp = p.vps[0]!;
-  const irq = new TestInterrupts();
-  vp.cpu.interrupts = irq;
+  const testIrq = new TestInterrupts();
+  const cpu = vp.cpu;
+  const apic = useApic
+    ? new LocalApic({
+        clock: p.clock,
+        timerHz: p.apicHz,
+        tscHz: p.time.tscHz,
+        readTsc: () => {
+          const lo = cpu.readTsc();
+          return (cpu.hi >>> 0) * 0x1_0000_0000 + (lo >>> 0);
+        },
+        cr8: cpu,
+      })
+    : null;
+  const irq = apic ?? testIrq;
+  cpu.interrupts = irq;
   p.setInterruptTarget(0, irq);
+  const apicMsr = (msr: number): boolean => apic !== null && (msr === 0x1b || (msr >= 0x800 && msr <= 0x8ff));
   p.intercepts = {
     ioRead: (_vp, port) => (port === 0x3fd ? 0x60 : 0xff),
     ioWrite: (_vp, port, _size, value) => {
@@ -96,8 +116,12 @@ export function runPartition(p: Partition, maxInstructions = 20_000_000): RunRes
     },
     mmioRead: () => ({ lo: -1, hi: -1 }),
     mmioWrite: () => undefined,
-    rdmsr: (): MsrRead => ({ ok: false }),
-    wrmsr: () => false,
+    rdmsr: (_vp, msr): MsrRead => {
+      if (!apicMsr(msr)) return { ok: false };
+      const r = apic!.readMsr(msr);
+      return r.ok ? { ok: true, lo: r.lo, hi: r.hi } : { ok: false };
+    },
+    wrmsr: (_vp, msr, lo, hi) => apicMsr(msr) && apic!.writeMsr(msr, lo, hi).ok,
   };
   const ns = p.clock.nsPerInstruction;
   while (exitValue === null && stop === "") {
@@ -106,10 +130,12 @@ export function runPartition(p: Partition, maxInstructions = 20_000_000): RunRes
       break;
     }
     const now = p.clock.nowNs();
-    let deadline = p.nextDeadlineNs();
+    const nextDeadline = (): number => Math.min(p.nextDeadlineNs(), apic?.nextDeadlineNs() ?? Infinity);
+    let deadline = nextDeadline();
     if (deadline <= now) {
       p.tick(now);
-      deadline = p.nextDeadlineNs();
+      apic?.tick(now);
+      deadline = nextDeadline();
     }
     let budget = BATCH;
     if (deadline !== Infinity && p.clock.source === "deterministic") {
@@ -124,11 +150,12 @@ export function runPartition(p: Partition, maxInstructions = 20_000_000): RunRes
       case ExitReason.Hlt: {
         // HLT retired; the processor idles until an interrupt: skip time to the next timer deadline.
         if (irq.hasInterrupt()) break;
-        const next = p.nextDeadlineNs();
+        const next = nextDeadline();
         if ((vp.cpu.getRflags() & RFLAGS_IF) === 0 || next === Infinity) stop = "halted";
         else {
           p.clock.skipTo(next);
           p.tick(p.clock.nowNs());
+          apic?.tick(p.clock.nowNs());
         }
         break;
       }
@@ -158,4 +185,16 @@ export function parseValues(output: string): Map<string, bigint> {
     }
   }
   return m;
+}
+
+/** FNV-1a over guest RAM and the hypervisor's state words. */
+export function stateHash(p: Partition): string {
+  let h = 0x811c9dc5;
+  const b = p.memory.bytes;
+  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
+  for (const w of p.stateWords()) {
+    const s = String(w);
+    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  }
+  return (h >>> 0).toString(16).padStart(8, "0");
 }

@@ -3,23 +3,10 @@
 // same state hash. Isolation: two partitions in one process; crafted addresses in one never reach the other.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assembleHvKernel, bootPartition, runPartition } from "./harness.js";
+import { assembleHvKernel, bootPartition, runPartition, stateHash } from "./harness.js";
 import type { Partition } from "../../src/hv/partition.js";
-import * as T from "../../src/hv/tlfs.js";
 
 const OPS = Number(process.env.VIRIDIAN_HV_HOSTILE_OPS ?? 1_000_000);
-
-/** FNV-1a over guest RAM and the hypervisor's state words. */
-export function stateHash(p: Partition): string {
-  let h = 0x811c9dc5;
-  const b = p.memory.bytes;
-  for (let i = 0; i < b.length; i++) h = Math.imul(h ^ b[i]!, 0x01000193);
-  for (const w of p.stateWords()) {
-    const s = String(w);
-    for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-  }
-  return (h >>> 0).toString(16).padStart(8, "0");
-}
 
 /** Root ports 1-4: messages come back as SynIC messages, signals as event flags, on guest-chosen SINTs. */
 function connectRoot(p: Partition): { posted: number; signalled: number; crashes: number } {

@@ -35,6 +35,9 @@ wait_count:
 
 kmain64:
     call install_irq_stubs
+%ifdef USE_APIC
+    call apic_enable
+%endif
     call hv_enable
     ; ---- one-shot, direct: CONFIG = auto-enable | direct | vector, then COUNT = now + delay ----
     xor ebx, ebx
