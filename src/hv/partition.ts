@@ -253,6 +253,25 @@ export class Partition implements HypercallHost {
     this.memory.rights.fill(rights & 7, first, first + length / PAGE_SIZE);
   }
 
+  /**
+   * Platform reset (the guest's reboot): every synthetic register returns to its creation value and every
+   * processor to its reset state; pending messages and armed timers are dropped. The partition clock keeps
+   * running, so the TSC and the reference counter never go backwards across a reboot.
+   */
+  reset(): void {
+    this.guestOsIdLo = this.guestOsIdHi = 0;
+    this.hypercallLo = this.hypercallHi = 0;
+    this.refTscLo = this.refTscHi = 0;
+    this.crashP.fill(0);
+    this.crash = null;
+    for (const vp of this.vps) {
+      vp.synic.reset();
+      vp.timers.reset();
+      vp.assistLo = vp.assistHi = 0;
+      vp.cpu.reset();
+    }
+  }
+
   // ---------------------------------------------------------------- time
 
   /** The reference counter (100 ns units) now. */
