@@ -127,3 +127,18 @@ test("a partition takes over an existing GuestMemory; the deterministic clock co
   assert.equal(p.referenceCounter(), 3);
   assert.equal(p.vps[0]!.runtimeNs, 350);
 });
+
+test("page rights set by the root supersede the guest: a forbidden write is intercepted and forwarded", () => {
+  const p = partition();
+  const cpu = p.vps[0]!.cpu;
+  // real mode at 0: mov byte [0x5000], 1 ; hlt
+  p.memory.bytes.set([0xc6, 0x06, 0x00, 0x50, 0x01, 0xf4], 0);
+  cpu.setSegment(1, { selector: 0, base: 0, limit: 0xffff, access: 0x9b });
+  cpu.setRip(0, 0);
+  p.setPageRights(0x5000, 0x1000, PAGE_READ);
+  const r = p.runVp(0, 10);
+  assert.equal(r.reason, ExitReason.AccessViolation);
+  assert.equal(r.handling, ExitHandling.Forward);
+  assert.equal(cpu.exit.gpa, 0x5000);
+  assert.equal(p.memory.bytes[0x5000], 0, "the write did not happen");
+});
