@@ -14,7 +14,7 @@ const read = (p: Partition, msr: number): { lo: number; hi: number } | null => {
   return r.ok ? { lo: r.lo, hi: r.hi } : null;
 };
 
-test("privileges, features and hints are limited to what is implemented; AutoEOI is always deprecated", () => {
+test("privileges, features and hints are limited to what is implemented", () => {
   const p = partition({
     privilegesLow: 0xffffffff,
     privilegesHigh: 0xffffffff,
@@ -24,7 +24,8 @@ test("privileges, features and hints are limited to what is implemented; AutoEOI
   assert.equal(p.privilegesLow, 0xa6f);
   assert.equal(p.privilegesHigh, 0x30);
   assert.equal(p.features, 0x80510);
-  assert.equal(p.hints, T.HINT_DEPRECATE_AUTO_EOI);
+  assert.equal(p.hints, 0, "a configuration may leave AutoEOI undeprecated: SINTs then honour AutoEOI");
+  assert.equal(partition({ hints: 0xffffffff }).hints, 0xe24);
   const q = partition({ privilegesLow: 0x26e });
   assert.equal(q.features & T.FEATURE_FREQUENCY_MSRS, 0, "frequency MSRs need AccessFrequencyRegs");
   assert.equal(read(q, T.MSR_TSC_FREQUENCY), null);

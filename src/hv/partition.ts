@@ -196,8 +196,7 @@ export class Partition implements HypercallHost {
     let features = (options.features ?? DEFAULT_FEATURES) & SUPPORTED_FEATURES;
     if ((this.privilegesLow & T.PRIV_FREQUENCY_REGS) === 0) features &= ~T.FEATURE_FREQUENCY_MSRS;
     this.features = features;
-    // AutoEOI is not implemented, so its deprecation is always recommended (checklist 1.2, hint bit 9).
-    this.hints = ((options.hints ?? DEFAULT_HINTS) & SUPPORTED_HINTS) | T.HINT_DEPRECATE_AUTO_EOI;
+    this.hints = (options.hints ?? DEFAULT_HINTS) & SUPPORTED_HINTS;
     this.time = new ReferenceTime(options.tscHz ?? 1_000_000_000);
     this.apicHz = options.apicHz ?? 200_000_000;
     if (!(this.apicHz >= 1 && this.apicHz <= 1e11))

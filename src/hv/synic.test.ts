@@ -1,15 +1,22 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestMemory, PAGE_READ } from "../memory/guest-memory.js";
+import { LocalApic } from "./local-apic.js";
 import { Synic } from "./synic.js";
 import * as T from "./tlfs.js";
 
-function setup(): { mem: GuestMemory; s: Synic; got: number[] } {
+function setup(): { mem: GuestMemory; s: Synic; got: number[]; autoEoi: boolean[] } {
   const mem = new GuestMemory(1 << 20);
   const s = new Synic(mem);
   const got: number[] = [];
-  s.target = { acceptFixed: (v) => got.push(v) };
-  return { mem, s, got };
+  const autoEoi: boolean[] = [];
+  s.target = {
+    acceptFixed: (v, _level, auto) => {
+      got.push(v);
+      autoEoi.push(auto === true);
+    },
+  };
+  return { mem, s, got, autoEoi };
 }
 
 test("SynIC MSRs: reset values, SVERSION read-only, SINT vector rules", () => {
@@ -93,4 +100,33 @@ test("event flags: set once, interrupt only on a 0 -> 1 transition", () => {
   assert.equal(s.signalEvent(2, 13), 0);
   assert.deepEqual(got, [0xf3]);
   assert.equal(s.signalEvent(2, 2048), T.HV_STATUS_INVALID_PARAMETER);
+});
+
+test("AutoEOI SINTs are asserted with the target's AutoEOI acceptance", () => {
+  const { s, got, autoEoi } = setup();
+  s.writeMsr(T.MSR_SCONTROL, 1, 0);
+  s.writeMsr(T.MSR_SIEFP, 0x6001, 0);
+  s.writeMsr(T.MSR_SINT0 + 1, 0x30 | T.SINT_AUTO_EOI, 0);
+  s.writeMsr(T.MSR_SINT0 + 2, 0x31, 0);
+  s.signalEvent(1, 0);
+  s.signalEvent(2, 0);
+  assert.deepEqual(got, [0x30, 0x31]);
+  assert.deepEqual(autoEoi, [true, false]);
+});
+
+test("with the real local APIC, an AutoEOI SINT never blocks lower-priority vectors; a normal one does", () => {
+  for (const auto of [true, false]) {
+    const mem = new GuestMemory(1 << 20);
+    const s = new Synic(mem);
+    const apic = new LocalApic({ clock: { nowNs: () => 0 }, virtualWire: true });
+    s.target = apic;
+    s.writeMsr(T.MSR_SCONTROL, 1, 0);
+    s.writeMsr(T.MSR_SIEFP, 0x6001, 0);
+    s.writeMsr(T.MSR_SINT0 + 2, 0x50 | (auto ? T.SINT_AUTO_EOI : 0), 0);
+    s.signalEvent(2, 1);
+    assert.equal(apic.hasInterrupt(), true);
+    assert.equal(apic.acknowledge(), 0x50);
+    apic.acceptFixed(0x40, false);
+    assert.equal(apic.hasInterrupt(), auto, `AutoEOI ${auto}`);
+  }
 });

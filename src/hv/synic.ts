@@ -6,9 +6,9 @@
 // of this partition with write rights when it is enabled), or know ports and connections (the partition
 // routes those).
 // Spec: TLFS inter-partition-communication.md ("SynIC", "SINTx Registers", "SIM Page", "SIEF Page",
-// "EOM Register", message buffer layout HV_MESSAGE in datatypes/hv_message.md). AutoEOI is not advertised
-// (recommendation bit 9, "deprecating AutoEOI"): the bit is stored and SINT interrupts are ordinary fixed
-// interrupts that the guest EOIs.
+// "EOM Register", message buffer layout HV_MESSAGE in datatypes/hv_message.md). A SINT with AutoEOI set is
+// asserted with the target's AutoEOI acceptance (the local APIC retires the vector at acknowledge, never
+// setting ISR); guests told "deprecating AutoEOI" (recommendation bit 9, the default) do not use it.
 
 import { type GuestMemory, PAGE_SIZE, PAGE_WRITE } from "../memory/guest-memory.js";
 import {
@@ -26,6 +26,7 @@ import {
   MSR_SINT0,
   MSR_SINT15,
   MSR_SVERSION,
+  SINT_AUTO_EOI,
   SINT_COUNT,
   SINT_MASKED,
   SINT_RESET,
@@ -34,8 +35,11 @@ import {
 
 /** Where a VP's interrupts go: the local APIC (src/hv/local-apic.ts) satisfies this structurally. */
 export interface VpInterruptTarget {
-  /** Accepts a fixed-delivery interrupt with this vector (edge-triggered unless `levelTriggered`). */
-  acceptFixed(vector: number, levelTriggered: boolean): void;
+  /**
+   * Accepts a fixed-delivery interrupt with this vector (edge-triggered unless `levelTriggered`); with
+   * `autoEoi` the vector needs no EOI (SynIC AutoEOI).
+   */
+  acceptFixed(vector: number, levelTriggered: boolean, autoEoi?: boolean): void;
 }
 
 /** Result of a synthetic-register access: a value, or a #GP the caller injects. */
@@ -196,7 +200,7 @@ export class Synic {
   private assertSint(n: number): void {
     const v = this.sintLo[n]!;
     if (!this.enabled || (v & SINT_MASKED) !== 0 || (v & 0xff) < 16) return;
-    this.target?.acceptFixed(v & 0xff, false);
+    this.target?.acceptFixed(v & 0xff, false, (v & SINT_AUTO_EOI) !== 0);
   }
 
   /**
