@@ -7,9 +7,8 @@
 
 import { openSync, writeSync, closeSync } from "node:fs";
 import { GuestMemory } from "../memory/guest-memory.js";
-import { Cpu } from "../x86/cpu.js";
 import { PacedClock } from "../worker/paced-clock.js";
-import { PcMachine } from "../worker/pc-machine.js";
+import { crashSummary, PcMachine } from "../worker/pc-machine.js";
 import { BootError } from "../firmware/linux-boot.js";
 
 /** Exit status of a run stopped by SIGTERM (128 + 15, the shell's convention). */
@@ -70,13 +69,13 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
     if (logFd >= 0) writeAllSync(logFd, chunk);
     used = 0;
   };
-  // One virtual clock: the TSC, every chipset timer and the APIC timer read the same nanoseconds.
+  // One virtual clock: the partition's, on this paced source; the TSC, reference time, synthetic timers,
+  // every chipset timer and the APIC timer read the same nanoseconds.
   const clock = new PacedClock();
-  const cpu = new Cpu(memory, { tscHz: TSC_HZ, clock: () => clock.nowNs() });
   const machine = new PcMachine({
     memory,
-    processor: cpu,
     clock,
+    tscHz: TSC_HZ,
     rtcOffsetSeconds: o.rtcOffset,
     serial: (byte) => {
       // Output leaves at the run loop's next pause (every few milliseconds), not byte by byte.
@@ -159,6 +158,20 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
     case "poweroff":
       if (o.state) console.error(`viridian: ${stop.message} (${summary})\n${machine.inspect()}`);
       return 0;
+    case "guest-crash": {
+      // The guest's own report (TLFS crash MSRs): its panic line first, then the whole message it sent.
+      const crash = stop.crash;
+      const detail =
+        crash === undefined
+          ? ""
+          : `crash parameters (CRASH_P0-P4): ${crash.parameters.join(" ")}\n` +
+            (crash.message !== null ? `guest crash message:\n${crash.message.trimEnd()}\n` : "");
+      console.error(
+        `viridian: guest crashed: ${crash ? crashSummary(crash) : stop.message} (${summary})\n${detail}` +
+          `last serial output:\n${machine.recentSerial().join("\n")}\nmachine state:\n${machine.inspect()}`,
+      );
+      return STATUS_GUEST_FAILED;
+    }
     case "stopped":
       if (stop.message.startsWith("quit")) {
         console.error(`\r\nviridian: ${stop.message}`);

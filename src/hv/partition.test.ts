@@ -143,3 +143,24 @@ test("page rights set by the root supersede the guest: a forbidden write is inte
   assert.equal(cpu.exit.gpa, 0x5000);
   assert.equal(p.memory.bytes[0x5000], 0, "the write did not happen");
 });
+
+test("an external time source drives the TSC and the reference counter; retiredInstructions counts the running batch", () => {
+  const mem = new GuestMemory(1 << 20);
+  // A pacing-style source: 100 ns per retired instruction of the partition (read while a batch runs).
+  let p: Partition | null = null;
+  const src = { nowNs: (): number => 5_000 + (p === null ? 0 : p.retiredInstructions() * 100) };
+  p = new Partition({ memory: mem, time: src });
+  assert.equal(p.clock.source, "external");
+  const cpu = p.vps[0]!.cpu;
+  // real mode at 0: 10 x NOP, RDTSC, HLT
+  mem.bytes.fill(0x90, 0, 10);
+  mem.bytes.set([0x0f, 0x31, 0xf4], 10);
+  cpu.setSegment(1, { selector: 0, base: 0, limit: 0xffff, access: 0x9b });
+  cpu.setRip(0, 0);
+  const r = p.runVp(0, 100);
+  assert.equal(r.reason, ExitReason.Hlt);
+  assert.equal(cpu.getReg(0).lo, 1000, "RDTSC after 10 instructions: 1000 ns of partition time at 1 GHz");
+  assert.equal(p.retiredInstructions(), 12);
+  assert.equal(p.clock.nowNs(), 1200);
+  assert.equal(p.referenceCounter(), p.time.referenceAt(1200), "the TSC page formula at 1200 ns");
+});

@@ -21,7 +21,7 @@ import { Cpu } from "../x86/cpu.js";
 import { Reg } from "../x86/processor.js";
 import { ExitReason } from "../x86/vm-exit.js";
 import { executeHypercall, HypercallOutcome, type HypercallHost } from "./hypercalls.js";
-import { PartitionClock, ReferenceTime, type TimeSource } from "./reference-time.js";
+import { type ExternalTimeSource, PartitionClock, ReferenceTime, type TimeSource } from "./reference-time.js";
 import {
   type MsrRead,
   MSR_GP,
@@ -107,7 +107,11 @@ export interface PartitionOptions {
   /** 0x40000003.EDX and 0x40000004.EAX requests; masked by what is supported. */
   features?: number;
   hints?: number;
-  time?: TimeSource;
+  /**
+   * The partition clock's source: host time ("wall", default), retired instructions ("deterministic"), or a
+   * source the worker chooses (its pacing policy), read relative to the partition's creation.
+   */
+  time?: Exclude<TimeSource, "external"> | ExternalTimeSource;
   /** Deterministic mode: virtual nanoseconds per retired instruction (default 10). */
   nsPerInstruction?: number;
   /** TSC frequency in Hz (default 1 GHz). */
@@ -223,6 +227,11 @@ export class Partition implements HypercallHost {
       return n;
     };
     this.clock.start();
+  }
+
+  /** Instructions retired by every VP, including the batch a VP is running now (for pacing policies). */
+  retiredInstructions(): number {
+    return this.clock.retired();
   }
 
   get vpCount(): number {
@@ -685,6 +694,40 @@ export class Partition implements HypercallHost {
   }
 
   // ---------------------------------------------------------------- inspection
+
+  /** A readable summary of the hypervisor state (failure reports and `viridian run --state`). */
+  inspect(): string {
+    const hex = (hi: number, lo: number): string =>
+      "0x" +
+      (hi === 0
+        ? (lo >>> 0).toString(16)
+        : (hi >>> 0).toString(16) + (lo >>> 0).toString(16).padStart(8, "0"));
+    const lines = [
+      `hypervisor: guest OS id ${hex(this.guestOsIdHi, this.guestOsIdLo)}, hypercall MSR ` +
+        `${hex(this.hypercallHi, this.hypercallLo)}, reference TSC MSR ${hex(this.refTscHi, this.refTscLo)} ` +
+        `(sequence ${this.tscSequence}), reference counter ${this.referenceCounter()}, ` +
+        `crash ${this.crash === null ? "none" : "reported"}`,
+    ];
+    for (const vp of this.vps) {
+      const s = vp.synic;
+      const armed: string[] = [];
+      for (let i = 0; i < 4; i++) {
+        const w = vp.timers.readMsr(T.MSR_STIMER0_CONFIG + 2 * i);
+        const c = vp.timers.readMsr(T.MSR_STIMER0_CONFIG + 2 * i + 1);
+        if (w.ok && c.ok && w.lo !== 0) {
+          armed.push(
+            `stimer${i} config 0x${(w.lo >>> 0).toString(16)} count ${hex(c.hi, c.lo)} fired ${vp.timers.firedCount(i)}`,
+          );
+        }
+      }
+      lines.push(
+        `  vp${vp.index}: SCONTROL 0x${(s.scontrolLo >>> 0).toString(16)} SIMP ${hex(s.simpHi, s.simpLo)} ` +
+          `SIEFP ${hex(s.siefpHi, s.siefpLo)} messages delivered ${s.delivered}; ` +
+          (armed.length > 0 ? armed.join("; ") : "no synthetic timer configured"),
+      );
+    }
+    return lines.join("\n");
+  }
 
   /** Partition and VP hypervisor state as numbers (for reproducibility hashes and failure messages). */
   stateWords(): number[] {

@@ -69,3 +69,19 @@ test("wall clock follows the host clock from start and never decreases", () => {
   host += 1000;
   assert.equal(c.nowNs(), 1100);
 });
+
+test("an external (worker-chosen) source is read relative to the partition's start, never decreasing", () => {
+  let src = 7_000;
+  const c = new PartitionClock({ nowNs: () => src });
+  assert.equal(c.source, "external");
+  assert.equal(c.nowNs(), 0, "0 before start, so every processor's TSC origin is 0");
+  c.start();
+  assert.equal(c.nowNs(), 0);
+  src += 2_500;
+  assert.equal(c.nowNs(), 2_500);
+  src -= 1_000; // a source that misbehaves
+  assert.equal(c.nowNs(), 2_500);
+  src += 3_000;
+  assert.equal(c.nowNs(), 4_500);
+  assert.throws(() => new PartitionClock({ nowNs: () => 0 }, 10, () => 0), RangeError);
+});

@@ -5,18 +5,28 @@
 // Must not: know processors, memory or timers; the partition feeds it retired-instruction counts.
 // Spec: TLFS timers.md "Reference Counter" (starts at 0 at partition creation, monotonic, 100 ns units) and
 // "Partition Reference TSC Mechanism" (ReferenceTime = ((VirtualTsc * TscScale) >> 64) + TscOffset);
-// ARCHITECTURE.md "Time" (wall or deterministic source). The TSC formula is the one src/x86/core.ts uses
+// ARCHITECTURE.md "Time" (wall, deterministic or worker-chosen source). The TSC formula is the one src/x86/core.ts uses
 // (floor((clockNs - clock0) * tscHz / 1e9), clock0 = 0 here because processors are built before the clock
 // starts), so the TSC page, TIME_REF_COUNT and RDTSC agree at every instant.
 
-export type TimeSource = "wall" | "deterministic";
+export type TimeSource = "wall" | "deterministic" | "external";
+
+/**
+ * A time source the worker chooses (e.g. its instruction-paced clock): whole nanoseconds, never decreasing.
+ * The partition reads it relative to its own start, so every processor's TSC origin stays exactly 0.
+ */
+export interface ExternalTimeSource {
+  nowNs(): number;
+}
 
 const TWO64 = 1n << 64n;
 
 /**
  * The partition's time in whole nanoseconds. Before `start()` it reads 0 (processors are created then, so
  * their TSC origin is exactly 0). Wall: host monotonic time since start. Deterministic: a pure function of
- * retired instructions plus idle time the run loop skipped (`skipTo`), so a run is reproducible.
+ * retired instructions plus idle time the run loop skipped (`skipTo`), so a run is reproducible. External:
+ * the worker's source (its pacing policy) since start; the chipset and local APIC then read this clock too,
+ * so the TSC, reference counter, TSC page, synthetic timers and every device timer share one time base.
  */
 export class PartitionClock {
   readonly source: TimeSource;
@@ -26,16 +36,25 @@ export class PartitionClock {
   private last = 0;
   private idleNs = 0;
   private readonly hostNowNs: () => number;
+  private readonly external: ExternalTimeSource | null;
   /** Retired-instruction count of the whole partition (set by the partition; deterministic mode). */
   retired: () => number = () => 0;
 
-  constructor(source: TimeSource, nsPerInstruction = 10, hostNowNs?: () => number) {
+  constructor(source: TimeSource | ExternalTimeSource, nsPerInstruction = 10, hostNowNs?: () => number) {
     if (!Number.isInteger(nsPerInstruction) || nsPerInstruction < 1 || nsPerInstruction > 1_000_000) {
       throw new RangeError(`nsPerInstruction must be an integer in 1..1e6, got ${nsPerInstruction}`);
     }
-    this.source = source;
+    this.external = typeof source === "string" ? null : source;
+    this.source = typeof source === "string" ? source : "external";
+    if (this.source === "external" && hostNowNs !== undefined) {
+      throw new RangeError("an external time source replaces the host clock; do not give both");
+    }
     this.nsPerInstruction = nsPerInstruction;
-    this.hostNowNs = hostNowNs ?? ((): number => Math.floor(globalThis.performance.now() * 1e6));
+    const external = this.external;
+    this.hostNowNs =
+      external !== null
+        ? (): number => external.nowNs()
+        : (hostNowNs ?? ((): number => Math.floor(globalThis.performance.now() * 1e6)));
   }
 
   start(): void {

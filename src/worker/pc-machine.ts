@@ -1,26 +1,32 @@
-// Owns: the PC machine that boots Linux: guest RAM, one processor, the chipset (ports, MMIO, PIC, PIT, RTC,
-// UARTs, ACPI PM, reset registers, i8042, I/O APIC), the platform's answers to MSRs the processor does not
-// own, the Linux boot (firmware tier's prepareLinuxBoot + the 64-bit entry state), and the run loop: batches
-// of instructions, device ticks when a deadline has passed, HLT as a real sleep until the next deadline or
-// host input, reset (reload and boot again) and power-off. One virtual clock drives the processor's TSC and
-// every timer device so the guest sees one consistent time base.
-// Must not: implement devices or instruction semantics (chipset and x86 do), parse boot images (firmware
-// does) or touch the host terminal (the CLI feeds input through `sendInput` and takes output from `serial`).
+// Owns: the PC machine that boots Linux: the guest partition (the hypervisor: its RAM, one virtual processor,
+// CPUID, synthetic MSRs, hypercalls, SynIC, synthetic timers, crash MSRs), the chipset (ports, MMIO, PIC, PIT,
+// RTC, UARTs, ACPI PM, reset registers, i8042, I/O APIC) and the local APIC, the platform's answers to MSRs
+// neither the processor nor the hypervisor owns, the Linux boot (firmware tier's prepareLinuxBoot + the 64-bit
+// entry state), and the run loop: `partition.runVp` batches, the exits the hypervisor forwards, device ticks
+// when a deadline has passed, HLT as a real sleep until the next deadline or host input, reset (reload and
+// boot again), power-off and the guest's crash report. One virtual clock (the partition's, on the worker's
+// paced source) drives the TSC, the reference counter and TSC page, the synthetic timers and every timer
+// device, so the guest sees one consistent time base.
+// Must not: implement devices, hypervisor registers or instruction semantics (chipset, hv and x86 do), parse
+// boot images (firmware does) or touch the host terminal (the CLI feeds input through `sendInput` and takes
+// output from `serial`).
 // Spec: Intel SDM Vol. 3C ch. 27-28 (exit handling, as modelled by src/x86/vm-exit.ts), Vol. 4 (MSR map);
-// Linux Documentation/arch/x86/boot.rst (64-bit entry); the PC/AT platform (reset via 0xCF9/i8042, ACPI S5).
+// Linux Documentation/arch/x86/boot.rst (64-bit entry); the PC/AT platform (reset via 0xCF9/i8042, ACPI S5);
+// TLFS "Guest Crash Enlightenment" (the crash report stops the VM).
 
 import type { GuestMemory } from "../memory/guest-memory.js";
 import { ExitReason } from "../x86/vm-exit.js";
 import { Reg, Seg, type Processor } from "../x86/processor.js";
 import type { Cpu } from "../x86/cpu.js";
 import { APIC_DEFAULT_TIMER_HZ, LocalApic } from "../hv/local-apic.js";
+import { ExitHandling, Partition, type GuestCrashReport } from "../hv/partition.js";
+import type { PartitionClock } from "../hv/reference-time.js";
 import { Chipset } from "../chipset/pc-chipset.js";
 import type { PacedClock } from "./paced-clock.js";
 import { prepareLinuxBoot, type PreparedLinux } from "../firmware/prepare-linux.js";
 import type { EntryState } from "../firmware/entry-state.js";
 import { describeProcessor, formatTrace, type TraceRecord } from "./machine.js";
 
-const VECTOR_UD = 6;
 const VECTOR_GP = 13;
 const RFLAGS_IF = 1 << 9;
 /** Instructions per run() call: a few milliseconds of guest time, so device deadlines are met closely. */
@@ -38,12 +44,15 @@ const TRACE_KEEP = 50;
 /** After `Kernel panic` appears, how long (virtual ns) the guest may keep printing before the stop. */
 const PANIC_GRACE_NS = 300_000_000;
 
-export type PcStopKind = "poweroff" | "triple-fault" | "panic" | "halted" | "instruction-limit" | "stopped";
+export type PcStopKind =
+  "poweroff" | "triple-fault" | "panic" | "guest-crash" | "halted" | "instruction-limit" | "stopped";
 
 export interface PcStop {
   kind: PcStopKind;
   message: string;
   retired: number;
+  /** For "guest-crash": what the guest reported through the crash MSRs. */
+  crash?: GuestCrashReport;
 }
 
 /** A device that answers MSRs beyond the processor's own (the local APIC plugs in here). */
@@ -62,10 +71,13 @@ export interface LinuxBootImages {
 
 export interface PcMachineOptions {
   memory: GuestMemory;
-  /** The emulated processor; its TSC must run on `clock` (Cpu option `clock: () => clock.nowNs()`). */
-  processor: Cpu;
-  /** The partition's virtual clock; the processor's TSC must be built on the same clock. */
+  /**
+   * The worker's time source (the pacing policy): the partition clock reads it, and the run loop tells it
+   * when batches end and when the processor halts, resumes or may skip ahead.
+   */
   clock: PacedClock;
+  /** TSC rate in Hz (default 1 GHz). */
+  tscHz?: number;
   /** Host calendar seconds (for the RTC). */
   hostSeconds?: () => number;
   rtcOffsetSeconds?: number;
@@ -93,8 +105,14 @@ function sleep(ms: number, wake: { resolve: (() => void) | null }): Promise<void
 
 export class PcMachine {
   readonly memory: GuestMemory;
+  /** The hypervisor's view of this VM: one VP, the synthetic registers, and the clock everything reads. */
+  readonly partition: Partition;
+  /** VP 0's processor (built by the partition). */
   readonly cpu: Cpu;
-  readonly clock: PacedClock;
+  /** The pacing source under the partition clock (run-loop controls: settle, halt, resume, skip). */
+  readonly pacing: PacedClock;
+  /** The one time base: the partition clock (TSC, reference time, stimers, chipset, APIC timer). */
+  readonly clock: PartitionClock;
   readonly chipset: Chipset;
   /** The boot processor's local APIC (the processor's interrupt source; the PIC reaches it via ExtINT). */
   readonly apic: LocalApic;
@@ -115,7 +133,6 @@ export class PcMachine {
   private readonly maxInstructions: number;
   private readonly cpus: number;
   private readonly wake: { resolve: (() => void) | null } = { resolve: null };
-  private inBatch = false;
   /** Resets performed so far (the guest's `reboot`). */
   resets = 0;
   /** Host milliseconds spent asleep in HLT, and how many sleeps (diagnostics for `inspect`). */
@@ -124,8 +141,19 @@ export class PcMachine {
 
   constructor(options: PcMachineOptions) {
     this.memory = options.memory;
-    this.cpu = options.processor;
-    this.clock = options.clock;
+    this.pacing = options.clock;
+    this.partition = new Partition({
+      memory: this.memory,
+      vpCount: 1,
+      time: this.pacing,
+      tscHz: options.tscHz ?? 1_000_000_000,
+      apicHz: APIC_DEFAULT_TIMER_HZ,
+      onGuestCrash: (report) => this.onGuestCrash(report),
+    });
+    this.cpu = this.partition.vps[0]!.cpu;
+    this.clock = this.partition.clock;
+    // The pacing floor counts every VP's retired instructions, including the batch running now.
+    this.pacing.attach(() => this.partition.retiredInstructions());
     this.traceSink = options.trace;
     this.maxInstructions = options.maxInstructions ?? Number.POSITIVE_INFINITY;
     this.cpus = options.cpus ?? 1;
@@ -144,13 +172,10 @@ export class PcMachine {
       memoryAbove4G: above4G,
     });
     const cpu = this.cpu;
-    // Inside run() the core counts the current batch in `count` and adds it to `retiredCount` on return
-    // (where `count` keeps its value until the next run), so the batch is added only while one runs.
-    this.clock.attach(() => (this.inBatch ? cpu.retiredCount + cpu.count : cpu.retiredCount));
     this.apic = new LocalApic({
       apicId: 0,
       clock: this.clock,
-      timerHz: APIC_DEFAULT_TIMER_HZ,
+      timerHz: this.partition.apicHz,
       cr8: cpu,
       // The full 64-bit TSC (readTsc returns the low half and leaves the high half in `hi`).
       readTsc: () => {
@@ -177,8 +202,10 @@ export class PcMachine {
         return this.apic.writeMsr(msr, lo, hi).ok ? true : "gp";
       },
     });
-    this.timers.push(this.apic);
+    this.timers.push(this.apic, this.partition);
     cpu.interrupts = this.apic;
+    // SINT messages and events, direct-mode synthetic timers and synthetic IPIs arrive as fixed interrupts.
+    this.partition.setInterruptTarget(0, this.apic);
     // CPUID tells the truth about the platform: an xAPIC/x2APIC with a TSC-deadline timer is attached.
     cpu.cpuid.enable("APIC");
     cpu.cpuid.enable("X2APIC");
@@ -186,11 +213,12 @@ export class PcMachine {
     cpu.cpuid.apicId = 0;
     // The APIC timer's input is the core crystal; enumerating it and the TSC rate (leaf 0x15) tells Linux
     // the exact TSC frequency instead of leaving it to calibrate against the PIT on a slow processor.
-    cpu.cpuid.setTscFrequency(cpu.tscHz, APIC_DEFAULT_TIMER_HZ);
-    // Every port exits to us; CPUID is answered by the processor's own table; HLT idles inside the
-    // processor, which then reports Hlt from run() until an interrupt arrives.
+    cpu.cpuid.setTscFrequency(cpu.tscHz, this.partition.apicHz);
+    // Every port exits to us; CPUID exits to the hypervisor (its leaves 0x40000000+, the hypervisor bit,
+    // the rest from the processor's table as configured above); HLT idles inside the processor, which then
+    // reports Hlt from run() until an interrupt arrives.
     this.cpu.controls.ioBitmap.fill(0xff);
-    this.cpu.controls.cpuidExiting = false;
+    this.cpu.controls.cpuidExiting = true;
     this.cpu.controls.hltExiting = false;
   }
 
@@ -239,6 +267,12 @@ export class PcMachine {
     }
   }
 
+  /** The guest reported a crash through HV_X64_MSR_CRASH_CTL: the VM stops with the report. */
+  private onGuestCrash(report: GuestCrashReport): void {
+    this.halt("guest-crash", `guest crashed: ${crashSummary(report)}`);
+    if (this.stop !== null && this.stop.kind === "guest-crash") this.stop.crash = report;
+  }
+
   /** Runs until power-off, a fatal guest error, the instruction limit or `requestStop`. */
   async run(): Promise<PcStop> {
     const cpu = this.cpu;
@@ -252,11 +286,11 @@ export class PcMachine {
       let reason: ExitReason;
       if (this.traceSink) reason = this.step();
       else {
-        this.inBatch = true;
-        reason = cpu.run(Math.min(BATCH, left));
-        this.inBatch = false;
+        const r = this.partition.runVp(0, Math.min(BATCH, left));
+        reason = r.reason;
+        if (r.handling === ExitHandling.Handled) reason = ExitReason.BudgetExhausted;
       }
-      this.clock.settle();
+      this.pacing.settle();
       this.handle(reason);
       if (this.resetPending !== null) this.doReset();
       const now = this.clock.nowNs();
@@ -266,9 +300,9 @@ export class PcMachine {
       }
       if (this.stop !== null) break;
       if (reason === ExitReason.Hlt) {
-        this.clock.halt();
+        this.pacing.halt();
         await this.idle();
-        this.clock.resume();
+        this.pacing.resume();
         sliceStart = performance.now();
       } else if (performance.now() - sliceStart > YIELD_MS) {
         await new Promise<void>((r) => setImmediate(r));
@@ -305,7 +339,7 @@ export class PcMachine {
     // to the next deadline or by one catch-up step if that is further: the guest wakes at least every step
     // and sees its timers fire in order, late by less than a step (ticks coalesce, as after a VM pause).
     const before = this.clock.nowNs();
-    if (deadline > before) this.clock.skip(Math.max(deadline - before, CATCH_UP_STEP_NS));
+    if (deadline > before) this.pacing.skip(Math.max(deadline - before, CATCH_UP_STEP_NS));
     const now = this.clock.nowNs();
     const waitMs = deadline === Number.POSITIVE_INFINITY ? 1000 : (deadline - now) / 1e6;
     const t0 = performance.now();
@@ -323,10 +357,8 @@ export class PcMachine {
     this.lastTrace.push(line);
     if (this.lastTrace.length > TRACE_KEEP) this.lastTrace.shift();
     this.traceSink!(rec, line);
-    this.inBatch = true;
-    const reason = cpu.run(1);
-    this.inBatch = false;
-    return reason;
+    const r = this.partition.runVp(0, 1);
+    return r.handling === ExitHandling.Handled ? ExitReason.BudgetExhausted : r.reason;
   }
 
   private handle(reason: ExitReason): void {
@@ -386,11 +418,8 @@ export class PcMachine {
         return;
       }
       case ExitReason.Vmcall:
-        // No hypervisor interface yet: VMCALL outside VMX non-root operation is #UD (SDM Vol. 2B VMCALL).
-        cpu.injectException(VECTOR_UD);
-        return;
       case ExitReason.Cpuid:
-        this.halt("stopped", "internal error: CPUID exited although cpuidExiting is off");
+        this.halt("stopped", `internal error: the hypervisor forwarded its own exit ${reason as number}`);
         return;
       case ExitReason.TripleFault:
         this.halt("triple-fault", "the guest triple-faulted (shutdown)");
@@ -414,6 +443,9 @@ export class PcMachine {
     this.resets++;
     this.chipset.reset();
     this.apic.reset();
+    // Synthetic registers (hypercall page, TSC page, SynIC, stimers, crash MSRs) back to creation values;
+    // the partition clock runs on, so the TSC and the reference counter never go backwards.
+    this.partition.reset();
     for (const r of this.memory.ramRanges()) {
       const off = this.memory.offsetOf(r.base);
       this.memory.bytes.fill(0, off, off + r.length);
@@ -432,8 +464,9 @@ export class PcMachine {
     const parts = [
       describeProcessor(this.cpu),
       `idle (HLT): ${Math.round(this.idleMs)} ms in ${this.idleCount} sleeps; resets: ${this.resets}; ` +
-        `clock: ${(this.clock.nowNs() / 1e9).toFixed(3)} s virtual, ${(this.clock.lagNs() / 1e9).toFixed(3)} s ` +
-        `behind the host, ${(this.clock.caughtUpNs / 1e9).toFixed(3)} s made up in HLT`,
+        `clock: ${(this.clock.nowNs() / 1e9).toFixed(3)} s virtual, ${(this.pacing.lagNs() / 1e9).toFixed(3)} s ` +
+        `behind the host, ${(this.pacing.caughtUpNs / 1e9).toFixed(3)} s made up in HLT`,
+      this.partition.inspect(),
     ];
     if (this.lastTrace.length > 0) {
       parts.push(`state before each of the last ${this.lastTrace.length} instructions:`, ...this.lastTrace);
@@ -441,6 +474,19 @@ export class PcMachine {
     parts.push("devices:", this.apic.inspect(), this.chipset.inspect());
     return parts.join("\n");
   }
+}
+
+/** The guest's panic text (its `Kernel panic` line when the message has one) or else the crash parameters. */
+export function crashSummary(r: GuestCrashReport): string {
+  if (r.message !== null && r.message.trim() !== "") {
+    const lines = r.message.split("\n").map((l) => l.replace(/\r$/, ""));
+    const panic = lines.find((l) => l.includes("Kernel panic"));
+    // Without the kernel's "[ seconds]" stamp: the line reads as the guest's own words.
+    return (panic ?? lines.filter((l) => l.trim() !== "").pop() ?? "")
+      .replace(/^\[\s*[\d.]+\]\s*/, "")
+      .trim();
+  }
+  return `CRASH_P0-P4 ${r.parameters.join(" ")}`;
 }
 
 function snapshot(cpu: Processor): TraceRecord {
