@@ -8,7 +8,7 @@
 import { openSync, writeSync, closeSync } from "node:fs";
 import { GuestMemory } from "../memory/guest-memory.js";
 import { PacedClock } from "../worker/paced-clock.js";
-import { crashSummary, PcMachine } from "../worker/pc-machine.js";
+import { crashSummary, PcMachine, terminalSafe } from "../worker/pc-machine.js";
 import { BootError } from "../firmware/linux-boot.js";
 
 /** Exit status of a run stopped by SIGTERM (128 + 15, the shell's convention). */
@@ -165,7 +165,9 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
         crash === undefined
           ? ""
           : `crash parameters (CRASH_P0-P4): ${crash.parameters.join(" ")}\n` +
-            (crash.message !== null ? `guest crash message:\n${crash.message.trimEnd()}\n` : "");
+            (crash.message !== null
+              ? `guest crash message:\n${terminalSafe(crash.message.trimEnd())}\n`
+              : "");
       console.error(
         `viridian: guest crashed: ${crash ? crashSummary(crash) : stop.message} (${summary})\n${detail}` +
           `last serial output:\n${machine.recentSerial().join("\n")}\nmachine state:\n${machine.inspect()}`,

@@ -476,15 +476,23 @@ export class PcMachine {
   }
 }
 
+/**
+ * Guest-chosen text made safe for the host's terminal: control characters other than newline and tab (escape
+ * sequences could move the cursor, retitle the window or worse) become U+FFFD.
+ */
+export function terminalSafe(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, "\ufffd");
+}
+
 /** The guest's panic text (its `Kernel panic` line when the message has one) or else the crash parameters. */
 export function crashSummary(r: GuestCrashReport): string {
   if (r.message !== null && r.message.trim() !== "") {
     const lines = r.message.split("\n").map((l) => l.replace(/\r$/, ""));
     const panic = lines.find((l) => l.includes("Kernel panic"));
     // Without the kernel's "[ seconds]" stamp: the line reads as the guest's own words.
-    return (panic ?? lines.filter((l) => l.trim() !== "").pop() ?? "")
-      .replace(/^\[\s*[\d.]+\]\s*/, "")
-      .trim();
+    const line = panic ?? lines.filter((l) => l.trim() !== "").pop() ?? "";
+    return terminalSafe(line.replace(/^\[\s*[\d.]+\]\s*/, "").trim());
   }
   return `CRASH_P0-P4 ${r.parameters.join(" ")}`;
 }
