@@ -31,6 +31,8 @@ export interface LinuxRunOptions {
   memory: number;
   cpus: number;
   rtcOffset: number;
+  /** Pacing floor in millions of instructions per virtual second (see src/worker/paced-clock.ts); none = host time. */
+  paceMips?: number;
   serialLog?: string;
   trace: boolean;
   maxInstructions?: number;
@@ -71,7 +73,7 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
     used = 0;
   };
   // One virtual clock: the TSC, every chipset timer and the APIC timer read the same nanoseconds.
-  const clock = new PacedClock();
+  const clock = new PacedClock(o.paceMips !== undefined ? o.paceMips * 1e6 : null);
   const cpu = new Cpu(memory, { tscHz: TSC_HZ, clock: () => clock.nowNs() });
   const machine = new PcMachine({
     memory,
