@@ -45,6 +45,8 @@ test("run options parse; unknown options and missing values are usage errors", (
   });
   assert.throws(() => parseRunArgs(["--rtc-offset", "1.5"]), UsageError);
   assert.throws(() => parseRunArgs(["--cpus", "0"]), UsageError);
+  assert.equal(parseRunArgs(["--pace-mips", "20"]).paceMips, 20);
+  assert.throws(() => parseRunArgs(["--pace-mips", "0"]), UsageError);
   assert.throws(() => parseRunArgs(["--kernel"]), UsageError);
   assert.throws(() => parseRunArgs(["--bogus"]), UsageError);
   assert.throws(() => parseRunArgs(["--max-instructions", "0"]), UsageError);

@@ -28,7 +28,8 @@ export const STATUS_LINUX_FAILED = STATUS_GUEST_FAILED;
 const STATUS_USAGE = 2;
 
 const USAGE = `usage: viridian run [--kernel FILE] [--initrd FILE] [--cmdline S] [--memory SIZE] [--cpus N]
-                    [--serial-log FILE] [--rtc-offset SECONDS] [--trace] [--max-instructions N] [--state]
+                    [--serial-log FILE] [--rtc-offset SECONDS] [--pace-mips N] [--trace]
+                    [--max-instructions N] [--state]
 
 Without --kernel, boots the bundled Linux guest (guest/bzImage + guest/initramfs.cpio.gz) with COM1 on
 the terminal (raw mode; Ctrl-A X quits) or on stdin/stdout when they are pipes. Exit status 0 when the
@@ -42,6 +43,9 @@ SIGTERM (after "viridian: stopped by SIGTERM" and the machine state on stderr).
   --cpus N             virtual processors (accepted; SMP is not supported yet, so 1 is used)
   --serial-log FILE    also write COM1 output to FILE
   --rtc-offset SECONDS shift the guest's calendar clock (signed; default 0 = the host's time)
+  --pace-mips N        on a slow or loaded host: let guest time advance at most 1/N us per instruction
+                       while it computes (made up when it idles), so guest lockup detectors stay quiet;
+                       default: guest time is host time
   --trace              print every instruction (RIP and registers) to stderr; slow
   --max-instructions N stop after N instructions
   --state              print the processor state to stderr when the guest stops
@@ -72,6 +76,7 @@ export interface RunOptions {
   memory?: number;
   cpus?: number;
   rtcOffset?: number;
+  paceMips?: number;
   trace: boolean;
   serialLog?: string;
   maxInstructions?: number;
@@ -102,6 +107,15 @@ export function parseRunArgs(args: string[]): RunOptions {
         if (!Number.isSafeInteger(n) || n < 1 || n > 64)
           throw new UsageError("--cpus needs an integer 1..64");
         o.cpus = n;
+        break;
+      }
+      case "--pace-mips": {
+        const n = Number(value());
+        if (!Number.isFinite(n) || n < 0.1 || n > 100_000)
+          throw new UsageError(
+            "--pace-mips needs a number of millions of instructions per second (0.1..100000)",
+          );
+        o.paceMips = n;
         break;
       }
       case "--rtc-offset": {
@@ -179,6 +193,7 @@ async function run(args: string[]): Promise<number> {
       memory: opts.memory ?? DEFAULT_LINUX_MEMORY,
       cpus: opts.cpus ?? 1,
       rtcOffset: opts.rtcOffset ?? 0,
+      ...(opts.paceMips !== undefined ? { paceMips: opts.paceMips } : {}),
       ...(opts.serialLog !== undefined ? { serialLog: opts.serialLog } : {}),
       trace: opts.trace,
       ...(opts.maxInstructions !== undefined ? { maxInstructions: opts.maxInstructions } : {}),

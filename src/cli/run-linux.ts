@@ -30,6 +30,8 @@ export interface LinuxRunOptions {
   memory: number;
   cpus: number;
   rtcOffset: number;
+  /** Pacing floor in millions of instructions per virtual second (see src/worker/paced-clock.ts); none = host time. */
+  paceMips?: number;
   serialLog?: string;
   trace: boolean;
   maxInstructions?: number;
@@ -69,9 +71,9 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
     if (logFd >= 0) writeAllSync(logFd, chunk);
     used = 0;
   };
-  // One virtual clock: the partition's, on this paced source; the TSC, reference time, synthetic timers,
-  // every chipset timer and the APIC timer read the same nanoseconds.
-  const clock = new PacedClock();
+  // One virtual clock: the partition's, on this source (host time, or paced with --pace-mips); the TSC,
+  // reference time, synthetic timers, every chipset timer and the APIC timer read the same nanoseconds.
+  const clock = new PacedClock(o.paceMips !== undefined ? o.paceMips * 1e6 : null);
   const machine = new PcMachine({
     memory,
     clock,

@@ -48,8 +48,15 @@ test("guest OS identity gates the hypercall page; the locked bit freezes it; zer
   assert.equal(read(p, T.MSR_HYPERCALL)!.lo, 0x3003, "locked");
   p.writeMsr(vp, T.MSR_GUEST_OS_ID, 0, 0);
   assert.equal(read(p, T.MSR_HYPERCALL)!.lo, 0x3002, "identity cleared: page disabled");
+  p.writeMsr(vp, T.MSR_STIMER0_CONFIG + 1, 1000, 0);
+  p.writeMsr(vp, T.MSR_STIMER0_CONFIG, 0x1ed1, 0);
+  assert.ok(Number.isFinite(p.nextDeadlineNs()));
+  const before = p.clock.nowNs();
   p.reset();
   assert.equal(read(p, T.MSR_HYPERCALL)!.lo, 0, "reset clears even a locked page");
+  assert.equal(p.nextDeadlineNs(), Infinity, "reset disarms the synthetic timers");
+  assert.equal(read(p, T.MSR_GUEST_OS_ID)!.hi, 0);
+  assert.ok(p.clock.nowNs() >= before, "the clock keeps running across a reset");
 });
 
 test("reference TSC page: sequence, scale, offset; re-enabling bumps the sequence", () => {

@@ -50,3 +50,15 @@ test("the paced clock never goes backwards, even if its counter does", () => {
   assert.equal(clock.nowNs(), a);
   assert.throws(() => new PacedClock(0), RangeError);
 });
+
+test("without a pacing floor the clock is host time, computing or not", () => {
+  let hostMs = 10;
+  const clock = new PacedClock(null, () => hostMs);
+  clock.attach(() => 0);
+  hostMs += 2000;
+  assert.equal(clock.nowNs(), 2_000_000_000);
+  clock.settle();
+  assert.equal(clock.lagNs(), 0);
+  clock.halt();
+  assert.equal(clock.skip(1000), 0, "nothing to make up");
+});

@@ -1,5 +1,6 @@
-// Owns: the partition clock of the PC machine: host time, except that while the processor computes, virtual
-// time may advance by at most `1 / minInstructionsPerSecond` per retired instruction. An emulated processor
+// Owns: the partition clock of the PC machine: host time, except that with a pacing floor set, while the
+// processor computes, virtual time may advance by at most `1 / minInstructionsPerSecond` per retired
+// instruction (without a floor it is plain host time, which keeps the guest's calendar exact). An emulated processor
 // runs 100x slower than hardware (more on a loaded host), and a guest measuring loops in host time sees
 // them take seconds: Linux's soft-lockup detector fires (`BUG: soft lockup ... stuck for 23s` in the stock
 // kernel's W+X page-table scan on a loaded host) and timeouts expire. The time the clock falls behind the
@@ -12,9 +13,6 @@
 // Spec: ARCHITECTURE.md "Time" (one virtual clock per partition); the Clock contract of src/chipset/clock.ts.
 
 import type { Clock } from "../chipset/clock.js";
-
-/** The guest may see at least this many instructions per second of its time (the pacing floor). */
-export const DEFAULT_MIN_INSTRUCTIONS_PER_SECOND = 20_000_000;
 
 export class PacedClock implements Clock {
   private readonly origin: number;
@@ -29,12 +27,17 @@ export class PacedClock implements Clock {
   /** Total virtual time skipped forward to catch up with the host (diagnostics). */
   caughtUpNs = 0;
 
+  /**
+   * @param minInstructionsPerSecond the pacing floor: the guest sees at least this many instructions per
+   *   second of its time; null = no pacing (host time).
+   */
   constructor(
-    minInstructionsPerSecond = DEFAULT_MIN_INSTRUCTIONS_PER_SECOND,
+    minInstructionsPerSecond: number | null,
     hostMs: () => number = () => globalThis.performance.now(),
   ) {
-    if (!(minInstructionsPerSecond > 0)) throw new RangeError("minInstructionsPerSecond must be positive");
-    this.nsPerInstruction = 1e9 / minInstructionsPerSecond;
+    if (minInstructionsPerSecond !== null && !(minInstructionsPerSecond > 0))
+      throw new RangeError("minInstructionsPerSecond must be positive");
+    this.nsPerInstruction = minInstructionsPerSecond === null ? Infinity : 1e9 / minInstructionsPerSecond;
     this.hostMs = hostMs;
     this.origin = hostMs();
   }
@@ -51,9 +54,10 @@ export class PacedClock implements Clock {
 
   nowNs(): number {
     const host = this.hostNs() - this.baseHostNs;
-    const step = this.free
-      ? host
-      : Math.min(host, (this.instructions() - this.baseInstructions) * this.nsPerInstruction);
+    const step =
+      this.free || this.nsPerInstruction === Infinity
+        ? host
+        : Math.min(host, (this.instructions() - this.baseInstructions) * this.nsPerInstruction);
     const v = this.baseNs + Math.floor(step);
     if (v <= this.lastNs) return this.lastNs;
     this.lastNs = v;
