@@ -40,7 +40,9 @@ test("guest OS identity gates the hypercall page; the locked bit freezes it; zer
   const vp = p.vps[0]!;
   assert.equal(p.writeMsr(vp, T.MSR_HYPERCALL, 0x3001, 0), true);
   assert.equal(read(p, T.MSR_HYPERCALL)!.lo, 0x3000, "no identity: enable stays clear");
+  assert.equal(p.guestOsIdentified(), false);
   p.writeMsr(vp, T.MSR_GUEST_OS_ID, 0x01c00000, 0x81000006);
+  assert.equal(p.guestOsIdentified(), true);
   assert.equal(p.writeMsr(vp, T.MSR_HYPERCALL, 0x3001, 0), true);
   assert.deepEqual([...p.memory.bytes.subarray(0x3000, 0x3005)], [0x0f, 0x01, 0xc1, 0xc3, 0xcc]);
   p.writeMsr(vp, T.MSR_HYPERCALL, 0x3003, 0);
@@ -56,6 +58,7 @@ test("guest OS identity gates the hypercall page; the locked bit freezes it; zer
   assert.equal(read(p, T.MSR_HYPERCALL)!.lo, 0, "reset clears even a locked page");
   assert.equal(p.nextDeadlineNs(), Infinity, "reset disarms the synthetic timers");
   assert.equal(read(p, T.MSR_GUEST_OS_ID)!.hi, 0);
+  assert.equal(p.guestOsIdentified(), false);
   assert.ok(p.clock.nowNs() >= before, "the clock keeps running across a reset");
 });
 

@@ -229,6 +229,11 @@ export class Partition implements HypercallHost {
     this.clock.start();
   }
 
+  /** True once the guest wrote a non-zero HV_X64_MSR_GUEST_OS_ID (it knows this hypervisor). */
+  guestOsIdentified(): boolean {
+    return this.guestOsIdLo !== 0 || this.guestOsIdHi !== 0;
+  }
+
   /** Instructions retired by every VP, including the batch a VP is running now (for pacing policies). */
   retiredInstructions(): number {
     return this.clock.retired();
