@@ -52,7 +52,7 @@ function hex(bytes: Uint8Array): string {
 
 export function runFuzz(seed: number, count: number): FuzzResult {
   const memory = new GuestMemory(SANDBOX_RAM);
-  const cpu = new Cpu(memory);
+  const cpu = new Cpu(memory, { jitThreshold: Number(process.env.VIRIDIAN_JIT_THRESHOLD ?? 0) });
   cpu.controls.ioBitmap.fill(0xff);
   cpu.controls.cpuidExiting = false;
   cpu.controls.hltExiting = true;
