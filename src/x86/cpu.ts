@@ -58,6 +58,7 @@ export class Cpu extends CpuCore implements Processor {
   /** Look-ups of a block start before translating it; negative: translation off. */
   private readonly jitThreshold: number;
   private blockCount = 0;
+  private translatedTotal = 0;
   /** The block being executed (for the fault/exit position), its entry RIP (low half) and entry count. */
   private blk: Block | null = null;
   private blkRl = 0;
@@ -80,6 +81,11 @@ export class Cpu extends CpuCore implements Processor {
 
   get retired(): number {
     return this.retiredCount;
+  }
+
+  /** Blocks translated since construction (tests and benchmarks look at it). */
+  get translatedBlocks(): number {
+    return this.translatedTotal;
   }
 
   // =============================== decode cache ===============================
@@ -374,6 +380,7 @@ export class Cpu extends CpuCore implements Processor {
     }
     d.block = translateBlock(ds, this.dispatch, mode);
     this.blockCount++;
+    this.translatedTotal++;
     return true;
   }
 
