@@ -12,7 +12,7 @@ import { aluHandlers } from "./alu.js";
 import { bitHandlers } from "./bits.js";
 import type { CpuCore, Handler } from "./core.js";
 import { dataHandlers } from "./data.js";
-import { type Insn, PFX_LOCK } from "./insn.js";
+import { type Insn, OpKind, PFX_LOCK } from "./insn.js";
 import { muldivHandlers } from "./muldiv.js";
 import { shiftHandlers } from "./shift.js";
 import { sseExtHandlers } from "./sse-ext.js";
@@ -104,24 +104,30 @@ export function translateBlock(ds: readonly Insn[], handlers: readonly Handler[]
     offs[k] = off;
     const next = off + d.len;
     const last = k === n - 1;
-    const straight = isStraight(d);
-    src.push(`c.curRipLo = (rl + ${off}) | 0;`);
-    if (!straight) {
+    if (!isStraight(d)) {
       // The instruction may branch, exit or read RIP/the count: give it the interpreter's exact state.
-      src.push(`c.ripLo = ${rip(next)};`, `c.count = n0 + ${k};`);
-    } else if (d.ripRel) src.push(`c.ripLo = ${rip(next)};`);
-    const inline = straight ? inlineForm(d, k) : null;
+      src.push(`c.curRipLo = (rl + ${off}) | 0;`, `c.ripLo = ${rip(next)};`);
+      const jcc = inlineJcc(d);
+      if (jcc !== null) src.push(jcc);
+      else {
+        src.push(`c.count = n0 + ${k};`);
+        if (d.hasMem) src.push(`c.computeEA(d${k});`);
+        src.push(`h${k}(c, d${k});`);
+      }
+      src.push(`c.count = n0 + ${k + 1};`);
+      break;
+    }
+    const inline = inlineForm(d);
+    // Faults find the instruction by its RIP (Cpu.run): record it unless the form cannot fault.
+    if (inline === null || inlineMayFault(d)) src.push(`c.curRipLo = (rl + ${off}) | 0;`);
+    if (d.ripRel) src.push(`c.ripLo = ${rip(next)};`);
     if (inline !== null) src.push(inline);
     else {
       if (d.hasMem) src.push(`c.computeEA(d${k});`);
       src.push(`h${k}(c, d${k});`);
     }
-    if (!straight) {
-      src.push(`c.count = n0 + ${k + 1};`);
-      break;
-    }
     if (last) src.push(`c.ripLo = ${rip(next)};`, `c.count = n0 + ${k + 1};`);
-    else if (inline === null && (d.hasMem || IMPLICIT_WRITES.has(d.entry!.handler))) {
+    else if (d.hasMem || IMPLICIT_WRITES.has(d.entry!.handler)) {
       // A store may have hit code (this block's page included: the cache drop sets c.stop) or MMIO (a
       // posted exit sets c.attn): stop after this instruction, as the interpreter would look.
       src.push(`if ((c.attn | c.stop) !== 0) { c.ripLo = ${rip(next)}; c.count = n0 + ${k + 1}; return; }`);
@@ -132,7 +138,9 @@ export function translateBlock(ds: readonly Insn[], handlers: readonly Handler[]
   for (let k = 0; k < n; k++) names.push(`h${k} = H[${k}]`, `d${k} = D[${k}]`);
   const body =
     `"use strict";\nconst ${names.join(", ")};\n` +
-    `return function block(c, rl, n0) {\n${src.join("\n")}\n};`;
+    `return function block(c, rl, n0) {\n` +
+    `const R = c.rlo, RH = c.rhi;\nlet ea = 0, eh = 0, s = 0, t = 0, th = 0, a = 0, ah = 0, b = 0, bh = 0, r = 0, rh = 0, cf = 0;\n` +
+    `${src.join("\n")}\n};`;
   const factory = new Function("H", "D", body) as (h: readonly Handler[], d: readonly Insn[]) => BlockFn;
   return new Block(
     factory(
@@ -146,11 +154,139 @@ export function translateBlock(ds: readonly Insn[], handlers: readonly Handler[]
   );
 }
 
+// LazyOp values (flags.ts) as emitted into generated code.
+const LAZY_ADD = 1;
+const LAZY_SUB = 3;
+const LAZY_INC = 6;
+const LAZY_DEC = 7;
+
 /**
- * Inline JavaScript for the commonest register-only forms, or null to call the handler. Only forms whose
- * result and flags are trivially the handler's are emitted; everything else goes through the handler.
+ * Code computing the effective address of d's memory operand into locals `ea`/`eh` (as CpuCore.computeEA
+ * does, with the displacement and registers resolved at translation time), or null for forms left to
+ * computeEA (RIP-relative, 16-bit addressing).
  */
-function inlineForm(d: Insn, _k: number): string | null {
-  if (d.prefixes & PFX_LOCK) return null;
-  return null;
+function eaCode(d: Insn): string | null {
+  if (d.ripRel || d.asize === 2) return null;
+  if (d.asize === 4) {
+    let e = `${d.dispLo}`;
+    if (d.base >= 0) e += ` + R[${d.base}]`;
+    if (d.index >= 0) e += ` + (R[${d.index}] << ${d.scale})`;
+    return `ea = (${e}) | 0; eh = 0;`;
+  }
+  const out = [`ea = ${d.dispLo}; eh = ${d.dispHi};`];
+  if (d.base >= 0)
+    out.push(
+      `s = (ea >>> 0) + (R[${d.base}] >>> 0); ea = s | 0; eh = (eh + RH[${d.base}] + (s >= 4294967296 ? 1 : 0)) | 0;`,
+    );
+  if (d.index >= 0) {
+    const sh = d.scale;
+    const ilo = sh === 0 ? `R[${d.index}]` : `(R[${d.index}] << ${sh})`;
+    const ihi = sh === 0 ? `RH[${d.index}]` : `((RH[${d.index}] << ${sh}) | (R[${d.index}] >>> ${32 - sh}))`;
+    out.push(
+      `s = (ea >>> 0) + (${ilo} >>> 0); ea = s | 0; eh = (eh + ${ihi} + (s >= 4294967296 ? 1 : 0)) | 0;`,
+    );
+  }
+  return out.join(" ");
+}
+
+/** Whether an inline form can raise a fault or exit (then its RIP must be recorded first). */
+export function inlineMayFault(d: Insn): boolean {
+  return d.hasMem;
+}
+
+/**
+ * Inline JavaScript for the commonest forms (register MOV/ALU/INC/DEC, 32/64-bit loads and stores), or null
+ * to call the handler. Each form does exactly what the handler's own fast path does (alu.ts binop32/binop64
+ * and incdec, data.ts mov/movzx), so the flags stay lazy and identical.
+ */
+function inlineForm(d: Insn): string | null {
+  if (d.prefixes & PFX_LOCK || d.entry === null) return null;
+  const h = d.entry.handler;
+  const s = d.s0;
+  const regDst = d.k0 === OpKind.Reg && (s === 4 || s === 8);
+  const src = d.k1 === OpKind.Reg ? `R[${d.r1}]` : `${d.immLo}`;
+  const srcHi = d.k1 === OpKind.Reg ? `RH[${d.r1}]` : `${d.immHi}`;
+  const regOrImm = d.k1 === OpKind.Reg || d.k1 === OpKind.Imm;
+  const a = d.r0;
+  switch (h) {
+    case "mov":
+      if (regDst && regOrImm)
+        return s === 8
+          ? `t = ${src}; th = ${srcHi}; R[${a}] = t; RH[${a}] = th;`
+          : `R[${a}] = ${src}; RH[${a}] = 0;`;
+      if (regDst && d.k1 === OpKind.Mem) {
+        const ea = eaCode(d);
+        if (ea === null) return null;
+        return `${ea} t = c.readMem(${d.seg}, ea, eh, ${s}); R[${a}] = t; RH[${a}] = ${s === 8 ? "c.hi" : "0"};`;
+      }
+      if (d.k0 === OpKind.Mem && d.k1 === OpKind.Reg && (s === 4 || s === 8)) {
+        const ea = eaCode(d);
+        if (ea === null) return null;
+        return `${ea} c.writeMem(${d.seg}, ea, eh, ${s}, R[${d.r1}], RH[${d.r1}]);`;
+      }
+      return null;
+    case "movzx":
+      if (regDst && d.k1 === OpKind.Mem) {
+        const ea = eaCode(d);
+        if (ea === null) return null;
+        return `${ea} t = c.readMem(${d.seg}, ea, eh, ${d.s1}); R[${a}] = t; RH[${a}] = 0;`;
+      }
+      return null;
+    case "add":
+    case "sub":
+    case "cmp":
+    case "and":
+    case "or":
+    case "xor":
+    case "test": {
+      if (!regDst || !regOrImm) return null;
+      const write = h !== "cmp" && h !== "test";
+      if (s === 4) {
+        let r: string;
+        let flags: string;
+        if (h === "add" || h === "sub" || h === "cmp") {
+          r = h === "add" ? `(a + b) | 0` : `(a - b) | 0`;
+          flags = `c.setLazy(${h === "add" ? LAZY_ADD : LAZY_SUB}, 4, a, b, r, 0);`;
+        } else {
+          r = h === "or" ? `a | b` : h === "xor" ? `a ^ b` : `a & b`;
+          flags = `c.setResultFlags(4, r, 0, 0, 0, 0);`;
+        }
+        return `a = R[${a}]; b = ${src}; r = ${r}; ${flags}${write ? ` R[${a}] = r; RH[${a}] = 0;` : ""}`;
+      }
+      let body: string;
+      if (h === "add")
+        body = `r = (a + b) | 0; rh = (ah + bh + (r >>> 0 < a >>> 0 ? 1 : 0)) | 0; c.setLazy64(${LAZY_ADD}, a, ah, b, bh, r, rh, 0);`;
+      else if (h === "sub" || h === "cmp")
+        body = `r = (a - b) | 0; rh = (ah - bh - (a >>> 0 < b >>> 0 ? 1 : 0)) | 0; c.setLazy64(${LAZY_SUB}, a, ah, b, bh, r, rh, 0);`;
+      else {
+        const o = h === "or" ? "|" : h === "xor" ? "^" : "&";
+        body = `r = a ${o} b; rh = ah ${o} bh; c.setResultFlags(8, r, rh, 0, 0, 0);`;
+      }
+      return (
+        `a = R[${a}]; ah = RH[${a}]; b = ${src}; bh = ${srcHi}; ${body}` +
+        (write ? ` R[${a}] = r; RH[${a}] = rh;` : "")
+      );
+    }
+    case "inc":
+    case "dec": {
+      if (!regDst) return null;
+      const dec = h === "dec";
+      const r = dec ? `(a - 1) | 0` : `(a + 1) | 0`;
+      const op = dec ? LAZY_DEC : LAZY_INC;
+      if (s === 4)
+        return `cf = c.carryForIncDec(); a = R[${a}]; r = ${r}; c.setLazy(${op}, 4, a, 1, r, cf); R[${a}] = r; RH[${a}] = 0;`;
+      const rh = dec ? `a === 0 ? (ah - 1) | 0 : ah` : `r === 0 ? (ah + 1) | 0 : ah`;
+      return `cf = c.carryForIncDec(); a = R[${a}]; ah = RH[${a}]; r = ${r}; rh = ${rh}; c.setLazy64(${op}, a, ah, 1, 0, r, rh, cf); R[${a}] = r; RH[${a}] = rh;`;
+    }
+    default:
+      return null;
+  }
+}
+
+/** Inline code for a conditional jump ending a block (control.ts jcc), or null. */
+function inlineJcc(d: Insn): string | null {
+  if (d.entry === null || d.entry.handler !== "jcc") return null;
+  const cc = d.opcode & 15;
+  const cond = cc >> 1 === 2 ? `((c.getZF() ^ ${cc}) & 1) !== 0` : `c.cond(${cc})`;
+  return `if (${cond}) c.branchRel(${d.immLo}, ${d.immHi}, ${d.osize});`;
 }
