@@ -10,7 +10,7 @@
 
 import { aluHandlers } from "./alu.js";
 import { bitHandlers } from "./bits.js";
-import type { CpuCore, Handler } from "./core.js";
+import { type CpuCore, type Handler, TLB_SIZE } from "./core.js";
 import { dataHandlers } from "./data.js";
 import { type Insn, OpKind, PFX_LOCK } from "./insn.js";
 import { muldivHandlers } from "./muldiv.js";
@@ -25,9 +25,11 @@ export const MAX_BLOCK_INSNS = 64;
 
 /**
  * Executes a block: `rl` is the low half of RIP at entry (the block's first instruction), `n0` the run
- * loop's retired count at entry. On return RIP and the count describe the point where the block stopped.
+ * loop's retired count at entry, `lim` the count the block must not pass (the run's budget). On return RIP
+ * and the count describe the point where the block stopped. A block ending in a conditional jump back to
+ * its own start loops inside the function while the budget allows a whole further pass.
  */
-export type BlockFn = (c: CpuCore, rl: number, n0: number) => void;
+export type BlockFn = (c: CpuCore, rl: number, n0: number, lim: number) => void;
 
 export class Block {
   constructor(
@@ -98,6 +100,7 @@ export function translateBlock(ds: readonly Insn[], handlers: readonly Handler[]
   // RIP values inside a block never wrap: the entry check (cpu.ts) refuses a block whose addresses would.
   const rip = (off: number): string => (mode === 0 ? `(rl + ${off}) & 0xffff` : `(rl + ${off}) | 0`);
   const src: string[] = [];
+  let loops = false;
   let off = 0;
   for (let k = 0; k < n; k++) {
     const d = ds[k]!;
@@ -108,7 +111,15 @@ export function translateBlock(ds: readonly Insn[], handlers: readonly Handler[]
       // The instruction may branch, exit or read RIP/the count: give it the interpreter's exact state.
       src.push(`c.curRipLo = (rl + ${off}) | 0;`, `c.ripLo = ${rip(next)};`);
       const jcc = inlineJcc(d);
-      if (jcc !== null) src.push(jcc);
+      if (jcc !== null && next + d.immLo === 0 && d.immHi === -1) {
+        // A loop closed by this jump: run the next pass here, as the run loop would have (no event is
+        // examined between passes there either: only attn, IF/TF changes and the budget stop it).
+        loops = true;
+        src.push(
+          `if (${jcc.cond}) { c.branchRel(${d.immLo}, ${d.immHi}, ${d.osize}); ` +
+            `if (c.ripLo === rl && n0 + ${2 * n} <= lim && (c.attn | c.stop) === 0) { n0 += ${n}; c.blockBase = n0; continue; } }`,
+        );
+      } else if (jcc !== null) src.push(`if (${jcc.cond}) c.branchRel(${d.immLo}, ${d.immHi}, ${d.osize});`);
       else {
         src.push(`c.count = n0 + ${k};`);
         if (d.hasMem) src.push(`c.computeEA(d${k});`);
@@ -117,7 +128,7 @@ export function translateBlock(ds: readonly Insn[], handlers: readonly Handler[]
       src.push(`c.count = n0 + ${k + 1};`);
       break;
     }
-    const inline = inlineForm(d);
+    const inline = inlineForm(d, mode);
     // Faults find the instruction by its RIP (Cpu.run): record it unless the form cannot fault.
     if (inline === null || inlineMayFault(d)) src.push(`c.curRipLo = (rl + ${off}) | 0;`);
     if (d.ripRel) src.push(`c.ripLo = ${rip(next)};`);
@@ -138,9 +149,9 @@ export function translateBlock(ds: readonly Insn[], handlers: readonly Handler[]
   for (let k = 0; k < n; k++) names.push(`h${k} = H[${k}]`, `d${k} = D[${k}]`);
   const body =
     `"use strict";\nconst ${names.join(", ")};\n` +
-    `return function block(c, rl, n0) {\n` +
-    `const R = c.rlo, RH = c.rhi;\nlet ea = 0, eh = 0, s = 0, t = 0, th = 0, a = 0, ah = 0, b = 0, bh = 0, r = 0, rh = 0, cf = 0;\n` +
-    `${src.join("\n")}\n};`;
+    `return function block(c, rl, n0, lim) {\n` +
+    `const R = c.rlo, RH = c.rhi, TT = c.tlbTag, TO = c.tlbOff, DV = c.dv, B = c.bytes;\nlet x = 0, o = 0, ea = 0, eh = 0, s = 0, t = 0, th = 0, a = 0, ah = 0, b = 0, bh = 0, r = 0, rh = 0, cf = 0;\n` +
+    (loops ? `for (;;) {\n${src.join("\n")}\nreturn;\n}\n};` : `${src.join("\n")}\n};`);
   const factory = new Function("H", "D", body) as (h: readonly Handler[], d: readonly Insn[]) => BlockFn;
   return new Block(
     factory(
@@ -189,6 +200,42 @@ function eaCode(d: Insn): string | null {
   return out.join(" ");
 }
 
+/**
+ * Code loading `size` bytes at seg:(ea, eh) into t (and th for 8 bytes). In 64-bit mode with a segment
+ * without base (ES/CS/SS/DS) the software TLB is probed inline exactly as CpuCore.readLin does; any miss,
+ * page crossing or other mode goes through readMem (segment checks, page walk, #AC, MMIO).
+ */
+function loadCode(mode: number, seg: number, size: number): string {
+  const slow = `t = c.readMem(${seg}, ea, eh, ${size});${size === 8 ? " th = c.hi;" : ""}`;
+  if (mode !== 2 || seg >= 4) return slow;
+  const get =
+    size === 1
+      ? `t = B[o];`
+      : size === 2
+        ? `t = DV.getUint16(o, true);`
+        : size === 4
+          ? `t = DV.getInt32(o, true);`
+          : `t = DV.getInt32(o, true); th = DV.getInt32(o + 4, true);`;
+  return (
+    `if ((ea & 0xfff) <= ${4096 - size} && TT[(x = c.tlbUser + ((ea >>> 12) & ${TLB_SIZE - 1}))] === eh * 1048576 + (ea >>> 12)) ` +
+    `{ o = TO[x] + (ea & 0xfff); ${get} } else { ${slow} }`
+  );
+}
+
+/** Code storing (vl, vh) of `size` bytes at seg:(ea, eh); the inline path mirrors CpuCore.writeLin. */
+function storeCode(mode: number, seg: number, size: number, vl: string, vh: string): string {
+  const slow = `c.writeMem(${seg}, ea, eh, ${size}, ${vl}, ${vh});`;
+  if (mode !== 2 || seg >= 4 || (size !== 4 && size !== 8)) return slow;
+  const put =
+    size === 4
+      ? `DV.setInt32(o, ${vl}, true);`
+      : `DV.setInt32(o, ${vl}, true); DV.setInt32(o + 4, ${vh}, true);`;
+  return (
+    `if ((ea & 0xfff) <= ${4096 - size} && TT[(x = c.tlbUser + ${TLB_SIZE} + ((ea >>> 12) & ${TLB_SIZE - 1}))] === eh * 1048576 + (ea >>> 12)) ` +
+    `{ o = TO[x] + (ea & 0xfff); ${put} } else { ${slow} }`
+  );
+}
+
 /** Whether an inline form can raise a fault or exit (then its RIP must be recorded first). */
 export function inlineMayFault(d: Insn): boolean {
   return d.hasMem;
@@ -199,7 +246,7 @@ export function inlineMayFault(d: Insn): boolean {
  * to call the handler. Each form does exactly what the handler's own fast path does (alu.ts binop32/binop64
  * and incdec, data.ts mov/movzx), so the flags stay lazy and identical.
  */
-function inlineForm(d: Insn): string | null {
+function inlineForm(d: Insn, mode: number): string | null {
   if (d.prefixes & PFX_LOCK || d.entry === null) return null;
   const h = d.entry.handler;
   const s = d.s0;
@@ -217,19 +264,19 @@ function inlineForm(d: Insn): string | null {
       if (regDst && d.k1 === OpKind.Mem) {
         const ea = eaCode(d);
         if (ea === null) return null;
-        return `${ea} t = c.readMem(${d.seg}, ea, eh, ${s}); R[${a}] = t; RH[${a}] = ${s === 8 ? "c.hi" : "0"};`;
+        return `${ea} ${loadCode(mode, d.seg, s)} R[${a}] = t; RH[${a}] = ${s === 8 ? "th" : "0"};`;
       }
       if (d.k0 === OpKind.Mem && d.k1 === OpKind.Reg && (s === 4 || s === 8)) {
         const ea = eaCode(d);
         if (ea === null) return null;
-        return `${ea} c.writeMem(${d.seg}, ea, eh, ${s}, R[${d.r1}], RH[${d.r1}]);`;
+        return `${ea} ${storeCode(mode, d.seg, s, `R[${d.r1}]`, `RH[${d.r1}]`)}`;
       }
       return null;
     case "movzx":
       if (regDst && d.k1 === OpKind.Mem) {
         const ea = eaCode(d);
         if (ea === null) return null;
-        return `${ea} t = c.readMem(${d.seg}, ea, eh, ${d.s1}); R[${a}] = t; RH[${a}] = 0;`;
+        return `${ea} ${loadCode(mode, d.seg, d.s1)} R[${a}] = t; RH[${a}] = 0;`;
       }
       return null;
     case "add":
@@ -283,10 +330,9 @@ function inlineForm(d: Insn): string | null {
   }
 }
 
-/** Inline code for a conditional jump ending a block (control.ts jcc), or null. */
-function inlineJcc(d: Insn): string | null {
+/** The condition of a conditional jump ending a block (as control.ts jcc evaluates it), or null. */
+function inlineJcc(d: Insn): { cond: string } | null {
   if (d.entry === null || d.entry.handler !== "jcc") return null;
   const cc = d.opcode & 15;
-  const cond = cc >> 1 === 2 ? `((c.getZF() ^ ${cc}) & 1) !== 0` : `c.cond(${cc})`;
-  return `if (${cond}) c.branchRel(${d.immLo}, ${d.immHi}, ${d.osize});`;
+  return { cond: cc >> 1 === 2 ? `((c.getZF() ^ ${cc}) & 1) !== 0` : `c.cond(${cc})` };
 }

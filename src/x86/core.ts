@@ -227,6 +227,8 @@ export class CpuCore extends FlagUnit {
    * translated block checks it after each store and stops (block-translator.ts).
    */
   stop = 0;
+  /** Retired count at the start of the current pass through a translated block (for fault positions). */
+  blockBase = 0;
   /** Completion values for replayed instructions (IN and MMIO reads re-execute with the runner's value). */
   ioPending = false;
   ioValue = 0;

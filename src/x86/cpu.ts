@@ -59,10 +59,9 @@ export class Cpu extends CpuCore implements Processor {
   private readonly jitThreshold: number;
   private blockCount = 0;
   private translatedTotal = 0;
-  /** The block being executed (for the fault/exit position), its entry RIP (low half) and entry count. */
+  /** The block being executed (for the fault/exit position) and its entry RIP (low half). */
   private blk: Block | null = null;
   private blkRl = 0;
-  private blkN0 = 0;
 
   constructor(memory: GuestMemory, options: CpuOptions = {}) {
     super(memory, options);
@@ -254,7 +253,7 @@ export class Cpu extends CpuCore implements Processor {
         if (b !== null) {
           // A fault or exit inside a translated block: the instructions before it retired.
           this.blk = null;
-          this.count = this.blkN0 + b.indexOf((this.curRipLo - this.blkRl) | 0);
+          this.count = this.blockBase + b.indexOf((this.curRipLo - this.blkRl) | 0);
         }
         if (e === FAULT) {
           faults++;
@@ -296,8 +295,8 @@ export class Cpu extends CpuCore implements Processor {
             this.stop = 0;
             this.blk = b;
             this.blkRl = rl;
-            this.blkN0 = this.count;
-            b.fn(this, rl, this.count);
+            this.blockBase = this.count;
+            b.fn(this, rl, this.count, budget);
             this.blk = null;
             if (this.attn !== 0) {
               if (this.shadow !== 0 && --this.shadow === 0 && !this.postedExit && !this.halted) {
