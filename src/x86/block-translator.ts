@@ -1,5 +1,6 @@
-// Owns: basic-block translation — turning a run of decoded instructions (one guest page, one code mode) into a
-// generated JavaScript function that executes them back to back, and the rules for where a block must end.
+// Owns: basic-block translation — turning a run of decoded instructions (one guest page, one code mode)
+// into a generated JavaScript function that executes them back to back, and the rules for where a block
+// must end.
 // The block calls the same handlers as the interpreter (with the decoded records as closure constants, so
 // each call site is monomorphic and V8 can inline it), except for the commonest integer forms, which are
 // emitted inline. See docs/decisions/0003-block-translation.md.
@@ -12,6 +13,7 @@ import { aluHandlers } from "./alu.js";
 import { bitHandlers } from "./bits.js";
 import { type CpuCore, type Handler, TLB_SIZE } from "./core.js";
 import { dataHandlers } from "./data.js";
+import { LazyOp } from "./flags.js";
 import { type Insn, OpKind, PFX_LOCK } from "./insn.js";
 import { muldivHandlers } from "./muldiv.js";
 import { shiftHandlers } from "./shift.js";
@@ -166,10 +168,10 @@ export function translateBlock(ds: readonly Insn[], handlers: readonly Handler[]
 }
 
 // LazyOp values (flags.ts) as emitted into generated code.
-const LAZY_ADD = 1;
-const LAZY_SUB = 3;
-const LAZY_INC = 6;
-const LAZY_DEC = 7;
+const LAZY_ADD: number = LazyOp.Add;
+const LAZY_SUB: number = LazyOp.Sub;
+const LAZY_INC: number = LazyOp.Inc;
+const LAZY_DEC: number = LazyOp.Dec;
 
 /**
  * Code computing the effective address of d's memory operand into locals `ea`/`eh` (as CpuCore.computeEA
@@ -237,7 +239,7 @@ function storeCode(mode: number, seg: number, size: number, vl: string, vh: stri
 }
 
 /** Whether an inline form can raise a fault or exit (then its RIP must be recorded first). */
-export function inlineMayFault(d: Insn): boolean {
+function inlineMayFault(d: Insn): boolean {
   return d.hasMem;
 }
 

@@ -1,8 +1,9 @@
 // Owns: the `Cpu` class implementing the `Processor` contract: the run loop with its instruction budget,
 // the decoded-instruction cache (per guest-physical page, invalidated through GuestMemory.codePages /
-// onCodeWrite), instruction-boundary event handling (NMI, external interrupts with IF and the STI/MOV SS
-// shadow, interrupt-window exits, HLT idling), exit completion (replay for IN/MMIO reads, RIP advance for
-// RDMSR/WRMSR/CPUID/VMCALL), reset, and the register accessors of the contract.
+// onCodeWrite), the translated-block cache riding on it (hotness, entry conditions, precise fault
+// position; docs/decisions/0003), instruction-boundary event handling (NMI, external interrupts with IF
+// and the STI/MOV SS shadow, interrupt-window exits, HLT idling), exit completion (replay for IN/MMIO
+// reads, RIP advance for RDMSR/WRMSR/CPUID/VMCALL), reset, and the register accessors of the contract.
 // Must not: contain instruction semantics (handler modules) or decode bytes itself (decoder.ts).
 // Spec: Intel SDM Vol. 3A 6.6-6.9 (interrupt recognition, priorities, STI/MOV SS shadows), 9.1 (reset
 // state), Vol. 3C 25.2-25.4 (exit conditions, mirrored by vm-exit.ts); docs/x86-internals.md.
