@@ -71,9 +71,10 @@ test("SIGTERM stops a booting guest: `viridian: stopped by SIGTERM`, the machine
   let err = "";
   // The first console line means the kernel runs; stop it there (mid-boot, the case a hung boot is in).
   child.stdout.on("data", (c: Buffer) => {
-    const first = out.length === 0;
+    // Output is flushed at loop pauses, which can fall mid-line: wait for the whole banner, not the first chunk.
+    const seen = out.includes("Linux version");
     out += c.toString("latin1");
-    if (first) child.kill("SIGTERM");
+    if (!seen && out.includes("Linux version")) child.kill("SIGTERM");
   });
   child.stderr.on("data", (c: Buffer) => (err += c.toString("utf8")));
   const timer = setTimeout(() => child.kill("SIGKILL"), TIMEOUT_MS);
