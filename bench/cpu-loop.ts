@@ -1,5 +1,5 @@
-// Micro-benchmark of the interpreter core on integer loops in 64-bit mode (register ALU + branch, and a
-// load/store mix through the TLB fast path). Prints MIPS. Run: npm run build && node dist/bench/cpu-loop.js
+// Micro-benchmark of the processor core on integer loops in 64-bit mode (register ALU + branch, and a
+// load/store mix through the TLB fast path), interpreted and block-translated. Prints MIPS. Run: npm run build && node dist/bench/cpu-loop.js
 // (bench/run.ts, owned by the platform work, can call `benchCpuLoop`).
 import { GuestMemory } from "../src/memory/guest-memory.js";
 import { Cpu } from "../src/x86/cpu.js";
@@ -8,14 +8,14 @@ import { ExitReason } from "../src/x86/vm-exit.js";
 const CODE = 0x10000;
 const PML4 = 0x100000;
 
-function machine(code: number[]): Cpu {
+function machine(code: number[], jitThreshold?: number): Cpu {
   const mem = new GuestMemory(8 * 1024 * 1024);
   mem.write(CODE, Uint8Array.from(code));
   const dv = new DataView(mem.buffer);
   dv.setUint32(PML4, PML4 + 0x1000 + 3, true);
   dv.setUint32(PML4 + 0x1000, PML4 + 0x2000 + 3, true);
   for (let i = 0; i < 512; i++) dv.setUint32(PML4 + 0x2000 + i * 8, i * 0x200000 + 0x83, true);
-  const cpu = new Cpu(mem);
+  const cpu = new Cpu(mem, { jitThreshold });
   cpu.setControl("cr3", PML4, 0);
   cpu.setControl("cr4", 0x20, 0);
   cpu.setControl("efer", 0x500, 0);
@@ -68,8 +68,8 @@ function memLoop(n: number): number[] {
   ];
 }
 
-function measure(name: string, code: number[]): { name: string; mips: number } {
-  const cpu = machine(code);
+function measure(name: string, code: number[], jitThreshold?: number): { name: string; mips: number } {
+  const cpu = machine(code, jitThreshold);
   // Process CPU time rather than wall time: the figure should not depend on other load on the machine.
   const t0 = process.cpuUsage();
   let r: ExitReason;
@@ -83,7 +83,14 @@ function measure(name: string, code: number[]): { name: string; mips: number } {
 
 export function benchCpuLoop(): Array<{ name: string; mips: number }> {
   measure("warm-up", aluLoop(2_000_000));
-  return [measure("alu-loop", aluLoop(10_000_000)), measure("mem-loop", memLoop(5_000_000))];
+  measure("warm-up", aluLoop(2_000_000), -1);
+  // Interpreter alone (translation off) next to the default (block translation, docs/decisions/0003).
+  return [
+    measure("alu-loop interpreted", aluLoop(10_000_000), -1),
+    measure("alu-loop translated", aluLoop(10_000_000)),
+    measure("mem-loop interpreted", memLoop(5_000_000), -1),
+    measure("mem-loop translated", memLoop(5_000_000)),
+  ];
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -226,7 +226,8 @@ async function run(args: string[]): Promise<number> {
   }
   const machine = new Machine({
     memory,
-    processor: new Cpu(memory),
+    // VIRIDIAN_JIT_THRESHOLD (tests, experiments): block translation threshold, -1 for the interpreter only.
+    processor: new Cpu(memory, { jitThreshold: jitThresholdFromEnv() }),
     serial: (byte) => {
       out[used++] = byte;
       if (byte === 0x0a || used === out.length) flush();
@@ -256,3 +257,11 @@ export const command: Command = {
   summary: "boot Linux (default: the bundled guest) or a Multiboot kernel, COM1 on the terminal",
   run,
 };
+
+/** The block translation threshold from VIRIDIAN_JIT_THRESHOLD, or undefined for the processor's default. */
+function jitThresholdFromEnv(): number | undefined {
+  const v = process.env.VIRIDIAN_JIT_THRESHOLD;
+  if (v === undefined || v === "") return undefined;
+  const n = Number(v);
+  return Number.isInteger(n) ? n : undefined;
+}

@@ -2,6 +2,7 @@
 // priorities, EOI, ESR, LVT, timer modes and divisors, TSC deadline, x2APIC MSR rules, destinations).
 import { test } from "node:test";
 import assert from "node:assert/strict";
+import fc from "fast-check";
 import {
   ApicBus,
   LocalApic,
@@ -536,3 +537,173 @@ function x2irr(a: LocalApic, v: number): boolean {
   const r = a.readMsr(0x820 + (v >> 5));
   return r.ok && ((r.lo >>> (v & 31)) & 1) === 1;
 }
+
+test("APR follows the P6 definition; PPR uses the in-service class; LVT writable bits per entry", () => {
+  const { apic, rd, wr, enable } = make();
+  enable();
+  wr(0x80, 0x35);
+  assert.equal(rd(0x90), 0x35, "APR = TPR with nothing pending");
+  apic.acceptFixed(0x20, false);
+  assert.equal(rd(0x90), 0x35, "IRRV class below TPR class");
+  apic.acceptFixed(0x71, false);
+  assert.equal(rd(0x90), 0x70, "IRRV class above TPR: APR = its class");
+  wr(0x80, 0);
+  assert.equal(apic.acknowledge(), 0x71);
+  wr(0x80, 0x35);
+  assert.equal(rd(0xa0), 0x70, "PPR = ISRV class above TPR");
+  assert.equal(rd(0x90), 0x70);
+  for (const [off, mask] of [
+    [0x320, 0x700ff],
+    [0x330, 0x107ff],
+    [0x340, 0x107ff],
+    [0x350, 0x1a7ff],
+    [0x360, 0x1a7ff],
+    [0x370, 0x100ff],
+  ] as const) {
+    wr(off, 0xffffffff);
+    assert.equal(rd(off), mask, `LVT ${off.toString(16)}`);
+    wr(off, 0x10000);
+  }
+  wr(0x3e0, 0xffffffff);
+  assert.equal(rd(0x3e0), 0xb, "DCR keeps bits 0, 1 and 3");
+  wr(0x310, 0xffffffff);
+  assert.equal(rd(0x310), 0xff000000, "ICR high: destination field");
+  wr(0x300, 0xffffffff & ~0xc0000 & ~0x700); // fixed, no shorthand, physical broadcast... to 0xff
+  assert.equal(rd(0x300) & 0x1000, 0, "delivery status idle after the send");
+  assert.equal(rd(0xb0), 0, "EOI reads 0");
+  assert.equal(rd(0x390), 0, "no timer");
+});
+
+test("timer: reserved mode 11b counts once like one-shot; periodic -> one-shot keeps counting", () => {
+  const { apic, clock, rd, wr, enable } = make({ timerHz: 100_000_000 });
+  enable();
+  wr(0x3e0, 0xb);
+  wr(0x320, 0x60000 | 0x31); // 11b
+  wr(0x380, 10);
+  clock.ns = 100;
+  apic.tick(100);
+  assert.equal(apic.acknowledge(), 0x31);
+  assert.equal(apic.nextDeadlineNs(), Infinity);
+  wr(0xb0, 0);
+  wr(0x320, 0x20000 | 0x32);
+  wr(0x380, 10);
+  clock.ns = 250; // 15 counts: one period done, 5 into the next
+  apic.tick(250);
+  assert.equal(apic.acknowledge(), 0x32);
+  wr(0xb0, 0);
+  wr(0x320, 0x32); // to one-shot mid-period: it already fired once, so nothing more
+  assert.equal(rd(0x390), 0);
+  assert.equal(apic.nextDeadlineNs(), Infinity);
+  assert.equal(apic.hasInterrupt(), false);
+  apic.tick(Infinity);
+  apic.tick(Number.NaN);
+  assert.equal(apic.hasInterrupt(), false, "absurd tick times do not fire a disarmed timer");
+});
+
+test("INIT keeps the xAPIC ID and base MSR, resets the rest; x2APIC registers through their MSRs", () => {
+  const { apic, rd, wr, enable } = make({ apicId: 2 });
+  enable();
+  wr(0x20, 0x07000000);
+  wr(0x80, 0x44);
+  apic.acceptFixed(0x80, false);
+  apic.init();
+  assert.equal(rd(0x20), 0x07000000);
+  assert.equal(rd(0x80), 0);
+  assert.equal(rd(0xf0), 0xff);
+  assert.equal(rd(0x200 + 0x40), 0, "IRR cleared");
+  toX2apic(apic);
+  assert.deepEqual(msr(apic, 0x802), [2, 0], "x2APIC ID is the initial APIC ID");
+  assert.ok(apic.writeMsr(0x80f, 0x1ff, 0).ok);
+  for (const r of [0x832, 0x833, 0x834, 0x835, 0x836, 0x837]) {
+    assert.ok(apic.writeMsr(r, 0x10030, 0).ok);
+    assert.deepEqual(msr(apic, r), [0x10030, 0], r.toString(16));
+  }
+  assert.ok(apic.writeMsr(0x83e, 0x8, 0).ok);
+  assert.deepEqual(msr(apic, 0x83e), [0x8, 0]);
+  apic.acceptFixed(0x90, true);
+  assert.deepEqual(msr(apic, 0x824), [1 << 16, 0], "IRR");
+  assert.deepEqual(msr(apic, 0x81c), [1 << 16, 0], "TMR");
+  apic.acknowledge();
+  assert.deepEqual(msr(apic, 0x814), [1 << 16, 0], "ISR");
+  assert.deepEqual(msr(apic, 0x80a), [0x90, 0], "PPR");
+});
+
+test("hostile register sequences never throw, and after tick(t) the next deadline is later than t", () => {
+  const op = fc.oneof(
+    fc.record({ k: fc.constant("rm" as const), off: fc.nat(0xfff), size: fc.constantFrom(1, 2, 4, 8) }),
+    fc.record({
+      k: fc.constant("wm" as const),
+      off: fc.oneof(fc.nat(0xfff), fc.constantFrom(0x80, 0xb0, 0xf0, 0x300, 0x320, 0x380, 0x3e0, 0x350)),
+      size: fc.constantFrom(1, 2, 4, 8),
+      v: fc.integer({ min: -(2 ** 31), max: 2 ** 32 - 1 }),
+    }),
+    fc.record({
+      k: fc.constant("rmsr" as const),
+      msr: fc.oneof(fc.integer({ min: 0x800, max: 0x8ff }), fc.constantFrom(0x1b, 0x6e0)),
+    }),
+    fc.record({
+      k: fc.constant("wmsr" as const),
+      msr: fc.oneof(fc.integer({ min: 0x800, max: 0x8ff }), fc.constantFrom(0x1b, 0x6e0)),
+      lo: fc.integer({ min: -(2 ** 31), max: 2 ** 32 - 1 }),
+      hi: fc.oneof(fc.constant(0), fc.integer({ min: -(2 ** 31), max: 2 ** 32 - 1 })),
+    }),
+    fc.record({ k: fc.constant("time" as const), dt: fc.oneof(fc.nat(10_000), fc.nat(2 ** 40)) }),
+    fc.record({ k: fc.constant("ack" as const) }),
+    fc.record({ k: fc.constant("accept" as const), v: fc.nat(0x1ff), level: fc.boolean() }),
+  );
+  fc.assert(
+    fc.property(fc.array(op, { maxLength: 150 }), (ops) => {
+      let tsc = 0;
+      const { apic, clock } = make({ readTsc: () => tsc, tscHz: 2_000_000_000, cmci: true });
+      for (const o of ops) {
+        switch (o.k) {
+          case "rm":
+            assert.ok(Number.isInteger(apic.readMmio(o.off, o.size)));
+            break;
+          case "wm":
+            apic.writeMmio(o.off, o.size, o.v);
+            break;
+          case "rmsr":
+            apic.readMsr(o.msr);
+            break;
+          case "wmsr":
+            apic.writeMsr(o.msr, o.lo, o.hi);
+            break;
+          case "time":
+            clock.ns += o.dt;
+            tsc += o.dt * 2;
+            if (clock.ns >= apic.nextDeadlineNs()) {
+              apic.tick(clock.ns);
+              assert.ok(apic.nextDeadlineNs() > clock.ns);
+            }
+            break;
+          case "ack": {
+            const v = apic.acknowledge();
+            assert.ok(v >= 0 && v <= 0xff);
+            break;
+          }
+          case "accept":
+            apic.acceptFixed(o.v, o.level);
+            break;
+        }
+      }
+      assert.ok(apic.inspect().length > 0);
+    }),
+    { numRuns: 300, seed: 0x41504943 },
+  );
+});
+
+test("AutoEOI acceptance (SynIC): acknowledged without entering ISR, PPR unchanged", () => {
+  const { apic, rd, enable } = make();
+  enable();
+  apic.acceptFixed(0x93, false, true);
+  apic.acceptFixed(0x50, false);
+  assert.equal(apic.acknowledge(), 0x93);
+  assert.equal(rd(0x100 + 0x40), 0, "not in service");
+  assert.equal(rd(0xa0), 0, "PPR stays 0");
+  assert.equal(apic.acknowledge(), 0x50, "lower vectors are not held back");
+  assert.equal(rd(0x100 + 0x20), 1 << 16);
+  apic.acceptFixed(0x93, false);
+  assert.equal(apic.acknowledge(), 0x93, "a later plain acceptance of the vector goes to ISR");
+  assert.equal(rd(0x140), 1 << 19);
+});

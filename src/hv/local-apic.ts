@@ -20,7 +20,7 @@
 // - A TPR/CR8 lowered by MOV CR8 is seen at the processor's next event check (the end of its current batch).
 // - Misaligned or non-32-bit MMIO accesses: reads return the bytes of the 16-byte-aligned register at that
 //   offset (zero past its low dword); writes other than aligned 32-bit ones are ignored.
-// - Lowest-priority delivery picks the matching APIC with the lowest PPR (lowest VP index on ties).
+// - Lowest-priority delivery picks the matching APIC with the lowest PPR class (the first attached on ties).
 
 import type { InterruptSource } from "../x86/processor.js";
 
@@ -192,6 +192,8 @@ export class LocalApic implements InterruptSource {
   private readonly isr = new Uint32Array(8);
   private readonly tmr = new Uint32Array(8);
   private readonly irr = new Uint32Array(8);
+  /** IRR vectors accepted with AutoEOI (hypervisor-side state, not an architectural register). */
+  private readonly autoEoi = new Uint32Array(8);
   private esrPending = 0;
   private esrVisible = 0;
   private readonly lvt = new Uint32Array(7);
@@ -249,6 +251,7 @@ export class LocalApic implements InterruptSource {
     this.isr.fill(0);
     this.tmr.fill(0);
     this.irr.fill(0);
+    this.autoEoi.fill(0);
     this.esrPending = this.esrVisible = 0;
     this.lvt.fill(LVT_MASKED);
     this.icrLo = this.icrHi = 0;
@@ -356,7 +359,7 @@ export class LocalApic implements InterruptSource {
   private error(bits: number): void {
     this.esrPending |= bits;
     const lvt = this.lvt[Lvt.Error]!;
-    if (!(lvt & LVT_MASKED)) this.acceptFixed(lvt & 0xff, false, false);
+    if (!(lvt & LVT_MASKED)) this.accept(lvt & 0xff, false, false);
   }
 
   // ------------------------------------------------------------------ acceptance and the processor side
@@ -364,13 +367,20 @@ export class LocalApic implements InterruptSource {
   /**
    * A fixed interrupt for this APIC (I/O APIC message, IPI, LVT, SynIC, synthetic timers). Vectors 0-15
    * are illegal: the receive-illegal-vector error is logged instead (SDM 11.5.3). Ignored while the APIC
-   * is disabled (SDM 11.4.7.2).
+   * is disabled (SDM 11.4.7.2). `autoEoi` is for SynIC SINTs with AutoEOI (TLFS 11.8): the vector is
+   * retired as it is acknowledged, so it never enters ISR and the guest writes no EOI for it.
    */
-  acceptFixed(vector: number, levelTriggered: boolean, logError = true): void {
+  acceptFixed(vector: number, levelTriggered: boolean, autoEoi = false): void {
+    this.accept(vector, levelTriggered, true);
+    if (testBit(this.irr, vector & 0xff)) setBit(this.autoEoi, vector & 0xff, autoEoi);
+  }
+
+  /** `signalError` false: the error LVT's own illegal vector is logged without another error interrupt. */
+  private accept(vector: number, levelTriggered: boolean, signalError: boolean): void {
     if (!this.softwareEnabled) return;
     vector &= 0xff;
     if (vector < 16) {
-      if (logError) this.error(ApicError.ReceiveIllegalVector);
+      if (signalError) this.error(ApicError.ReceiveIllegalVector);
       else this.esrPending |= ApicError.ReceiveIllegalVector;
       return;
     }
@@ -407,7 +417,10 @@ export class LocalApic implements InterruptSource {
     const v = this.deliverable();
     if (v < 0) return this.svr & 0xff;
     setBit(this.irr, v, false);
-    setBit(this.isr, v, true);
+    if (testBit(this.autoEoi, v)) {
+      setBit(this.autoEoi, v, false);
+      if (testBit(this.tmr, v)) this.onEoi(v);
+    } else setBit(this.isr, v, true);
     return v;
   }
 
@@ -465,13 +478,16 @@ export class LocalApic implements InterruptSource {
 
   // ------------------------------------------------------------------ timer
 
+  /** The LVT timer mode; the reserved encoding 11b counts as one-shot. */
   private get timerMode(): number {
-    return (this.lvt[Lvt.Timer]! >>> LVT_TIMER_MODE_SHIFT) & 3;
+    const m = (this.lvt[Lvt.Timer]! >>> LVT_TIMER_MODE_SHIFT) & 3;
+    return m === 3 ? TIMER_ONESHOT : m;
   }
 
   /** Timer counts in `ns` nanoseconds at the current divisor. */
   private countsIn(ns: number): number {
     if (!(ns > 0)) return 0;
+    if (ns > Number.MAX_SAFE_INTEGER) ns = Number.MAX_SAFE_INTEGER; // a hostile or absurd time stays finite
     const big = (BigInt(Math.floor(ns)) * BigInt(this.timerHz)) / (BIG_NS * BigInt(this.divisor));
     return Number(big);
   }
@@ -524,7 +540,7 @@ export class LocalApic implements InterruptSource {
 
   /** Signals timer expirations up to `nowNs`; periods missed between two ticks coalesce into one interrupt. */
   tick(nowNs: number): void {
-    if (nowNs < this.deadlineNs) return;
+    if (!(nowNs >= this.deadlineNs) || this.deadlineNs === Number.POSITIVE_INFINITY) return;
     const mode = this.timerMode;
     if (mode === TIMER_TSC_DEADLINE) {
       this.tscDeadline = 0;

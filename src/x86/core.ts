@@ -98,6 +98,11 @@ export interface CpuOptions {
   clock?: () => number;
   /** Derive time (TSC) from retired instructions only, for reproducible runs. */
   deterministic?: boolean;
+  /**
+   * Block translation (docs/decisions/0003): a straight-line run of code is translated after this many
+   * executions of its first instruction (0: on first execution); negative turns translation off.
+   */
+  jitThreshold?: number;
 }
 
 export class CpuCore extends FlagUnit {
@@ -217,6 +222,13 @@ export class CpuCore extends FlagUnit {
    * interrupt shadow). Set together with postedExit/halted/shadow so the loop tests one field.
    */
   attn = 0;
+  /**
+   * Set when decoded code may be stale (mode, paging or code-page changes; see Cpu.codeCacheReset): a
+   * translated block checks it after each store and stops (block-translator.ts).
+   */
+  stop = 0;
+  /** Retired count at the start of the current pass through a translated block (for fault positions). */
+  blockBase = 0;
   /** Completion values for replayed instructions (IN and MMIO reads re-execute with the runner's value). */
   ioPending = false;
   ioValue = 0;

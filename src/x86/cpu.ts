@@ -1,8 +1,9 @@
 // Owns: the `Cpu` class implementing the `Processor` contract: the run loop with its instruction budget,
 // the decoded-instruction cache (per guest-physical page, invalidated through GuestMemory.codePages /
-// onCodeWrite), instruction-boundary event handling (NMI, external interrupts with IF and the STI/MOV SS
-// shadow, interrupt-window exits, HLT idling), exit completion (replay for IN/MMIO reads, RIP advance for
-// RDMSR/WRMSR/CPUID/VMCALL), reset, and the register accessors of the contract.
+// onCodeWrite), the translated-block cache riding on it (hotness, entry conditions, precise fault
+// position; docs/decisions/0003), instruction-boundary event handling (NMI, external interrupts with IF
+// and the STI/MOV SS shadow, interrupt-window exits, HLT idling), exit completion (replay for IN/MMIO
+// reads, RIP advance for RDMSR/WRMSR/CPUID/VMCALL), reset, and the register accessors of the contract.
 // Must not: contain instruction semantics (handler modules) or decode bytes itself (decoder.ts).
 // Spec: Intel SDM Vol. 3A 6.6-6.9 (interrupt recognition, priorities, STI/MOV SS shadows), 9.1 (reset
 // state), Vol. 3C 25.2-25.4 (exit conditions, mirrored by vm-exit.ts); docs/x86-internals.md.
@@ -11,6 +12,7 @@ import type { GuestMemory } from "../memory/guest-memory.js";
 import { CpuCore, type CpuOptions, EXIT, FAULT, type Handler, TLB_SIZE } from "./core.js";
 import { decode, DECODE_MORE, DECODE_OK } from "./decoder.js";
 import { deliverEvent, EventKind, SHUTDOWN } from "./exceptions.js";
+import { Block, isStraight, MAX_BLOCK_INSNS, translateBlock } from "./block-translator.js";
 import { buildDispatch } from "./handlers.js";
 import { Insn } from "./insn.js";
 import { ACC_EXEC } from "./paging.js";
@@ -24,6 +26,10 @@ const TWO32 = 0x1_0000_0000;
 const MAX_CODE_PAGES = 1024;
 /** Most decoded instructions cached per processor (about 200 bytes each). */
 const MAX_DECODED = 262144;
+/** Most translated blocks alive per processor; beyond that every cache is dropped and refilled. */
+const MAX_BLOCKS = 8192;
+/** Block look-ups at one address before it is translated (CpuOptions.jitThreshold overrides). */
+export const DEFAULT_JIT_THRESHOLD = 16;
 const FLAG_IF = 0x200;
 const FLAG_TF = 0x100;
 
@@ -50,9 +56,17 @@ export class Cpu extends CpuCore implements Processor {
   private shutdown = false;
   private exitNextLo = 0;
   private exitNextHi = 0;
+  /** Look-ups of a block start before translating it; negative: translation off. */
+  private readonly jitThreshold: number;
+  private blockCount = 0;
+  private translatedTotal = 0;
+  /** The block being executed (for the fault/exit position) and its entry RIP (low half). */
+  private blk: Block | null = null;
+  private blkRl = 0;
 
   constructor(memory: GuestMemory, options: CpuOptions = {}) {
     super(memory, options);
+    this.jitThreshold = options.jitThreshold ?? DEFAULT_JIT_THRESHOLD;
     this.dispatch = buildDispatch();
     const list = peers.get(memory);
     if (list === undefined) peers.set(memory, [this]);
@@ -69,14 +83,22 @@ export class Cpu extends CpuCore implements Processor {
     return this.retiredCount;
   }
 
+  /** Blocks translated since construction (tests and benchmarks look at it). */
+  get translatedBlocks(): number {
+    return this.translatedTotal;
+  }
+
   // =============================== decode cache ===============================
 
   override codeCacheReset(): void {
     this.codePg = -1;
     this.codeArr = null;
+    // Mode, paging or code changed: a running block must not continue with instructions decoded before.
+    this.stop = 1;
   }
 
   private dropCodePage(page: number): void {
+    this.stop = 1;
     this.codeCache.delete(page);
     if (this.codeArr !== null && this.codeRamPage === page) this.codeCacheReset();
   }
@@ -89,6 +111,7 @@ export class Cpu extends CpuCore implements Processor {
   private clearCodeCache(): void {
     this.codeCache.clear();
     this.decodedCount = 0;
+    this.blockCount = 0;
     this.codeCacheReset();
   }
 
@@ -194,6 +217,7 @@ export class Cpu extends CpuCore implements Processor {
       return x.reason;
     }
     this.count = 0;
+    this.blk = null;
     this.postedExit = false;
     this.attn = this.shadow !== 0 || this.halted ? 1 : 0;
     let reason: ExitReason = ExitReason.BudgetExhausted;
@@ -226,6 +250,12 @@ export class Cpu extends CpuCore implements Processor {
           break;
         }
       } catch (e) {
+        const b = this.blk as Block | null;
+        if (b !== null) {
+          // A fault or exit inside a translated block: the instructions before it retired.
+          this.blk = null;
+          this.count = this.blockBase + b.indexOf((this.curRipLo - this.blkRl) | 0);
+        }
         if (e === FAULT) {
           faults++;
           this.ripLo = this.curRipLo;
@@ -259,6 +289,33 @@ export class Cpu extends CpuCore implements Processor {
       this.curRipLo = rl;
       this.curRipHi = this.ripHi;
       const d = this.fetch();
+      if (this.attn === 0 && this.jitThreshold >= 0) {
+        const b = d.block as Block | null;
+        if (b !== null) {
+          if (this.count + b.n <= budget && this.blockFits(rl, b)) {
+            this.stop = 0;
+            this.blk = b;
+            this.blkRl = rl;
+            this.blockBase = this.count;
+            b.fn(this, rl, this.count, budget);
+            this.blk = null;
+            if (this.attn !== 0) {
+              if (this.shadow !== 0 && --this.shadow === 0 && !this.postedExit && !this.halted) {
+                this.attn = 0;
+                break;
+              }
+              if (this.postedExit || this.halted) {
+                if (this.shadow === 0) this.attn = 0;
+                break;
+              }
+            }
+            if (this.count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
+            continue;
+          }
+        } else if (d !== this.straddle && d.hits++ >= this.jitThreshold) {
+          if (this.translateAt(rl, d)) continue;
+        }
+      }
       const next = rl + d.len;
       if (this.codeMode === 2) {
         if (next > 0x7fffffff || (rl < 0 && next >= 0)) {
@@ -283,6 +340,66 @@ export class Cpu extends CpuCore implements Processor {
       }
       if (count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
     }
+  }
+
+  /**
+   * Whether block b may run from RIP low half rl: no instruction start may leave the code segment (the
+   * interpreter's fetch checks the limit per instruction) and no RIP inside the block may wrap (16-bit IP
+   * at 64 KiB, 64-bit RIP carrying into the high half), so the block's RIP arithmetic stays exact.
+   */
+  private blockFits(rl: number, b: Block): boolean {
+    const mode = this.codeMode;
+    if (mode === 2) return (rl >>> 0) + b.bytes < TWO32;
+    if (mode === 0 && rl + b.lastOff > 0xffff) return false;
+    return !(this.segCheck & 2) || (rl >>> 0) + b.lastOff <= this.segLimit[1]!;
+  }
+
+  /**
+   * Translates the straight-line run starting at d (RIP low half rl, on the current code page). Returns
+   * false when nothing worth translating was found (the instruction then runs interpreted).
+   */
+  private translateAt(rl: number, d: Insn): boolean {
+    const arr = this.codeArr;
+    if (arr === null) return false;
+    if (this.blockCount >= MAX_BLOCKS) {
+      // Bound memory and compile work: a guest generating endless code starts over with empty caches.
+      this.clearCodeCache();
+      return false;
+    }
+    const ds: Insn[] = [d];
+    const mode = this.codeMode;
+    let po = (this.long64 ? rl : (this.segBaseLo[1]! + rl) | 0) & 0xfff;
+    let cur = d;
+    while (isStraight(cur) && ds.length < MAX_BLOCK_INSNS) {
+      po += cur.len;
+      if (po >= 4096) break;
+      const nx = this.peekDecode(po, arr);
+      if (nx === null) break;
+      ds.push(nx);
+      cur = nx;
+    }
+    d.block = translateBlock(ds, this.dispatch, mode);
+    this.blockCount++;
+    this.translatedTotal++;
+    return true;
+  }
+
+  /**
+   * The decoded instruction at page offset po of the current code page, decoding (and caching) it if
+   * needed; null when it straddles the page end or does not decode (the block ends before it; running it
+   * interpreted raises the fault at the right time).
+   */
+  private peekDecode(po: number, arr: Array<Insn | undefined>): Insn | null {
+    const c = arr[po];
+    if (c !== undefined && c.mode === this.codeMode) return c;
+    if (this.decodedCount >= MAX_DECODED) return null;
+    const d = new Insn();
+    const avail = Math.min(15, 4096 - po);
+    if (decode(this.bytes, this.codeRamPage * 4096 + po, avail, this.codeMode, this.cpuid, d) !== DECODE_OK)
+      return null;
+    this.decodedCount++;
+    arr[po] = d;
+    return d;
   }
 
   /**

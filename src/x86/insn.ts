@@ -101,6 +101,12 @@ export class Insn {
    * a read-only or absent page faults with the W bit of the #PF error code set (SDM Vol. 3A 4.7).
    */
   rmw = false;
+  /**
+   * Translation state (cpu.ts): times a block was looked up here, and the translated block starting at this
+   * instruction (a block-translator.ts Block; typed opaquely so this module stays below the translator).
+   */
+  hits = 0;
+  block: object | null = null;
 
   /** Copies every field from another record (used when a page-straddling decode is cached nowhere). */
   copyFrom(o: Insn): void {

@@ -48,7 +48,10 @@ export function machine(
   memBytes = 8 * 1024 * 1024,
 ): { cpu: Cpu; mem: GuestMemory } {
   const mem = new GuestMemory(memBytes);
-  const cpu = new Cpu(mem, { deterministic: true });
+  // Translate on first execution (so these short snippets run translated code); VIRIDIAN_JIT_THRESHOLD=-1
+  // runs them on the interpreter alone.
+  const jitThreshold = Number(process.env.VIRIDIAN_JIT_THRESHOLD ?? 0);
+  const cpu = new Cpu(mem, { deterministic: true, jitThreshold });
   setupMode(cpu, mem, mode, code);
   return { cpu, mem };
 }

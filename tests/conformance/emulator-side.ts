@@ -46,7 +46,9 @@ export class EmulatedMachine {
 
   constructor() {
     this.dv = new DataView(this.mem.buffer);
-    this.cpu = new Cpu(this.mem, { deterministic: true });
+    // Translation on first execution unless VIRIDIAN_JIT_THRESHOLD says otherwise (-1: interpreter only).
+    const jitThreshold = Number(process.env.VIRIDIAN_JIT_THRESHOLD ?? 0);
+    this.cpu = new Cpu(this.mem, { deterministic: true, jitThreshold });
     this.buildTables();
   }
 

@@ -54,12 +54,20 @@ test("the bundled kernel's decompressor runs from the 64-bit entry state and unp
     return;
   }
   const memory = new GuestMemory(256 * MiB);
-  const cpu = new Cpu(memory);
+  // VIRIDIAN_JIT_THRESHOLD overrides the translation threshold (-1: interpreter only) for comparisons.
+  const jit = process.env.VIRIDIAN_JIT_THRESHOLD;
+  const cpu = new Cpu(memory, { jitThreshold: jit ? Number(jit) : undefined });
   const machine = new Machine({ memory, processor: cpu, serial: () => {}, maxInstructions: 40_000_000 });
   const p = prepareLinuxBoot(memory, { kernel, cmdline: "console=ttyS0", cpus: 1 });
   const payload = kernel.subarray(p.boot.header.kernelOffset, p.boot.header.kernelOffset + 4096);
   apply(cpu, p.entry);
+  const c0 = process.cpuUsage();
   const stop = machine.run();
+  const cu = process.cpuUsage(c0);
+  t.diagnostic(
+    `${stop.retired} instructions, ${((cu.user + cu.system) / 1000).toFixed(0)} ms CPU, ` +
+      `${cpu.translatedBlocks} blocks translated`,
+  );
   const head = new Uint8Array(4096);
   memory.read(p.boot.kernel.base, head);
   assert.ok(

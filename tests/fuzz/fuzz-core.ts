@@ -50,9 +50,10 @@ function hex(bytes: Uint8Array): string {
   return [...bytes].map((b) => b.toString(16).padStart(2, "0")).join(" ");
 }
 
-export function runFuzz(seed: number, count: number): FuzzResult {
+/** `jitThreshold`: block translation threshold of the fuzzed processor (0: translate on first execution). */
+export function runFuzz(seed: number, count: number, jitThreshold?: number): FuzzResult {
   const memory = new GuestMemory(SANDBOX_RAM);
-  const cpu = new Cpu(memory);
+  const cpu = new Cpu(memory, { jitThreshold });
   cpu.controls.ioBitmap.fill(0xff);
   cpu.controls.cpuidExiting = false;
   cpu.controls.hltExiting = true;

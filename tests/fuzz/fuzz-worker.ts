@@ -2,5 +2,5 @@
 import { parentPort, workerData } from "node:worker_threads";
 import { runFuzz } from "./fuzz-core.js";
 
-const { seed, count } = workerData as { seed: number; count: number };
-parentPort!.postMessage(runFuzz(seed, count));
+const { seed, count, jitThreshold } = workerData as { seed: number; count: number; jitThreshold?: number };
+parentPort!.postMessage(runFuzz(seed, count, jitThreshold));

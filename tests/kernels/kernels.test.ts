@@ -22,9 +22,15 @@ export interface ViridianResult {
   status: number | null;
 }
 
-export function runViridian(args: string[]): Promise<ViridianResult> {
+/** Runs `viridian run`; `jitThreshold` sets VIRIDIAN_JIT_THRESHOLD (0: translate on first execution). */
+export function runViridian(args: string[], jitThreshold?: number): Promise<ViridianResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [VIRIDIAN, "run", ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    const env = { ...process.env };
+    if (jitThreshold !== undefined) env.VIRIDIAN_JIT_THRESHOLD = String(jitThreshold);
+    const child = spawn(process.execPath, [VIRIDIAN, "run", ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      env,
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (c: Buffer) => out.push(c));
@@ -66,10 +72,15 @@ for (const name of KERNELS) {
   const todo = KNOWN_CPU_GAPS[name];
   test(`kernel ${name}: viridian run --kernel and QEMU print the same and exit alike`, { todo }, async () => {
     const elf = assembleKernel(name);
-    const [ours, first] = await Promise.all([
-      runViridian(["--kernel", elf, "--max-instructions", String(MAX_INSTRUCTIONS), "--state"]),
+    const args = ["--kernel", elf, "--max-instructions", String(MAX_INSTRUCTIONS), "--state"];
+    // With the default translation threshold, and translating every block on its first execution.
+    const [ours, oursJit0, first] = await Promise.all([
+      runViridian(args),
+      runViridian(args, 0),
       runQemu(elf, { timeoutMs: QEMU_TIMEOUT_MS }),
     ]);
+    assert.equal(oursJit0.output, ours.output, `${name}: translating on first execution changes the output`);
+    assert.equal(oursJit0.status, ours.status, `${name}: translating on first execution changes the status`);
     let qemu = first;
     // QEMU is the reference, not the subject: on a mismatch, run it once more so that a disturbance of
     // the reference (firmware console noise on a loaded host) is not reported as our bug.
@@ -95,10 +106,13 @@ for (const name of KERNELS) {
 test("kernel sdm-only: where QEMU departs from the SDM, viridian matches the SDM-derived expectation", async () => {
   const elf = assembleKernel("sdm-only");
   const expected = readFileSync(join(KERNEL_SOURCE_DIR, "sdm-only.expected"), "latin1");
-  const [ours, qemu] = await Promise.all([
-    runViridian(["--kernel", elf, "--max-instructions", String(MAX_INSTRUCTIONS), "--state"]),
+  const args = ["--kernel", elf, "--max-instructions", String(MAX_INSTRUCTIONS), "--state"];
+  const [ours, oursJit0, qemu] = await Promise.all([
+    runViridian(args),
+    runViridian(args, 0),
     runQemu(elf, { timeoutMs: QEMU_TIMEOUT_MS }),
   ]);
+  assert.equal(oursJit0.output, ours.output, "sdm-only: translating on first execution changes the output");
   // QEMU only shows that the kernel itself runs to the end; its lines differ from the SDM by design.
   assert.match(qemu.output, /done\n$/, `the kernel itself fails under QEMU:\n${tail(qemu.output)}`);
   if (ours.output !== expected || ours.status !== 1) {

@@ -1,0 +1,152 @@
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { GuestMemory, PAGE_READ } from "../memory/guest-memory.js";
+import { ExitReason } from "../x86/vm-exit.js";
+import { ExitHandling, Partition, PartitionError } from "./partition.js";
+import * as T from "./tlfs.js";
+
+function partition(options: Partial<ConstructorParameters<typeof Partition>[0]> = {}): Partition {
+  return new Partition({ memory: 1 << 20, time: "deterministic", ...options });
+}
+
+const read = (p: Partition, msr: number): { lo: number; hi: number } | null => {
+  const r = p.readMsr(p.vps[0]!, msr);
+  return r.ok ? { lo: r.lo, hi: r.hi } : null;
+};
+
+test("privileges, features and hints are limited to what is implemented", () => {
+  const p = partition({
+    privilegesLow: 0xffffffff,
+    privilegesHigh: 0xffffffff,
+    features: 0xffffffff,
+    hints: 0,
+  });
+  assert.equal(p.privilegesLow, 0xa6f);
+  assert.equal(p.privilegesHigh, 0x30);
+  assert.equal(p.features, 0x80510);
+  assert.equal(p.hints, 0, "a configuration may leave AutoEOI undeprecated: SINTs then honour AutoEOI");
+  assert.equal(partition({ hints: 0xffffffff }).hints, 0xe24);
+  const q = partition({ privilegesLow: 0x26e });
+  assert.equal(q.features & T.FEATURE_FREQUENCY_MSRS, 0, "frequency MSRs need AccessFrequencyRegs");
+  assert.equal(read(q, T.MSR_TSC_FREQUENCY), null);
+  const o = new Uint32Array(4);
+  p.hypervisorLeaf(0x40000081, o);
+  assert.deepEqual([...o], [0, 0, 0, 0], "no VS#1 / other leaves");
+  assert.throws(() => partition({ vpCount: 0 }), PartitionError);
+});
+
+test("guest OS identity gates the hypercall page; the locked bit freezes it; zeroing the identity disables it", () => {
+  const p = partition();
+  const vp = p.vps[0]!;
+  assert.equal(p.writeMsr(vp, T.MSR_HYPERCALL, 0x3001, 0), true);
+  assert.equal(read(p, T.MSR_HYPERCALL)!.lo, 0x3000, "no identity: enable stays clear");
+  p.writeMsr(vp, T.MSR_GUEST_OS_ID, 0x01c00000, 0x81000006);
+  assert.equal(p.writeMsr(vp, T.MSR_HYPERCALL, 0x3001, 0), true);
+  assert.deepEqual([...p.memory.bytes.subarray(0x3000, 0x3005)], [0x0f, 0x01, 0xc1, 0xc3, 0xcc]);
+  p.writeMsr(vp, T.MSR_HYPERCALL, 0x3003, 0);
+  p.writeMsr(vp, T.MSR_HYPERCALL, 0x5001, 0);
+  assert.equal(read(p, T.MSR_HYPERCALL)!.lo, 0x3003, "locked");
+  p.writeMsr(vp, T.MSR_GUEST_OS_ID, 0, 0);
+  assert.equal(read(p, T.MSR_HYPERCALL)!.lo, 0x3002, "identity cleared: page disabled");
+  p.writeMsr(vp, T.MSR_STIMER0_CONFIG + 1, 1000, 0);
+  p.writeMsr(vp, T.MSR_STIMER0_CONFIG, 0x1ed1, 0);
+  assert.ok(Number.isFinite(p.nextDeadlineNs()));
+  const before = p.clock.nowNs();
+  p.reset();
+  assert.equal(read(p, T.MSR_HYPERCALL)!.lo, 0, "reset clears even a locked page");
+  assert.equal(p.nextDeadlineNs(), Infinity, "reset disarms the synthetic timers");
+  assert.equal(read(p, T.MSR_GUEST_OS_ID)!.hi, 0);
+  assert.ok(p.clock.nowNs() >= before, "the clock keeps running across a reset");
+});
+
+test("reference TSC page: sequence, scale, offset; re-enabling bumps the sequence", () => {
+  const p = partition({ tscHz: 2_000_000_000 });
+  const vp = p.vps[0]!;
+  const v = new DataView(p.memory.buffer);
+  p.writeMsr(vp, T.MSR_REFERENCE_TSC, 0x4001, 0);
+  assert.equal(v.getUint32(0x4000, true), 1);
+  assert.equal(v.getBigUint64(0x4008, true), ((1n << 64n) * 10_000_000n) / 2_000_000_000n);
+  assert.equal(v.getBigInt64(0x4010, true), 0n);
+  p.writeMsr(vp, T.MSR_REFERENCE_TSC, 0x4001, 0);
+  assert.equal(v.getUint32(0x4000, true), 2);
+  assert.deepEqual(read(p, T.MSR_REFERENCE_TSC), { lo: 0x4001, hi: 0 });
+  // a page the root made read-only is not written
+  p.setPageRights(0x6000, 0x1000, PAGE_READ);
+  p.writeMsr(vp, T.MSR_REFERENCE_TSC, 0x6001, 0);
+  assert.equal(v.getUint32(0x6000, true), 0);
+  assert.throws(() => p.setPageRights(0x6001, 0x1000, 0), PartitionError);
+});
+
+test("read-only and per-VP registers; VP run time only with its privilege", () => {
+  const p = partition({ vpCount: 2, privilegesLow: 0xa6f, apicHz: 123_456_789 });
+  assert.deepEqual(p.readMsr(p.vps[1]!, T.MSR_VP_INDEX), { ok: true, lo: 1, hi: 0 });
+  assert.equal(p.writeMsr(p.vps[1]!, T.MSR_VP_INDEX, 0, 0), false);
+  assert.deepEqual(read(p, T.MSR_APIC_FREQUENCY), { lo: 123_456_789, hi: 0 });
+  assert.deepEqual(read(p, T.MSR_TSC_FREQUENCY), { lo: 1e9, hi: 0 });
+  assert.deepEqual(read(p, T.MSR_VP_RUNTIME), { lo: 0, hi: 0 });
+  assert.equal(p.writeMsr(p.vps[0]!, T.MSR_TIME_REF_COUNT, 1, 0), false);
+  assert.equal(read(partition(), T.MSR_VP_RUNTIME), null, "not offered by default");
+  assert.equal(read(p, 0x40000070), null, "APIC-access MSRs are not offered");
+  assert.equal(p.writeMsr(p.vps[0]!, T.MSR_VP_ASSIST_PAGE, 0x200001, 0), false, "assist page outside RAM");
+  assert.equal(p.writeMsr(p.vps[0]!, T.MSR_VP_ASSIST_PAGE, 0x7001, 0), true);
+});
+
+test("crash MSRs: capabilities, parameters, the message, and the report", () => {
+  const reports: string[] = [];
+  const p = partition({ onGuestCrash: (r) => reports.push(`${r.parameters[0]} ${r.message}`) });
+  const vp = p.vps[0]!;
+  assert.deepEqual(read(p, T.MSR_CRASH_CTL), { lo: 0, hi: 0xc0000000 });
+  p.memory.bytes.set(new TextEncoder().encode("oops\0\0"), 0x9000);
+  p.writeMsr(vp, T.MSR_CRASH_P0, 0xdead, 0);
+  p.writeMsr(vp, T.MSR_CRASH_P0 + 3, 0x9000, 0);
+  p.writeMsr(vp, T.MSR_CRASH_P0 + 4, 6, 0);
+  p.writeMsr(vp, T.MSR_CRASH_CTL, 0, 0x40000000); // message bit alone: nothing happens
+  assert.equal(reports.length, 0);
+  p.writeMsr(vp, T.MSR_CRASH_CTL, 0, 0xc0000000);
+  assert.deepEqual(reports, ["000000000000dead oops"]);
+  p.writeMsr(vp, T.MSR_CRASH_CTL, 0, 0x80000000);
+  assert.deepEqual(reports[1], "000000000000dead null");
+  assert.equal(p.crash?.message, "oops", "the first report is kept");
+  assert.equal(read(partition({ features: 0x80100 }), T.MSR_CRASH_CTL), null);
+});
+
+test("handleExit forwards what the hypervisor does not own when no intercept handler is connected", () => {
+  const p = partition();
+  assert.equal(p.handleExit(0, ExitReason.Hlt), ExitHandling.Forward);
+  assert.equal(p.handleExit(0, ExitReason.Io), ExitHandling.Forward);
+  assert.equal(p.handleExit(0, ExitReason.Mmio), ExitHandling.Forward);
+  p.vps[0]!.cpu.exit.msr = 0x1b;
+  assert.equal(p.handleExit(0, ExitReason.Rdmsr), ExitHandling.Forward);
+  assert.throws(() => p.handleExit(3, ExitReason.Hlt), PartitionError);
+});
+
+test("a partition takes over an existing GuestMemory; the deterministic clock counts retired instructions", () => {
+  const mem = new GuestMemory(1 << 20);
+  const p = new Partition({ memory: mem, time: "deterministic", nsPerInstruction: 7 });
+  assert.equal(p.memory, mem);
+  const cpu = p.vps[0]!.cpu;
+  // real mode at 0: NOPs
+  mem.bytes.fill(0x90, 0, 0x100);
+  cpu.setSegment(1, { selector: 0, base: 0, limit: 0xffff, access: 0x9b });
+  cpu.setRip(0, 0);
+  const r = p.runVp(0, 50);
+  assert.equal(r.reason, ExitReason.BudgetExhausted);
+  assert.equal(p.clock.nowNs(), 50 * 7);
+  assert.equal(p.referenceCounter(), 3);
+  assert.equal(p.vps[0]!.runtimeNs, 350);
+});
+
+test("page rights set by the root supersede the guest: a forbidden write is intercepted and forwarded", () => {
+  const p = partition();
+  const cpu = p.vps[0]!.cpu;
+  // real mode at 0: mov byte [0x5000], 1 ; hlt
+  p.memory.bytes.set([0xc6, 0x06, 0x00, 0x50, 0x01, 0xf4], 0);
+  cpu.setSegment(1, { selector: 0, base: 0, limit: 0xffff, access: 0x9b });
+  cpu.setRip(0, 0);
+  p.setPageRights(0x5000, 0x1000, PAGE_READ);
+  const r = p.runVp(0, 10);
+  assert.equal(r.reason, ExitReason.AccessViolation);
+  assert.equal(r.handling, ExitHandling.Forward);
+  assert.equal(cpu.exit.gpa, 0x5000);
+  assert.equal(p.memory.bytes[0x5000], 0, "the write did not happen");
+});

@@ -1,0 +1,715 @@
+// Owns: a guest partition, the isolation boundary: its guest-physical memory (RAM, the MMIO hole, the per-page
+// rights that supersede the guest's page tables), its privilege mask, its virtual processors (one emulated
+// processor, SynIC and four synthetic timers each), its one virtual clock (wall or deterministic) with the
+// reference counter and reference TSC page derived from it, the hypervisor CPUID leaves, the synthetic MSRs,
+// the hypercall page and hypercall dispatch, the guest-crash report, the root-side message/event ports, and
+// the one entry point the worker calls for every VM exit (`handleExit` / `runVp`) plus `nextDeadlineNs` /
+// `tick`. What it does not own (ports, MMIO of emulated devices, non-synthetic MSRs) goes to the worker's
+// device layer through `InterceptHandler`, or back to the caller as "forward".
+// Must not: reach any other partition's memory (there is no API taking a second partition or its memory; all
+// guest addresses are checked against this partition's GuestMemory), import chipset or worker code, or
+// throw on guest input (a hostile guest gets #GP, #UD or an HV_STATUS).
+// Spec: TLFS feature-discovery.md (CPUID 0x40000000-0x4000000A, partition privileges), hypercall-interface.md
+// ("Reporting the Guest OS Identity", "Establishing the Hypercall Interface", "Legal Hypercall
+// Environments"), timers.md (reference counter, reference TSC page, TSC/APIC frequency MSRs), the TLFS
+// "Guest Crash Enlightenment" (HV_X64_MSR_CRASH_P0-P4, CRASH_CTL), virtual-processor index/run time MSRs,
+// vp assist page (datatypes/hv_vp_assist_page.md); ARCHITECTURE.md "Time" and "Security model";
+// ../shared/research/hyperv-linux-guest-checklist.md sections 1-4 for what Linux 6.1 needs.
+
+import { GuestMemory, PAGE_SHIFT, PAGE_SIZE } from "../memory/guest-memory.js";
+import { Cpu } from "../x86/cpu.js";
+import { Reg } from "../x86/processor.js";
+import { ExitReason } from "../x86/vm-exit.js";
+import { executeHypercall, HypercallOutcome, type HypercallHost } from "./hypercalls.js";
+import { PartitionClock, ReferenceTime, type TimeSource } from "./reference-time.js";
+import {
+  type MsrRead,
+  MSR_GP,
+  msrValue,
+  overlayPageUsable,
+  pageBase,
+  Synic,
+  type VpInterruptTarget,
+} from "./synic.js";
+import { SyntheticTimers } from "./synthetic-timers.js";
+import * as T from "./tlfs.js";
+
+const VECTOR_UD = 6;
+const VECTOR_GP = 13;
+const CR0_PE = 1;
+const RFLAGS_VM = 1 << 17;
+const CR4_OSXSAVE = 1 << 18;
+const TWO32 = 0x1_0000_0000;
+/** Most bytes of a guest crash message the host reads (one page, as Linux's kmsg dump page). */
+const CRASH_MESSAGE_MAX = PAGE_SIZE;
+
+/** Privileges this hypervisor implements; a configuration may offer fewer, never more. */
+export const SUPPORTED_PRIVILEGES_LOW =
+  T.PRIV_VP_RUNTIME |
+  T.PRIV_PARTITION_REFERENCE_COUNTER |
+  T.PRIV_SYNIC_REGS |
+  T.PRIV_SYNTHETIC_TIMER_REGS |
+  T.PRIV_HYPERCALL_MSRS |
+  T.PRIV_VP_INDEX |
+  T.PRIV_PARTITION_REFERENCE_TSC |
+  T.PRIV_FREQUENCY_REGS;
+export const SUPPORTED_PRIVILEGES_HIGH = T.PRIV_HIGH_POST_MESSAGES | T.PRIV_HIGH_SIGNAL_EVENTS;
+export const SUPPORTED_FEATURES =
+  T.FEATURE_XMM_HYPERCALL_INPUT |
+  T.FEATURE_FREQUENCY_MSRS |
+  T.FEATURE_GUEST_CRASH_MSRS |
+  T.FEATURE_DIRECT_SYNTHETIC_TIMERS;
+export const SUPPORTED_HINTS =
+  T.HINT_REMOTE_TLB_FLUSH |
+  T.HINT_RELAXED_TIMING |
+  T.HINT_DEPRECATE_AUTO_EOI |
+  T.HINT_CLUSTER_IPI |
+  T.HINT_EX_PROCESSOR_MASKS;
+
+/** The defaults Linux 6.1 needs (checklist section 1.3), with the crash MSRs. */
+export const DEFAULT_PRIVILEGES_LOW = 0x00000a6e;
+export const DEFAULT_PRIVILEGES_HIGH = 0x00000030;
+export const DEFAULT_FEATURES = 0x00080500;
+export const DEFAULT_HINTS = 0x00000220;
+
+/** Viridian's version as reported in CPUID 0x40000002 (build, major.minor). */
+export const VIRIDIAN_BUILD = 1;
+export const VIRIDIAN_MAJOR = 0;
+export const VIRIDIAN_MINOR = 1;
+
+/** The worker's device layer: everything a VM exit can need that the hypervisor does not own. */
+export interface InterceptHandler {
+  ioRead(vpIndex: number, port: number, size: number): number;
+  ioWrite(vpIndex: number, port: number, size: number, value: number): void;
+  mmioRead(vpIndex: number, gpa: number, size: number): { lo: number; hi: number };
+  mmioWrite(vpIndex: number, gpa: number, size: number, lo: number, hi: number): void;
+  /** A non-synthetic MSR (e.g. the APIC's); `{ ok: false }` makes it #GP. */
+  rdmsr(vpIndex: number, msr: number): MsrRead;
+  /** Returns false to #GP. */
+  wrmsr(vpIndex: number, msr: number, lo: number, hi: number): boolean;
+}
+
+export interface GuestCrashReport {
+  vpIndex: number;
+  /** CRASH_P0..P4 as 16-digit hex strings (Linux: error code, guest OS id, RIP, RAX/message GPA, RSP/length). */
+  parameters: string[];
+  /** The guest's panic text when it used CrashMessage (CRASH_CTL bit 62), else null. */
+  message: string | null;
+}
+
+export interface PartitionOptions {
+  /** Guest RAM in bytes (a fresh GuestMemory) or an existing GuestMemory this partition takes over. */
+  memory: number | GuestMemory;
+  vpCount?: number;
+  /** Partition privilege flags from the VM configuration (bits 31:0 and 63:32). */
+  privilegesLow?: number;
+  privilegesHigh?: number;
+  /** 0x40000003.EDX and 0x40000004.EAX requests; masked by what is supported. */
+  features?: number;
+  hints?: number;
+  time?: TimeSource;
+  /** Deterministic mode: virtual nanoseconds per retired instruction (default 10). */
+  nsPerInstruction?: number;
+  /** TSC frequency in Hz (default 1 GHz). */
+  tscHz?: number;
+  /** Local APIC timer input frequency in Hz (HV_X64_MSR_APIC_FREQUENCY; default 200 MHz as Hyper-V). */
+  apicHz?: number;
+  /** Host monotonic time in ns for wall mode (default performance.now()). */
+  hostNowNs?: () => number;
+  intercepts?: InterceptHandler;
+  onGuestCrash?: (report: GuestCrashReport) => void;
+}
+
+/** How `handleExit` left an exit. */
+export const enum ExitHandling {
+  /** The hypervisor handled it; run the VP again. */
+  Handled = 0,
+  /** Not the hypervisor's: the caller handles it (HLT, triple fault, budget, or no intercept handler). */
+  Forward = 1,
+}
+
+export type MessagePortHandler = (vpIndex: number, messageType: number, payload: Uint8Array) => number;
+export type EventPortHandler = (vpIndex: number, flagNumber: number) => void;
+
+export class VirtualProcessor {
+  readonly index: number;
+  readonly cpu: Cpu;
+  readonly synic: Synic;
+  readonly timers: SyntheticTimers;
+  interruptTarget: VpInterruptTarget | null = null;
+  running = false;
+  /** Guest run time for HV_X64_MSR_VP_RUNTIME, in ns of partition time. */
+  runtimeNs = 0;
+  assistLo = 0;
+  assistHi = 0;
+  /** Result of the last `runVp` (preallocated). */
+  readonly last = { reason: ExitReason.BudgetExhausted as ExitReason, handling: ExitHandling.Handled };
+
+  constructor(index: number, cpu: Cpu, synic: Synic, timers: SyntheticTimers) {
+    this.index = index;
+    this.cpu = cpu;
+    this.synic = synic;
+    this.timers = timers;
+  }
+}
+
+export class PartitionError extends Error {
+  override name = "PartitionError";
+}
+
+export class Partition implements HypercallHost {
+  readonly memory: GuestMemory;
+  readonly vps: VirtualProcessor[] = [];
+  readonly clock: PartitionClock;
+  readonly time: ReferenceTime;
+  readonly apicHz: number;
+  readonly privilegesLow: number;
+  readonly privilegesHigh: number;
+  readonly features: number;
+  readonly hints: number;
+  intercepts: InterceptHandler | null;
+  onGuestCrash: ((report: GuestCrashReport) => void) | null;
+  /** The first crash the guest reported through CRASH_CTL, if any. */
+  crash: GuestCrashReport | null = null;
+  private guestOsIdLo = 0;
+  private guestOsIdHi = 0;
+  private hypercallLo = 0;
+  private hypercallHi = 0;
+  private refTscLo = 0;
+  private refTscHi = 0;
+  private tscSequence = 0;
+  private readonly crashP = new Uint32Array(10);
+  private readonly messagePorts = new Map<number, MessagePortHandler>();
+  private readonly eventPorts = new Map<number, { handler: EventPortHandler; flagCount: number }>();
+  private readonly view: DataView;
+  private readonly cpuidOut = new Uint32Array(4);
+
+  constructor(options: PartitionOptions) {
+    this.memory = typeof options.memory === "number" ? new GuestMemory(options.memory) : options.memory;
+    this.view = new DataView(this.memory.buffer);
+    const vpCount = options.vpCount ?? 1;
+    if (!Number.isInteger(vpCount) || vpCount < 1 || vpCount > 64) {
+      throw new PartitionError(`vpCount must be 1..64, got ${vpCount}`);
+    }
+    this.privilegesLow = (options.privilegesLow ?? DEFAULT_PRIVILEGES_LOW) & SUPPORTED_PRIVILEGES_LOW;
+    this.privilegesHigh = (options.privilegesHigh ?? DEFAULT_PRIVILEGES_HIGH) & SUPPORTED_PRIVILEGES_HIGH;
+    let features = (options.features ?? DEFAULT_FEATURES) & SUPPORTED_FEATURES;
+    if ((this.privilegesLow & T.PRIV_FREQUENCY_REGS) === 0) features &= ~T.FEATURE_FREQUENCY_MSRS;
+    this.features = features;
+    this.hints = (options.hints ?? DEFAULT_HINTS) & SUPPORTED_HINTS;
+    this.time = new ReferenceTime(options.tscHz ?? 1_000_000_000);
+    this.apicHz = options.apicHz ?? 200_000_000;
+    if (!(this.apicHz >= 1 && this.apicHz <= 1e11))
+      throw new PartitionError(`bad APIC frequency ${this.apicHz}`);
+    this.clock = new PartitionClock(
+      options.time ?? "wall",
+      options.nsPerInstruction ?? 10,
+      options.hostNowNs,
+    );
+    this.intercepts = options.intercepts ?? null;
+    this.onGuestCrash = options.onGuestCrash ?? null;
+    const direct = (this.features & T.FEATURE_DIRECT_SYNTHETIC_TIMERS) !== 0;
+    for (let i = 0; i < vpCount; i++) {
+      // Built before the clock starts, so every processor's TSC origin is partition time 0.
+      const cpu = new Cpu(this.memory, { tscHz: this.time.tscHz, clock: () => this.clock.nowNs() });
+      cpu.cpuid.apicId = i;
+      cpu.controls.cpuidExiting = true;
+      const synic = new Synic(this.memory);
+      this.vps.push(new VirtualProcessor(i, cpu, synic, new SyntheticTimers(synic, direct)));
+    }
+    this.clock.retired = (): number => {
+      let n = 0;
+      for (const vp of this.vps) n += vp.cpu.retired + (vp.running ? vp.cpu.count : 0);
+      return n;
+    };
+    this.clock.start();
+  }
+
+  get vpCount(): number {
+    return this.vps.length;
+  }
+
+  private vp(index: number): VirtualProcessor {
+    const vp = this.vps[index];
+    if (vp === undefined) throw new PartitionError(`no virtual processor ${index}`);
+    return vp;
+  }
+
+  /** Connects VP `vpIndex`'s interrupt controller (its local APIC) for SINTs, direct timers and IPIs. */
+  setInterruptTarget(vpIndex: number, target: VpInterruptTarget | null): void {
+    const vp = this.vp(vpIndex);
+    vp.interruptTarget = target;
+    vp.synic.target = target;
+    vp.timers.target = target;
+  }
+
+  /** Root-side: sets the rights of guest-physical pages [gpa, gpa + length) (RAM only). */
+  setPageRights(gpa: number, length: number, rights: number): void {
+    if (gpa % PAGE_SIZE !== 0 || length % PAGE_SIZE !== 0 || !this.memory.isRam(gpa, length)) {
+      throw new PartitionError(`page rights: 0x${gpa.toString(16)}+${length} is not page-aligned RAM`);
+    }
+    const first = this.memory.offsetOf(gpa) >>> PAGE_SHIFT;
+    this.memory.rights.fill(rights & 7, first, first + length / PAGE_SIZE);
+  }
+
+  /**
+   * Platform reset (the guest's reboot): every synthetic register returns to its creation value and every
+   * processor to its reset state; pending messages and armed timers are dropped. The partition clock keeps
+   * running, so the TSC and the reference counter never go backwards across a reboot.
+   */
+  reset(): void {
+    this.guestOsIdLo = this.guestOsIdHi = 0;
+    this.hypercallLo = this.hypercallHi = 0;
+    this.refTscLo = this.refTscHi = 0;
+    this.crashP.fill(0);
+    this.crash = null;
+    for (const vp of this.vps) {
+      vp.synic.reset();
+      vp.timers.reset();
+      vp.assistLo = vp.assistHi = 0;
+      vp.cpu.reset();
+    }
+  }
+
+  // ---------------------------------------------------------------- time
+
+  /** The reference counter (100 ns units) now. */
+  referenceCounter(): number {
+    return this.time.referenceAt(this.clock.nowNs());
+  }
+
+  /** The partition time (ns) of the next synthetic-timer expiry, Infinity when none is armed. */
+  nextDeadlineNs(): number {
+    let due = Infinity;
+    for (const vp of this.vps) due = Math.min(due, vp.timers.nextDue());
+    return due === Infinity ? Infinity : this.time.nsForReference(due);
+  }
+
+  /** Fires the synthetic timers that are due at partition time `nowNs`. */
+  tick(nowNs: number): void {
+    const ref = this.time.referenceAt(Math.max(nowNs, this.clock.nowNs()));
+    for (const vp of this.vps) {
+      vp.timers.lastRef = ref;
+      vp.timers.tick(ref);
+    }
+  }
+
+  // ---------------------------------------------------------------- ports (root side)
+
+  /** The root (e.g. the VMBus server) receives HvPostMessage calls to `connectionId`. */
+  registerMessagePort(connectionId: number, handler: MessagePortHandler): void {
+    this.checkConnectionId(connectionId, this.messagePorts.has(connectionId));
+    this.messagePorts.set(connectionId, handler);
+  }
+
+  unregisterMessagePort(connectionId: number): void {
+    this.messagePorts.delete(connectionId);
+  }
+
+  /** The root receives HvSignalEvent calls to `connectionId` with flag numbers below `flagCount`. */
+  registerEventPort(connectionId: number, handler: EventPortHandler, flagCount = 1): void {
+    this.checkConnectionId(connectionId, this.eventPorts.has(connectionId));
+    if (!Number.isInteger(flagCount) || flagCount < 1 || flagCount > 2048) {
+      throw new PartitionError(`event port flag count must be 1..2048, got ${flagCount}`);
+    }
+    this.eventPorts.set(connectionId, { handler, flagCount });
+  }
+
+  unregisterEventPort(connectionId: number): void {
+    this.eventPorts.delete(connectionId);
+  }
+
+  private checkConnectionId(id: number, taken: boolean): void {
+    if (!Number.isInteger(id) || id < 0 || id > 0xffffff) throw new PartitionError(`bad connection id ${id}`);
+    if (taken) throw new PartitionError(`connection id ${id} is already registered`);
+  }
+
+  /** Root -> guest: a SynIC message to SINT `sint` of VP `vpIndex`. Returns an HV_STATUS. */
+  postMessageToGuest(vpIndex: number, sint: number, messageType: number, payload: Uint8Array): number {
+    const vp = this.vps[vpIndex];
+    if (vp === undefined) return T.HV_STATUS_INVALID_VP_INDEX;
+    return vp.synic.postMessage(sint, messageType, payload);
+  }
+
+  /** Root -> guest: sets event flag `flag` of SINT `sint` on VP `vpIndex`. Returns an HV_STATUS. */
+  signalGuestEvent(vpIndex: number, sint: number, flag: number): number {
+    const vp = this.vps[vpIndex];
+    if (vp === undefined) return T.HV_STATUS_INVALID_VP_INDEX;
+    return vp.synic.signalEvent(sint, flag);
+  }
+
+  // HypercallHost
+  postMessage(fromVp: number, connectionId: number, messageType: number, payload: Uint8Array): number {
+    const port = this.messagePorts.get(connectionId);
+    if (port === undefined) return T.HV_STATUS_INVALID_CONNECTION_ID;
+    return port(fromVp, messageType, payload);
+  }
+
+  signalEvent(fromVp: number, connectionId: number, flagNumber: number): number {
+    const port = this.eventPorts.get(connectionId);
+    if (port === undefined) return T.HV_STATUS_INVALID_CONNECTION_ID;
+    if (flagNumber >= port.flagCount) return T.HV_STATUS_INVALID_PARAMETER;
+    port.handler(fromVp, flagNumber);
+    return T.HV_STATUS_SUCCESS;
+  }
+
+  flushTlb(vpIndex: number, nonGlobalOnly: boolean): void {
+    this.vps[vpIndex]?.cpu.flushTlb(nonGlobalOnly);
+  }
+
+  sendIpi(vpIndex: number, vector: number): void {
+    this.vps[vpIndex]?.interruptTarget?.acceptFixed(vector, false);
+  }
+
+  // ---------------------------------------------------------------- running
+
+  /**
+   * Runs VP `vpIndex` for up to `budget` instructions and handles the exit if the hypervisor owns it.
+   * Returns the VP's preallocated result: `handling` Forward means the caller must handle `reason`.
+   */
+  runVp(vpIndex: number, budget: number): VirtualProcessor["last"] {
+    const vp = this.vp(vpIndex);
+    const start = this.clock.nowNs();
+    vp.running = true;
+    let reason: ExitReason;
+    try {
+      reason = vp.cpu.run(budget);
+    } finally {
+      vp.running = false;
+    }
+    vp.runtimeNs += this.clock.nowNs() - start;
+    vp.last.reason = reason;
+    vp.last.handling = this.handleExit(vpIndex, reason);
+    return vp.last;
+  }
+
+  /** Handles the exit `reason` that VP `vpIndex`'s processor just reported. */
+  handleExit(vpIndex: number, reason: ExitReason): ExitHandling {
+    const vp = this.vp(vpIndex);
+    const cpu = vp.cpu;
+    const x = cpu.exit;
+    switch (reason) {
+      case ExitReason.Cpuid:
+        this.cpuid(cpu, x.cpuidLeaf, x.cpuidSubleaf);
+        return ExitHandling.Handled;
+      case ExitReason.Rdmsr: {
+        let r: MsrRead;
+        if (isSynthetic(x.msr)) r = this.readMsr(vp, x.msr);
+        else if (this.intercepts !== null) r = this.intercepts.rdmsr(vpIndex, x.msr);
+        else return ExitHandling.Forward;
+        if (r.ok) cpu.completeRdmsr(r.lo | 0, r.hi | 0);
+        else cpu.injectException(VECTOR_GP, 0);
+        return ExitHandling.Handled;
+      }
+      case ExitReason.Wrmsr: {
+        let ok: boolean;
+        if (isSynthetic(x.msr)) ok = this.writeMsr(vp, x.msr, x.valueLo >>> 0, x.valueHi >>> 0);
+        else if (this.intercepts !== null)
+          ok = this.intercepts.wrmsr(vpIndex, x.msr, x.valueLo >>> 0, x.valueHi >>> 0);
+        else return ExitHandling.Forward;
+        if (ok) cpu.completeWrmsr();
+        else cpu.injectException(VECTOR_GP, 0);
+        return ExitHandling.Handled;
+      }
+      case ExitReason.Vmcall:
+        this.hypercall(vp);
+        return ExitHandling.Handled;
+      case ExitReason.Io:
+        if (this.intercepts === null) return ExitHandling.Forward;
+        if (x.isWrite) this.intercepts.ioWrite(vpIndex, x.port, x.size, x.valueLo);
+        else cpu.completeIoRead(this.intercepts.ioRead(vpIndex, x.port, x.size));
+        return ExitHandling.Handled;
+      case ExitReason.Mmio:
+        if (this.intercepts === null) return ExitHandling.Forward;
+        if (x.isWrite) this.intercepts.mmioWrite(vpIndex, x.gpa, x.size, x.valueLo, x.valueHi);
+        else {
+          const v = this.intercepts.mmioRead(vpIndex, x.gpa, x.size);
+          cpu.completeMmioRead(v.lo | 0, v.hi | 0);
+        }
+        return ExitHandling.Handled;
+      default:
+        return ExitHandling.Forward;
+    }
+  }
+
+  // ---------------------------------------------------------------- CPUID
+
+  private cpuid(cpu: Cpu, leaf: number, subleaf: number): void {
+    const o = this.cpuidOut;
+    leaf >>>= 0;
+    if (leaf >= T.CPUID_VENDOR && leaf <= 0x4000ffff) this.hypervisorLeaf(leaf, o);
+    else {
+      const q = cpu.cpuid.query(leaf, subleaf);
+      for (let i = 0; i < 4; i++) o[i] = q[i]! >>> 0;
+      if (leaf === 1) {
+        // ECX[31]: a hypervisor is present; ECX[27] mirrors CR4.OSXSAVE as the processor's own CPUID does.
+        o[2] = (o[2]! | 0x80000000) >>> 0;
+        if ((cpu.getControl("cr4").lo & CR4_OSXSAVE) !== 0) o[2] = (o[2]! | (1 << 27)) >>> 0;
+      }
+    }
+    cpu.completeCpuid(o[0]! | 0, o[1]! | 0, o[2]! | 0, o[3]! | 0);
+  }
+
+  /** CPUID 0x40000000-0x4000FFFF (feature-discovery.md); leaves above the maximum read as zero. */
+  hypervisorLeaf(leaf: number, o: Uint32Array): void {
+    o.fill(0);
+    switch (leaf) {
+      case T.CPUID_VENDOR:
+        o[0] = T.CPUID_MAX_LEAF;
+        o[1] = 0x7263694d; // "Micr"
+        o[2] = 0x666f736f; // "osof"
+        o[3] = 0x76482074; // "t Hv"
+        break;
+      case T.CPUID_INTERFACE:
+        o[0] = T.INTERFACE_HV1;
+        break;
+      case T.CPUID_VERSION:
+        o[0] = VIRIDIAN_BUILD;
+        o[1] = ((VIRIDIAN_MAJOR << 16) | VIRIDIAN_MINOR) >>> 0;
+        break;
+      case T.CPUID_FEATURES:
+        o[0] = this.privilegesLow >>> 0;
+        o[1] = this.privilegesHigh >>> 0;
+        o[3] = this.features >>> 0;
+        break;
+      case T.CPUID_RECOMMENDATIONS:
+        o[0] = this.hints >>> 0;
+        o[1] = 0xffffffff; // spin-wait retries before notifying: never
+        break;
+      case T.CPUID_LIMITS:
+        o[0] = this.vps.length;
+        o[1] = this.vps.length;
+        break;
+      default:
+        break;
+    }
+  }
+
+  // ---------------------------------------------------------------- synthetic MSRs
+
+  private hasPriv(bit: number): boolean {
+    return (this.privilegesLow & bit) !== 0;
+  }
+
+  /** Reads synthetic MSR `msr` as VP `vp` (a #GP result for unknown MSRs or ones outside the privileges). */
+  readMsr(vp: VirtualProcessor, msr: number): MsrRead {
+    if (vp.synic.owns(msr)) return this.hasPriv(T.PRIV_SYNIC_REGS) ? vp.synic.readMsr(msr) : MSR_GP;
+    if (vp.timers.owns(msr))
+      return this.hasPriv(T.PRIV_SYNTHETIC_TIMER_REGS) ? vp.timers.readMsr(msr) : MSR_GP;
+    if (msr >= T.MSR_CRASH_P0 && msr <= T.MSR_CRASH_CTL) {
+      if ((this.features & T.FEATURE_GUEST_CRASH_MSRS) === 0) return MSR_GP;
+      if (msr === T.MSR_CRASH_CTL) return msrValue(0, T.CRASH_CTL_NOTIFY_HI | T.CRASH_CTL_MESSAGE_HI);
+      const i = (msr - T.MSR_CRASH_P0) * 2;
+      return msrValue(this.crashP[i]!, this.crashP[i + 1]!);
+    }
+    switch (msr) {
+      case T.MSR_GUEST_OS_ID:
+        return this.hasPriv(T.PRIV_HYPERCALL_MSRS) ? msrValue(this.guestOsIdLo, this.guestOsIdHi) : MSR_GP;
+      case T.MSR_HYPERCALL:
+        return this.hasPriv(T.PRIV_HYPERCALL_MSRS) ? msrValue(this.hypercallLo, this.hypercallHi) : MSR_GP;
+      case T.MSR_VP_INDEX:
+        return this.hasPriv(T.PRIV_VP_INDEX) ? msrValue(vp.index, 0) : MSR_GP;
+      case T.MSR_VP_RUNTIME: {
+        if (!this.hasPriv(T.PRIV_VP_RUNTIME)) return MSR_GP;
+        const units = Math.floor(vp.runtimeNs / 100);
+        return msrValue(units % TWO32, Math.floor(units / TWO32));
+      }
+      case T.MSR_TIME_REF_COUNT: {
+        if (!this.hasPriv(T.PRIV_PARTITION_REFERENCE_COUNTER)) return MSR_GP;
+        const ref = this.referenceCounter();
+        return msrValue(ref % TWO32, Math.floor(ref / TWO32));
+      }
+      case T.MSR_REFERENCE_TSC:
+        return this.hasPriv(T.PRIV_PARTITION_REFERENCE_TSC) ? msrValue(this.refTscLo, this.refTscHi) : MSR_GP;
+      case T.MSR_TSC_FREQUENCY:
+        return this.hasPriv(T.PRIV_FREQUENCY_REGS)
+          ? msrValue(this.time.tscHz % TWO32, Math.floor(this.time.tscHz / TWO32))
+          : MSR_GP;
+      case T.MSR_APIC_FREQUENCY:
+        return this.hasPriv(T.PRIV_FREQUENCY_REGS)
+          ? msrValue(this.apicHz % TWO32, Math.floor(this.apicHz / TWO32))
+          : MSR_GP;
+      case T.MSR_VP_ASSIST_PAGE:
+        return msrValue(vp.assistLo, vp.assistHi);
+      default:
+        return MSR_GP;
+    }
+  }
+
+  /** Writes synthetic MSR `msr` as VP `vp`; false means #GP. */
+  writeMsr(vp: VirtualProcessor, msr: number, lo: number, hi: number): boolean {
+    lo >>>= 0;
+    hi >>>= 0;
+    if (vp.synic.owns(msr)) return this.hasPriv(T.PRIV_SYNIC_REGS) && vp.synic.writeMsr(msr, lo, hi);
+    if (vp.timers.owns(msr)) {
+      return (
+        this.hasPriv(T.PRIV_SYNTHETIC_TIMER_REGS) && vp.timers.writeMsr(msr, lo, hi, this.referenceCounter())
+      );
+    }
+    if (msr >= T.MSR_CRASH_P0 && msr <= T.MSR_CRASH_CTL) {
+      if ((this.features & T.FEATURE_GUEST_CRASH_MSRS) === 0) return false;
+      if (msr === T.MSR_CRASH_CTL) {
+        if ((hi & T.CRASH_CTL_NOTIFY_HI) !== 0)
+          this.reportCrash(vp.index, (hi & T.CRASH_CTL_MESSAGE_HI) !== 0);
+        return true;
+      }
+      const i = (msr - T.MSR_CRASH_P0) * 2;
+      this.crashP[i] = lo;
+      this.crashP[i + 1] = hi;
+      return true;
+    }
+    switch (msr) {
+      case T.MSR_GUEST_OS_ID:
+        if (!this.hasPriv(T.PRIV_HYPERCALL_MSRS)) return false;
+        this.guestOsIdLo = lo;
+        this.guestOsIdHi = hi;
+        // Zeroing the identity disables the hypercall page (hypercall-interface.md).
+        if (lo === 0 && hi === 0) this.hypercallLo &= ~1;
+        return true;
+      case T.MSR_HYPERCALL:
+        return this.hasPriv(T.PRIV_HYPERCALL_MSRS) && this.writeHypercallMsr(lo, hi);
+      case T.MSR_REFERENCE_TSC:
+        if (!this.hasPriv(T.PRIV_PARTITION_REFERENCE_TSC)) return false;
+        this.refTscLo = lo;
+        this.refTscHi = hi;
+        if ((lo & 1) !== 0) this.fillTscPage();
+        return true;
+      case T.MSR_VP_ASSIST_PAGE: {
+        if ((lo & 1) !== 0) {
+          const gpa = pageBase(lo, hi);
+          if (!overlayPageUsable(this.memory, gpa)) return false;
+          if ((vp.assistLo & 1) === 0 || pageBase(vp.assistLo, vp.assistHi) !== gpa) this.zeroPage(gpa);
+        }
+        vp.assistLo = lo;
+        vp.assistHi = hi;
+        return true;
+      }
+      default:
+        // Read-only registers (VP_INDEX, VP_RUNTIME, TIME_REF_COUNT, frequencies) and unknown MSRs.
+        return false;
+    }
+  }
+
+  private writeHypercallMsr(lo: number, hi: number): boolean {
+    // Locked: immutable until reset; the write is dropped.
+    if ((this.hypercallLo & 2) !== 0) return true;
+    if ((lo & 1) !== 0) {
+      if (this.guestOsIdLo === 0 && this.guestOsIdHi === 0) {
+        // No guest identity yet: the enable bit stays clear.
+        lo &= ~1;
+      } else {
+        const gpa = pageBase(lo, hi);
+        if (!overlayPageUsable(this.memory, gpa)) return false;
+        this.fillHypercallPage(gpa);
+      }
+    }
+    this.hypercallLo = lo >>> 0;
+    this.hypercallHi = hi >>> 0;
+    return true;
+  }
+
+  /** VMCALL; RET, then INT3 filler (GenuineIntel form, as KVM and OpenVMM write it into guest RAM). */
+  private fillHypercallPage(gpa: number): void {
+    const off = this.memory.offsetOf(gpa);
+    const b = this.memory.bytes;
+    b.fill(0xcc, off, off + PAGE_SIZE);
+    b[off] = 0x0f;
+    b[off + 1] = 0x01;
+    b[off + 2] = 0xc1;
+    b[off + 3] = 0xc3;
+    this.memory.noteWrite(off, PAGE_SIZE);
+  }
+
+  /** Reference TSC page: sequence, scale, offset (timers.md). Inaccessible pages are left alone. */
+  private fillTscPage(): void {
+    const gpa = pageBase(this.refTscLo, this.refTscHi);
+    if (!overlayPageUsable(this.memory, gpa)) return;
+    const off = this.memory.offsetOf(gpa);
+    // 0 means "invalid" and 0xFFFFFFFF is avoided as Hyper-V does; any other value changes on each refill.
+    this.tscSequence = this.tscSequence >= 0xfffffffe ? 1 : this.tscSequence + 1;
+    const v = this.view;
+    v.setUint32(off, this.tscSequence, true);
+    v.setUint32(off + 4, 0, true);
+    v.setBigUint64(off + 8, this.time.scale, true);
+    v.setBigInt64(off + 16, this.time.offset, true);
+    this.memory.noteWrite(off, 24);
+  }
+
+  private zeroPage(gpa: number): void {
+    const off = this.memory.offsetOf(gpa);
+    this.memory.bytes.fill(0, off, off + PAGE_SIZE);
+    this.memory.noteWrite(off, PAGE_SIZE);
+  }
+
+  private reportCrash(vpIndex: number, withMessage: boolean): void {
+    const hex = (i: number): string =>
+      this.crashP[2 * i + 1]!.toString(16).padStart(8, "0") +
+      this.crashP[2 * i]!.toString(16).padStart(8, "0");
+    const parameters = [0, 1, 2, 3, 4].map(hex);
+    let message: string | null = null;
+    if (withMessage) {
+      const gpa = this.crashP[7]! * TWO32 + this.crashP[6]!;
+      const len = Math.min(this.crashP[8]!, CRASH_MESSAGE_MAX);
+      if (this.crashP[9] === 0 && len > 0 && Number.isSafeInteger(gpa) && this.memory.isRam(gpa, len)) {
+        const off = this.memory.offsetOf(gpa);
+        const text = new TextDecoder("utf-8", { fatal: false }).decode(
+          this.memory.bytes.slice(off, off + len),
+        );
+        message = text.replace(/\0+$/, "");
+      }
+    }
+    const report: GuestCrashReport = { vpIndex, parameters, message };
+    if (this.crash === null) this.crash = report;
+    this.onGuestCrash?.(report);
+  }
+
+  // ---------------------------------------------------------------- hypercalls
+
+  private hypercall(vp: VirtualProcessor): void {
+    const cpu = vp.cpu;
+    // Legal environment: protected mode, CPL 0, not virtual-8086, hypercall page enabled; else #UD.
+    const legal =
+      (cpu.getControl("cr0").lo & CR0_PE) !== 0 &&
+      (cpu.getRflags() & RFLAGS_VM) === 0 &&
+      cpu.cpl === 0 &&
+      (this.hypercallLo & 1) !== 0;
+    if (!legal) {
+      cpu.injectException(VECTOR_UD);
+      return;
+    }
+    if (executeHypercall(this, vp.index, cpu, cpu.long64) === HypercallOutcome.InvalidOpcode) {
+      cpu.injectException(VECTOR_UD);
+      return;
+    }
+    cpu.completeVmcall();
+  }
+
+  // ---------------------------------------------------------------- inspection
+
+  /** Partition and VP hypervisor state as numbers (for reproducibility hashes and failure messages). */
+  stateWords(): number[] {
+    const out = [
+      this.guestOsIdLo,
+      this.guestOsIdHi,
+      this.hypercallLo,
+      this.hypercallHi,
+      this.refTscLo,
+      this.refTscHi,
+      this.tscSequence,
+      ...this.crashP,
+      this.clock.nowNs(),
+    ];
+    for (const vp of this.vps) {
+      out.push(vp.index, vp.assistLo, vp.assistHi, vp.cpu.retired, ...vp.synic.state(), ...vp.timers.state());
+      for (let r = 0; r < 16; r++) {
+        const v = vp.cpu.getReg(r as Reg);
+        out.push(v.lo, v.hi);
+      }
+    }
+    return out;
+  }
+}
+
+function isSynthetic(msr: number): boolean {
+  return msr >= T.MSR_SYNTHETIC_FIRST && msr <= T.MSR_SYNTHETIC_LAST;
+}
