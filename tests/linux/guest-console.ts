@@ -83,7 +83,11 @@ export interface GuestOptions {
   initrd?: string;
   /** The whole kernel command line; default `console=ttyS0` for QEMU, the CLI's default for Viridian. */
   cmdline?: string;
-  /** Guest RAM in MiB; 256 unless told. */
+  /**
+   * Guest RAM in MiB. Default: 256 for QEMU (the reference configuration of guest/README.md); for
+   * Viridian no --memory, so that the bundled session runs the README's command exactly (`viridian run`).
+   * The bench passes 256 to both.
+   */
   memoryMiB?: number;
   /** Seconds added to the host's UTC for the guest's CMOS clock. */
   rtcOffsetSeconds?: number;
@@ -93,16 +97,16 @@ export interface GuestOptions {
 
 /** The command line that starts a guest; exported so that the bench runs exactly what the tests run. */
 export function guestCommand(o: GuestOptions, now = Date.now()): { command: string; args: string[] } {
-  const memory = o.memoryMiB ?? 256;
   if (o.emulator === "qemu") {
-    const args = ["-accel", "tcg", "-m", String(memory), "-nographic"];
+    const args = ["-accel", "tcg", "-m", String(o.memoryMiB ?? 256), "-nographic"];
     if (!o.allowReboot) args.push("-no-reboot");
     args.push("-kernel", o.kernel ?? BUNDLED_KERNEL, "-initrd", o.initrd ?? BUNDLED_INITRD);
     args.push("-append", o.cmdline ?? "console=ttyS0");
     if (o.rtcOffsetSeconds !== undefined) args.push("-rtc", `base=${rtcBase(now, o.rtcOffsetSeconds)}`);
     return { command: QEMU, args };
   }
-  const args = [VIRIDIAN_BIN, "run", "--memory", `${memory}M`];
+  const args = [VIRIDIAN_BIN, "run"];
+  if (o.memoryMiB !== undefined) args.push("--memory", `${o.memoryMiB}M`);
   if (o.kernel !== undefined) args.push("--kernel", o.kernel, "--initrd", o.initrd ?? BUNDLED_INITRD);
   else if (o.initrd !== undefined) args.push("--initrd", o.initrd);
   if (o.cmdline !== undefined) args.push("--cmdline", o.cmdline);
