@@ -2,7 +2,8 @@
 // starting the guest under an emulator (QEMU TCG, the reference, or `viridian run`), typing lines,
 // waiting for output with a time limit, running one shell command and capturing what it printed between
 // two prompts, and turning any failure into an error that carries the last 50 lines of serial output and,
-// for Viridian, the processor state (collected by stopping it with SIGTERM, as its CLI contract offers).
+// for Viridian, the processor state (collected by stopping it with SIGTERM, as its CLI contract offers;
+// for QEMU, from its monitor's `info registers`).
 // Also the one switch that decides whether the Viridian variants of the Linux tests run.
 // Must not: assert anything about the guest (the tests do), measure speed (bench/boot.ts does), or leave
 // a child process running (every session ends in `close()`).
@@ -153,6 +154,8 @@ export class GuestConsole {
   private ended: string | null = null;
   private failures = 0;
   private stateCollected = false;
+  /** QEMU's processor state from its monitor, taken when a failing session is stopped. */
+  private qemuState = "";
   readonly describe: string;
   private readonly child: ChildProcess;
 
@@ -302,12 +305,26 @@ export class GuestConsole {
   }
 
   /**
-   * Stops Viridian with SIGTERM so that it prints the processor state (QEMU is killed: its state would
-   * need the monitor), then waits for the process to end.
+   * Stops Viridian with SIGTERM so that it prints the processor state; asks QEMU's monitor for the
+   * state (Ctrl-A c switches -nographic's console to the monitor) and kills it. Waits for the end.
    */
   async stop(): Promise<void> {
     if (!this.running) return;
     this.stateCollected = this.emulator === "viridian";
+    if (this.emulator === "qemu" && !this.waiter) {
+      const from = this.mark();
+      this.send("\u0001cinfo registers\n");
+      try {
+        await this.waitFor(/\nRIP=[\s\S]*\n\(qemu\) $/, this.limits.stopMs, from);
+      } catch {
+        // A QEMU too stuck to answer is killed all the same; the report then has no state.
+      }
+      // The monitor's conversation is not guest output.
+      const monitor = withoutControlSequences(this.text.slice(from));
+      this.text = this.text.slice(0, from);
+      const cpu = monitor.indexOf("CPU#");
+      this.qemuState = cpu < 0 ? "" : monitor.slice(cpu).replace(/\n\(qemu\) $/, "");
+    }
     this.child.kill(this.emulator === "viridian" ? "SIGTERM" : "SIGKILL");
     try {
       await this.waitExit(this.limits.stopMs);
@@ -326,8 +343,8 @@ export class GuestConsole {
   }
 
   /**
-   * The failure report for `reason`: what went wrong, the last 50 lines of serial output, and for
-   * Viridian the processor state from its stderr. Stops a guest that is still running.
+   * The failure report for `reason`: what went wrong, the last 50 lines of serial output, and the
+   * processor state (Viridian's stderr, QEMU's monitor). Stops a guest that is still running.
    */
   async failure(reason: unknown): Promise<GuestFailure> {
     const first = this.failures++ === 0;
@@ -346,8 +363,10 @@ export class GuestConsole {
     if (this.emulator === "viridian") {
       const how = this.stateCollected ? "after SIGTERM" : "as it exited";
       parts.push(`--- Viridian stderr (processor state ${how}) ---`, this.stderr.trimEnd() || "(nothing)");
-    } else if (this.stderr.trim() !== "") {
-      parts.push("--- QEMU stderr ---", this.stderr.trimEnd());
+    } else {
+      if (this.qemuState !== "")
+        parts.push("--- QEMU processor state (monitor: info registers) ---", this.qemuState);
+      if (this.stderr.trim() !== "") parts.push("--- QEMU stderr ---", this.stderr.trimEnd());
     }
     const e = new GuestFailure(parts.join("\n"));
     if (first) e.cause = reason;
