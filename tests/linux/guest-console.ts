@@ -1,9 +1,9 @@
 // Owns: driving a Linux guest's serial console from tests and benchmarks, as a person at a terminal would:
 // starting the guest under an emulator (QEMU TCG, the reference, or `viridian run`), typing lines,
 // waiting for output with a time limit, running one shell command and capturing what it printed between
-// two prompts, and turning any failure into an error that carries the last 50 lines of serial output and,
-// for Viridian, the processor state (collected by stopping it with SIGTERM, as its CLI contract offers;
-// for QEMU, from its monitor's `info registers`).
+// two prompts, and turning any failure into an error that carries the last 50 lines of serial output and
+// the processor state (Viridian's: it prints it when stopped with SIGTERM, as its CLI contract offers;
+// QEMU's: from its monitor's `info registers`).
 // Also the one switch that decides whether the Viridian variants of the Linux tests run.
 // Must not: assert anything about the guest (the tests do), measure speed (bench/boot.ts does), or leave
 // a child process running (every session ends in `close()`).
