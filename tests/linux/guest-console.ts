@@ -375,10 +375,11 @@ export class GuestConsole {
 
   /**
    * Runs one test step; any error becomes a GuestFailure with the diagnostics. After a failure (which
-   * stopped the guest) later steps of the session are not run but fail with the same diagnostics.
+   * stopped the guest) later steps of the session are not run but fail with the same diagnostics, except
+   * `afterFailureToo` steps, which only examine what was collected.
    */
-  async step<T>(body: () => Promise<T>): Promise<T> {
-    if (this.failures > 0) throw await this.failure(`not run: ${this.ended}`);
+  async step<T>(body: () => Promise<T>, afterFailureToo = false): Promise<T> {
+    if (this.failures > 0 && !afterFailureToo) throw await this.failure(`not run: ${this.ended}`);
     try {
       return await body();
     } catch (e) {
