@@ -24,7 +24,7 @@ export const EMULATORS: readonly Emulator[] = ["qemu", "viridian"];
  * only with VIRIDIAN_LINUX=1; when it does, set this to true and they run in the default suite
  * (VIRIDIAN_LINUX=0 then turns them off again).
  */
-const VIRIDIAN_LINUX_IN_DEFAULT_SUITE = false;
+const VIRIDIAN_LINUX_IN_DEFAULT_SUITE = true;
 
 // Compiled to dist/tests/linux/, three levels below the repository root (bench/ imports the compiled file).
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
