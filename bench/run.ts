@@ -1,6 +1,7 @@
 // `npm run bench`: runs the benchmarks (one module per benchmark) and prints their figures, each next to its
-// peer measured in the same run (QEMU TCG for the processor, plain file I/O for storage); docs/spec.md records
-// them. `npm run bench -- mips storage` runs only the named ones; `reg64` (decision 0001) runs only on request.
+// peer measured in the same run (QEMU TCG for the processor and the Linux boot, plain file I/O for storage);
+// docs/spec.md records them. `npm run bench -- mips storage` runs only the named ones; `reg64` (decision
+// 0001) runs only on request.
 import { availableParallelism, loadavg } from "node:os";
 
 const benchmarks: Record<string, () => Promise<void>> = {
@@ -14,6 +15,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
       console.log(`chipset: ${r.name} ${(r.perSecond / 1e6).toFixed(2)} M/s`);
   },
   storage: async () => (await import("./storage.js")).run(),
+  boot: async () => void (await (await import("./boot.js")).benchBoot()),
   reg64: async () => void (await import("./reg64-representation.js")),
 };
 const onRequest = new Set(["reg64"]);

@@ -14,7 +14,7 @@ import { Machine } from "../worker/machine.js";
 import { qemuExitStatus } from "../chipset/debug-exit.js";
 import { MultibootError } from "../firmware/multiboot.js";
 import type { Command } from "./command.js";
-import { isBzImage, runLinux, STATUS_GUEST_FAILED } from "./run-linux.js";
+import { isBzImage, jitThresholdFromEnv, runLinux, STATUS_GUEST_FAILED } from "./run-linux.js";
 
 const BUNDLED_KERNEL = new URL("../../../guest/bzImage", import.meta.url);
 const BUNDLED_INITRD = new URL("../../../guest/initramfs.cpio.gz", import.meta.url);
@@ -257,11 +257,3 @@ export const command: Command = {
   summary: "boot Linux (default: the bundled guest) or a Multiboot kernel, COM1 on the terminal",
   run,
 };
-
-/** The block translation threshold from VIRIDIAN_JIT_THRESHOLD, or undefined for the processor's default. */
-function jitThresholdFromEnv(): number | undefined {
-  const v = process.env.VIRIDIAN_JIT_THRESHOLD;
-  if (v === undefined || v === "") return undefined;
-  const n = Number(v);
-  return Number.isInteger(n) ? n : undefined;
-}

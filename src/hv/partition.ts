@@ -116,6 +116,8 @@ export interface PartitionOptions {
   nsPerInstruction?: number;
   /** TSC frequency in Hz (default 1 GHz). */
   tscHz?: number;
+  /** The processors' block-translation threshold (CpuOptions.jitThreshold; default the processor's own). */
+  jitThreshold?: number;
   /** Local APIC timer input frequency in Hz (HV_X64_MSR_APIC_FREQUENCY; default 200 MHz as Hyper-V). */
   apicHz?: number;
   /** Host monotonic time in ns for wall mode (default performance.now()). */
@@ -215,7 +217,11 @@ export class Partition implements HypercallHost {
     const direct = (this.features & T.FEATURE_DIRECT_SYNTHETIC_TIMERS) !== 0;
     for (let i = 0; i < vpCount; i++) {
       // Built before the clock starts, so every processor's TSC origin is partition time 0.
-      const cpu = new Cpu(this.memory, { tscHz: this.time.tscHz, clock: () => this.clock.nowNs() });
+      const cpu = new Cpu(this.memory, {
+        tscHz: this.time.tscHz,
+        clock: () => this.clock.nowNs(),
+        ...(options.jitThreshold !== undefined ? { jitThreshold: options.jitThreshold } : {}),
+      });
       cpu.cpuid.apicId = i;
       cpu.controls.cpuidExiting = true;
       const synic = new Synic(this.memory);

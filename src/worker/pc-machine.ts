@@ -84,6 +84,8 @@ export interface PcMachineOptions {
   clock: PacedClock;
   /** TSC rate in Hz (default 1 GHz). */
   tscHz?: number;
+  /** The processor's block-translation threshold (CpuOptions.jitThreshold; negative = interpret only). */
+  jitThreshold?: number;
   /** Host calendar seconds (for the RTC). */
   hostSeconds?: () => number;
   rtcOffsetSeconds?: number;
@@ -153,6 +155,7 @@ export class PcMachine {
       vpCount: 1,
       time: this.pacing,
       tscHz: options.tscHz ?? 1_000_000_000,
+      ...(options.jitThreshold !== undefined ? { jitThreshold: options.jitThreshold } : {}),
       apicHz: APIC_DEFAULT_TIMER_HZ,
       onGuestCrash: (report) => this.onGuestCrash(report),
     });
