@@ -74,6 +74,24 @@ export function formatTrace(rec: TraceRecord): string {
   return `${rec.retired} rip=${hex64(rec.ripLo, rec.ripHi)} ${regs.join(" ")} rfl=${rec.rflags.toString(16)}`;
 }
 
+/** A processor's architectural state now: RIP, the 16 general registers as (lo, hi) pairs, RFLAGS. */
+export function snapshotProcessor(cpu: Processor): TraceRecord {
+  const regs = new Array<number>(32);
+  for (let i = 0; i < 16; i++) {
+    const r = cpu.getReg(i as Reg);
+    regs[2 * i] = r.lo >>> 0;
+    regs[2 * i + 1] = r.hi >>> 0;
+  }
+  const rip = cpu.getRip();
+  return {
+    retired: cpu.retired,
+    ripLo: rip.lo >>> 0,
+    ripHi: rip.hi >>> 0,
+    regs,
+    rflags: cpu.getRflags() >>> 0,
+  };
+}
+
 export class Machine {
   readonly memory: GuestMemory;
   readonly cpu: Processor;
@@ -147,21 +165,7 @@ export class Machine {
 
   /** The architectural state now: RIP, the 16 general registers as (lo, hi) pairs, RFLAGS. */
   snapshot(): TraceRecord {
-    const cpu = this.cpu;
-    const regs = new Array<number>(32);
-    for (let i = 0; i < 16; i++) {
-      const r = cpu.getReg(i as Reg);
-      regs[2 * i] = r.lo >>> 0;
-      regs[2 * i + 1] = r.hi >>> 0;
-    }
-    const rip = cpu.getRip();
-    return {
-      retired: cpu.retired,
-      ripLo: rip.lo >>> 0,
-      ripHi: rip.hi >>> 0,
-      regs,
-      rflags: cpu.getRflags() >>> 0,
-    };
+    return snapshotProcessor(this.cpu);
   }
 
   private handle(reason: ExitReason): void {

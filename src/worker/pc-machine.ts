@@ -25,7 +25,7 @@ import { Chipset } from "../chipset/pc-chipset.js";
 import type { PacedClock } from "./paced-clock.js";
 import { prepareLinuxBoot, type PreparedLinux } from "../firmware/prepare-linux.js";
 import type { EntryState } from "../firmware/entry-state.js";
-import { describeProcessor, formatTrace, type TraceRecord } from "./machine.js";
+import { describeProcessor, formatTrace, snapshotProcessor, type TraceRecord } from "./machine.js";
 
 const VECTOR_GP = 13;
 const RFLAGS_IF = 1 << 9;
@@ -362,7 +362,7 @@ export class PcMachine {
 
   private step(): ExitReason {
     const cpu = this.cpu;
-    const rec = snapshot(cpu);
+    const rec = snapshotProcessor(cpu);
     const line = formatTrace(rec);
     this.lastTrace.push(line);
     if (this.lastTrace.length > TRACE_KEEP) this.lastTrace.shift();
@@ -505,23 +505,6 @@ export function crashSummary(r: GuestCrashReport): string {
     return terminalSafe(line.replace(/^\[\s*[\d.]+\]\s*/, "").trim());
   }
   return `CRASH_P0-P4 ${r.parameters.join(" ")}`;
-}
-
-function snapshot(cpu: Processor): TraceRecord {
-  const regs = new Array<number>(32);
-  for (let i = 0; i < 16; i++) {
-    const r = cpu.getReg(i as Reg);
-    regs[2 * i] = r.lo >>> 0;
-    regs[2 * i + 1] = r.hi >>> 0;
-  }
-  const rip = cpu.getRip();
-  return {
-    retired: cpu.retired,
-    ripLo: rip.lo >>> 0,
-    ripHi: rip.hi >>> 0,
-    regs,
-    rflags: cpu.getRflags() >>> 0,
-  };
 }
 
 /** Puts a processor into a firmware EntryState (descriptor tables, control registers, segments, GPRs). */

@@ -8,10 +8,9 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readFileSync } from "node:fs";
 import { GuestMemory } from "../../src/memory/guest-memory.js";
 import { Cpu } from "../../src/x86/cpu.js";
-import { Reg, Seg } from "../../src/x86/processor.js";
 import { Machine } from "../../src/worker/machine.js";
+import { applyLinuxEntryState } from "../../src/worker/pc-machine.js";
 import { prepareLinuxBoot } from "../../src/firmware/prepare-linux.js";
-import type { EntryState } from "../../src/firmware/entry-state.js";
 
 const MiB = 1024 * 1024;
 
@@ -27,26 +26,6 @@ function realKernel(): Uint8Array | null {
   }
 }
 
-/** Applies a long-mode EntryState (the worker will own this; here it checks the state is complete). */
-function apply(cpu: Cpu, e: EntryState): void {
-  cpu.setDescriptorTable("gdtr", e.gdtr.base, e.gdtr.limit);
-  cpu.setDescriptorTable("idtr", e.idtr.base, e.idtr.limit);
-  cpu.setControl("cr4", e.cr4, 0);
-  cpu.setControl("cr3", e.cr3, 0);
-  cpu.setControl("efer", e.efer, 0);
-  cpu.setControl("cr0", e.cr0, 0);
-  cpu.setSegment(Seg.CS, e.cs);
-  cpu.setSegment(Seg.DS, e.ds);
-  cpu.setSegment(Seg.ES, e.es);
-  cpu.setSegment(Seg.SS, e.ss);
-  cpu.setSegment(Seg.FS, e.fs);
-  cpu.setSegment(Seg.GS, e.gs);
-  cpu.setRflags(e.rflags);
-  cpu.setReg(Reg.RSI, e.registers.rsi ?? 0, 0);
-  cpu.setReg(Reg.RSP, e.registers.rsp ?? 0, 0);
-  cpu.setRip(e.rip, 0);
-}
-
 test("the bundled kernel's decompressor runs from the 64-bit entry state and unpacks vmlinux", (t) => {
   const kernel = realKernel();
   if (!kernel) {
@@ -60,7 +39,7 @@ test("the bundled kernel's decompressor runs from the 64-bit entry state and unp
   const machine = new Machine({ memory, processor: cpu, serial: () => {}, maxInstructions: 40_000_000 });
   const p = prepareLinuxBoot(memory, { kernel, cmdline: "console=ttyS0", cpus: 1 });
   const payload = kernel.subarray(p.boot.header.kernelOffset, p.boot.header.kernelOffset + 4096);
-  apply(cpu, p.entry);
+  applyLinuxEntryState(cpu, p.entry);
   const c0 = process.cpuUsage();
   const stop = machine.run();
   const cu = process.cpuUsage(c0);
