@@ -81,7 +81,14 @@ export class GuestPageList {
       let left = r.length;
       for (const pfn of r.pfns) {
         const gpa = pfn * PAGE_SIZE;
-        if (!Number.isSafeInteger(gpa) || gpa < 0 || !memory.isRam(gpa, PAGE_SIZE)) return "not-ram";
+        if (
+          !Number.isInteger(pfn) ||
+          !Number.isSafeInteger(gpa) ||
+          gpa < 0 ||
+          !memory.isRam(gpa, PAGE_SIZE)
+        ) {
+          return "not-ram";
+        }
         const n = Math.min(PAGE_SIZE - skip, left);
         const off = memory.offsetOf(gpa) + skip;
         const last = ram.length - 1;

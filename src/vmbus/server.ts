@@ -197,7 +197,12 @@ export class VmbusServer {
     const view = new DataView(payload.buffer, payload.byteOffset, payload.length);
     const type = view.getUint32(0, true);
     const min = P.GUEST_MESSAGE_MIN_SIZE[type];
-    if (min === undefined) return this.drop(`type-${P.MESSAGE_NAMES[type] ?? type}`);
+    if (min === undefined) {
+      // Bounded reasons: a guest must not grow the counter table with made-up type numbers.
+      return this.drop(
+        P.MESSAGE_NAMES[type] === undefined ? "unknown-type" : `type-${P.MESSAGE_NAMES[type]}`,
+      );
+    }
     if (payload.length < min) return this.drop("short");
     if (type !== Msg.InitiateContact && type !== Msg.Unload && this.connection === null) {
       return this.drop("not-connected");

@@ -258,7 +258,9 @@ export class GuestRing {
     this.guest.setU32(this.gpa + field, value);
   }
 
+  // Positions are taken modulo the ring so a hostile test may leave any index value in the header.
   private copyIn(pos: number, src: Uint8Array): void {
+    pos %= this.dataSize;
     const bytes = this.guest.memory.bytes;
     const data = this.gpa + PAGE_SIZE;
     const first = Math.min(src.length, this.dataSize - pos);
@@ -267,6 +269,8 @@ export class GuestRing {
   }
 
   private copyOut(pos: number, length: number): Uint8Array {
+    pos %= this.dataSize;
+    length = Math.min(length, this.dataSize);
     const bytes = this.guest.memory.bytes;
     const data = this.gpa + PAGE_SIZE;
     const out = new Uint8Array(length);
