@@ -47,6 +47,10 @@ test("run options parse; unknown options and missing values are usage errors", (
   assert.throws(() => parseRunArgs(["--cpus", "0"]), UsageError);
   assert.equal(parseRunArgs(["--pace-mips", "20"]).paceMips, 20);
   assert.throws(() => parseRunArgs(["--pace-mips", "0"]), UsageError);
+  assert.equal(parseRunArgs(["--stop-timeout", "5"]).stopTimeout, 5);
+  assert.equal(parseRunArgs(["--stop-timeout", "0"]).stopTimeout, 0);
+  assert.throws(() => parseRunArgs(["--stop-timeout", "-1"]), UsageError);
+  assert.throws(() => parseRunArgs(["--stop-timeout", "soon"]), UsageError);
   assert.throws(() => parseRunArgs(["--kernel"]), UsageError);
   assert.throws(() => parseRunArgs(["--bogus"]), UsageError);
   assert.throws(() => parseRunArgs(["--max-instructions", "0"]), UsageError);

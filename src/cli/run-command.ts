@@ -28,13 +28,16 @@ export const STATUS_LINUX_FAILED = STATUS_GUEST_FAILED;
 const STATUS_USAGE = 2;
 
 const USAGE = `usage: viridian run [--kernel FILE] [--initrd FILE] [--cmdline S] [--memory SIZE] [--cpus N]
-                    [--serial-log FILE] [--rtc-offset SECONDS] [--pace-mips N] [--trace]
-                    [--max-instructions N] [--state]
+                    [--serial-log FILE] [--rtc-offset SECONDS] [--pace-mips N] [--stop-timeout SECONDS]
+                    [--trace] [--max-instructions N] [--state]
 
 Without --kernel, boots the bundled Linux guest (guest/bzImage + guest/initramfs.cpio.gz) with COM1 on
-the terminal (raw mode; Ctrl-A X quits) or on stdin/stdout when they are pipes. Exit status 0 when the
-guest powers off; ${STATUS_LINUX_FAILED} with the machine state on stderr when it triple-faults, panics or halts; 143 on
-SIGTERM (after "viridian: stopped by SIGTERM" and the machine state on stderr).
+the terminal (raw mode; Ctrl-A X turns the VM off, Ctrl-A S asks the guest to shut down) or on
+stdin/stdout when they are pipes. SIGTERM asks the guest to shut down through its shutdown integration
+service and turns it off after --stop-timeout seconds (at once without the service; a second SIGTERM too).
+Exit status 0 when the guest powers off (also after SIGTERM); ${STATUS_LINUX_FAILED} with the machine state on stderr
+when it triple-faults, panics or halts; 143 when SIGTERM had to turn it off (after "viridian: stopped by
+SIGTERM" and the machine state on stderr); 130 on SIGINT.
   --kernel FILE        a bzImage (Linux boot protocol) or a Multiboot v1 kernel (told apart by content);
                        for Multiboot the exit status is QEMU's isa-debug-exit status ((value << 1) | 1)
   --initrd FILE        initial ramdisk for a bzImage (default: the bundled initramfs with the bundled kernel)
@@ -46,6 +49,7 @@ SIGTERM (after "viridian: stopped by SIGTERM" and the machine state on stderr).
   --pace-mips N        on a slow or loaded host: let guest time advance at most 1/N us per instruction
                        while it computes (made up when it idles), so guest lockup detectors stay quiet;
                        default: guest time is host time
+  --stop-timeout SECONDS  how long SIGTERM and Ctrl-A S wait for the guest's shutdown (default 30)
   --trace              print every instruction (RIP and registers) to stderr; slow
   --max-instructions N stop after N instructions
   --state              print the processor state to stderr when the guest stops
@@ -77,6 +81,7 @@ export interface RunOptions {
   cpus?: number;
   rtcOffset?: number;
   paceMips?: number;
+  stopTimeout?: number;
   trace: boolean;
   serialLog?: string;
   maxInstructions?: number;
@@ -123,6 +128,13 @@ export function parseRunArgs(args: string[]): RunOptions {
         if (!Number.isSafeInteger(n) || Math.abs(n) > 100 * 366 * 86400)
           throw new UsageError("--rtc-offset needs a whole number of seconds (within 100 years)");
         o.rtcOffset = n;
+        break;
+      }
+      case "--stop-timeout": {
+        const n = Number(value());
+        if (!Number.isFinite(n) || n < 0 || n > 3600)
+          throw new UsageError("--stop-timeout needs a number of seconds (0..3600)");
+        o.stopTimeout = n;
         break;
       }
       case "--memory":
@@ -195,6 +207,7 @@ async function run(args: string[]): Promise<number> {
       rtcOffset: opts.rtcOffset ?? 0,
       ...(opts.paceMips !== undefined ? { paceMips: opts.paceMips } : {}),
       ...(opts.serialLog !== undefined ? { serialLog: opts.serialLog } : {}),
+      ...(opts.stopTimeout !== undefined ? { stopTimeout: opts.stopTimeout } : {}),
       trace: opts.trace,
       ...(opts.maxInstructions !== undefined ? { maxInstructions: opts.maxInstructions } : {}),
       state: opts.state,

@@ -1,7 +1,8 @@
 // Owns: the Linux half of `viridian run`: builds the PC machine on one virtual clock, loads the bzImage,
-// initrd and command line, connects the host terminal (raw mode on a TTY, Ctrl-A X to quit; plain bytes
-// with pipes) to COM1, copies COM1 to stdout and the serial log, handles SIGTERM/SIGINT, and turns the way
-// the guest stopped into the process exit status (0 = power-off).
+// initrd and command line, connects the host terminal (raw mode on a TTY, Ctrl-A X to turn off, Ctrl-A S to
+// shut down; plain bytes with pipes) to COM1, copies COM1 to stdout and the serial log, handles SIGTERM (an
+// orderly shutdown through the shutdown integration service, turn-off after --stop-timeout) and SIGINT, and
+// turns the way the guest stopped into the process exit status (0 = power-off).
 // Must not: implement machine behaviour (src/worker/pc-machine.ts) or parse images (src/firmware).
 // Spec: Linux Documentation/arch/x86/boot.rst (what is loaded); the CLI contract in README.md.
 
@@ -11,6 +12,8 @@ import { PacedClock } from "../worker/paced-clock.js";
 import { crashSummary, PcMachine, terminalSafe } from "../worker/pc-machine.js";
 import { BootError } from "../firmware/linux-boot.js";
 
+/** How long SIGTERM and Ctrl-A S wait for the guest's orderly shutdown before turning it off (seconds). */
+export const DEFAULT_STOP_TIMEOUT = 30;
 /** Exit status of a run stopped by SIGTERM (128 + 15, the shell's convention). */
 export const STATUS_SIGTERM = 143;
 /** Exit status when the guest dies (triple fault, panic, halt with interrupts off) or the run fails. */
@@ -33,6 +36,8 @@ export interface LinuxRunOptions {
   /** Pacing floor in millions of instructions per virtual second (see src/worker/paced-clock.ts); none = host time. */
   paceMips?: number;
   serialLog?: string;
+  /** Seconds SIGTERM / Ctrl-A S wait for the guest's orderly shutdown before turning it off. */
+  stopTimeout?: number;
   trace: boolean;
   maxInstructions?: number;
   state: boolean;
@@ -109,7 +114,8 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
       machine.sendInput(data);
       return;
     }
-    // Ctrl-A X quits; Ctrl-A Ctrl-A sends one Ctrl-A; anything else after Ctrl-A goes through as typed.
+    // Ctrl-A X turns the VM off; Ctrl-A S asks the guest to shut down; Ctrl-A Ctrl-A sends one Ctrl-A;
+    // anything else after Ctrl-A goes through as typed.
     const pass: number[] = [];
     for (const b of data) {
       if (sawCtrlA) {
@@ -117,6 +123,10 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
         if (b === 0x78 || b === 0x58) {
           machine.requestStop("quit from the terminal (Ctrl-A X)");
           break;
+        }
+        if (b === 0x73 || b === 0x53) {
+          orderlyStop("Ctrl-A S");
+          continue;
         }
         if (b !== CTRL_A) pass.push(CTRL_A);
         pass.push(b);
@@ -129,16 +139,51 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
   stdin.on("data", onData);
   stdin.on("error", () => undefined);
   let signal: string | null = null;
-  const onSignal = (name: string) => () => {
-    signal = name;
-    machine.requestStop(`stopped by ${name}`);
+  const stopTimeout = o.stopTimeout ?? DEFAULT_STOP_TIMEOUT;
+  let stopTimer: ReturnType<typeof setTimeout> | null = null;
+  /** How a turn-off came about, for the exit message: the signal, or why the orderly shutdown ended. */
+  let turnOff = (why: string): void => {
+    machine.requestStop(why);
   };
-  const onTerm = onSignal("SIGTERM");
-  const onInt = onSignal("SIGINT");
+  /**
+   * Hyper-V's Stop-VM: ask the guest through the shutdown IC and turn it off if it has no IC, refuses, or is
+   * not off after `stopTimeout` seconds. A second request while waiting turns it off at once.
+   */
+  function orderlyStop(source: string): void {
+    if (stopTimer !== null) {
+      turnOff(`turned off: ${source} while waiting for the guest to shut down`);
+      return;
+    }
+    const asked = machine.requestShutdown("shutdown", (answer) => {
+      if (answer !== "accepted")
+        turnOff(
+          `turned off: the guest ${answer === "refused" ? "refused" : "did not answer"} the shutdown request`,
+        );
+    });
+    if (!asked) {
+      turnOff(`turned off: ${source} (the guest has no shutdown integration service)`);
+      return;
+    }
+    process.stderr.write(
+      `\r\nviridian: ${source}: asking the guest to shut down (turned off in ${stopTimeout} s otherwise)\r\n`,
+    );
+    stopTimer = setTimeout(
+      () => turnOff(`turned off: the guest did not shut down within ${stopTimeout} s`),
+      stopTimeout * 1000,
+    );
+  }
+  const onTerm = (): void => {
+    signal = "SIGTERM";
+    orderlyStop("SIGTERM");
+  };
+  const onInt = (): void => {
+    signal = "SIGINT";
+    machine.requestStop("stopped by SIGINT");
+  };
   process.on("SIGTERM", onTerm);
   process.on("SIGINT", onInt);
   const started = performance.now();
-  if (tty) process.stderr.write("viridian: booting Linux; press Ctrl-A X to quit\r\n");
+  if (tty) process.stderr.write("viridian: booting Linux; Ctrl-A X turns it off, Ctrl-A S shuts it down\r\n");
 
   let stop;
   try {
@@ -153,9 +198,12 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
   cleanup();
   const seconds = ((performance.now() - started) / 1000).toFixed(1);
   const summary = `${stop.retired} instructions, ${seconds} s`;
-  if (signal !== null) {
-    console.error(`viridian: stopped by ${signal}\n${machine.inspect()}`);
+  if (signal !== null && stop.kind !== "poweroff") {
+    console.error(`viridian: stopped by ${signal}\nviridian: ${stop.message}\n${machine.inspect()}`);
     return signal === "SIGTERM" ? STATUS_SIGTERM : 130;
+  }
+  if (stop.kind === "poweroff" && stopTimer !== null) {
+    console.error(`viridian: the guest shut down (${summary})`);
   }
   switch (stop.kind) {
     case "poweroff":
@@ -178,7 +226,7 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
       return STATUS_GUEST_FAILED;
     }
     case "stopped":
-      if (stop.message.startsWith("quit")) {
+      if (stop.message.startsWith("quit") || stop.message.startsWith("turned off")) {
         console.error(`\r\nviridian: ${stop.message}`);
         return 0;
       }
@@ -193,6 +241,8 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
   return STATUS_GUEST_FAILED;
 
   function cleanup(): void {
+    if (stopTimer !== null) clearTimeout(stopTimer);
+    turnOff = () => undefined;
     process.off("SIGTERM", onTerm);
     process.off("SIGINT", onInt);
     stdin.off("data", onData);

@@ -159,6 +159,21 @@ export class VmbusServer {
     this.flush();
   }
 
+  /** Whether answers wait for the guest's SIMP slot (the run loop should `poll` again soon). */
+  get pending(): boolean {
+    return this.outbox.length > 0;
+  }
+
+  /**
+   * A platform reset (the guest reboots without UNLOAD): the connection ends silently, every channel closes
+   * and no VSP writes into the old rings, which are now ordinary RAM of the next boot.
+   */
+  disconnect(): void {
+    this.reset();
+    this.outbox.length = 0;
+    this.messageVp = 0;
+  }
+
   /** Unregisters the ports and closes every channel (the VM is being torn down). */
   dispose(): void {
     if (this.disposed) return;

@@ -26,6 +26,10 @@ import type { PacedClock } from "./paced-clock.js";
 import { prepareLinuxBoot, type PreparedLinux } from "../firmware/prepare-linux.js";
 import type { EntryState } from "../firmware/entry-state.js";
 import { describeProcessor, formatTrace, snapshotProcessor, type TraceRecord } from "./machine.js";
+import { standardDevices, vmbusDevice } from "../firmware/acpi/dsdt.js";
+import { VmbusServer } from "../vmbus/server.js";
+import { IntegrationServices } from "../vsp/ic/integration-services.js";
+import type { ShutdownAnswer } from "../vsp/ic/shutdown.js";
 
 const VECTOR_GP = 13;
 const RFLAGS_IF = 1 << 9;
@@ -128,6 +132,9 @@ export class PcMachine {
   readonly msrHandlers: MsrHandler[] = [];
   /** Extra deadline sources (e.g. the local APIC timer): next deadline in ns and the tick to call. */
   readonly timers: Array<{ nextDeadlineNs(): number; tick(nowNs: number): void }> = [];
+  /** The VMBus server (root side) and the integration services offered on it. */
+  readonly vmbus: VmbusServer;
+  readonly ics: IntegrationServices;
   private stop: PcStop | null = null;
   private resetPending: string | null = null;
   private images: LinuxBootImages | null = null;
@@ -212,6 +219,23 @@ export class PcMachine {
       },
     });
     this.timers.push(this.apic, this.partition);
+    this.vmbus = new VmbusServer({ partition: this.partition });
+    const hostSeconds = options.hostSeconds ?? (() => Date.now() / 1000);
+    const rtcOffset = options.rtcOffsetSeconds ?? 0;
+    this.ics = new IntegrationServices(this.vmbus, {
+      nowNs: () => this.clock.nowNs(),
+      utcMs: () => (hostSeconds() + rtcOffset) * 1000,
+      referenceCounter: () => this.partition.referenceCounter(),
+    });
+    this.timers.push({
+      // Answers waiting for the guest's SIMP slot are retried soon; the ICs have their own timers.
+      nextDeadlineNs: () =>
+        Math.min(this.ics.nextDeadlineNs(), this.vmbus.pending ? this.clock.nowNs() + 1_000_000 : Infinity),
+      tick: (now) => {
+        this.vmbus.poll();
+        this.ics.poll(now);
+      },
+    });
     cpu.interrupts = this.apic;
     // SINT messages and events, direct-mode synthetic timers and synthetic IPIs arrive as fixed interrupts.
     this.partition.setInterruptTarget(0, this.apic);
@@ -239,6 +263,7 @@ export class PcMachine {
       ...(images.initrd ? { initrd: images.initrd } : {}),
       cmdline: images.cmdline,
       cpus: this.cpus,
+      acpiDevices: [...standardDevices(), vmbusDevice()],
       nx: true,
     });
     this.cpu.reset();
@@ -256,6 +281,21 @@ export class PcMachine {
   requestStop(message: string): void {
     this.halt("stopped", message);
     this.wake.resolve?.();
+  }
+
+  /**
+   * Asks the guest for an orderly shutdown (or restart) through the shutdown IC, as Hyper-V's Stop-VM does.
+   * False when the guest has no shutdown IC driver bound (the caller turns the VM off instead) or a request
+   * is already in flight; `answered` gets the guest's answer.
+   */
+  requestShutdown(
+    kind: "shutdown" | "restart" = "shutdown",
+    answered?: (answer: ShutdownAnswer) => void,
+  ): boolean {
+    const sent = this.ics.shutdown.request(kind, answered);
+    // The request interrupts the guest; a halted run loop must notice.
+    if (sent) this.wake.resolve?.();
+    return sent;
   }
 
   /** The last lines the guest wrote to COM1 (the partial current line last). */
@@ -456,6 +496,7 @@ export class PcMachine {
     // Synthetic registers (hypercall page, TSC page, SynIC, stimers, crash MSRs) back to creation values;
     // the partition clock runs on, so the TSC and the reference counter never go backwards.
     this.partition.reset();
+    this.vmbus.disconnect();
     for (const r of this.memory.ramRanges()) {
       const off = this.memory.offsetOf(r.base);
       this.memory.bytes.fill(0, off, off + r.length);
@@ -470,6 +511,27 @@ export class PcMachine {
   }
 
   /** Registers, segments, the last instructions (with --trace), and the chipset's device state. */
+  /** VMBus and integration-service state in a few lines (guest-chosen strings made terminal-safe). */
+  vmbusSummary(): string {
+    const v = this.vmbus.inspect();
+    const channels = v.channels.map((c) => `${c.name}#${c.relid} ${c.state}`).join(", ");
+    const dropped = Object.entries(v.dropped)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ");
+    const refused = Object.entries(v.refused)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ");
+    return terminalSafe(
+      [
+        `vmbus: ${v.connected ? `connected, version ${v.version}` : "not connected"}; channels: ${channels}; ` +
+          `messages in ${v.messagesReceived}, out ${v.messagesSent}; dropped: ${dropped || "none"}; ` +
+          `refused: ${refused || "none"}`,
+        "integration services:",
+        ...this.ics.summary(),
+      ].join("\n"),
+    );
+  }
+
   inspect(): string {
     const parts = [
       describeProcessor(this.cpu),
@@ -481,7 +543,7 @@ export class PcMachine {
     if (this.lastTrace.length > 0) {
       parts.push(`state before each of the last ${this.lastTrace.length} instructions:`, ...this.lastTrace);
     }
-    parts.push("devices:", this.apic.inspect(), this.chipset.inspect());
+    parts.push("devices:", this.apic.inspect(), this.chipset.inspect(), this.vmbusSummary());
     return parts.join("\n");
   }
 }

@@ -305,7 +305,7 @@ export class GuestConsole {
   }
 
   /**
-   * Stops Viridian with SIGTERM so that it prints the processor state; asks QEMU's monitor for the
+   * Stops Viridian with SIGTERM twice (turn-off) so that it prints the processor state; asks QEMU's monitor for the
    * state (Ctrl-A c switches -nographic's console to the monitor) and kills it. Waits for the end.
    */
   async stop(): Promise<void> {
@@ -325,13 +325,23 @@ export class GuestConsole {
       const cpu = monitor.indexOf("CPU#");
       this.qemuState = cpu < 0 ? "" : monitor.slice(cpu).replace(/\n\(qemu\) $/, "");
     }
-    this.child.kill(this.emulator === "viridian" ? "SIGTERM" : "SIGKILL");
+    if (this.emulator === "viridian") {
+      // The first SIGTERM asks a guest with the shutdown integration service to shut down; the second turns
+      // the VM off at once, and only a turn-off prints the processor state this report wants.
+      this.child.kill("SIGTERM");
+      this.child.kill("SIGTERM");
+    } else this.child.kill("SIGKILL");
     try {
       await this.waitExit(this.limits.stopMs);
     } catch {
       this.child.kill("SIGKILL");
       await this.exited;
     }
+  }
+
+  /** Sends the emulator a signal (e.g. one SIGTERM: `viridian run`'s orderly shutdown request). */
+  signal(name: NodeJS.Signals): void {
+    if (this.running) this.child.kill(name);
   }
 
   /** Ends the session however it stands; for `after` hooks. */

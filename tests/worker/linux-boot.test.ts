@@ -46,6 +46,8 @@ test("the bundled Linux guest boots to a shell, computes $((6*7)) and powers off
   child.stderr.on("data", (c: Buffer) => (err += c.toString("utf8")));
   const timer = setTimeout(() => {
     timedOut = true;
+    // Twice: the first would ask a booted guest to shut down; the second turns it off with the state printed.
+    child.kill("SIGTERM");
     child.kill("SIGTERM");
   }, TIMEOUT_MS);
   const status = await new Promise<number | null>((resolve, reject) => {

@@ -1,6 +1,6 @@
 // Owns: the Differentiated System Description Table's AML for a PCI-less PC: the \_S5 sleep package, and
 // under \_SB one Device per platform device described by the caller (the standard set: COM1/COM2, RTC,
-// PIT, PIC, keyboard controller), so later issues add devices (e.g. VMBus) by passing descriptions.
+// PIT, PIC, keyboard controller; the VMBus node), so later issues add devices by passing descriptions.
 // Must not: know where the table is placed or how devices are emulated; it only describes them.
 // Spec: ACPI 6.5 5.2.11.1 (DSDT), 7.4.2 (\_Sx system states, SLP_TYPx values), 6.1 (_HID, _UID, _CID),
 // 6.2.2 (_CRS); PNP IDs from the Plug and Play ISA/ACPI ID registry (PNP0501, PNP0B00, PNP0100, PNP0000,
@@ -29,6 +29,7 @@ export interface AcpiDevice {
   uid?: number;
   /** Compatible ID, same encoding rules as `hid`. */
   cid?: string;
+  /** The _CRS; absent means no _CRS, an empty list an empty ResourceTemplate (an end tag only). */
   resources?: readonly Resource[];
 }
 
@@ -97,6 +98,15 @@ export function standardDevices(options: { keyboardController?: boolean } = {}):
   return out;
 }
 
+/**
+ * Hyper-V's VMBus node as Linux's hv_vmbus looks for it: _HID "VMBus" and an empty _CRS (hv_vmbus walks the
+ * device's _CRS and gives up without one; on x86 it takes no interrupt or MMIO from it: VMBus interrupts use
+ * the hypervisor callback vector). Checklist 5.2.
+ */
+export function vmbusDevice(): AcpiDevice {
+  return { name: "VMBS", hid: "VMBus", uid: 0, resources: [] };
+}
+
 /** The AML body of a DSDT (everything after the 36-byte table header). */
 export function dsdtAml(devices: readonly AcpiDevice[], s5SleepType = 0): Uint8Array {
   const seen = new Set<string>();
@@ -106,7 +116,7 @@ export function dsdtAml(devices: readonly AcpiDevice[], s5SleepType = 0): Uint8A
     const terms: Aml[] = [name("_HID", id(d.hid))];
     if (d.cid !== undefined) terms.push(name("_CID", id(d.cid)));
     if (d.uid !== undefined) terms.push(name("_UID", integer(d.uid)));
-    if (d.resources && d.resources.length > 0) terms.push(name("_CRS", resourceTemplate(d.resources)));
+    if (d.resources !== undefined) terms.push(name("_CRS", resourceTemplate(d.resources)));
     return device(d.name, terms);
   });
   const s5 = name("\\_S5", pkg([integer(s5SleepType), integer(s5SleepType), integer(0), integer(0)]));

@@ -5,12 +5,13 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { GuestMemory } from "../../memory/guest-memory.js";
-import { standardDevices, type AcpiDevice } from "./dsdt.js";
+import { standardDevices, vmbusDevice, type AcpiDevice } from "./dsdt.js";
 import { AmlError } from "./aml.js";
 import { ACPI_HW, buildAcpiTables, checksumOk, writeAcpiTables, type AcpiLayout } from "./tables.js";
 
+/** A device with an Interrupt descriptor (encoding coverage). */
 const vmbus: AcpiDevice = {
-  name: "VMBS",
+  name: "VMB2",
   hid: "VMBus",
   uid: 0,
   resources: [{ kind: "interrupt", gsis: [5] }],
@@ -88,7 +89,7 @@ test("iasl disassembles every table without errors and recompiles the DSDT", (t)
   }
   const dir = mkdtempSync(join(tmpdir(), "viridian-acpi-"));
   try {
-    const l = buildAcpiTables({ cpus: 2, devices: [...standardDevices(), vmbus] });
+    const l = buildAcpiTables({ cpus: 2, devices: [...standardDevices(), vmbus, vmbusDevice()] });
     const dsl: Record<string, string> = {};
     // iasl cannot read a bare RSDP (it has no table header); its checksums are checked above.
     for (const tb of l.tables.filter((x) => x.signature !== "RSDP")) {
@@ -112,6 +113,7 @@ test("iasl disassembles every table without errors and recompiles the DSDT", (t)
       'EisaId ("PNP0303")',
       "0x03F8,             // Range Minimum",
       'Name (_HID, "VMBus")',
+      "Device (VMBS)",
       "Interrupt (ResourceConsumer, Edge, ActiveHigh, Exclusive, ,, )",
     ])
       assert.ok(d.includes(want), `DSDT disassembly lacks ${want}`);
@@ -141,4 +143,23 @@ test("iasl disassembles every table without errors and recompiles the DSDT", (t)
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('the VMBus node: _HID "VMBus", _UID 0 and an empty _CRS (an end tag only), as hv_vmbus needs', () => {
+  const aml = get(buildAcpiTables({ cpus: 1, devices: [vmbusDevice()] }), "DSDT").bytes;
+  const text = String.fromCharCode(...aml);
+  const at = text.indexOf("VMBS");
+  assert.ok(at > 0);
+  const dev = aml.subarray(at);
+  const find = (pattern: number[]) => dev.findIndex((_, i) => pattern.every((b, j) => dev[i + j] === b));
+  assert.ok(
+    find([0x08, 0x5f, 0x48, 0x49, 0x44, 0x0d, 0x56, 0x4d, 0x42, 0x75, 0x73, 0x00]) > 0,
+    'Name(_HID, "VMBus")',
+  );
+  assert.ok(find([0x08, 0x5f, 0x55, 0x49, 0x44, 0x00]) > 0, "Name(_UID, Zero)");
+  // Name(_CRS, Buffer(2) {0x79, checksum}): BufferOp, PkgLength 5, ByteConst 2, end tag.
+  assert.ok(
+    find([0x08, 0x5f, 0x43, 0x52, 0x53, 0x11, 0x05, 0x0a, 0x02, 0x79]) > 0,
+    "Name(_CRS, ResourceTemplate() {})",
+  );
 });

@@ -193,6 +193,12 @@ export abstract class IcService implements ChannelHandler {
     this.ready();
   }
 
+  /** Partition time of this IC's next timer (a request timeout, or the subclass's own), Infinity if none. */
+  nextDeadlineNs(): number {
+    const o = this.outstanding;
+    return o === null ? Infinity : o.sentNs + o.timeoutNs;
+  }
+
   /** Negotiation finished: subclasses start their work. */
   protected ready(): void {}
 

@@ -55,6 +55,10 @@ export class HeartbeatIc extends IcService {
     this.nextDueNs = 0;
   }
 
+  override nextDeadlineNs(): number {
+    return Math.min(super.nextDeadlineNs(), this.idle ? this.nextDueNs : Infinity);
+  }
+
   override tick(nowNs: number): void {
     super.tick(nowNs);
     if (!this.idle || nowNs < this.nextDueNs) return;

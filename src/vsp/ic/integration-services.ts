@@ -37,6 +37,16 @@ export class IntegrationServices {
     this.kvp.tick(nowNs);
   }
 
+  /** Partition time of the next IC timer (heartbeat, sample, refresh, request timeout), Infinity if none. */
+  nextDeadlineNs(): number {
+    return Math.min(
+      this.shutdown.nextDeadlineNs(),
+      this.heartbeat.nextDeadlineNs(),
+      this.timesync.nextDeadlineNs(),
+      this.kvp.nextDeadlineNs(),
+    );
+  }
+
   inspect(): {
     shutdown: ReturnType<ShutdownIc["inspect"]>;
     heartbeat: ReturnType<HeartbeatIc["inspect"]>;

@@ -105,6 +105,12 @@ export class KvpIc extends IcService {
     this.tick(this.clock());
   }
 
+  override nextDeadlineNs(): number {
+    if (this.state !== "ready") return super.nextDeadlineNs();
+    const queued = this.idle && this.queue.length > 0 ? 0 : Infinity;
+    return Math.min(super.nextDeadlineNs(), this.nextRefreshNs, queued);
+  }
+
   override tick(nowNs: number): void {
     super.tick(nowNs);
     if (this.state !== "ready") return;

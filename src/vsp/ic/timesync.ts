@@ -79,6 +79,11 @@ export class TimeSyncIc extends IcService {
     this.tick(this.clock());
   }
 
+  override nextDeadlineNs(): number {
+    if (!this.idle) return super.nextDeadlineNs();
+    return this.syncWanted ? 0 : this.nextSampleNs;
+  }
+
   override tick(nowNs: number): void {
     super.tick(nowNs);
     if (!this.idle || (!this.syncWanted && nowNs < this.nextSampleNs)) return;
