@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { GuestMemory, PAGE_SIZE } from "./guest-memory.js";
+import { GuestMemory, PAGE_READ, PAGE_SIZE } from "./guest-memory.js";
 import { GuestPageList, pagesSpanned } from "./page-list.js";
 
 // 8 MiB of RAM: 4 MiB below a hole at 4 MiB, 4 MiB above 4 GiB.
@@ -89,4 +89,18 @@ test("writes keep instruction caches coherent", () => {
   assert.ok(typeof list !== "string");
   list.write(0, new Uint8Array(4));
   assert.deepEqual(dropped, [5]);
+});
+
+test("page rights: an unreadable page refuses the list, a read-only page makes it read-only", () => {
+  const m = memory();
+  m.rights[20] = 0;
+  m.rights[21] = PAGE_READ;
+  assert.equal(GuestPageList.build(m, [{ pfns: [19, 20], offset: 0, length: 2 * PAGE_SIZE }]), "protected");
+  const ro = GuestPageList.build(m, [{ pfns: [19, 21], offset: 0, length: 2 * PAGE_SIZE }]);
+  assert.ok(typeof ro !== "string");
+  assert.equal(ro.writable, false);
+  assert.ok(ro.read(0, new Uint8Array(10)));
+  assert.equal(ro.write(0, new Uint8Array(1)), false, "not even the writable first page");
+  assert.equal(ro.zero(0, 1), false);
+  assert.equal(m.bytes[21 * PAGE_SIZE], 0);
 });

@@ -2,14 +2,15 @@
 // a GPA-direct range of a VMBus packet): validation of every page frame number against this partition's RAM
 // when the list is built, and byte-exact copies between the list and host buffers afterwards.
 // Must not: reach memory outside the partition's RAM (every PFN is checked once, when the list is built, and
-// RAM never shrinks), keep a reference to guest-controlled arrays (the PFNs are copied), throw on guest input
+// RAM never shrinks), read a page without the read right or write one without the write right (the page
+// rights the partition's owner set, checked at build time), keep a reference to guest-controlled arrays (the PFNs are copied), throw on guest input
 // (a bad list is a `PageListProblem`, an access outside the list returns false), or know any device.
 // Spec: the GPA range of the Hyper-V VMBus protocol (`{byte_count, byte_offset, pfn[]}`, Linux
 // include/linux/hyperv.h `struct gpa_range`; ../shared/research/hyperv-linux-guest-checklist.md 6.2, 6.4):
 // a range covers `byte_count` bytes starting `byte_offset` bytes into its first page, over
 // ceil((byte_offset + byte_count) / 4096) pages.
 
-import { type GuestMemory, PAGE_SIZE } from "./guest-memory.js";
+import { type GuestMemory, PAGE_READ, PAGE_SIZE, PAGE_WRITE } from "./guest-memory.js";
 
 /** One guest range as a guest describes it: `length` bytes from `offset` into the first of `pfns`. */
 export interface PageRange {
@@ -29,7 +30,9 @@ export type PageListProblem =
   /** A PFN that is not a whole page of this partition's RAM (outside RAM, in the MMIO hole, beyond 2^53). */
   | "not-ram"
   /** More bytes than the caller's limit. */
-  | "too-long";
+  | "too-long"
+  /** A page the partition's owner made unreadable to the guest (page rights supersede the guest's view). */
+  | "protected";
 
 /** The number of pages a range of `length` bytes starting `offset` bytes into its first page spans. */
 export function pagesSpanned(offset: number, length: number): number {
@@ -49,9 +52,19 @@ export class GuestPageList {
   private readonly lengths: Float64Array;
   private readonly ram: Float64Array;
   private total: number;
+  /** Every page carries the write right (else `write` and `zero` fail: the host must not write for the guest
+   * where the guest itself may not). */
+  readonly writable: boolean;
 
-  private constructor(memory: GuestMemory, starts: number[], lengths: number[], ram: number[]) {
+  private constructor(
+    memory: GuestMemory,
+    starts: number[],
+    lengths: number[],
+    ram: number[],
+    writable: boolean,
+  ) {
     this.memory = memory;
+    this.writable = writable;
     this.starts = Float64Array.from(starts);
     this.lengths = Float64Array.from(lengths);
     this.ram = Float64Array.from(ram);
@@ -72,6 +85,7 @@ export class GuestPageList {
     const lengths: number[] = [];
     const ram: number[] = [];
     let at = 0;
+    let writable = true;
     for (const r of ranges) {
       if (!Number.isInteger(r.length) || r.length <= 0) return "empty";
       if (!Number.isInteger(r.offset) || r.offset < 0 || r.offset >= PAGE_SIZE) return "offset";
@@ -89,6 +103,11 @@ export class GuestPageList {
         ) {
           return "not-ram";
         }
+        // Page rights are checked here, once: a guest cannot make the host read or write a page for it that
+        // the partition's owner has closed to the guest itself.
+        const rights = memory.rights[Math.floor(memory.offsetOf(gpa) / PAGE_SIZE)]!;
+        if ((rights & PAGE_READ) === 0) return "protected";
+        if ((rights & PAGE_WRITE) === 0) writable = false;
         const n = Math.min(PAGE_SIZE - skip, left);
         const off = memory.offsetOf(gpa) + skip;
         const last = ram.length - 1;
@@ -105,7 +124,7 @@ export class GuestPageList {
         skip = 0;
       }
     }
-    return new GuestPageList(memory, starts, lengths, ram);
+    return new GuestPageList(memory, starts, lengths, ram, writable);
   }
 
   /** Bytes in the list (0 once detached). */
@@ -133,9 +152,12 @@ export class GuestPageList {
     return true;
   }
 
-  /** Copies `src` into list bytes [at, at + src.length); false (and nothing written) if they are not all in the list. */
+  /**
+   * Copies `src` into list bytes [at, at + src.length); false (and nothing written) if they are not all in the
+   * list or a page of the list lacks the write right.
+   */
   write(at: number, src: Uint8Array): boolean {
-    if (!this.fits(at, src.length)) return false;
+    if (!this.writable || !this.fits(at, src.length)) return false;
     const bytes = this.memory.bytes;
     let done = 0;
     for (let i = this.segmentAt(at); done < src.length; i++) {
@@ -151,7 +173,7 @@ export class GuestPageList {
 
   /** Fills list bytes [at, at + length) with zeros; false if they are not all in the list. */
   zero(at: number, length: number): boolean {
-    if (!this.fits(at, length)) return false;
+    if (!this.writable || !this.fits(at, length)) return false;
     let done = 0;
     for (let i = this.segmentAt(at); done < length; i++) {
       const skip = at + done - this.starts[i]!;

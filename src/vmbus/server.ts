@@ -232,12 +232,11 @@ export class VmbusServer {
       case Msg.GpadlHeader:
         this.gpadlHeader(view, payload);
         break;
-      case Msg.GpadlBody:
-        this.gpadlResult(
-          this.gpadlTable.append(view.getUint32(P.GB_GPADL, true), payload.subarray(P.GB_DATA)),
-          view.getUint32(P.GB_GPADL, true),
-        );
+      case Msg.GpadlBody: {
+        const handle = view.getUint32(P.GB_GPADL, true);
+        this.gpadlResult(this.gpadlTable.append(handle, payload.subarray(P.GB_DATA)), handle);
         break;
+      }
       case Msg.GpadlTeardown:
         this.gpadlTeardown(view.getUint32(P.GH_RELID, true), view.getUint32(P.GH_GPADL, true));
         break;
@@ -437,6 +436,8 @@ export class VmbusServer {
       { pfns: range.pfns.slice(downstream), offset: 0, length: (pages - downstream) * PAGE_SIZE },
     ]);
     if (typeof inPages === "string" || typeof outPages === "string") return "open-bad-gpadl";
+    // The host writes both rings' indices and the host-to-guest ring's data.
+    if (!inPages.writable || !outPages.writable) return "open-bad-gpadl";
     const inbound = InboundRing.attach(inPages);
     const outbound = OutboundRing.attach(outPages);
     if (inbound === null || outbound === null) return "open-bad-ring-index";

@@ -1,6 +1,7 @@
 // The integration services seen from the host while the bundled Linux guest runs in this process on the PC
 // machine (as `viridian run` builds it): the heartbeat's sequence number in inspect() grows while the guest
-// runs, a host-requested time sync corrects a clock the guest set wrong with `date -s`, and the host's orderly
+// runs, a host-requested time sync corrects a clock the guest set wrong with `date -s`, KVP works both ways
+// when the image has hv_kvp_daemon (and waits in negotiation when it has not), and the host's orderly
 // shutdown request powers the guest off. The console is the machine's COM1, read and typed here.
 // Must not: assert timings (the limits only keep a hang from hanging the suite).
 // Spec: issue 10 acceptance 6; checklist 9.3-9.5.
@@ -96,6 +97,30 @@ test(
         guest + 1 > before - 5 && guest <= after + 5,
         `guest UTC ${guest}, host ${before.toFixed(0)}..${after.toFixed(0)}`,
       );
+
+      // KVP both ways, when the guest image carries hv_kvp_daemon (Linux's hv_kvp answers nothing without it).
+      const daemon = (await con.run("command -v hv_kvp_daemon || echo none")).trim();
+      if (daemon !== "none") {
+        await con.run("pidof hv_kvp_daemon || hv_kvp_daemon");
+        await con.waitFor(/hv_utils: KVP IC version 4\.0|hv_kvp: KVP IC version/, 0, lim.commandMs);
+        const hostname = (await con.run("hostname")).trim();
+        assert.equal(machine.ics.kvp.set("ViridianHostPair", "pushed-by-the-host"), true);
+        for (
+          let i = 0;
+          i < 20 && machine.ics.kvp.intrinsic.get("FullyQualifiedDomainName") === undefined;
+          i++
+        ) {
+          await con.run("sleep 1");
+        }
+        assert.match(
+          machine.ics.kvp.intrinsic.get("FullyQualifiedDomainName") ?? "",
+          new RegExp(`^${hostname}`),
+        );
+        const pool = await con.run("tr -c '[:print:]' ' ' < /var/lib/hyperv/.kvp_pool_0");
+        assert.match(pool, /ViridianHostPair +pushed-by-the-host/);
+      } else {
+        assert.equal(machine.ics.inspect().kvp.state, "negotiating", "without the daemon KVP waits");
+      }
 
       // The host asks for an orderly shutdown: the guest says yes and powers off.
       const answers: string[] = [];
