@@ -495,3 +495,19 @@ test("messages the SIMP slot cannot take wait in the server; a guest that never 
   assert.ok(busy > 0);
   assert.equal(s.server.inspect().busyRefusals, busy);
 });
+
+test("a platform reset disconnects silently: channels close, nothing more is written into the old rings", () => {
+  const s = connected();
+  const ch = openEcho(s);
+  const ringBytes = () => s.guest.memory.bytes.slice(ch.recv.gpa, ch.recv.gpa + 4 * PAGE_SIZE);
+  const before = ringBytes();
+  s.server.disconnect();
+  assert.equal(s.vsps[0]!.closes, 1);
+  assert.equal(s.vsps[0]!.channel.sendInband(new Uint8Array(8), { lo: 1, hi: 0 }, false), "closed");
+  assert.deepEqual(ringBytes(), before, "the old host-to-guest ring is untouched");
+  assert.equal(s.server.inspect().connected, false);
+  assert.equal(s.server.pending, false);
+  // The next boot connects from scratch and gets the same offers.
+  assert.equal(s.client.negotiate(), P.VERSION_WIN10_V5_3);
+  assert.equal(s.client.requestOffers().length, 1);
+});
