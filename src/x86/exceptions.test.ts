@@ -3,70 +3,8 @@
 // interrupts (IF, STI shadow, HLT wake-up, interrupt window), NMI, real-mode IVT and 32-bit ring-3 INT.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assemble, exec, machine, reg64, runToHlt } from "./nasm-harness.test.js";
+import { assemble, exec, IDT64, machine, reg64, run64, runToHlt } from "./nasm-harness.test.js";
 import { ExitReason } from "./vm-exit.js";
-
-/** 64-bit prelude: an IDT whose 32 exception stubs record vector (r15), error code (r14), CR2 (r13). */
-const IDT64 = `
-  jmp start
-%macro STUB 1
-stub%1:
-  %if (%1 == 8) || (%1 >= 10 && %1 <= 14) || (%1 == 17)
-  %else
-    push 0
-  %endif
-  push %1
-  jmp isr_common
-%endmacro
-%assign i 0
-%rep 34
-  STUB i
-%assign i i+1
-%endrep
-isr_common:
-  pop r15
-  pop r14
-  mov r13, cr2
-  mov r12, rsp
-  mov rbp, [rsp]
-  hlt
-align 8
-stubs:
-%assign i 0
-%rep 34
-  dq stub %+ i
-%assign i i+1
-%endrep
-align 16
-idt: times 34*16 db 0
-idtr: dw 34*16-1
-  dq idt
-setup_idt:
-  lea rdi, [rel idt]
-  lea rsi, [rel stubs]
-  mov ecx, 34
-.l:
-  mov rax, [rsi]
-  mov [rdi], ax
-  mov word [rdi+2], 0x08
-  mov word [rdi+4], 0xee00
-  shr rax, 16
-  mov [rdi+6], ax
-  shr rax, 16
-  mov [rdi+8], eax
-  mov dword [rdi+12], 0
-  add rdi, 16
-  add rsi, 8
-  loop .l
-  lidt [rel idtr]
-  ret
-start:
-  call setup_idt
-`;
-
-function run64(body: string): ReturnType<typeof exec> {
-  return exec(IDT64 + body);
-}
 
 test("#PF: error code (P, W/R, U/S, I/D, RSVD) and CR2", () => {
   // Not present: clear PDE 2 (0x400000..0x5fffff) and write there.

@@ -200,6 +200,8 @@ function movToCr(c: CpuCore, d: Insn): void {
       break;
     case 8:
       if (lo & ~15 || hi) c.gp(0);
+      // A lower priority threshold may make a held-back interrupt deliverable at the next boundary.
+      if (lo < c.cr8) c.attn = 1;
       c.cr8 = lo;
       break;
     default:
