@@ -463,3 +463,60 @@ test("a handler that faults forever does not hang run(): exception deliveries co
   assert.equal(cpu.run(5000), ExitReason.BudgetExhausted);
   assert.equal(cpu.run(5000), ExitReason.BudgetExhausted);
 });
+
+/**
+ * Writes a 16-byte system descriptor (access byte `access`, base low half from `tss`, base[63:32] = `hi`,
+ * fourth dword `upper`) at GDT slot 0x38 and loads it with `insn` (LTR or LLDT).
+ */
+const SYSTEM_DESCRIPTOR = (insn: string, access: number, hi: string, upper: string): string => `
+    lea rax, [rel tss]
+    mov rbx, 0x1000 + 0x38
+    mov word [rbx], 0x67
+    mov [rbx + 2], ax
+    shr rax, 16
+    mov [rbx + 4], al
+    mov byte [rbx + 5], ${access}
+    mov [rbx + 7], ah
+    mov dword [rbx + 8], ${hi}
+    mov dword [rbx + 12], ${upper}
+    mov r15, 0x100
+    mov ax, 0x38
+    ${insn} ax
+    mov r8, 1
+    hlt
+  align 16
+  tss: times 0x68 db 0`;
+
+test("LTR/LLDT in IA-32e mode: a non-canonical 64-bit base or a non-zero upper type is #GP(selector)", () => {
+  for (const [insn, access] of [
+    ["ltr", 0x89],
+    ["lldt", 0x82],
+  ] as const) {
+    for (const [hi, upper, why] of [
+      ["0x00008000", "0", "base 0x00008000_xxxxxxxx is not canonical"],
+      ["0x80000000", "0", "base 0x80000000_xxxxxxxx is not canonical"],
+      ["0", "0x100", "type field of the upper 8 bytes is 1"],
+      ["0", "0x1f00", "type field of the upper 8 bytes is 0x1f"],
+    ] as const) {
+      const cpu = run64(SYSTEM_DESCRIPTOR(insn, access, hi, upper));
+      assert.equal(reg64(cpu, 15), 13n, `${insn}: ${why}`);
+      assert.equal(reg64(cpu, 14), 0x38n, `${insn}: #GP(selector)`);
+      assert.equal(reg64(cpu, 8), 0n);
+      if (insn === "ltr") assert.equal(cpu.getSegment(1).selector, 0x08);
+    }
+    const ok = run64(SYSTEM_DESCRIPTOR(insn, access, "0xffff8000", "0xffffe0ff"));
+    assert.equal(
+      reg64(ok, 15),
+      0x100n,
+      `${insn}: a canonical upper-half base (other upper bits are ignored)`,
+    );
+    assert.equal(reg64(ok, 8), 1n);
+  }
+  // The failed LTR left the descriptor available (not busy).
+  const { cpu, mem } = machine(
+    "long64",
+    assemble(IDT64 + SYSTEM_DESCRIPTOR("ltr", 0x89, "0x00008000", "0"), 64),
+  );
+  assert.equal(runToHlt(cpu), ExitReason.Hlt);
+  assert.equal(mem.bytes[0x1000 + 0x38 + 5], 0x89);
+});
