@@ -533,6 +533,7 @@ export class Cpu extends CpuCore implements Processor {
     this.fxArea.fill(0);
     this.fpu.reset();
     this.msrStore.clear(); // MTRRs and IA32_MISC_ENABLE return to their power-on values
+    this.cpuid.resetControls(); // and so do the CPUID effects of IA32_MISC_ENABLE
     this.halted = false;
     this.shutdown = false;
     this.nmiPending = false;
