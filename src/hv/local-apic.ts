@@ -208,6 +208,8 @@ export class LocalApic implements InterruptSource {
   private timerBaseNs = 0;
   private timerOffset = 0;
   private timerFired = 0; // one-shot: 0/1; periodic: periods already signalled
+  /** The count reached zero in one-shot mode and stays there, whatever the mode, until an initial count. */
+  private timerAtZero = false;
   private tscDeadline = 0; // TSC units; 0 = disarmed
   private tscDeadlineNs = Number.POSITIVE_INFINITY;
   private deadlineNs = Number.POSITIVE_INFINITY;
@@ -260,6 +262,7 @@ export class LocalApic implements InterruptSource {
     this.dcr = 0;
     this.divisor = 2;
     this.timerFired = 0;
+    this.timerAtZero = false;
     this.tscDeadline = 0;
     this.tscDeadlineNs = Number.POSITIVE_INFINITY;
     this.deadlineNs = Number.POSITIVE_INFINITY;
@@ -506,7 +509,7 @@ export class LocalApic implements InterruptSource {
 
   private currentCount(): number {
     const n = this.initialCount;
-    if (n === 0 || this.timerMode === TIMER_TSC_DEADLINE) return 0;
+    if (n === 0 || this.timerAtZero || this.timerMode === TIMER_TSC_DEADLINE) return 0;
     const e = this.elapsedCounts(this.clock.nowNs());
     if (this.timerMode === TIMER_PERIODIC) return n - (e % n);
     return e >= n ? 0 : n - e;
@@ -517,6 +520,7 @@ export class LocalApic implements InterruptSource {
     this.timerBaseNs = this.clock.nowNs();
     this.timerOffset = 0;
     this.timerFired = 0;
+    this.timerAtZero = false;
     this.rearm();
   }
 
@@ -526,7 +530,11 @@ export class LocalApic implements InterruptSource {
     const mode = this.timerMode;
     if (mode === TIMER_TSC_DEADLINE) {
       if (this.tscDeadline !== 0) d = this.tscDeadlineNs;
-    } else if (this.initialCount !== 0 && !(mode === TIMER_ONESHOT && this.timerFired > 0)) {
+    } else if (
+      this.initialCount !== 0 &&
+      !this.timerAtZero &&
+      !(mode === TIMER_ONESHOT && this.timerFired > 0)
+    ) {
       const target = (this.timerFired + 1) * this.initialCount;
       d = this.timerBaseNs + this.nsForCounts(target - this.timerOffset);
     }
@@ -575,19 +583,30 @@ export class LocalApic implements InterruptSource {
   }
 
   private writeLvtTimer(v: number): void {
+    const now = this.clock.nowNs();
+    // An expiry already due is signalled under the mode and vector it was armed with.
+    this.tick(now);
     const oldMode = this.timerMode;
     this.writeLvt(Lvt.Timer, v);
     const mode = this.timerMode;
     if ((oldMode === TIMER_TSC_DEADLINE) !== (mode === TIMER_TSC_DEADLINE)) {
       // Switching to or from TSC-deadline mode disarms the timer (SDM 11.5.4.1).
       this.initialCount = 0;
+      this.timerAtZero = false;
       this.tscDeadline = 0;
       this.tscDeadlineNs = Number.POSITIVE_INFINITY;
-    } else if (oldMode !== mode && this.initialCount !== 0) {
-      // One-shot <-> periodic: keep counting; the fired count stays meaningful in both.
+    } else if (oldMode !== mode && this.initialCount !== 0 && !this.timerAtZero) {
+      // Between one-shot and periodic, a mode change neither starts nor restarts the count-down (SDM
+      // 11.5.4): the current count goes on from where it is. A one-shot count already at zero stays there.
       const n = this.initialCount;
-      this.timerFired = Math.floor(this.elapsedCounts(this.clock.nowNs()) / n);
-      if (mode === TIMER_ONESHOT) this.timerFired = Math.min(1, this.timerFired);
+      const e = this.elapsedCounts(now);
+      if (oldMode === TIMER_ONESHOT) {
+        if (e >= n) this.timerAtZero = true;
+      } else {
+        // Periodic -> one-shot: what is left of the current period counts down, then the count stops.
+        this.timerOffset -= Math.floor(e / n) * n;
+        this.timerFired = 0;
+      }
     }
     this.rearm();
   }

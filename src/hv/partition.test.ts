@@ -2,6 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestMemory, PAGE_READ } from "../memory/guest-memory.js";
 import { ExitReason } from "../x86/vm-exit.js";
+import { LocalApic, MSR_IA32_APIC_BASE } from "./local-apic.js";
 import { ExitHandling, Partition, PartitionError } from "./partition.js";
 import * as T from "./tlfs.js";
 
@@ -173,4 +174,29 @@ test("an external time source drives the TSC and the reference counter; retiredI
   assert.equal(p.retiredInstructions(), 12);
   assert.equal(p.clock.nowNs(), 1200);
   assert.equal(p.referenceCounter(), p.time.referenceAt(1200), "the TSC page formula at 1200 ns");
+});
+
+test("CPUID.01H:EDX[9] (APIC) reads 0 while the VP's local APIC is globally disabled (SDM 11.4.3)", () => {
+  const p = partition();
+  const cpu = p.vps[0]!.cpu;
+  cpu.cpuid.enable("APIC");
+  const apic = new LocalApic({ clock: p.clock });
+  p.setInterruptTarget(0, apic);
+  // Real mode at 0000:1000: mov eax, 1 / cpuid / hlt.
+  p.memory.write(0x1000, Uint8Array.of(0x66, 0xb8, 1, 0, 0, 0, 0x0f, 0xa2, 0xf4));
+  const leaf1Edx = (): number => {
+    cpu.setSegment(1, { selector: 0, base: 0, limit: 0xffff, access: 0x9b });
+    cpu.setRip(0x1000, 0);
+    for (let i = 0; i < 10; i++) {
+      const r = p.runVp(0, 100);
+      if (r.reason === ExitReason.Hlt) return cpu.getReg(2).lo;
+      assert.equal(r.handling, ExitHandling.Handled, `exit ${r.reason}`);
+    }
+    return assert.fail("no HLT");
+  };
+  assert.equal(leaf1Edx() & 0x200, 0x200, "enabled after reset");
+  assert.ok(apic.writeMsr(MSR_IA32_APIC_BASE, 0xfee00000, 0).ok, "clear IA32_APIC_BASE.EN");
+  assert.equal(leaf1Edx() & 0x200, 0, "globally disabled: the APIC flag reads 0");
+  assert.ok(apic.writeMsr(MSR_IA32_APIC_BASE, 0xfee00800, 0).ok);
+  assert.equal(leaf1Edx() & 0x200, 0x200, "enabled again");
 });

@@ -410,7 +410,7 @@ export class Partition implements HypercallHost {
     const x = cpu.exit;
     switch (reason) {
       case ExitReason.Cpuid:
-        this.cpuid(cpu, x.cpuidLeaf, x.cpuidSubleaf);
+        this.cpuid(vp, x.cpuidLeaf, x.cpuidSubleaf);
         return ExitHandling.Handled;
       case ExitReason.Rdmsr: {
         let r: MsrRead;
@@ -454,7 +454,8 @@ export class Partition implements HypercallHost {
 
   // ---------------------------------------------------------------- CPUID
 
-  private cpuid(cpu: Cpu, leaf: number, subleaf: number): void {
+  private cpuid(vp: VirtualProcessor, leaf: number, subleaf: number): void {
+    const cpu = vp.cpu;
     const o = this.cpuidOut;
     leaf >>>= 0;
     if (leaf >= T.CPUID_VENDOR && leaf <= 0x4000ffff) this.hypervisorLeaf(leaf, o);
@@ -465,6 +466,8 @@ export class Partition implements HypercallHost {
         // ECX[31]: a hypervisor is present; ECX[27] mirrors CR4.OSXSAVE as the processor's own CPUID does.
         o[2] = (o[2]! | 0x80000000) >>> 0;
         if ((cpu.getControl("cr4").lo & CR4_OSXSAVE) !== 0) o[2] = (o[2]! | (1 << 27)) >>> 0;
+        // EDX[9]: the VP's local APIC, as long as it is not globally disabled (SDM Vol. 3A 11.4.3).
+        if (vp.interruptTarget?.enabled === false) o[3] = (o[3]! & ~(1 << 9)) >>> 0;
       }
     }
     cpu.completeCpuid(o[0]! | 0, o[1]! | 0, o[2]! | 0, o[3]! | 0);

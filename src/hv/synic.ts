@@ -40,6 +40,11 @@ export interface VpInterruptTarget {
    * `autoEoi` the vector needs no EOI (SynIC AutoEOI).
    */
   acceptFixed(vector: number, levelTriggered: boolean, autoEoi?: boolean): void;
+  /**
+   * False while the controller is globally disabled (a local APIC with IA32_APIC_BASE[11] = 0): CPUID then
+   * reports no APIC (CPUID.01H:EDX[9] = 0, SDM Vol. 3A 11.4.3). Absent: always enabled.
+   */
+  readonly enabled?: boolean;
 }
 
 /** Result of a synthetic-register access: a value, or a #GP the caller injects. */

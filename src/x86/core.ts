@@ -218,8 +218,10 @@ export class CpuCore extends FlagUnit {
   /** A posted (already retired) exit is waiting to be reported after the current instruction. */
   postedExit = false;
   /**
-   * Nonzero when the run loop must look at something after the current instruction (posted exit, HLT,
-   * interrupt shadow). Set together with postedExit/halted/shadow so the loop tests one field.
+   * Nonzero when the run loop must look at something after the current instruction: a posted exit, HLT, an
+   * interrupt shadow, or blocking state that pending events depend on (IRET unblocking NMIs, CR8 lowered).
+   * Set together with postedExit/halted/shadow, or alone to have events re-checked at the next boundary, so
+   * the loop tests one field.
    */
   attn = 0;
   /**

@@ -225,8 +225,12 @@ export class Cpu extends CpuCore implements Processor {
     // handler faults forever (e.g. an unmapped handler reached through an IST stack) cannot hang run().
     let faults = 0;
     while (this.count + faults < budget) {
-      if (this.replay) this.replay = false;
-      else {
+      if (this.replay) {
+        // The replayed instruction completes an exit; interrupt sources may have changed meanwhile, so
+        // events are looked at right after it.
+        this.replay = false;
+        this.attn = 1;
+      } else {
         const ev = this.boundary();
         if (ev >= 0) {
           reason = ev;
@@ -299,16 +303,7 @@ export class Cpu extends CpuCore implements Processor {
             this.blockBase = this.count;
             b.fn(this, rl, this.count, budget);
             this.blk = null;
-            if (this.attn !== 0) {
-              if (this.shadow !== 0 && --this.shadow === 0 && !this.postedExit && !this.halted) {
-                this.attn = 0;
-                break;
-              }
-              if (this.postedExit || this.halted) {
-                if (this.shadow === 0) this.attn = 0;
-                break;
-              }
-            }
+            if (this.attn !== 0 && this.attnBreak()) break;
             if (this.count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
             continue;
           }
@@ -328,18 +323,21 @@ export class Cpu extends CpuCore implements Processor {
       if (d.hasMem) this.computeEA(d);
       dispatch[d.op]!(this, d);
       const count = ++this.count;
-      if (this.attn !== 0) {
-        if (this.shadow !== 0 && --this.shadow === 0 && !this.postedExit && !this.halted) {
-          this.attn = 0;
-          break;
-        }
-        if (this.postedExit || this.halted) {
-          if (this.shadow === 0) this.attn = 0;
-          break;
-        }
-      }
+      if (this.attn !== 0 && this.attnBreak()) break;
       if (count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
     }
+  }
+
+  /**
+   * After an instruction (or block) that left `attn` set: whether inner() must stop so that run() looks at
+   * events before the next instruction. It stops for a posted exit, HLT, the end of an interrupt shadow, and
+   * any other request (blocking state changed: IRET unblocking NMIs, CR8 lowered, a replayed exit); it
+   * runs on only while a shadow still covers the next instruction.
+   */
+  private attnBreak(): boolean {
+    if (this.shadow !== 0 && --this.shadow !== 0 && !this.postedExit && !this.halted) return false;
+    if (this.shadow === 0) this.attn = 0;
+    return true;
   }
 
   /**
@@ -535,6 +533,7 @@ export class Cpu extends CpuCore implements Processor {
     this.fxArea.fill(0);
     this.fpu.reset();
     this.msrStore.clear(); // MTRRs and IA32_MISC_ENABLE return to their power-on values
+    this.cpuid.resetControls(); // and so do the CPUID effects of IA32_MISC_ENABLE
     this.halted = false;
     this.shutdown = false;
     this.nmiPending = false;

@@ -3,70 +3,8 @@
 // interrupts (IF, STI shadow, HLT wake-up, interrupt window), NMI, real-mode IVT and 32-bit ring-3 INT.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assemble, exec, machine, reg64, runToHlt } from "./nasm-harness.test.js";
+import { assemble, exec, IDT64, machine, reg64, run64, runToHlt } from "./nasm-harness.test.js";
 import { ExitReason } from "./vm-exit.js";
-
-/** 64-bit prelude: an IDT whose 32 exception stubs record vector (r15), error code (r14), CR2 (r13). */
-const IDT64 = `
-  jmp start
-%macro STUB 1
-stub%1:
-  %if (%1 == 8) || (%1 >= 10 && %1 <= 14) || (%1 == 17)
-  %else
-    push 0
-  %endif
-  push %1
-  jmp isr_common
-%endmacro
-%assign i 0
-%rep 34
-  STUB i
-%assign i i+1
-%endrep
-isr_common:
-  pop r15
-  pop r14
-  mov r13, cr2
-  mov r12, rsp
-  mov rbp, [rsp]
-  hlt
-align 8
-stubs:
-%assign i 0
-%rep 34
-  dq stub %+ i
-%assign i i+1
-%endrep
-align 16
-idt: times 34*16 db 0
-idtr: dw 34*16-1
-  dq idt
-setup_idt:
-  lea rdi, [rel idt]
-  lea rsi, [rel stubs]
-  mov ecx, 34
-.l:
-  mov rax, [rsi]
-  mov [rdi], ax
-  mov word [rdi+2], 0x08
-  mov word [rdi+4], 0xee00
-  shr rax, 16
-  mov [rdi+6], ax
-  shr rax, 16
-  mov [rdi+8], eax
-  mov dword [rdi+12], 0
-  add rdi, 16
-  add rsi, 8
-  loop .l
-  lidt [rel idtr]
-  ret
-start:
-  call setup_idt
-`;
-
-function run64(body: string): ReturnType<typeof exec> {
-  return exec(IDT64 + body);
-}
 
 test("#PF: error code (P, W/R, U/S, I/D, RSVD) and CR2", () => {
   // Not present: clear PDE 2 (0x400000..0x5fffff) and write there.
@@ -524,4 +462,61 @@ test("a handler that faults forever does not hang run(): exception deliveries co
   );
   assert.equal(cpu.run(5000), ExitReason.BudgetExhausted);
   assert.equal(cpu.run(5000), ExitReason.BudgetExhausted);
+});
+
+/**
+ * Writes a 16-byte system descriptor (access byte `access`, base low half from `tss`, base[63:32] = `hi`,
+ * fourth dword `upper`) at GDT slot 0x38 and loads it with `insn` (LTR or LLDT).
+ */
+const SYSTEM_DESCRIPTOR = (insn: string, access: number, hi: string, upper: string): string => `
+    lea rax, [rel tss]
+    mov rbx, 0x1000 + 0x38
+    mov word [rbx], 0x67
+    mov [rbx + 2], ax
+    shr rax, 16
+    mov [rbx + 4], al
+    mov byte [rbx + 5], ${access}
+    mov [rbx + 7], ah
+    mov dword [rbx + 8], ${hi}
+    mov dword [rbx + 12], ${upper}
+    mov r15, 0x100
+    mov ax, 0x38
+    ${insn} ax
+    mov r8, 1
+    hlt
+  align 16
+  tss: times 0x68 db 0`;
+
+test("LTR/LLDT in IA-32e mode: a non-canonical 64-bit base or a non-zero upper type is #GP(selector)", () => {
+  for (const [insn, access] of [
+    ["ltr", 0x89],
+    ["lldt", 0x82],
+  ] as const) {
+    for (const [hi, upper, why] of [
+      ["0x00008000", "0", "base 0x00008000_xxxxxxxx is not canonical"],
+      ["0x80000000", "0", "base 0x80000000_xxxxxxxx is not canonical"],
+      ["0", "0x100", "type field of the upper 8 bytes is 1"],
+      ["0", "0x1f00", "type field of the upper 8 bytes is 0x1f"],
+    ] as const) {
+      const cpu = run64(SYSTEM_DESCRIPTOR(insn, access, hi, upper));
+      assert.equal(reg64(cpu, 15), 13n, `${insn}: ${why}`);
+      assert.equal(reg64(cpu, 14), 0x38n, `${insn}: #GP(selector)`);
+      assert.equal(reg64(cpu, 8), 0n);
+      if (insn === "ltr") assert.equal(cpu.getSegment(1).selector, 0x08);
+    }
+    const ok = run64(SYSTEM_DESCRIPTOR(insn, access, "0xffff8000", "0xffffe0ff"));
+    assert.equal(
+      reg64(ok, 15),
+      0x100n,
+      `${insn}: a canonical upper-half base (other upper bits are ignored)`,
+    );
+    assert.equal(reg64(ok, 8), 1n);
+  }
+  // The failed LTR left the descriptor available (not busy).
+  const { cpu, mem } = machine(
+    "long64",
+    assemble(IDT64 + SYSTEM_DESCRIPTOR("ltr", 0x89, "0x00008000", "0"), 64),
+  );
+  assert.equal(runToHlt(cpu), ExitReason.Hlt);
+  assert.equal(mem.bytes[0x1000 + 0x38 + 5], 0x89);
 });

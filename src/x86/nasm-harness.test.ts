@@ -1,6 +1,7 @@
 // Owns: the test harness for processor unit tests: assembling snippets with nasm at test time, and building
 // a machine in real mode, flat 32-bit protected mode or 64-bit long mode (identity-mapped 2 MiB pages)
-// with the snippet loaded at CODE_BASE. Named *.test.ts because it uses Node built-ins (child_process).
+// with the snippet loaded at CODE_BASE, and a 64-bit IDT prelude whose stubs record the exception taken.
+// Named *.test.ts because it uses Node built-ins (child_process).
 // Must not: be imported by non-test code.
 // Spec: Intel SDM Vol. 3A 9.8/9.9 (entering protected and IA-32e mode), nasm manual (-f bin).
 
@@ -126,6 +127,72 @@ export function exec(src: string, mode: Mode = "long64"): Cpu {
   const r = runToHlt(cpu);
   assert.equal(r, ExitReason.Hlt, `expected HLT, got exit ${r} at rip ${cpu.getRip().lo.toString(16)}`);
   return cpu;
+}
+
+/**
+ * 64-bit prelude: an IDT whose stubs (vectors 0-33) record vector (r15), error code (r14), CR2 (r13), the
+ * handler's RSP (r12) and the faulting RIP (rbp), then HLT.
+ */
+export const IDT64 = `
+  jmp start
+%macro STUB 1
+stub%1:
+  %if (%1 == 8) || (%1 >= 10 && %1 <= 14) || (%1 == 17)
+  %else
+    push 0
+  %endif
+  push %1
+  jmp isr_common
+%endmacro
+%assign i 0
+%rep 34
+  STUB i
+%assign i i+1
+%endrep
+isr_common:
+  pop r15
+  pop r14
+  mov r13, cr2
+  mov r12, rsp
+  mov rbp, [rsp]
+  hlt
+align 8
+stubs:
+%assign i 0
+%rep 34
+  dq stub %+ i
+%assign i i+1
+%endrep
+align 16
+idt: times 34*16 db 0
+idtr: dw 34*16-1
+  dq idt
+setup_idt:
+  lea rdi, [rel idt]
+  lea rsi, [rel stubs]
+  mov ecx, 34
+.l:
+  mov rax, [rsi]
+  mov [rdi], ax
+  mov word [rdi+2], 0x08
+  mov word [rdi+4], 0xee00
+  shr rax, 16
+  mov [rdi+6], ax
+  shr rax, 16
+  mov [rdi+8], eax
+  mov dword [rdi+12], 0
+  add rdi, 16
+  add rsi, 8
+  loop .l
+  lidt [rel idtr]
+  ret
+start:
+  call setup_idt
+`;
+
+/** Runs IDT64 + `body` in long mode to HLT; an exception ends there too, with its vector in r15. */
+export function run64(body: string): ReturnType<typeof exec> {
+  return exec(IDT64 + body);
 }
 
 /** 64-bit register value as a BigInt (tests only). */
