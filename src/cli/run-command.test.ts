@@ -10,8 +10,10 @@ test("memory sizes parse with K/M/G suffixes and are bounded", () => {
   assert.equal(parseMemorySize("1G"), 1024 ** 3);
   assert.equal(parseMemorySize("65536K"), 64 * 1024 * 1024);
   assert.equal(parseMemorySize("256"), 256 * 1024 * 1024);
-  for (const bad of ["", "12X", "-1M", "1M", "1", "64G", "4097K"])
+  assert.equal(parseMemorySize("64G"), 64 * 1024 ** 3, "the largest guest RAM");
+  for (const bad of ["", "12X", "-1M", "1M", "1", "65G", "65537M", "4097K"])
     assert.throws(() => parseMemorySize(bad), UsageError, bad);
+  assert.throws(() => parseMemorySize("65G"), /between 2M and 64G \(the largest guest RAM\)/);
 });
 
 test("run options parse; unknown options and missing values are usage errors", () => {
