@@ -189,7 +189,7 @@ test("overlay pages, page rights and the crash message above 2^31 and 2^32 (RAM 
     return [...b];
   };
   p.writeMsr(vp, T.MSR_GUEST_OS_ID, 0x01c00000, 0x81000006);
-  // The hypercall page on the last page of RAM (offset 5 GiB - 4 KiB, the second byte window).
+  // The hypercall page on the last page of RAM (RAM offset 5 GiB - 4 KiB, past 2^32).
   assert.equal(msr(T.MSR_HYPERCALL, 0x1_7fff_f000), true);
   assert.deepEqual(bytes(0x1_7fff_f000, 5), [0x0f, 0x01, 0xc1, 0xc3, 0xcc]);
   assert.deepEqual(bytes(0x1_7fff_f000 - 2 ** 32, 5), [0, 0, 0, 0, 0], "not at the wrapped address");

@@ -25,11 +25,18 @@ const FOUR_GIB = 0x1_0000_0000;
 export const MAX_GUEST_MEMORY = 64 * 1024 ** 3;
 
 /**
- * RAM is reached through typed-array windows of at most this many bytes: the runtime refuses a typed array
- * of more than 2^32 elements (Node 20: no Uint8Array over more than 4 GiB). Windows start at multiples of
- * it, so no page and no aligned access spans two. A DataView has no such limit and covers all of RAM.
+ * RAM is reached through typed-array windows of this many bytes. The runtime refuses a typed array of more
+ * than 2^32 elements (Node 20: no Uint8Array over more than 4 GiB), so a large guest needs several; 1 GiB
+ * keeps every offset within a window below 2^30, a small integer for the engine, so the decoder's
+ * positions never become boxed doubles whatever the guest size (docs/decisions/0002). Windows start at
+ * multiples of the size: no page and no aligned access spans two. A DataView has no such limit and covers
+ * all of RAM.
  */
-export const RAM_WINDOW_SIZE = FOUR_GIB;
+export const RAM_WINDOW_SHIFT = 30;
+export const RAM_WINDOW_SIZE = 2 ** RAM_WINDOW_SHIFT;
+/** A RAM page's window is `byteWindows[ramPage >> WINDOW_PAGE_SHIFT]`, at `(ramPage & WINDOW_PAGE_MASK) << PAGE_SHIFT`. */
+export const WINDOW_PAGE_SHIFT = RAM_WINDOW_SHIFT - PAGE_SHIFT;
+export const WINDOW_PAGE_MASK = (1 << WINDOW_PAGE_SHIFT) - 1;
 
 /** Start of the MMIO hole below 4 GiB; RAM beyond this much is placed above 4 GiB. */
 export const DEFAULT_MMIO_HOLE_START = 0xc000_0000;
@@ -51,7 +58,7 @@ export class GuestMemory {
   readonly buffer: SharedArrayBuffer;
   /** All RAM, densely: offset = gpa below the hole, gpa - 4 GiB + lowTop above it. Any size. */
   readonly view: DataView;
-  /** Byte views of successive RAM_WINDOW_SIZE pieces of RAM (one for a guest of up to 4 GiB). */
+  /** Byte views of successive RAM_WINDOW_SIZE pieces of RAM. */
   readonly byteWindows: readonly Uint8Array[];
   /** 32-bit views of the same windows, for atomic read-modify-writes (page-table A/D bits). */
   readonly wordWindows: readonly Int32Array[];
@@ -70,6 +77,7 @@ export class GuestMemory {
   readonly writtenPages: Uint8Array;
   /** Called when a page marked in `codePages` is written through this object; caches drop that page. */
   onCodeWrite: ((ramPage: number) => void) | null = null;
+  private whole: Uint8Array | null = null;
 
   constructor(sizeBytes: number, mmioHoleStart = DEFAULT_MMIO_HOLE_START) {
     if (!Number.isInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % PAGE_SIZE !== 0) {
@@ -118,12 +126,13 @@ export class GuestMemory {
    * root-side read/write/fill.
    */
   get bytes(): Uint8Array {
-    if (this.byteWindows.length !== 1) {
+    if (this.size > FOUR_GIB) {
       throw new GuestMemoryError(
         `guest RAM of ${this.size} bytes has no single byte view (typed arrays end at 4 GiB)`,
       );
     }
-    return this.byteWindows[0]!;
+    this.whole ??= new Uint8Array(this.buffer);
+    return this.whole;
   }
 
   /** The byte window holding RAM offset `offset`; index it with `offset % RAM_WINDOW_SIZE`. */

@@ -8,7 +8,14 @@
 // Spec: Intel SDM Vol. 3A 6.6-6.9 (interrupt recognition, priorities, STI/MOV SS shadows), 9.1 (reset
 // state), Vol. 3C 25.2-25.4 (exit conditions, mirrored by vm-exit.ts); docs/x86-internals.md.
 
-import { type GuestMemory, PAGE_SIZE, RAM_WINDOW_SIZE, ramPageOf } from "../memory/guest-memory.js";
+import {
+  type GuestMemory,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  ramPageOf,
+  WINDOW_PAGE_MASK,
+  WINDOW_PAGE_SHIFT,
+} from "../memory/guest-memory.js";
 import { CpuCore, type CpuOptions, EXIT, FAULT, type Handler, TLB_SIZE } from "./core.js";
 import { decode, DECODE_MORE, DECODE_OK } from "./decoder.js";
 import { deliverEvent, EventKind, SHUTDOWN } from "./exceptions.js";
@@ -171,11 +178,14 @@ export class Cpu extends CpuCore implements Processor {
     return a;
   }
 
-  /** Decodes at page offset `po` of the current code page, which lies within one RAM window. */
+  /**
+   * Decodes at page offset `po` of the current code page, in the RAM window holding it: the position is a
+   * small integer below 2^30 for any guest size, so Insn.len and RIP stay integer fields (decision 0002).
+   */
   private decodeInPage(po: number, avail: number, d: Insn): number {
-    const base = this.codeRamPage * PAGE_SIZE;
-    const at = (base % RAM_WINDOW_SIZE) + po;
-    return decode(this.mem.windowAt(base), at, avail, this.codeMode, this.cpuid, d);
+    const page = this.codeRamPage;
+    const at = ((page & WINDOW_PAGE_MASK) << PAGE_SHIFT) + po;
+    return decode(this.mem.byteWindows[page >> WINDOW_PAGE_SHIFT]!, at, avail, this.codeMode, this.cpuid, d);
   }
 
   private decodeAt(lo: number, hi: number, po: number, arr: Array<Insn | undefined>): Insn {

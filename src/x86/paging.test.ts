@@ -1,8 +1,8 @@
 // Tests 32-bit paging (4 KiB pages and PSE 4 MiB pages), PAE paging, U/S and CR0.WP checks, global pages
 // surviving a CR3 reload, INVLPG, and single-step #DB from 32-bit protected mode with a small IDT; then
 // page walks (walk() directly) whose tables, entries and frames lie above 2^31 and 2^32, both in
-// guest-physical space and in the RAM buffer (offsets past 2 GiB, and past 4 GiB where RAM continues in
-// a second typed-array window), with the accessed and dirty bits checked in guest RAM afterwards.
+// guest-physical space and in the RAM buffer (offsets past 2 GiB and past 4 GiB, in the typed-array
+// windows beyond the first four), with the accessed and dirty bits checked in guest RAM afterwards.
 // Spec: Intel SDM Vol. 3A 4.3 (32-bit paging, PSE-36), 4.4 (PAE), 4.5 (4-level paging, 1 GiB and 2 MiB
 // pages), 4.8 (A set in every paging-structure entry used; D only in the entry that maps the page, on a
 // write).
@@ -250,11 +250,11 @@ test("a 4-level walk through tables above 2^31 sets A and D there (RAM offsets p
 });
 
 test("4-level walks with CR3 and tables above 2^32 reach 4 KiB, 2 MiB and 1 GiB frames (RAM offsets past 4 GiB)", () => {
-  // 5 GiB: 3 GiB below the hole, 2 GiB at 4..6 GiB (RAM offsets 3..5 GiB, so the second byte window).
+  // 5 GiB: 3 GiB below the hole, 2 GiB at 4..6 GiB (RAM offsets 3..5 GiB: offsets past 2^32).
   const mem = new GuestMemory(5 * GiB);
-  const pml4 = 0x1_4000_0000; // RAM offset exactly 4 GiB: the first byte of the second window
+  const pml4 = 0x1_4000_0000; // RAM offset exactly 4 GiB: the first byte of a window
   const pdpt = 0x1_7fff_f000; // the last page of RAM
-  const pd = 0x1_3fff_f000; // RAM offset 4 GiB - 4 KiB: the last page of the first window
+  const pd = 0x1_3fff_f000; // RAM offset 4 GiB - 4 KiB: the last page of the window before
   const pt = 0x8000_0000;
   const base = 0x7f12_4000_0000; // 1 GiB aligned
   const va4k = base + 0x5000;

@@ -1,6 +1,6 @@
 // Owns: issue 9 item 10's acceptance test of guests with more than 2 GiB: the bundled guest boots under
 // `viridian run --memory 3G` (RAM offsets past 2^31, below the PCI hole) and `--memory 16G` (13 GiB above
-// 4 GiB, RAM offsets past 2^32 in four typed-array windows), `free -m` in the guest shows the size, and the
+// 4 GiB, RAM offsets past 2^32), `free -m` in the guest shows the size, and the
 // emulator's resident memory at the prompt stays far below the guest's size (RAM is committed by the
 // host only where the guest wrote).
 // Must not: assert timings, or fail on a host that cannot reserve the address space (it skips, saying so).
