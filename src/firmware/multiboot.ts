@@ -155,7 +155,7 @@ function place(
   checkTarget(memory, base, memSize, what);
   if (memSize === 0) return;
   memory.write(base, file.subarray(fileOffset, fileOffset + fileSize));
-  memory.fill(base + fileSize, memSize - fileSize, 0);
+  if (memSize > fileSize) memory.fill(base + fileSize, memSize - fileSize, 0);
 }
 
 function loadAout(
