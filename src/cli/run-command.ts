@@ -8,7 +8,7 @@
 
 import { readFileSync, writeFileSync, appendFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { GuestMemory } from "../memory/guest-memory.js";
+import { GuestMemory, MAX_GUEST_MEMORY } from "../memory/guest-memory.js";
 import { Cpu } from "../x86/cpu.js";
 import { Machine } from "../worker/machine.js";
 import { qemuExitStatus } from "../chipset/debug-exit.js";
@@ -42,7 +42,7 @@ SIGTERM" and the machine state on stderr); 130 on SIGINT.
                        for Multiboot the exit status is QEMU's isa-debug-exit status ((value << 1) | 1)
   --initrd FILE        initial ramdisk for a bzImage (default: the bundled initramfs with the bundled kernel)
   --cmdline S          kernel command line (Linux default: "${DEFAULT_LINUX_CMDLINE}")
-  --memory SIZE        guest RAM in MiB or with a K, M or G suffix (default 256M; Multiboot 128M)
+  --memory SIZE        guest RAM in MiB or with a K, M or G suffix, up to 64G (default 256M; Multiboot 128M)
   --cpus N             virtual processors (accepted; SMP is not supported yet, so 1 is used)
   --serial-log FILE    also write COM1 output to FILE
   --rtc-offset SECONDS shift the guest's calendar clock (signed; default 0 = the host's time)
@@ -67,8 +67,11 @@ export function parseMemorySize(text: string): number {
     m[2]!.toUpperCase() as "" | "K" | "M" | "G"
   ];
   const bytes = Number(m[1]) * unit;
-  if (bytes < 2 * 1024 * 1024 || bytes > 16 * 1024 ** 3 || bytes % 4096 !== 0) {
-    throw new UsageError(`memory size ${text} must be a multiple of 4 KiB between 2M and 16G`);
+  if (bytes < 2 * 1024 * 1024 || bytes > MAX_GUEST_MEMORY || bytes % 4096 !== 0) {
+    throw new UsageError(
+      `memory size ${text} must be a multiple of 4 KiB between 2M and ${MAX_GUEST_MEMORY / 1024 ** 3}G ` +
+        `(the largest guest RAM)`,
+    );
   }
   return bytes;
 }

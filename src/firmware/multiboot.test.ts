@@ -72,6 +72,14 @@ test("an ELF32 kernel is loaded at its physical address and entered as Multiboot
   assert.deepEqual(r.loaded, [{ base: MiB, length: file.length + 64 }]);
 });
 
+test("a segment without bss that ends at the top of RAM loads (nothing is zeroed past it)", () => {
+  const mem = new GuestMemory(16 * MiB);
+  const length = elfImage().length;
+  const r = loadMultiboot(mem, elfImage({ base: 16 * MiB - length }));
+  assert.deepEqual(r.loaded, [{ base: 16 * MiB - length, length }]);
+  assert.equal(mem.bytes[16 * MiB - 1], 0xf4);
+});
+
 test("the information structure carries memory sizes, an mmap, the command line and the loader name", () => {
   const mem = new GuestMemory(64 * MiB);
   const r = loadMultiboot(mem, elfImage(), { cmdline: "quiet root=/dev/sda", bootLoaderName: "viridian" });

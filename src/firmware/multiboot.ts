@@ -154,10 +154,8 @@ function place(
   }
   checkTarget(memory, base, memSize, what);
   if (memSize === 0) return;
-  const off = memory.offsetOf(base);
-  memory.bytes.set(file.subarray(fileOffset, fileOffset + fileSize), off);
-  memory.bytes.fill(0, off + fileSize, off + memSize);
-  memory.noteWrite(off, memSize);
+  memory.write(base, file.subarray(fileOffset, fileOffset + fileSize));
+  if (memSize > fileSize) memory.fill(base + fileSize, memSize - fileSize, 0);
 }
 
 function loadAout(

@@ -200,3 +200,57 @@ test("CPUID.01H:EDX[9] (APIC) reads 0 while the VP's local APIC is globally disa
   assert.ok(apic.writeMsr(MSR_IA32_APIC_BASE, 0xfee00800, 0).ok);
   assert.equal(leaf1Edx() & 0x200, 0x200, "enabled again");
 });
+
+test("overlay pages, page rights and the crash message above 2^31 and 2^32 (RAM offsets past 4 GiB)", () => {
+  const GiB = 1024 ** 3;
+  // 5 GiB: 3 GiB below the MMIO hole, 2 GiB at 4..6 GiB (RAM offsets 3..5 GiB).
+  const mem = new GuestMemory(5 * GiB);
+  const p = partition({ memory: mem });
+  const vp = p.vps[0]!;
+  const msr = (n: number, gpa: number, enable = 1): boolean =>
+    p.writeMsr(vp, n, (gpa % 2 ** 32) + enable, Math.floor(gpa / 2 ** 32));
+  const bytes = (gpa: number, n: number): number[] => {
+    const b = new Uint8Array(n);
+    mem.read(gpa, b);
+    return [...b];
+  };
+  p.writeMsr(vp, T.MSR_GUEST_OS_ID, 0x01c00000, 0x81000006);
+  // The hypercall page on the last page of RAM (RAM offset 5 GiB - 4 KiB, past 2^32).
+  assert.equal(msr(T.MSR_HYPERCALL, 0x1_7fff_f000), true);
+  assert.deepEqual(bytes(0x1_7fff_f000, 5), [0x0f, 0x01, 0xc1, 0xc3, 0xcc]);
+  assert.deepEqual(bytes(0x1_7fff_f000 - 2 ** 32, 5), [0, 0, 0, 0, 0], "not at the wrapped address");
+  // The reference TSC page at RAM offset exactly 4 GiB.
+  assert.equal(msr(T.MSR_REFERENCE_TSC, 0x1_4000_0000), true);
+  assert.equal(mem.view.getUint32(4 * GiB, true), 1, "TSC page sequence");
+  // The VP assist page above 2^31 is zeroed when enabled.
+  mem.fill(0x8000_0000, 4096, 0xee);
+  assert.equal(msr(T.MSR_VP_ASSIST_PAGE, 0x8000_0000), true);
+  assert.deepEqual(bytes(0x8000_0000, 4), [0, 0, 0, 0]);
+  // SIMP and SIEFP above 4 GiB: a message and an event flag land there.
+  const synic = vp.synic;
+  synic.target = { acceptFixed: () => {} };
+  assert.equal(synic.writeMsr(T.MSR_SCONTROL, 1, 0), true);
+  assert.equal(msr(T.MSR_SIMP, 0x1_3fff_f000), true);
+  assert.equal(msr(T.MSR_SIEFP, 0x1_5000_0000), true);
+  assert.equal(synic.writeMsr(T.MSR_SINT0 + 2, 0xf3, 0), true);
+  assert.equal(synic.postMessage(2, 7, Uint8Array.of(0x11, 0x22)), T.HV_STATUS_SUCCESS);
+  const slot = 0x1_3fff_f000 + 2 * 256;
+  assert.deepEqual(bytes(slot, 6), [7, 0, 0, 0, 2, 0]);
+  assert.deepEqual(bytes(slot + 16, 2), [0x11, 0x22]);
+  assert.equal(synic.postMessage(2, 8, Uint8Array.of(0x33)), T.HV_STATUS_SUCCESS);
+  assert.equal(bytes(slot + 5, 1)[0], 1, "message-pending in the busy slot");
+  assert.equal(synic.signalEvent(2, 9), T.HV_STATUS_SUCCESS);
+  assert.equal(bytes(0x1_5000_0000 + 2 * 256 + 1, 1)[0], 2, "flag 9 of SINT 2");
+  // Page rights above 4 GiB index the true page, and the overlay check honours them.
+  p.setPageRights(0x1_6000_0000, 4096, PAGE_READ);
+  assert.equal(mem.rights[(0x1_6000_0000 - 2 ** 32 + 3 * GiB) / 4096], PAGE_READ);
+  assert.equal(mem.rights[(0x1_6000_0000 - 2 ** 32 + 3 * GiB) / 4096 - 2 ** 20], 7, "not the wrapped page");
+  assert.equal(msr(T.MSR_REFERENCE_TSC, 0x1_6000_0000), true);
+  assert.deepEqual(bytes(0x1_6000_0000, 4), [0, 0, 0, 0], "a read-only page is left alone");
+  // The crash message is read from above 4 GiB.
+  mem.write(0x1_7000_0000, new TextEncoder().encode("high\0"));
+  p.writeMsr(vp, T.MSR_CRASH_P0 + 3, 0x7000_0000, 1);
+  p.writeMsr(vp, T.MSR_CRASH_P0 + 4, 5, 0);
+  p.writeMsr(vp, T.MSR_CRASH_CTL, 0, 0xc0000000);
+  assert.equal(p.crash?.message, "high");
+});

@@ -16,7 +16,7 @@
 // vp assist page (datatypes/hv_vp_assist_page.md); ARCHITECTURE.md "Time" and "Security model";
 // ../shared/research/hyperv-linux-guest-checklist.md sections 1-4 for what Linux 6.1 needs.
 
-import { GuestMemory, PAGE_SHIFT, PAGE_SIZE } from "../memory/guest-memory.js";
+import { GuestMemory, PAGE_SIZE, ramPageOf } from "../memory/guest-memory.js";
 import { Cpu } from "../x86/cpu.js";
 import { Reg } from "../x86/processor.js";
 import { ExitReason } from "../x86/vm-exit.js";
@@ -192,7 +192,7 @@ export class Partition implements HypercallHost {
 
   constructor(options: PartitionOptions) {
     this.memory = typeof options.memory === "number" ? new GuestMemory(options.memory) : options.memory;
-    this.view = new DataView(this.memory.buffer);
+    this.view = this.memory.view;
     const vpCount = options.vpCount ?? 1;
     if (!Number.isInteger(vpCount) || vpCount < 1 || vpCount > 64) {
       throw new PartitionError(`vpCount must be 1..64, got ${vpCount}`);
@@ -268,7 +268,7 @@ export class Partition implements HypercallHost {
     if (gpa % PAGE_SIZE !== 0 || length % PAGE_SIZE !== 0 || !this.memory.isRam(gpa, length)) {
       throw new PartitionError(`page rights: 0x${gpa.toString(16)}+${length} is not page-aligned RAM`);
     }
-    const first = this.memory.offsetOf(gpa) >>> PAGE_SHIFT;
+    const first = ramPageOf(this.memory.offsetOf(gpa));
     this.memory.rights.fill(rights & 7, first, first + length / PAGE_SIZE);
   }
 
@@ -633,14 +633,9 @@ export class Partition implements HypercallHost {
 
   /** VMCALL; RET, then INT3 filler (GenuineIntel form, as KVM and OpenVMM write it into guest RAM). */
   private fillHypercallPage(gpa: number): void {
-    const off = this.memory.offsetOf(gpa);
-    const b = this.memory.bytes;
-    b.fill(0xcc, off, off + PAGE_SIZE);
-    b[off] = 0x0f;
-    b[off + 1] = 0x01;
-    b[off + 2] = 0xc1;
-    b[off + 3] = 0xc3;
-    this.memory.noteWrite(off, PAGE_SIZE);
+    const page = new Uint8Array(PAGE_SIZE).fill(0xcc);
+    page.set([0x0f, 0x01, 0xc1, 0xc3]);
+    this.memory.write(gpa, page);
   }
 
   /** Reference TSC page: sequence, scale, offset (timers.md). Inaccessible pages are left alone. */
@@ -659,9 +654,7 @@ export class Partition implements HypercallHost {
   }
 
   private zeroPage(gpa: number): void {
-    const off = this.memory.offsetOf(gpa);
-    this.memory.bytes.fill(0, off, off + PAGE_SIZE);
-    this.memory.noteWrite(off, PAGE_SIZE);
+    this.memory.fill(gpa, PAGE_SIZE, 0);
   }
 
   private reportCrash(vpIndex: number, withMessage: boolean): void {
@@ -674,10 +667,9 @@ export class Partition implements HypercallHost {
       const gpa = this.crashP[7]! * TWO32 + this.crashP[6]!;
       const len = Math.min(this.crashP[8]!, CRASH_MESSAGE_MAX);
       if (this.crashP[9] === 0 && len > 0 && Number.isSafeInteger(gpa) && this.memory.isRam(gpa, len)) {
-        const off = this.memory.offsetOf(gpa);
-        const text = new TextDecoder("utf-8", { fatal: false }).decode(
-          this.memory.bytes.slice(off, off + len),
-        );
+        const raw = new Uint8Array(len);
+        this.memory.read(gpa, raw);
+        const text = new TextDecoder("utf-8", { fatal: false }).decode(raw);
         message = text.replace(/\0+$/, "");
       }
     }

@@ -10,7 +10,7 @@
 // asserted with the target's AutoEOI acceptance (the local APIC retires the vector at acknowledge, never
 // setting ISR); guests told "deprecating AutoEOI" (recommendation bit 9, the default) do not use it.
 
-import { type GuestMemory, PAGE_SIZE, PAGE_WRITE } from "../memory/guest-memory.js";
+import { type GuestMemory, PAGE_SIZE, PAGE_WRITE, ramPageOf } from "../memory/guest-memory.js";
 import {
   HV_STATUS_INSUFFICIENT_BUFFERS,
   HV_STATUS_INVALID_PARAMETER,
@@ -75,7 +75,7 @@ export function pageBase(lo: number, hi: number): number {
 /** Whether the hypervisor may place an overlay page at `gpa`: RAM of this partition the root lets it write. */
 export function overlayPageUsable(memory: GuestMemory, gpa: number): boolean {
   if (!Number.isSafeInteger(gpa) || gpa % PAGE_SIZE !== 0 || !memory.isRam(gpa, PAGE_SIZE)) return false;
-  return (memory.rights[memory.offsetOf(gpa) >>> 12]! & PAGE_WRITE) !== 0;
+  return (memory.rights[ramPageOf(memory.offsetOf(gpa))]! & PAGE_WRITE) !== 0;
 }
 
 export class Synic {
@@ -97,7 +97,7 @@ export class Synic {
 
   constructor(memory: GuestMemory) {
     this.memory = memory;
-    this.view = new DataView(memory.buffer);
+    this.view = memory.view;
   }
 
   get enabled(): boolean {
@@ -196,9 +196,7 @@ export class Synic {
   }
 
   private zeroPage(gpa: number): void {
-    const off = this.memory.offsetOf(gpa);
-    this.memory.bytes.fill(0, off, off + PAGE_SIZE);
-    this.memory.noteWrite(off, PAGE_SIZE);
+    this.memory.fill(gpa, PAGE_SIZE, 0);
   }
 
   /** Asserts SINT n's vector on this VP if the SynIC is enabled and the SINT unmasked. */
@@ -245,21 +243,24 @@ export class Synic {
     const q = this.queues[n]!;
     const base = this.simpGpa;
     if (q.length === 0 || !this.enabled || base < 0) return;
-    const slot = this.memory.offsetOf(base) + n * MESSAGE_SIZE;
+    const slotGpa = base + n * MESSAGE_SIZE;
+    const slot = this.memory.offsetOf(slotGpa);
     const v = this.view;
     if (v.getUint32(slot, true) !== 0) {
-      this.memory.bytes[slot + 5] = this.memory.bytes[slot + 5]! | MESSAGE_FLAG_PENDING;
+      v.setUint8(slot + 5, v.getUint8(slot + 5) | MESSAGE_FLAG_PENDING);
+      this.memory.noteWrite(slot + 5, 1);
       return;
     }
     const m = q.shift()!;
     m.onDeliver?.(m.payload);
-    const bytes = this.memory.bytes;
-    bytes.fill(0, slot + 16, slot + MESSAGE_SIZE);
-    bytes.set(m.payload, slot + 16);
-    bytes[slot + 4] = m.payload.length;
-    bytes[slot + 5] = q.length > 0 ? MESSAGE_FLAG_PENDING : 0;
-    bytes[slot + 6] = 0;
-    bytes[slot + 7] = 0;
+    // The body first (type still 0 in RAM), then the header fields, then the type below.
+    const body = new Uint8Array(MESSAGE_SIZE - 16);
+    body.set(m.payload);
+    this.memory.write(slotGpa + 16, body);
+    v.setUint8(slot + 4, m.payload.length);
+    v.setUint8(slot + 5, q.length > 0 ? MESSAGE_FLAG_PENDING : 0);
+    v.setUint8(slot + 6, 0);
+    v.setUint8(slot + 7, 0);
     v.setUint32(slot + 8, m.sender >>> 0, true);
     v.setUint32(slot + 12, 0, true);
     // The type goes last: a guest polling the slot sees a complete message once it is nonzero.
@@ -280,9 +281,9 @@ export class Synic {
     if (!this.enabled || base < 0) return HV_STATUS_INVALID_SYNIC_STATE;
     const at = this.memory.offsetOf(base) + sint * MESSAGE_SIZE + (flag >>> 3);
     const bit = 1 << (flag & 7);
-    const old = this.memory.bytes[at]!;
+    const old = this.view.getUint8(at);
     if ((old & bit) === 0) {
-      this.memory.bytes[at] = old | bit;
+      this.view.setUint8(at, old | bit);
       this.memory.noteWrite(at, 1);
       this.assertSint(sint);
     }

@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { GuestMemory, PAGE_READ, PAGE_SIZE } from "./guest-memory.js";
+import { GuestMemory, PAGE_READ, PAGE_SIZE, RAM_WINDOW_SIZE } from "./guest-memory.js";
 import { GuestPageList, pagesSpanned } from "./page-list.js";
 
 // 8 MiB of RAM: 4 MiB below a hole at 4 MiB, 4 MiB above 4 GiB.
@@ -103,4 +103,22 @@ test("page rights: an unreadable page refuses the list, a read-only page makes i
   assert.equal(ro.write(0, new Uint8Array(1)), false, "not even the writable first page");
   assert.equal(ro.zero(0, 1), false);
   assert.equal(m.bytes[21 * PAGE_SIZE], 0);
+});
+
+test("a list that crosses a 1 GiB RAM window boundary copies through both windows", () => {
+  // Address space only: the host commits the pages touched.
+  const m = new GuestMemory(RAM_WINDOW_SIZE + 2 * PAGE_SIZE, RAM_WINDOW_SIZE + 2 * PAGE_SIZE);
+  const last = RAM_WINDOW_SIZE / PAGE_SIZE - 1;
+  const list = GuestPageList.build(m, [{ pfns: [last, last + 1], offset: 4000, length: 200 }]);
+  assert.ok(typeof list !== "string");
+  assert.equal(list.pageCount(), 2);
+  const src = Uint8Array.from({ length: 200 }, (_, i) => i + 1);
+  assert.ok(list.write(0, src));
+  assert.equal(m.view.getUint8(RAM_WINDOW_SIZE - 96), 1);
+  assert.equal(m.view.getUint8(RAM_WINDOW_SIZE), 97);
+  const back = new Uint8Array(200);
+  assert.ok(list.read(0, back));
+  assert.deepEqual(back, src);
+  assert.ok(list.writeU32(94, 0xdeadbeef));
+  assert.equal(list.readU32(94), 0xdeadbeef);
 });

@@ -10,7 +10,14 @@
 // a range covers `byte_count` bytes starting `byte_offset` bytes into its first page, over
 // ceil((byte_offset + byte_count) / 4096) pages.
 
-import { type GuestMemory, PAGE_READ, PAGE_SIZE, PAGE_WRITE } from "./guest-memory.js";
+import {
+  type GuestMemory,
+  PAGE_READ,
+  PAGE_SIZE,
+  PAGE_WRITE,
+  RAM_WINDOW_SIZE,
+  ramPageOf,
+} from "./guest-memory.js";
 
 /** One guest range as a guest describes it: `length` bytes from `offset` into the first of `pfns`. */
 export interface PageRange {
@@ -105,14 +112,19 @@ export class GuestPageList {
         }
         // Page rights are checked here, once: a guest cannot make the host read or write a page for it that
         // the partition's owner has closed to the guest itself.
-        const rights = memory.rights[Math.floor(memory.offsetOf(gpa) / PAGE_SIZE)]!;
+        const rights = memory.rights[ramPageOf(memory.offsetOf(gpa))]!;
         if ((rights & PAGE_READ) === 0) return "protected";
         if ((rights & PAGE_WRITE) === 0) writable = false;
         const n = Math.min(PAGE_SIZE - skip, left);
         const off = memory.offsetOf(gpa) + skip;
         const last = ram.length - 1;
-        // Physically contiguous pages become one segment: fewer, longer copies.
-        if (last >= 0 && ram[last]! + lengths[last]! === off && starts[last]! + lengths[last]! === at) {
+        // Physically contiguous pages become one segment (fewer, longer copies), within one RAM window.
+        if (
+          last >= 0 &&
+          ram[last]! + lengths[last]! === off &&
+          starts[last]! + lengths[last]! === at &&
+          Math.floor(ram[last]! / RAM_WINDOW_SIZE) === Math.floor(off / RAM_WINDOW_SIZE)
+        ) {
           lengths[last] = lengths[last]! + n;
         } else {
           starts.push(at);
@@ -140,13 +152,13 @@ export class GuestPageList {
   /** Copies list bytes [at, at + dst.length) into `dst`; false (and nothing copied) if they are not all in the list. */
   read(at: number, dst: Uint8Array): boolean {
     if (!this.fits(at, dst.length)) return false;
-    const bytes = this.memory.bytes;
     let done = 0;
     for (let i = this.segmentAt(at); done < dst.length; i++) {
       const skip = at + done - this.starts[i]!;
       const n = Math.min(this.lengths[i]! - skip, dst.length - done);
       const from = this.ram[i]! + skip;
-      dst.set(bytes.subarray(from, from + n), done);
+      const w = from % RAM_WINDOW_SIZE;
+      dst.set(this.memory.windowAt(from).subarray(w, w + n), done);
       done += n;
     }
     return true;
@@ -158,13 +170,12 @@ export class GuestPageList {
    */
   write(at: number, src: Uint8Array): boolean {
     if (!this.writable || !this.fits(at, src.length)) return false;
-    const bytes = this.memory.bytes;
     let done = 0;
     for (let i = this.segmentAt(at); done < src.length; i++) {
       const skip = at + done - this.starts[i]!;
       const n = Math.min(this.lengths[i]! - skip, src.length - done);
       const to = this.ram[i]! + skip;
-      bytes.set(src.subarray(done, done + n), to);
+      this.memory.windowAt(to).set(src.subarray(done, done + n), to % RAM_WINDOW_SIZE);
       this.memory.noteWrite(to, n);
       done += n;
     }
@@ -179,7 +190,8 @@ export class GuestPageList {
       const skip = at + done - this.starts[i]!;
       const n = Math.min(this.lengths[i]! - skip, length - done);
       const to = this.ram[i]! + skip;
-      this.memory.bytes.fill(0, to, to + n);
+      const w = to % RAM_WINDOW_SIZE;
+      this.memory.windowAt(to).fill(0, w, w + n);
       this.memory.noteWrite(to, n);
       done += n;
     }
@@ -196,9 +208,7 @@ export class GuestPageList {
       this.read(at, tmp);
       return (tmp[0]! | (tmp[1]! << 8) | (tmp[2]! << 16) | (tmp[3]! << 24)) >>> 0;
     }
-    const o = this.ram[i]! + skip;
-    const b = this.memory.bytes;
-    return (b[o]! | (b[o + 1]! << 8) | (b[o + 2]! << 16) | (b[o + 3]! << 24)) >>> 0;
+    return this.memory.view.getUint32(this.ram[i]! + skip, true);
   }
 
   /** Writes the little-endian u32 `value` at list byte `at`; false if it is not in the list. */

@@ -497,11 +497,8 @@ export class PcMachine {
     // the partition clock runs on, so the TSC and the reference counter never go backwards.
     this.partition.reset();
     this.vmbus.disconnect();
-    for (const r of this.memory.ramRanges()) {
-      const off = this.memory.offsetOf(r.base);
-      this.memory.bytes.fill(0, off, off + r.length);
-      this.memory.noteWrite(off, r.length);
-    }
+    // Only pages ever written are touched: a large guest's untouched RAM stays uncommitted.
+    this.memory.clear();
     this.panicAtNs = -1;
     this.bootLinux(this.images);
   }

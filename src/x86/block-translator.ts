@@ -152,7 +152,7 @@ export function translateBlock(ds: readonly Insn[], handlers: readonly Handler[]
   const body =
     `"use strict";\nconst ${names.join(", ")};\n` +
     `return function block(c, rl, n0, lim) {\n` +
-    `const R = c.rlo, RH = c.rhi, TT = c.tlbTag, TO = c.tlbOff, DV = c.dv, B = c.bytes;\nlet x = 0, o = 0, ea = 0, eh = 0, s = 0, t = 0, th = 0, a = 0, ah = 0, b = 0, bh = 0, r = 0, rh = 0, cf = 0;\n` +
+    `const R = c.rlo, RH = c.rhi, TT = c.tlbTag, TO = c.tlbOff, DV = c.dv;\nlet x = 0, o = 0, ea = 0, eh = 0, s = 0, t = 0, th = 0, a = 0, ah = 0, b = 0, bh = 0, r = 0, rh = 0, cf = 0;\n` +
     (loops ? `for (;;) {\n${src.join("\n")}\nreturn;\n}\n};` : `${src.join("\n")}\n};`);
   const factory = new Function("H", "D", body) as (h: readonly Handler[], d: readonly Insn[]) => BlockFn;
   return new Block(
@@ -212,7 +212,7 @@ function loadCode(mode: number, seg: number, size: number): string {
   if (mode !== 2 || seg >= 4) return slow;
   const get =
     size === 1
-      ? `t = B[o];`
+      ? `t = DV.getUint8(o);`
       : size === 2
         ? `t = DV.getUint16(o, true);`
         : size === 4

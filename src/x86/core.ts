@@ -8,7 +8,7 @@
 // Spec: Intel SDM Vol. 1 ch. 3 (registers, address computation), Vol. 3A ch. 3 (segmentation, descriptor
 // caches), ch. 4.10 (TLBs), ch. 6.3/6.15 (exception classes used by `fault`); docs/decisions/0001.
 
-import { type GuestMemory, PAGE_EXECUTE, PAGE_READ, PAGE_WRITE } from "../memory/guest-memory.js";
+import { type GuestMemory, PAGE_EXECUTE, PAGE_READ, PAGE_WRITE, ramPageOf } from "../memory/guest-memory.js";
 import { CpuidModel } from "./cpuid.js";
 import { FlagUnit } from "./flags.js";
 import { type Insn, OpKind } from "./insn.js";
@@ -107,9 +107,8 @@ export interface CpuOptions {
 
 export class CpuCore extends FlagUnit {
   readonly mem: GuestMemory;
-  readonly bytes: Uint8Array;
+  /** All of RAM (a DataView has no 4 GiB limit; RAM offsets pass 2^32 on large guests). */
   readonly dv: DataView;
-  readonly i32: Int32Array;
   readonly cpuid = new CpuidModel();
 
   // ---- general-purpose registers and RIP (docs/decisions/0001) ----
@@ -265,9 +264,7 @@ export class CpuCore extends FlagUnit {
   constructor(memory: GuestMemory, options: CpuOptions = {}) {
     super();
     this.mem = memory;
-    this.bytes = memory.bytes;
-    this.dv = new DataView(memory.buffer);
-    this.i32 = new Int32Array(memory.buffer, 0, Math.floor(memory.size / 4));
+    this.dv = memory.view;
     this.tscHz = options.tscHz ?? 1_000_000_000;
     this.deterministic = options.deterministic ?? false;
     this.clock = options.clock ?? (() => globalThis.performance.now() * 1e6);
@@ -567,7 +564,7 @@ export class CpuCore extends FlagUnit {
         const off = this.tlbOff[slot]! + po;
         switch (size) {
           case 1:
-            return this.bytes[off]!;
+            return this.dv.getUint8(off);
           case 2:
             return this.dv.getUint16(off, true);
           case 4:
@@ -589,7 +586,7 @@ export class CpuCore extends FlagUnit {
         const off = this.tlbOff[slot]! + po;
         switch (size) {
           case 1:
-            this.bytes[off] = vlo;
+            this.dv.setUint8(off, vlo);
             return;
           case 2:
             this.dv.setUint16(off, vlo, true);
@@ -638,7 +635,7 @@ export class CpuCore extends FlagUnit {
         const blo = s | 0;
         const bhi = (hi + (s >= TWO32 ? 1 : 0)) | 0;
         const off = this.translate(blo, bhi, ACC_READ, user);
-        const b = off >= 0 ? this.bytes[off]! : this.mmioRead(this.mmioGpaLast, 1) & 0xff;
+        const b = off >= 0 ? this.dv.getUint8(off) : this.mmioRead(this.mmioGpaLast, 1) & 0xff;
         if (i < 4) vlo |= b << (8 * i);
         else vhi |= b << (8 * (i - 4));
       }
@@ -649,7 +646,7 @@ export class CpuCore extends FlagUnit {
     if (off < 0) return this.mmioRead(this.mmioGpaLast, size);
     switch (size) {
       case 1:
-        return this.bytes[off]!;
+        return this.dv.getUint8(off);
       case 2:
         return this.dv.getUint16(off, true);
       case 4:
@@ -676,9 +673,9 @@ export class CpuCore extends FlagUnit {
       for (let i = 0; i < size; i++) {
         const b = i < 4 ? (vlo >>> (8 * i)) & 0xff : (vhi >>> (8 * (i - 4))) & 0xff;
         if (i < n1) {
-          if (off1 >= 0) this.bytes[off1 + i] = b;
+          if (off1 >= 0) this.dv.setUint8(off1 + i, b);
           else if (i === 0) this.mmioWrite(gpa1, size, vlo, vhi);
-        } else if (off2 >= 0) this.bytes[off2 + i - n1] = b;
+        } else if (off2 >= 0) this.dv.setUint8(off2 + i - n1, b);
         else if (i === n1 && off1 >= 0) this.mmioWrite(gpa2, size - n1, vlo >>> (8 * n1), 0);
       }
       if (off1 >= 0) this.mem.noteWrite(off1, n1);
@@ -692,7 +689,7 @@ export class CpuCore extends FlagUnit {
     }
     switch (size) {
       case 1:
-        this.bytes[off] = vlo;
+        this.dv.setUint8(off, vlo);
         break;
       case 2:
         this.dv.setUint16(off, vlo, true);
@@ -729,7 +726,7 @@ export class CpuCore extends FlagUnit {
       pr.lma = (this.efer & EFER_LMA) !== 0;
       pr.nxe = (this.efer & EFER_NXE) !== 0;
       const r = this.walkRes;
-      if (!walk(this.mem, this.dv, this.i32, pr, lo, hi, kind, user, r)) {
+      if (!walk(this.mem, pr, lo, hi, kind, user, r)) {
         this.cr2Lo = lo;
         this.cr2Hi = hi;
         this.fault(Vec.PF, r.error);
@@ -742,14 +739,17 @@ export class CpuCore extends FlagUnit {
     const pageOff = this.mem.offsetOf(frame);
     if (pageOff < 0) return -1;
     const need = kind === ACC_READ ? PAGE_READ : kind === ACC_WRITE ? PAGE_WRITE : PAGE_EXECUTE;
-    if ((this.mem.rights[pageOff >>> 12]! & need) === 0) {
+    const ramPage = ramPageOf(pageOff);
+    if ((this.mem.rights[ramPage]! & need) === 0) {
       this.exit.gpa = gpa;
       this.exit.isWrite = kind === ACC_WRITE;
       this.exit.size = 0;
       this.exitNow(ExitReason.AccessViolation);
     }
+    // Writes through a TLB entry skip noteWrite: the page is recorded as written when it is mapped.
+    if (kind === ACC_WRITE) this.mem.noteWritable(ramPage);
     // Writes to pages holding decoded code stay on the slow path so they invalidate the decode cache.
-    if (kind !== ACC_WRITE || this.mem.codePages[pageOff >>> 12] === 0) {
+    if (kind !== ACC_WRITE || this.mem.codePages[ramPage] === 0) {
       const slot = (user ? 3 * TLB_SIZE : 0) + kind * TLB_SIZE + ((lo >>> 12) & TLB_MASK);
       this.tlbTag[slot] = hi * 1048576 + (lo >>> 12);
       this.tlbOff[slot] = pageOff;

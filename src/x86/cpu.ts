@@ -8,7 +8,14 @@
 // Spec: Intel SDM Vol. 3A 6.6-6.9 (interrupt recognition, priorities, STI/MOV SS shadows), 9.1 (reset
 // state), Vol. 3C 25.2-25.4 (exit conditions, mirrored by vm-exit.ts); docs/x86-internals.md.
 
-import type { GuestMemory } from "../memory/guest-memory.js";
+import {
+  type GuestMemory,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  ramPageOf,
+  WINDOW_PAGE_MASK,
+  WINDOW_PAGE_SHIFT,
+} from "../memory/guest-memory.js";
 import { CpuCore, type CpuOptions, EXIT, FAULT, type Handler, TLB_SIZE } from "./core.js";
 import { decode, DECODE_MORE, DECODE_OK } from "./decoder.js";
 import { deliverEvent, EventKind, SHUTDOWN } from "./exceptions.js";
@@ -150,8 +157,7 @@ export class Cpu extends CpuCore implements Processor {
     const vpn = hi * 1048576 + (lo >>> 12);
     const slot = this.tlbUser + 2 * TLB_SIZE + ((lo >>> 12) & (TLB_SIZE - 1));
     const pageOff = this.tlbTag[slot] === vpn ? this.tlbOff[slot]! : this.codePage(lo, hi);
-    // An int (not a division result) keeps codeRamPage, decode offsets and Insn.len small-integer fields.
-    const ramPage = pageOff >>> 12;
+    const ramPage = ramPageOf(pageOff);
     let a = this.codeCache.get(ramPage);
     if (a === undefined) {
       // Bound the cache so a guest jumping all over memory cannot grow it without limit. Page marks in
@@ -172,8 +178,18 @@ export class Cpu extends CpuCore implements Processor {
     return a;
   }
 
+  /**
+   * Decodes at page offset `po` of the current code page, in the RAM window holding it: the position is a
+   * small integer below 2^30 for any guest size, so Insn.len and RIP stay integer fields (decision 0002).
+   */
+  private decodeInPage(po: number, avail: number, d: Insn): number {
+    const page = this.codeRamPage;
+    const at = ((page & WINDOW_PAGE_MASK) << PAGE_SHIFT) + po;
+    return decode(this.mem.byteWindows[page >> WINDOW_PAGE_SHIFT]!, at, avail, this.codeMode, this.cpuid, d);
+  }
+
   private decodeAt(lo: number, hi: number, po: number, arr: Array<Insn | undefined>): Insn {
-    const base = this.codeRamPage * 4096;
+    const base = this.codeRamPage * PAGE_SIZE;
     if (++this.decodedCount > MAX_DECODED) {
       // Bound memory: a guest executing densely packed code everywhere cannot grow the cache past this.
       this.clearCodeCache();
@@ -184,7 +200,7 @@ export class Cpu extends CpuCore implements Processor {
     }
     const d = new Insn();
     const avail = Math.min(15, 4096 - po);
-    let r = decode(this.bytes, base + po, avail, this.codeMode, this.cpuid, d);
+    let r = this.decodeInPage(po, avail, d);
     if (r === DECODE_OK) {
       arr[po] = d;
       return d;
@@ -192,12 +208,12 @@ export class Cpu extends CpuCore implements Processor {
     if (r === DECODE_MORE) {
       // The instruction straddles a page: gather bytes from both pages, decode uncached.
       const buf = this.fetchBuf;
-      for (let i = 0; i < avail; i++) buf[i] = this.bytes[base + po + i]!;
+      for (let i = 0; i < avail; i++) buf[i] = this.dv.getUint8(base + po + i);
       const s = (lo >>> 0) + avail;
       const nlo = s | 0;
       const nhi = this.long64 ? (hi + (s >= TWO32 ? 1 : 0)) | 0 : 0;
       const next = this.codePage(nlo, nhi);
-      for (let i = avail; i < 15; i++) buf[i] = this.bytes[next + i - avail]!;
+      for (let i = avail; i < 15; i++) buf[i] = this.dv.getUint8(next + i - avail);
       r = decode(buf, 0, 15, this.codeMode, this.cpuid, this.straddle);
       if (r === DECODE_OK) {
         // The cached page shortcut now points at the wrong page for the tail; recompute next time.
@@ -393,8 +409,7 @@ export class Cpu extends CpuCore implements Processor {
     if (this.decodedCount >= MAX_DECODED) return null;
     const d = new Insn();
     const avail = Math.min(15, 4096 - po);
-    if (decode(this.bytes, this.codeRamPage * 4096 + po, avail, this.codeMode, this.cpuid, d) !== DECODE_OK)
-      return null;
+    if (this.decodeInPage(po, avail, d) !== DECODE_OK) return null;
     this.decodedCount++;
     arr[po] = d;
     return d;

@@ -270,10 +270,10 @@ function repFast(c: CpuCore, d: Insn, movs: boolean): boolean {
       const sOff = c.translate(sLo, sHi, 0, user);
       if (sOff < 0) return false;
       if (dOff > sOff && dOff < sOff + bytes) return false; // forward overlap replicates: general loop
-      c.bytes.copyWithin(dOff, sOff, sOff + bytes);
+      c.mem.copyOffsets(dOff, sOff, bytes);
     } else {
       const v = c.rlo[0]!;
-      if (size === 1) c.bytes.fill(v & 0xff, dOff, dOff + bytes);
+      if (size === 1) c.mem.fillOffsets(dOff, bytes, v & 0xff);
       else {
         const vh = c.rhi[0]!;
         for (let i = 0; i < bytes; i += size) {

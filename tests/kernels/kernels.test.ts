@@ -103,6 +103,34 @@ for (const name of KERNELS) {
   });
 }
 
+test("kernel bigmem: 5 GiB of RAM, pages and page tables past 2 GiB, 4 GiB and 5 GiB, as under QEMU -m 5G", async (t) => {
+  // The layout (3 GiB below the PCI hole, 2 GiB from 4 GiB) is QEMU's PC layout for -m 5G as well, so the
+  // kernel sees the same memory map; RAM is reserved lazily by both, so the size costs address space only.
+  const elf = assembleKernel("bigmem");
+  const args = ["--kernel", elf, "--memory", "5G", "--max-instructions", String(MAX_INSTRUCTIONS), "--state"];
+  const [ours, oursJit0, qemu] = await Promise.all([
+    runViridian(args),
+    runViridian(args, 0),
+    runQemu(elf, { timeoutMs: QEMU_TIMEOUT_MS, memory: "5G" }),
+  ]);
+  if (/host refused to reserve/.test(ours.stderr)) {
+    t.skip(`this host cannot reserve 5 GiB of address space: ${ours.stderr.trim()}`);
+    return;
+  }
+  assert.equal(oursJit0.output, ours.output, "bigmem: translating on first execution changes the output");
+  assert.ok(!qemu.timedOut, `QEMU timed out on bigmem; its output:\n${tail(qemu.output)}`);
+  assert.match(qemu.output, /done\n$/, `the kernel itself fails under QEMU:\n${tail(qemu.output)}`);
+  if (ours.output !== qemu.output || ours.status !== qemu.status) {
+    assert.fail(
+      `bigmem: first difference ${firstDifference(ours.output, qemu.output)}; ` +
+        `status viridian ${ours.status} vs qemu ${qemu.status}\n` +
+        `--- viridian serial (last 50 lines) ---\n${tail(ours.output)}\n` +
+        `--- qemu serial (last 50 lines) ---\n${tail(qemu.output)}\n` +
+        `--- viridian state ---\n${ours.stderr}`,
+    );
+  }
+});
+
 test("kernel sdm-only: where QEMU departs from the SDM, viridian matches the SDM-derived expectation", async () => {
   const elf = assembleKernel("sdm-only");
   const expected = readFileSync(join(KERNEL_SOURCE_DIR, "sdm-only.expected"), "latin1");
