@@ -473,10 +473,10 @@ test("#AC for a misaligned ring-3 access with CR0.AM and RFLAGS.AC; WAIT with CR
   assert.equal(reg64(cpu, 15), 7n);
 });
 
-test("#AC for 16-byte SSE operands follows the model: unaligned moves at 8-byte granularity, PCMPxSTRx never", () => {
+test("#AC for 16-byte SSE operands follows the model: unaligned moves and MASKMOVDQU at 8-byte granularity, PCMPxSTRx never", () => {
   // docs/x86-internals.md "Model-specific behaviour": SDM Vol. 3A 6.15 lets MOVUPS/MOVUPD/MOVDQU/LDDQU raise
-  // #AC when not 8-byte aligned (Viridian does); an 8-byte aligned one, and PCMPxSTRx (exception type 4,
-  // which has no #AC), must not raise it.
+  // #AC when not 8-byte aligned (Viridian does, and MASKMOVDQU likewise whatever its mask); an 8-byte aligned
+  // one, and PCMPxSTRx (exception type 4, which has no #AC), must not raise it.
   const user = (insn: string): ReturnType<typeof run64> =>
     run64(`
     lea rax, [rel tss]
@@ -525,6 +525,9 @@ test("#AC for 16-byte SSE operands follows the model: unaligned moves at 8-byte 
     ["pcmpestri xmm0, [0x50001], 0x0c", 13n],
     ["pcmpistrm xmm0, [0x50004], 0x0c", 13n],
     ["movq xmm0, [0x50004]", 17n],
+    ["mov edi, 0x50008\n    pcmpeqb xmm1, xmm1\n    maskmovdqu xmm0, xmm1", 13n],
+    ["mov edi, 0x50004\n    pcmpeqb xmm1, xmm1\n    maskmovdqu xmm0, xmm1", 17n],
+    ["mov edi, 0x50002\n    pxor xmm1, xmm1\n    maskmovdqu xmm0, xmm1", 17n],
   ];
   for (const [insn, vector] of cases) assert.equal(reg64(user(insn), 15), vector, insn);
 });
