@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { hostProcessor } from "../../tests/conformance/host-processor.js";
 import {
   cvt32to64,
   cvt64to32,
@@ -249,7 +250,7 @@ test("softfloat matches the host SSE unit bit for bit (results and MXCSR flags)"
     assert.equal(
       fails.length,
       0,
-      `${fails.length} mismatches of ${count}:\n${fails.slice(0, 25).join("\n")}`,
+      `${fails.length} mismatches of ${count} on ${hostProcessor()}:\n${fails.slice(0, 25).join("\n")}`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
