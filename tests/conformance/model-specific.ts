@@ -105,12 +105,12 @@ function clone(o: Outcome): Outcome {
 }
 
 /** The outcome of a fault at the instruction with nothing changed (SDM Vol. 3A 6.5: faults are restartable). */
-function faultAtStart(c: Case, vector: number, err: number, cr2 = 0n): Outcome {
+function faultAtStart(c: Case, vector: number, err: number): Outcome {
   return {
     vector,
     rip: insnAddr(c),
     err,
-    cr2,
+    cr2: 0n,
     regs: [...c.regs],
     rflags: c.rflags | 0x202,
     xmm: c.xmm.slice(),
