@@ -249,10 +249,13 @@ const callNonCanonical: ConformanceRule = {
     return d;
   },
   reconcile(c, _f, nat, emu) {
-    // The model's #GP(0) means the push itself would succeed (its #SS/#AC/#PF come first, in the model as in
-    // the Operation). The push may also have happened (SDM CALL "Operation": Push(RIP) precedes
-    // RIP := tempRIP): RSP - 8, the slot holding the return address.
-    if (emu.vector !== 13 || emu.err !== 0 || emu.rip !== insnAddr(c)) return null;
+    if (emu.rip !== insnAddr(c) || emu.vector === -1) return null;
+    // The push faults (#SS/#AC/#PF) in the model: the target's #GP(0) is a fault of the same class, which the
+    // host may report instead (SDM Vol. 3A 6.9), with nothing pushed.
+    if (emu.vector !== 13) return same(nat, faultAtStart(c, 13, 0), c) ? emu : null;
+    // The model's #GP(0) means the push itself would succeed. The push may also have happened (SDM CALL
+    // "Operation": Push(RIP) precedes RIP := tempRIP): RSP - 8, the slot holding the return address.
+    if (emu.err !== 0) return null;
     const slot = (c.regs[4]! - 8n) & M64;
     const off = Number(slot - BigInt(DATA_BASE));
     if (slot < BigInt(DATA_BASE) || off + 8 > DATA_SIZE) return null;
@@ -266,6 +269,29 @@ const callNonCanonical: ConformanceRule = {
       else pushed.diffs.delete(off + i);
     }
     return same(nat, pushed, c) ? emu : null;
+  },
+};
+
+// ------------------------------------------------------------------------------------------------------
+// CMPS: which of its two element accesses reports its fault
+
+/** A place the DS:rSI element can be read from without a fault. */
+const HARMLESS = BigInt(DATA_BASE + 0x800);
+
+const cmpsFaultOrder: ConformanceRule = {
+  applies: (c, f) => f.kind === "exec" && f.entry.handler === "cmps" && fitsPage(c),
+  model: () => [],
+  reconcile(c, _f, nat, emu, env) {
+    if (emu.vector === -1 || emu.rip !== insnAddr(c)) return null;
+    // The iteration that faulted, run again from its own start with the DS:rSI element made harmless: the
+    // ES:rDI element's fault, if it has one, is the other fault the host may report (SDM Vol. 3A 6.9).
+    const regs = [...emu.regs];
+    regs[6] = HARMLESS;
+    const v = env.rerun({ ...c, regs, rflags: emu.rflags & ~0x10000 });
+    if (typeof v === "string" || v.vector === -1 || v.rip !== emu.rip) return null;
+    if (v.regs[1] !== emu.regs[1] || v.regs[7] !== emu.regs[7]) return null; // it got past that iteration
+    const other = { ...emu, vector: v.vector, err: v.err, cr2: v.cr2 };
+    return same(nat, other, c) ? emu : null;
   },
 };
 
@@ -577,8 +603,21 @@ export const MODEL_SPECIFIC: readonly ModelSpecific[] = [
       "the push's own faults (#SS, #AC, #PF) first, then #GP(0) at the CALL with RSP and the stack unchanged",
     accepted:
       "#GP(0) at the CALL with nothing pushed, or with the return address pushed (RSP - 8, the slot holding " +
-      "the address of the next instruction); the push's own faults as the model",
+      "the address of the next instruction); where the push faults, that fault or #GP(0) with nothing " +
+      "pushed (SDM Vol. 3A 6.9: the order of faults within one class is implementation-dependent)",
     conformance: callNonCanonical,
+  },
+  {
+    id: "cmps-fault-order",
+    forms: "CMPS (A6, A7; with or without REPE/REPNE) when both element accesses of an iteration fault",
+    sdm:
+      "SDM Vol. 3A 6.9: the priority among the faults of one class (faults on executing an instruction: #GP, " +
+      "#SS, #PF, #AC, ...) is implementation-dependent; CMPS's Operation does not order its two reads",
+    model: "the DS:rSI element first (the first source operand), then ES:rDI",
+    accepted:
+      "at the faulting iteration (registers as the model's), the ES:rDI element's own fault instead (vector, " +
+      "error code, CR2); everything else as the model",
+    conformance: cmpsFaultOrder,
   },
   {
     id: "dp-nan",
