@@ -797,7 +797,8 @@ function memTarget(rng: Rng, size: number): { ea: bigint; off: number } {
 
 /**
  * Emits ModRM (+SIB, +displacement) for a memory operand and sets the base/index registers so the
- * effective address hits the chosen target. Returns the data-page offset of the address, or -1.
+ * effective address hits the chosen target. Returns the linear address and its data-page offset (-1 when it
+ * is outside the data pages).
  */
 function encodeMemory(
   rng: Rng,

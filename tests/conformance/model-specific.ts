@@ -241,7 +241,8 @@ const callNonCanonical: ConformanceRule = {
     return t !== null && !canonical(t);
   },
   model(c, _f, emu) {
-    // Viridian checks the target before the push: a fault leaves RSP and the stack as they were.
+    // Viridian probes the push (its faults first), then raises #GP(0) for the target without writing: a
+    // fault leaves RSP and the stack as they were.
     if (emu.vector === -1) return [`completed to ${hex(emu.rip)}`];
     const d: string[] = [];
     if (emu.regs[4] !== c.regs[4]) d.push(`rsp ${hex(emu.regs[4]!)} (the model pushes nothing)`);
