@@ -116,8 +116,6 @@ test("crash MSRs: capabilities, parameters, the message, and the report", () => 
 test("handleExit forwards what the hypervisor does not own when no intercept handler is connected", () => {
   const p = partition();
   assert.equal(p.handleExit(0, ExitReason.Hlt), ExitHandling.Forward);
-  assert.equal(p.handleExit(0, ExitReason.Io), ExitHandling.Forward);
-  assert.equal(p.handleExit(0, ExitReason.Mmio), ExitHandling.Forward);
   p.vps[0]!.cpu.exit.msr = 0x1b;
   assert.equal(p.handleExit(0, ExitReason.Rdmsr), ExitHandling.Forward);
   assert.throws(() => p.handleExit(3, ExitReason.Hlt), PartitionError);

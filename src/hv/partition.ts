@@ -173,7 +173,7 @@ export class Partition implements HypercallHost {
   readonly privilegesHigh: number;
   readonly features: number;
   readonly hints: number;
-  intercepts: InterceptHandler | null;
+  private interceptHandler: InterceptHandler | null = null;
   onGuestCrash: ((report: GuestCrashReport) => void) | null;
   /** The first crash the guest reported through CRASH_CTL, if any. */
   crash: GuestCrashReport | null = null;
@@ -212,7 +212,6 @@ export class Partition implements HypercallHost {
       options.nsPerInstruction ?? 10,
       options.hostNowNs,
     );
-    this.intercepts = options.intercepts ?? null;
     this.onGuestCrash = options.onGuestCrash ?? null;
     const direct = (this.features & T.FEATURE_DIRECT_SYNTHETIC_TIMERS) !== 0;
     for (let i = 0; i < vpCount; i++) {
@@ -233,6 +232,40 @@ export class Partition implements HypercallHost {
       return n;
     };
     this.clock.start();
+    this.intercepts = options.intercepts ?? null;
+  }
+
+  /** The worker's device layer; ports and MMIO reach it from every VP's processor while instructions run. */
+  get intercepts(): InterceptHandler | null {
+    return this.interceptHandler;
+  }
+
+  set intercepts(handler: InterceptHandler | null) {
+    this.interceptHandler = handler;
+    for (const vp of this.vps) {
+      const i = vp.index;
+      vp.cpu.ports =
+        handler === null
+          ? null
+          : {
+              read: (port, size) => handler.ioRead(i, port, size),
+              write: (port, size, value) => handler.ioWrite(i, port, size, value),
+            };
+      if (handler === null) vp.cpu.mmio = null;
+      else {
+        const mmio = {
+          hi: 0,
+          read: (gpa: number, size: number): number => {
+            const v = handler.mmioRead(i, gpa, size);
+            mmio.hi = v.hi | 0;
+            return v.lo | 0;
+          },
+          write: (gpa: number, size: number, lo: number, hi: number): void =>
+            handler.mmioWrite(i, gpa, size, lo, hi),
+        };
+        vp.cpu.mmio = mmio;
+      }
+    }
   }
 
   /** True once the guest wrote a non-zero HV_X64_MSR_GUEST_OS_ID (it knows this hypervisor). */
@@ -433,19 +466,6 @@ export class Partition implements HypercallHost {
       }
       case ExitReason.Vmcall:
         this.hypercall(vp);
-        return ExitHandling.Handled;
-      case ExitReason.Io:
-        if (this.intercepts === null) return ExitHandling.Forward;
-        if (x.isWrite) this.intercepts.ioWrite(vpIndex, x.port, x.size, x.valueLo);
-        else cpu.completeIoRead(this.intercepts.ioRead(vpIndex, x.port, x.size));
-        return ExitHandling.Handled;
-      case ExitReason.Mmio:
-        if (this.intercepts === null) return ExitHandling.Forward;
-        if (x.isWrite) this.intercepts.mmioWrite(vpIndex, x.gpa, x.size, x.valueLo, x.valueHi);
-        else {
-          const v = this.intercepts.mmioRead(vpIndex, x.gpa, x.size);
-          cpu.completeMmioRead(v.lo | 0, v.hi | 0);
-        }
         return ExitHandling.Handled;
       default:
         return ExitHandling.Forward;

@@ -3,11 +3,19 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestMemory } from "../memory/guest-memory.js";
-import { ExitReason, newExitInfo, type ExitControls, type ExitInfo } from "../x86/vm-exit.js";
+import {
+  ExitReason,
+  newExitInfo,
+  type ExitControls,
+  type ExitInfo,
+  type MmioIntercept,
+  type PortIntercept,
+} from "../x86/vm-exit.js";
 import type { InterruptSource, Processor, SegmentState } from "../x86/processor.js";
 import { Machine } from "./machine.js";
 
-type Step = Partial<ExitInfo> & { reason: ExitReason; retire?: number };
+/** One run() call: optionally device accesses made through the intercepts (`act`), then an exit. */
+type Step = Partial<ExitInfo> & { reason: ExitReason; retire?: number; act?: (p: ScriptedProcessor) => void };
 
 class ScriptedProcessor implements Processor {
   readonly exit = newExitInfo();
@@ -20,7 +28,10 @@ class ScriptedProcessor implements Processor {
     tscOffsetHi: 0,
   };
   retired = 0;
+  faults = 0;
   interrupts: InterruptSource | null = null;
+  ports: PortIntercept | null = null;
+  mmio: MmioIntercept | null = null;
   readonly log: string[] = [];
   private rflags = 2;
   private readonly regs = new Map<number, { lo: number; hi: number }>();
@@ -36,15 +47,16 @@ class ScriptedProcessor implements Processor {
       this.retired += budget;
       return ExitReason.BudgetExhausted;
     }
-    Object.assign(this.exit, step);
-    this.retired += step.retire ?? 1;
+    step.act?.(this);
+    const { act: _act, retire, ...exit } = step;
+    Object.assign(this.exit, exit);
+    this.retired += retire ?? 1;
     return step.reason;
   }
-  completeIoRead(value: number): void {
-    this.log.push(`io-read ${value.toString(16)}`);
-  }
-  completeMmioRead(lo: number, hi: number): void {
-    this.log.push(`mmio-read ${lo.toString(16)} ${hi.toString(16)}`);
+  /** An IN as the processor makes it when the port's bitmap bit is set. */
+  portRead(port: number, size: number): void {
+    const v = this.ports === null ? -1 : this.ports.read(port, size);
+    this.log.push(`io-read ${((v & (size === 4 ? -1 : (1 << (size * 8)) - 1)) >>> 0).toString(16)}`);
   }
   completeRdmsr(): void {
     this.log.push("rdmsr");
@@ -112,17 +124,19 @@ function machine(
 }
 
 test("port I/O goes to COM1 and debug-exit; unclaimed reads float high; debug-exit stops the machine", () => {
+  const write = (port: number, size: number, value: number) => (p: ScriptedProcessor) =>
+    p.ports!.write(port, size, value);
   const { m, cpu, out } = machine([
-    { reason: ExitReason.Io, port: 0x3f8, size: 1, isWrite: true, valueLo: 0x41 },
-    { reason: ExitReason.Io, port: 0x3fd, size: 1, isWrite: false },
-    { reason: ExitReason.Io, port: 0x1234, size: 2, isWrite: false },
-    { reason: ExitReason.Io, port: 0xf4, size: 4, isWrite: true, valueLo: 7 },
-    { reason: ExitReason.Io, port: 0x3f8, size: 1, isWrite: true, valueLo: 0x42 },
+    { reason: ExitReason.BudgetExhausted, act: write(0x3f8, 1, 0x41) },
+    { reason: ExitReason.BudgetExhausted, act: (p) => p.portRead(0x3fd, 1) },
+    { reason: ExitReason.BudgetExhausted, act: (p) => p.portRead(0x1234, 2) },
+    { reason: ExitReason.BudgetExhausted, act: write(0xf4, 4, 7) },
+    { reason: ExitReason.BudgetExhausted, act: write(0x3f8, 1, 0x42) },
   ]);
   assert.equal(
     cpu.controls.ioBitmap.every((b) => b === 0xff),
     true,
-    "every port exits",
+    "every port is intercepted",
   );
   assert.equal(cpu.controls.cpuidExiting, false, "CPUID is answered by the processor");
   const stop = m.run();
@@ -132,26 +146,18 @@ test("port I/O goes to COM1 and debug-exit; unclaimed reads float high; debug-ex
   assert.deepEqual(cpu.log, ["io-read 60", "io-read ffff"]);
 });
 
-test("MMIO reads return all ones, unknown MSRs and VMCALL raise faults", () => {
+test("no MMIO devices (reads float high), unknown MSRs and VMCALL raise faults", () => {
   const { m, cpu } = machine([
-    { reason: ExitReason.Mmio, gpa: 0xfee00000, size: 4, isWrite: false },
-    { reason: ExitReason.Mmio, gpa: 0xfee00000, size: 8, isWrite: false },
-    { reason: ExitReason.Mmio, gpa: 0xfee00000, size: 4, isWrite: true },
     { reason: ExitReason.Rdmsr, msr: 0x1234 },
     { reason: ExitReason.Wrmsr, msr: 0x1234 },
     { reason: ExitReason.Vmcall },
     { reason: ExitReason.Hlt },
   ]);
+  assert.equal(cpu.mmio, null, "no MMIO intercept: the processor floats reads to all ones");
   const stop = m.run();
   assert.equal(stop.kind, "halted");
   assert.match(stop.message, /guest halted \(HLT with interrupts disabled\)/);
-  assert.deepEqual(cpu.log, [
-    "mmio-read ffffffff 0",
-    "mmio-read ffffffff ffffffff",
-    "inject 13 0",
-    "inject 13 0",
-    "inject 6 -",
-  ]);
+  assert.deepEqual(cpu.log, ["inject 13 0", "inject 13 0", "inject 6 -"]);
 });
 
 test("a triple fault stops with a message and the state dump names registers and segments", () => {

@@ -42,7 +42,10 @@ export interface MachineOptions {
   serial: (byte: number) => void;
   /** Called with the state before every instruction (enables single-step execution; slow). */
   trace?: ((record: TraceRecord, line: string) => void) | undefined;
-  /** Stop after this many retired instructions (tests use it so a broken guest cannot hang them). */
+  /**
+   * Stop after this many retired instructions plus faults delivered (tests use it so a broken guest cannot
+   * hang them; faults count so that a handler faulting forever is bounded too).
+   */
   maxInstructions?: number;
 }
 
@@ -118,8 +121,15 @@ export class Machine {
       ),
       "isa-debug-exit",
     );
-    // Every port exits to us; CPUID is answered by the processor's own table.
+    // Every port reaches the bus (unclaimed ones float high); there are no MMIO devices on this board, so
+    // accesses outside RAM read all ones and writes go nowhere (no MMIO intercept). CPUID is answered by the
+    // processor's own table.
     this.cpu.controls.ioBitmap.fill(0xff);
+    this.cpu.ports = {
+      read: (port, size) => this.ports.read(port, size),
+      write: (port, size, value) => this.ports.write(port, size, value),
+    };
+    this.cpu.mmio = null;
     this.cpu.controls.cpuidExiting = false;
     this.cpu.controls.hltExiting = true;
   }
@@ -135,9 +145,14 @@ export class Machine {
   run(): StopResult {
     const cpu = this.cpu;
     while (this.stop === null) {
-      const left = this.maxInstructions - cpu.retired;
+      // Faults count too: a guest whose exception handler faults forever retires nothing.
+      const left = this.maxInstructions - cpu.retired - cpu.faults;
       if (left <= 0) {
-        this.halt("instruction-limit", 0, `stopped after ${cpu.retired} instructions (the limit)`);
+        this.halt(
+          "instruction-limit",
+          0,
+          `stopped after ${cpu.retired} instructions and ${cpu.faults} faults (the limit)`,
+        );
         break;
       }
       if (this.traceSink) {
@@ -174,17 +189,6 @@ export class Machine {
     switch (reason) {
       case ExitReason.BudgetExhausted:
       case ExitReason.InterruptWindow:
-        return;
-      case ExitReason.Io:
-        if (exit.isWrite) this.ports.write(exit.port, exit.size, exit.valueLo);
-        else cpu.completeIoRead(this.ports.read(exit.port, exit.size));
-        return;
-      case ExitReason.Mmio:
-        // No MMIO devices on this board: reads float high, writes go nowhere.
-        if (!exit.isWrite) {
-          const lo = exit.size >= 4 ? 0xffffffff : (1 << (exit.size * 8)) - 1;
-          cpu.completeMmioRead(lo >>> 0, exit.size === 8 ? 0xffffffff : 0);
-        }
         return;
       case ExitReason.Rdmsr:
       case ExitReason.Wrmsr:

@@ -15,7 +15,7 @@
 // TLFS "Guest Crash Enlightenment" (the crash report stops the VM).
 
 import type { GuestMemory } from "../memory/guest-memory.js";
-import { ExitReason } from "../x86/vm-exit.js";
+import { ExitReason, type MmioIntercept } from "../x86/vm-exit.js";
 import { Reg, Seg, type Processor } from "../x86/processor.js";
 import type { Cpu } from "../x86/cpu.js";
 import { APIC_DEFAULT_TIMER_HZ, LocalApic } from "../hv/local-apic.js";
@@ -227,8 +227,41 @@ export class PcMachine {
     // the rest from the processor's table as configured above); HLT idles inside the processor, which then
     // reports Hlt from run() until an interrupt arrives.
     this.cpu.controls.ioBitmap.fill(0xff);
+    this.cpu.ports = {
+      read: (port, size) => this.chipset.ports.read(port, size),
+      write: (port, size, value) => this.chipset.ports.write(port, size, value),
+    };
+    this.cpu.mmio = this.mmioIntercept();
     this.cpu.controls.cpuidExiting = true;
     this.cpu.controls.hltExiting = false;
+  }
+
+  /**
+   * Accesses outside RAM: the local APIC's page if it claims the address (it follows IA32_APIC_BASE and
+   * vanishes in x2APIC mode, so it is asked rather than mapped; of an 8-byte access the low dword acts, SDM
+   * 11.4.1: 32-bit registers), else the chipset's MMIO bus (the I/O APIC; unclaimed reads float high).
+   */
+  private mmioIntercept(): MmioIntercept {
+    const apic = this.apic;
+    const bus = this.chipset.mmio;
+    const m: MmioIntercept = {
+      hi: 0,
+      read: (gpa, size) => {
+        if (apic.claimsMmio(gpa)) {
+          m.hi = 0;
+          return apic.readMmio(gpa - apic.mmioBase, size === 8 ? 4 : size);
+        }
+        if (size !== 8) return bus.read(gpa, size);
+        const q = bus.readQword(gpa);
+        m.hi = q.hi;
+        return q.lo;
+      },
+      write: (gpa, size, lo, hi) => {
+        if (apic.claimsMmio(gpa)) apic.writeMmio(gpa - apic.mmioBase, size === 8 ? 4 : size, lo);
+        else bus.write(gpa, size, lo, hi);
+      },
+    };
+    return m;
   }
 
   /** Loads Linux and puts the processor at its 64-bit entry point. Kept for reboots. */
@@ -287,9 +320,13 @@ export class PcMachine {
     const cpu = this.cpu;
     let sliceStart = performance.now();
     while (this.stop === null) {
-      const left = this.maxInstructions - cpu.retired;
+      // Faults count too: a guest whose exception handler faults forever retires nothing.
+      const left = this.maxInstructions - cpu.retired - cpu.faults;
       if (left <= 0) {
-        this.halt("instruction-limit", `stopped after ${cpu.retired} instructions (the limit)`);
+        this.halt(
+          "instruction-limit",
+          `stopped after ${cpu.retired} instructions and ${cpu.faults} faults (the limit)`,
+        );
         break;
       }
       let reason: ExitReason;
@@ -379,29 +416,6 @@ export class PcMachine {
       case ExitReason.InterruptWindow:
       case ExitReason.Hlt:
         return;
-      case ExitReason.Io:
-        if (exit.isWrite) this.chipset.ports.write(exit.port, exit.size, exit.valueLo);
-        else cpu.completeIoRead(this.chipset.ports.read(exit.port, exit.size));
-        return;
-      case ExitReason.Mmio: {
-        const apic = this.apic;
-        if (apic.claimsMmio(exit.gpa)) {
-          // The xAPIC page moves with IA32_APIC_BASE and vanishes in x2APIC mode, so it is asked first
-          // rather than mapped; of an 8-byte access the low dword acts (SDM 11.4.1: 32-bit registers).
-          const off = exit.gpa - apic.mmioBase;
-          const size = exit.size === 8 ? 4 : exit.size;
-          if (exit.isWrite) apic.writeMmio(off, size, exit.valueLo >>> 0);
-          else cpu.completeMmioRead(apic.readMmio(off, size) >>> 0, 0);
-          return;
-        }
-        const bus = this.chipset.mmio;
-        if (exit.isWrite) bus.write(exit.gpa, exit.size, exit.valueLo >>> 0, exit.valueHi >>> 0);
-        else if (exit.size === 8) {
-          const q = bus.readQword(exit.gpa);
-          cpu.completeMmioRead(q.lo, q.hi);
-        } else cpu.completeMmioRead(bus.read(exit.gpa, exit.size), 0);
-        return;
-      }
       case ExitReason.Rdmsr: {
         for (const h of this.msrHandlers) {
           const v = h.readMsr(exit.msr);

@@ -2,8 +2,9 @@
 // the decoded-instruction cache (per guest-physical page, invalidated through GuestMemory.codePages /
 // onCodeWrite), the translated-block cache riding on it (hotness, entry conditions, precise fault
 // position; docs/decisions/0003), instruction-boundary event handling (NMI, external interrupts with IF
-// and the STI/MOV SS shadow, interrupt-window exits, HLT idling), exit completion (replay for IN/MMIO
-// reads, RIP advance for RDMSR/WRMSR/CPUID/VMCALL), reset, and the register accessors of the contract.
+// and the STI/MOV SS shadow, interrupt-window exits, HLT idling), exit completion (RIP advance for
+// RDMSR/WRMSR/CPUID/VMCALL; device accesses complete in place through the intercepts, docs/decisions/0004),
+// reset, and the register accessors of the contract.
 // Must not: contain instruction semantics (handler modules) or decode bytes itself (decoder.ts).
 // Spec: Intel SDM Vol. 3A 6.6-6.9 (interrupt recognition, priorities, STI/MOV SS shadows), 9.1 (reset
 // state), Vol. 3C 25.2-25.4 (exit conditions, mirrored by vm-exit.ts); docs/x86-internals.md.
@@ -50,8 +51,8 @@ export class Cpu extends CpuCore implements Processor {
   private readonly straddle = new Insn();
   private readonly fetchBuf = new Uint8Array(16);
   private nmiPending = false;
-  /** The next instruction is a replay completing an exit (no event may intervene). */
-  private replay = false;
+  /** Exceptions delivered at an instruction that then did not retire (Processor.faults). */
+  private faultCount = 0;
   /** Processor is in shutdown (triple fault) until reset. */
   private shutdown = false;
   private exitNextLo = 0;
@@ -81,6 +82,10 @@ export class Cpu extends CpuCore implements Processor {
 
   get retired(): number {
     return this.retiredCount;
+  }
+
+  get faults(): number {
+    return this.faultCount;
   }
 
   /** Blocks translated since construction (tests and benchmarks look at it). */
@@ -225,13 +230,10 @@ export class Cpu extends CpuCore implements Processor {
     // handler faults forever (e.g. an unmapped handler reached through an IST stack) cannot hang run().
     let faults = 0;
     while (this.count + faults < budget) {
-      if (this.replay) this.replay = false;
-      else {
-        const ev = this.boundary();
-        if (ev >= 0) {
-          reason = ev;
-          break;
-        }
+      const ev = this.boundary();
+      if (ev >= 0) {
+        reason = ev;
+        break;
       }
       try {
         // Single-step (RFLAGS.TF at the start of an instruction): one instruction, then a #DB trap.
@@ -275,6 +277,7 @@ export class Cpu extends CpuCore implements Processor {
       }
     }
     this.retiredCount += this.count;
+    this.faultCount += faults;
     x.reason = reason;
     return reason;
   }
@@ -431,11 +434,9 @@ export class Cpu extends CpuCore implements Processor {
       deliverEvent(this, vector, kind, hasCode, code);
       return true;
     } catch (e) {
+      // An access-violation exit while reading the IDT or writing the frame cannot be completed by the
+      // runner either: shutdown, like a fault there.
       if (e !== SHUTDOWN && e !== EXIT) throw e;
-      if (e === EXIT) {
-        // An access-violation or MMIO exit while writing the exception frame: treat as shutdown, since
-        // the frame cannot be completed by the runner.
-      }
       this.shutdown = true;
       this.exit.reason = ExitReason.TripleFault;
       return false;
@@ -448,20 +449,6 @@ export class Cpu extends CpuCore implements Processor {
     this.ripLo = this.exitNextLo;
     this.ripHi = this.exitNextHi;
     this.retiredCount++;
-  }
-
-  completeIoRead(value: number): void {
-    this.ioPending = true;
-    this.ioValue = value;
-    this.replay = true;
-  }
-
-  completeMmioRead(lo: number, hi: number): void {
-    this.mmioPending = true;
-    this.mmioGpa = this.exit.gpa;
-    this.mmioLo = lo;
-    this.mmioHi = hi;
-    this.replay = true;
   }
 
   completeRdmsr(lo: number, hi: number): void {
@@ -487,9 +474,6 @@ export class Cpu extends CpuCore implements Processor {
   }
 
   injectException(vector: number, errorCode?: number): void {
-    this.ioPending = false;
-    this.mmioPending = false;
-    this.replay = false;
     const hasCode = errorCode !== undefined;
     if (!this.deliver(vector & 0xff, EventKind.Exception, hasCode, hasCode ? errorCode : 0)) return;
     this.halted = false;
@@ -540,9 +524,6 @@ export class Cpu extends CpuCore implements Processor {
     this.nmiPending = false;
     this.nmiBlocked = false;
     this.shadow = 0;
-    this.replay = false;
-    this.ioPending = false;
-    this.mmioPending = false;
     this.postedExit = false;
     this.attn = 0;
     this.flushTlb();

@@ -4,7 +4,7 @@
 // Spec: register numbering follows the Intel SDM Vol. 2A 2.1.5 (ModRM reg field, REX extension);
 // segment numbering follows the SReg encoding (ES=0, CS=1, SS=2, DS=3, FS=4, GS=5).
 
-import type { ExitControls, ExitInfo, ExitReason } from "./vm-exit.js";
+import type { ExitControls, ExitInfo, ExitReason, MmioIntercept, PortIntercept } from "./vm-exit.js";
 
 export const enum Reg {
   RAX = 0,
@@ -57,13 +57,20 @@ export interface Processor {
   readonly controls: ExitControls;
   /** Instructions retired since reset (a double; exact to 2^53). */
   readonly retired: number;
+  /**
+   * Exceptions delivered at an instruction that did not retire (a fault restarts it), since construction.
+   * A guest whose handlers fault forever retires nothing, so a runner bounds a run by retired + faults.
+   */
+  readonly faults: number;
   interrupts: InterruptSource | null;
+  /** Where IN/OUT of ports with their I/O-bitmap bit set go; null: they read all ones, writes vanish. */
+  ports: PortIntercept | null;
+  /** Where accesses outside RAM go; null: reads float to all ones, writes vanish. */
+  mmio: MmioIntercept | null;
 
   /** Runs up to `budget` instructions, or until an exit; returns why it stopped (details in `exit`). */
   run(budget: number): ExitReason;
 
-  completeIoRead(value: number): void;
-  completeMmioRead(lo: number, hi: number): void;
   completeRdmsr(lo: number, hi: number): void;
   completeWrmsr(): void;
   completeCpuid(eax: number, ebx: number, ecx: number, edx: number): void;

@@ -1,5 +1,5 @@
 // Owns: string instructions MOVS, CMPS, STOS, LODS, SCAS, INS, OUTS with REP/REPE/REPNE in 16/32/64-bit
-// address sizes, and the port-I/O primitives they share with IN/OUT (I/O permission checks, exits).
+// address sizes, and the port-I/O primitives they share with IN/OUT (I/O permission checks, the intercept).
 // Must not: run a REP loop unboundedly inside one step: at most REP_CHUNK iterations run per execution, then
 // RIP stays on the instruction so interrupts, exits and the budget are honoured between chunks.
 // Spec: Intel SDM Vol. 2B MOVS, CMPS, STOS, LODS, SCAS, INS, OUTS, REP/REPE/REPNE (incl. "interrupted
@@ -10,7 +10,6 @@ import { CR0_PE, type CpuCore, type Handler } from "./core.js";
 import { LazyOp } from "./flags.js";
 import { type Insn, PFX_REP, PFX_REPNE } from "./insn.js";
 import { FLAG_DF, FLAG_VM } from "./opcode-table.js";
-import { ExitReason } from "./vm-exit.js";
 
 const REP_CHUNK = 4096;
 
@@ -167,36 +166,20 @@ export function checkIoPermission(c: CpuCore, port: number, size: number): void 
   if (w & mask) c.gp(0);
 }
 
-/** Port read: the runner's value when completing a replayed IN, all ones for a non-exiting port. */
+/** Port read: the runner's PortIntercept for a port whose I/O-bitmap bit is set, else all ones (no device). */
 export function portIn(c: CpuCore, port: number, size: number): number {
-  if (c.ioPending) {
-    c.ioPending = false;
-    return usize(c.ioValue, size);
-  }
-  if ((c.controls.ioBitmap[port >>> 3]! >> (port & 7)) & 1) {
-    const x = c.exit;
-    x.port = port;
-    x.size = size;
-    x.isWrite = false;
-    x.valueLo = 0;
-    x.valueHi = 0;
-    c.exitNow(ExitReason.Io);
-  }
+  const p = c.ports;
+  if (p !== null && (c.controls.ioBitmap[port >>> 3]! >> (port & 7)) & 1)
+    return usize(p.read(port, size), size);
   return usize(-1, size);
 }
 
-/** Port write: posted exit when the port exits, discarded otherwise. */
+/** Port write: to the runner's PortIntercept (ending the batch after this instruction), else discarded. */
 export function portOut(c: CpuCore, port: number, size: number, value: number): void {
-  if ((c.controls.ioBitmap[port >>> 3]! >> (port & 7)) & 1) {
-    const x = c.exit;
-    x.reason = ExitReason.Io;
-    x.port = port;
-    x.size = size;
-    x.isWrite = true;
-    x.valueLo = usize(value, size) | 0;
-    x.valueHi = 0;
-    c.postedExit = true;
-    c.attn = 1;
+  const p = c.ports;
+  if (p !== null && (c.controls.ioBitmap[port >>> 3]! >> (port & 7)) & 1) {
+    p.write(port, size, usize(value, size));
+    c.endBatch();
   }
 }
 
@@ -206,8 +189,9 @@ function insBody(c: CpuCore, d: Insn): boolean {
   const port = c.rlo[2]! & 0xffff;
   checkIoPermission(c, port, size);
   const t = idx(c, 7, as);
-  // Probe the destination first so a fault does not lose the port data (SDM INS: checked before the read).
-  c.readMemRmw(0, t, c.hi, size);
+  // Probe the destination first so a fault does not lose the port data (SDM INS: checked before the read);
+  // a probe, not a read, so a device behind the destination sees only the store.
+  c.probeWrite(0, t, c.hi, size);
   const v = portIn(c, port, size);
   c.writeMem(0, t, as === 8 ? c.rhi[7]! : 0, size, v, 0);
   step(c, 7, as, dir(c, size));

@@ -10,12 +10,11 @@ import { fileURLToPath } from "node:url";
 import { join } from "node:path";
 import { GuestMemory } from "../../src/memory/guest-memory.js";
 import { Cpu } from "../../src/x86/cpu.js";
-import { ExitReason } from "../../src/x86/vm-exit.js";
+import { ExitReason, type MmioIntercept } from "../../src/x86/vm-exit.js";
 import { loadMultiboot } from "../../src/firmware/multiboot.js";
 import { applyEntryState } from "../../src/worker/machine.js";
 import { kernelOutput, qemuAvailable, runQemu } from "../../src/host/qemu-runner.js";
 import { Chipset } from "../../src/chipset/pc-chipset.js";
-import { ManualClock } from "../../src/chipset/clock.js";
 import { DebugExit, DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE } from "../../src/chipset/debug-exit.js";
 
 const SOURCE_DIR = fileURLToPath(new URL("../../../tests/", import.meta.url));
@@ -45,7 +44,9 @@ function assembleRegisters(): string {
 function runOnChipset(elf: string): { output: string; exit: number } {
   const memory = new GuestMemory(128 * 1024 * 1024);
   const cpu = new Cpu(memory, { deterministic: true });
-  const clock = new ManualClock(0);
+  // 1 ns per instruction, including the batch running now (device reads happen inside a batch).
+  let running = false;
+  const clock = { nowNs: (): number => cpu.retired + (running ? cpu.count : 0) };
   let output = "";
   let exit = -1;
   const cs = new Chipset({
@@ -64,27 +65,31 @@ function runOnChipset(elf: string): { output: string; exit: number } {
   applyEntryState(cpu, loaded.entry);
   cpu.controls.ioBitmap.fill(0xff);
   cpu.controls.hltExiting = true;
-  for (let batches = 0; exit < 0 && batches < 10_000; batches++) {
+  cpu.ports = {
+    read: (port, size) => cs.ports.read(port, size),
+    write: (port, size, value) => cs.ports.write(port, size, value),
+  };
+  const mmio: MmioIntercept = {
+    hi: 0,
+    read: (gpa, size) => {
+      if (size !== 8) return cs.mmio.read(gpa, size);
+      const q = cs.mmio.readQword(gpa);
+      mmio.hi = q.hi;
+      return q.lo;
+    },
+    write: (gpa, size, lo, hi) => cs.mmio.write(gpa, size, lo, hi),
+  };
+  cpu.mmio = mmio;
+  for (let batches = 0; exit < 0 && batches < 100_000; batches++) {
+    running = true;
     const r = cpu.run(100_000);
-    const e = cpu.exit;
+    running = false;
     switch (r) {
-      case ExitReason.Io:
-        if (e.isWrite) cs.ports.write(e.port, e.size, e.valueLo);
-        else cpu.completeIoRead(cs.ports.read(e.port, e.size));
-        break;
-      case ExitReason.Mmio:
-        if (e.isWrite) cs.mmio.write(e.gpa, e.size, e.valueLo, e.valueHi);
-        else if (e.size === 8) {
-          const q = cs.mmio.readQword(e.gpa);
-          cpu.completeMmioRead(q.lo, q.hi);
-        } else cpu.completeMmioRead(cs.mmio.read(e.gpa, e.size) >>> 0, 0);
-        break;
       case ExitReason.BudgetExhausted:
         break;
       default:
         assert.fail(`unexpected exit ${r} at ${output.length} bytes of output`);
     }
-    clock.advance(100_000); // whole batches only: 1 ns per instruction
     cs.tick(clock.nowNs());
   }
   return { output, exit };
