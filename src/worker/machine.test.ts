@@ -11,7 +11,8 @@ import {
   type MmioIntercept,
   type PortIntercept,
 } from "../x86/vm-exit.js";
-import type { InterruptSource, Processor, SegmentState } from "../x86/processor.js";
+import type { InterruptSource } from "../contracts/platform.js";
+import type { Processor, SegmentState } from "../x86/processor.js";
 import { Machine } from "./machine.js";
 
 /** One run() call: optionally device accesses made through the intercepts (`act`), then an exit. */

@@ -15,10 +15,11 @@
 // TLFS "Guest Crash Enlightenment" (the crash report stops the VM).
 
 import type { GuestMemory } from "../memory/guest-memory.js";
-import { ExitReason, type MmioIntercept } from "../x86/vm-exit.js";
+import { ExitReason } from "../x86/vm-exit.js";
 import { Reg, Seg, type Processor } from "../x86/processor.js";
 import type { Cpu } from "../x86/cpu.js";
-import { APIC_DEFAULT_TIMER_HZ, LocalApic } from "../hv/local-apic.js";
+import { APIC_DEFAULT_TIMER_HZ } from "../hv/local-apic.js";
+import type { MmioHandler, PortHandler } from "../hv/intercepts.js";
 import { ExitHandling, Partition, type GuestCrashReport } from "../hv/partition.js";
 import type { PartitionClock } from "../hv/reference-time.js";
 import { Chipset } from "../chipset/pc-chipset.js";
@@ -27,7 +28,6 @@ import { prepareLinuxBoot, type PreparedLinux } from "../firmware/prepare-linux.
 import type { EntryState } from "../firmware/entry-state.js";
 import { describeProcessor, formatTrace, snapshotProcessor, type TraceRecord } from "./machine.js";
 
-const VECTOR_GP = 13;
 const RFLAGS_IF = 1 << 9;
 /** Instructions per run() call: a few milliseconds of guest time, so device deadlines are met closely. */
 const BATCH = 50_000;
@@ -59,14 +59,6 @@ export interface PcStop {
   retired: number;
   /** For "guest-crash": what the guest reported through the crash MSRs. */
   crash?: GuestCrashReport;
-}
-
-/** A device that answers MSRs beyond the processor's own (the local APIC plugs in here). */
-export interface MsrHandler {
-  /** Returns [lo, hi], null when the MSR is not this handler's, or "gp" when the access is refused. */
-  readMsr(msr: number): [number, number] | null | "gp";
-  /** Returns true when handled; throwing is not allowed (a refused value returns "gp"). */
-  writeMsr(msr: number, lo: number, hi: number): boolean | "gp";
 }
 
 export interface LinuxBootImages {
@@ -122,12 +114,6 @@ export class PcMachine {
   /** The one time base: the partition clock (TSC, reference time, stimers, chipset, APIC timer). */
   readonly clock: PartitionClock;
   readonly chipset: Chipset;
-  /** The boot processor's local APIC (the processor's interrupt source; the PIC reaches it via ExtINT). */
-  readonly apic: LocalApic;
-  /** Extra MSR handlers consulted in order (e.g. the local APIC). */
-  readonly msrHandlers: MsrHandler[] = [];
-  /** Extra deadline sources (e.g. the local APIC timer): next deadline in ns and the tick to call. */
-  readonly timers: Array<{ nextDeadlineNs(): number; tick(nowNs: number): void }> = [];
   private stop: PcStop | null = null;
   private resetPending: string | null = null;
   private images: LinuxBootImages | null = null;
@@ -157,6 +143,9 @@ export class PcMachine {
       tscHz: options.tscHz ?? 1_000_000_000,
       ...(options.jitThreshold !== undefined ? { jitThreshold: options.jitThreshold } : {}),
       apicHz: APIC_DEFAULT_TIMER_HZ,
+      // No BIOS runs before the kernel, so the APICs start as an MP-spec BIOS leaves them (virtual wire:
+      // LINT0 ExtINT, LINT1 NMI): a kernel that never programs the APIC still gets PIC interrupts.
+      apicVirtualWire: true,
       onGuestCrash: (report) => this.onGuestCrash(report),
     });
     this.cpu = this.partition.vps[0]!.cpu;
@@ -180,88 +169,38 @@ export class PcMachine {
       memoryBelow4G: Math.min(this.memory.size, this.memory.lowTop),
       memoryAbove4G: above4G,
     });
-    const cpu = this.cpu;
-    this.apic = new LocalApic({
-      apicId: 0,
-      clock: this.clock,
-      timerHz: this.partition.apicHz,
-      cr8: cpu,
-      // The full 64-bit TSC (readTsc returns the low half and leaves the high half in `hi`).
-      readTsc: () => {
-        const lo = cpu.readTsc();
-        return (cpu.hi >>> 0) * 0x1_0000_0000 + (lo >>> 0);
-      },
-      tscHz: cpu.tscHz,
-      extInt: this.chipset.interruptSource,
-      onEoi: (v) => this.chipset.apicEoi(v),
-      raiseNmi: () => cpu.raiseNmi(),
-      // No BIOS runs before the kernel, so the machine leaves the APIC as an MP-spec BIOS does (virtual
-      // wire: LINT0 ExtINT, LINT1 NMI): a kernel that never programs the APIC still gets PIC interrupts.
-      virtualWire: true,
-    });
-    this.chipset.setApicSink(this.apic.bus);
-    this.msrHandlers.push({
-      readMsr: (msr) => {
-        if (!LocalApic.ownsMsr(msr)) return null;
-        const r = this.apic.readMsr(msr);
-        return r.ok ? [r.lo, r.hi] : "gp";
-      },
-      writeMsr: (msr, lo, hi) => {
-        if (!LocalApic.ownsMsr(msr)) return false;
-        return this.apic.writeMsr(msr, lo, hi).ok ? true : "gp";
-      },
-    });
-    this.timers.push(this.apic, this.partition);
-    cpu.interrupts = this.apic;
-    // SINT messages and events, direct-mode synthetic timers and synthetic IPIs arrive as fixed interrupts.
-    this.partition.setInterruptTarget(0, this.apic);
-    // CPUID tells the truth about the platform: an xAPIC/x2APIC with a TSC-deadline timer is attached.
-    cpu.cpuid.enable("APIC");
-    cpu.cpuid.enable("X2APIC");
-    cpu.cpuid.enable("TSC_DEADLINE");
-    cpu.cpuid.apicId = 0;
-    // The APIC timer's input is the core crystal; enumerating it and the TSC rate (leaf 0x15) tells Linux
-    // the exact TSC frequency instead of leaving it to calibrate against the PIT on a slow processor.
-    cpu.cpuid.setTscFrequency(cpu.tscHz, this.partition.apicHz);
-    // Every port exits to us; CPUID exits to the hypervisor (its leaves 0x40000000+, the hypervisor bit,
-    // the rest from the processor's table as configured above); HLT idles inside the processor, which then
-    // reports Hlt from run() until an interrupt arrives.
-    this.cpu.controls.ioBitmap.fill(0xff);
-    this.cpu.ports = {
-      read: (port, size) => this.chipset.ports.read(port, size),
-      write: (port, size, value) => this.chipset.ports.write(port, size, value),
-    };
-    this.cpu.mmio = this.mmioIntercept();
-    this.cpu.controls.cpuidExiting = true;
-    this.cpu.controls.hltExiting = false;
+    this.connectChipset();
   }
 
   /**
-   * Accesses outside RAM: the local APIC's page if it claims the address (it follows IA32_APIC_BASE and
-   * vanishes in x2APIC mode, so it is asked rather than mapped; of an 8-byte access the low dword acts, SDM
-   * 11.4.1: 32-bit registers), else the chipset's MMIO bus (the I/O APIC; unclaimed reads float high).
+   * The seam between the hypervisor and this machine's devices: the I/O APIC sends to the partition's APIC
+   * bus, the 8259 sits on the BSP's LINT0 and APIC EOIs reach the I/O APIC (connectPlatform), and every
+   * port and MMIO range of the chipset is registered with the partition, which dispatches accesses to it.
    */
-  private mmioIntercept(): MmioIntercept {
-    const apic = this.apic;
-    const bus = this.chipset.mmio;
-    const m: MmioIntercept = {
+  private connectChipset(): void {
+    const chipset = this.chipset;
+    chipset.setApicSink(this.partition.apicBus);
+    this.partition.connectPlatform({
+      extInt: chipset.interruptSource,
+      onEoi: (vector) => chipset.apicEoi(vector),
+    });
+    const ports: PortHandler = {
+      read: (_vp, port, size) => chipset.ports.read(port, size),
+      write: (_vp, port, size, value) => chipset.ports.write(port, size, value),
+    };
+    for (const r of chipset.ports.ranges()) this.partition.registerPorts(r.base, r.count, ports, r.name);
+    const bus = chipset.mmio;
+    const mmio: MmioHandler = {
       hi: 0,
-      read: (gpa, size) => {
-        if (apic.claimsMmio(gpa)) {
-          m.hi = 0;
-          return apic.readMmio(gpa - apic.mmioBase, size === 8 ? 4 : size);
-        }
+      read: (_vp, gpa, size) => {
         if (size !== 8) return bus.read(gpa, size);
         const q = bus.readQword(gpa);
-        m.hi = q.hi;
+        mmio.hi = q.hi;
         return q.lo;
       },
-      write: (gpa, size, lo, hi) => {
-        if (apic.claimsMmio(gpa)) apic.writeMmio(gpa - apic.mmioBase, size === 8 ? 4 : size, lo);
-        else bus.write(gpa, size, lo, hi);
-      },
+      write: (_vp, gpa, size, lo, hi) => bus.write(gpa, size, lo, hi),
     };
-    return m;
+    for (const r of bus.ranges()) this.partition.registerMmio(r.base, r.length, mmio, r.name);
   }
 
   /** Loads Linux and puts the processor at its 64-bit entry point. Kept for reboots. */
@@ -360,14 +299,12 @@ export class PcMachine {
   }
 
   private nextDeadline(): number {
-    let d = this.chipset.nextDeadlineNs();
-    for (const t of this.timers) d = Math.min(d, t.nextDeadlineNs());
-    return d;
+    return Math.min(this.chipset.nextDeadlineNs(), this.partition.nextDeadlineNs());
   }
 
   private tickDevices(now: number): void {
     if (now >= this.chipset.nextDeadlineNs()) this.chipset.tick(now);
-    for (const t of this.timers) if (now >= t.nextDeadlineNs()) t.tick(now);
+    if (now >= this.partition.nextDeadlineNs()) this.partition.tick(now);
   }
 
   /** HLT: sleep for real until the next device deadline or host input; never spins. */
@@ -416,31 +353,8 @@ export class PcMachine {
       case ExitReason.InterruptWindow:
       case ExitReason.Hlt:
         return;
-      case ExitReason.Rdmsr: {
-        for (const h of this.msrHandlers) {
-          const v = h.readMsr(exit.msr);
-          if (v === "gp") break;
-          if (v !== null) {
-            cpu.completeRdmsr(v[0], v[1]);
-            return;
-          }
-        }
-        // Not on this platform: #GP(0), as a real processor does for an MSR it does not implement.
-        cpu.injectException(VECTOR_GP, 0);
-        return;
-      }
-      case ExitReason.Wrmsr: {
-        for (const h of this.msrHandlers) {
-          const r = h.writeMsr(exit.msr, exit.valueLo, exit.valueHi);
-          if (r === "gp") break;
-          if (r) {
-            cpu.completeWrmsr();
-            return;
-          }
-        }
-        cpu.injectException(VECTOR_GP, 0);
-        return;
-      }
+      case ExitReason.Rdmsr:
+      case ExitReason.Wrmsr:
       case ExitReason.Vmcall:
       case ExitReason.Cpuid:
         this.halt("stopped", `internal error: the hypervisor forwarded its own exit ${reason as number}`);
@@ -466,8 +380,8 @@ export class PcMachine {
     }
     this.resets++;
     this.chipset.reset();
-    this.apic.reset();
-    // Synthetic registers (hypercall page, TSC page, SynIC, stimers, crash MSRs) back to creation values;
+    // Synthetic registers (hypercall page, TSC page, SynIC, stimers, crash MSRs) and the APICs back to
+    // creation values;
     // the partition clock runs on, so the TSC and the reference counter never go backwards.
     this.partition.reset();
     for (const r of this.memory.ramRanges()) {
@@ -495,7 +409,7 @@ export class PcMachine {
     if (this.lastTrace.length > 0) {
       parts.push(`state before each of the last ${this.lastTrace.length} instructions:`, ...this.lastTrace);
     }
-    parts.push("devices:", this.apic.inspect(), this.chipset.inspect());
+    parts.push("devices:", this.chipset.inspect());
     return parts.join("\n");
   }
 }

@@ -17,7 +17,8 @@ import { Block, isStraight, MAX_BLOCK_INSNS, translateBlock } from "./block-tran
 import { buildDispatch } from "./handlers.js";
 import { Insn } from "./insn.js";
 import { ACC_EXEC } from "./paging.js";
-import type { InterruptSource, Processor, Reg, Seg, SegmentState } from "./processor.js";
+import type { InterruptSource } from "../contracts/platform.js";
+import type { Processor, Reg, Seg, SegmentState } from "./processor.js";
 import { ExitReason } from "./vm-exit.js";
 
 export type { CpuOptions } from "./core.js";

@@ -4,6 +4,7 @@
 // Spec: register numbering follows the Intel SDM Vol. 2A 2.1.5 (ModRM reg field, REX extension);
 // segment numbering follows the SReg encoding (ES=0, CS=1, SS=2, DS=3, FS=4, GS=5).
 
+import type { InterruptSource } from "../contracts/platform.js";
 import type { ExitControls, ExitInfo, ExitReason, MmioIntercept, PortIntercept } from "./vm-exit.js";
 
 export const enum Reg {
@@ -44,14 +45,6 @@ export interface SegmentState {
   access: number;
 }
 
-/** The interrupt controller as the processor sees it (the local APIC in src/hv, the PIC in test platforms). */
-export interface InterruptSource {
-  /** Whether a maskable external interrupt is pending. */
-  hasInterrupt(): boolean;
-  /** Acknowledges the highest-priority pending interrupt and returns its vector (INTA cycle). */
-  acknowledge(): number;
-}
-
 export interface Processor {
   readonly exit: ExitInfo;
   readonly controls: ExitControls;
@@ -62,6 +55,7 @@ export interface Processor {
    * A guest whose handlers fault forever retires nothing, so a runner bounds a run by retired + faults.
    */
   readonly faults: number;
+  /** The interrupt controller as the processor sees it (the local APIC, or the 8259 pair on its own). */
   interrupts: InterruptSource | null;
   /** Where IN/OUT of ports with their I/O-bitmap bit set go; null: they read all ones, writes vanish. */
   ports: PortIntercept | null;

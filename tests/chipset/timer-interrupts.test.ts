@@ -12,7 +12,7 @@ import assert from "node:assert/strict";
 import { GuestMemory } from "../../src/memory/guest-memory.js";
 import { Cpu } from "../../src/x86/cpu.js";
 import { ExitReason } from "../../src/x86/vm-exit.js";
-import type { InterruptSource } from "../../src/x86/processor.js";
+import type { InterruptSource } from "../../src/contracts/platform.js";
 import { Chipset } from "../../src/chipset/pc-chipset.js";
 import { ManualClock } from "../../src/chipset/clock.js";
 
