@@ -8,7 +8,7 @@ import { GuestMemory } from "../src/memory/guest-memory.js";
 import { Cpu } from "../src/x86/cpu.js";
 import { ExitReason, type MmioIntercept, type PortIntercept } from "../src/x86/vm-exit.js";
 import { loadMultiboot } from "../src/firmware/multiboot.js";
-import { applyEntryState } from "../src/worker/machine.js";
+import { applyEntryState } from "../src/worker/processor-state.js";
 import { assembleKernel } from "../tests/kernels/assemble.js";
 
 export interface DeviceBenchResult {

@@ -12,7 +12,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { spawn } from "node:child_process";
-import type { TraceRecord } from "../worker/machine.js";
+import type { TraceRecord } from "../worker/processor-state.js";
 import { buildVm, VmBuildError, type Vm } from "../worker/build-vm.js";
 import { vmConfig, VmConfigError } from "../worker/vm-config.js";
 import { QEMU, qemuArgs } from "../host/qemu-runner.js";
@@ -206,7 +206,7 @@ async function run(args: string[]): Promise<number> {
     return 2;
   }
   const loaded = vm.loaded;
-  const stop = vm.machine.run();
+  const stop = await vm.machine.run();
   const entry = loaded.entry.eip.toString(16).padStart(16, "0");
 
   const dir = mkdtempSync(join(tmpdir(), "viridian-diverge-"));

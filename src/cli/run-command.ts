@@ -10,7 +10,7 @@
 
 import { qemuExitStatus } from "../chipset/debug-exit.js";
 import { buildVm, DEFAULT_LINUX_CMDLINE, VmBuildError, type Vm } from "../worker/build-vm.js";
-import type { Machine } from "../worker/machine.js";
+import type { PcMachine } from "../worker/pc-machine.js";
 import { vmConfig, VmConfigError, type VmConfig } from "../worker/vm-config.js";
 import type { Command } from "./command.js";
 import { jitThresholdFromEnv, runLinux, STATUS_GUEST_FAILED } from "./run-linux.js";
@@ -32,19 +32,22 @@ guest powers off; ${STATUS_LINUX_FAILED} with the machine state on stderr when i
 SIGTERM (after "viridian: stopped by SIGTERM" and the machine state on stderr).
   --kernel FILE        a bzImage (Linux boot protocol) or a Multiboot v1 kernel (told apart by content);
                        for Multiboot the exit status is QEMU's isa-debug-exit status ((value << 1) | 1)
-  --initrd FILE        initial ramdisk for a bzImage (default: the bundled initramfs with the bundled kernel)
-  --cmdline S          kernel command line (Linux default: "${DEFAULT_LINUX_CMDLINE}")
+  --initrd FILE        initial ramdisk for a bzImage (default: the bundled initramfs with the bundled kernel);
+                       for Multiboot, its modules as QEMU's -initrd takes them: "path args,path"
+  --cmdline S          kernel command line (Linux default: "${DEFAULT_LINUX_CMDLINE}"; a Multiboot kernel
+                       gets its own path, a space and S, as GRUB and QEMU pass it)
   --memory SIZE        guest RAM in MiB or with a K, M or G suffix (default 256M)
-  --cpus N             virtual processors (accepted; SMP is not supported yet, so 1 is used)
+  --cpus N             processors in the ACPI tables (SMP is not supported yet, so 1 runs)
   --serial-log FILE    also write COM1 output to FILE
   --rtc-offset SECONDS shift the guest's calendar clock (signed; default 0 = the host's time)
   --pace-mips N        on a slow or loaded host: let guest time advance at most 1/N us per instruction
                        while it computes (made up when it idles), so guest lockup detectors stay quiet;
                        default: guest time is host time
   --trace              print every instruction (RIP and registers) to stderr; slow
-  --max-instructions N stop after N instructions
+  --max-instructions N stop after N instructions (faults and every REP iteration count)
   --state              print the processor state to stderr when the guest stops
-A Multiboot guest that stops without debug-exit (HLT, triple fault) ends with status ${STATUS_GUEST_STOPPED} and its state on stderr.`;
+A Multiboot guest that stops without debug-exit (HLT, triple fault, reset, the instruction limit) ends with
+status ${STATUS_GUEST_STOPPED} and its state on stderr.`;
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -196,26 +199,26 @@ async function run(args: string[]): Promise<number> {
     }
     throw e;
   }
-  if (vm.kind === "linux") {
-    if (vm.config.processors > 1)
-      console.error(
-        `viridian run: SMP is not supported yet; running with 1 CPU (asked for ${vm.config.processors})`,
-      );
-    return runLinux(vm.machine, out, { state: opts.state });
+  if (vm.config.processors > 1) {
+    // The MADT lists every processor; the partition runs the boot processor only until SMP exists.
+    console.error(
+      `viridian run: SMP is not supported yet; running with 1 CPU (asked for ${vm.config.processors})`,
+    );
   }
+  if (vm.kind === "linux") return runLinux(vm.machine, out, { state: opts.state });
   return runMultiboot(vm.machine, out, opts.state);
 }
 
 /** Runs a Multiboot kernel to its isa-debug-exit write: QEMU's exit status convention, state on failure. */
-function runMultiboot(machine: Machine, out: SerialOutput, state: boolean): number {
-  const stop = machine.run();
+async function runMultiboot(machine: PcMachine, out: SerialOutput, state: boolean): Promise<number> {
+  const stop = await machine.run();
   out.flush();
   out.close();
   if (state || stop.kind !== "debug-exit") {
-    console.error(`viridian run: ${stop.message} after ${stop.retired} instructions\n${machine.inspect()}`);
+    console.error(`viridian run: ${stop.message} (${stop.retired} instructions)\n${machine.inspect()}`);
   }
   if (stop.kind !== "debug-exit") return STATUS_GUEST_STOPPED;
-  return qemuExitStatus(stop.exitValue);
+  return qemuExitStatus(stop.exitValue ?? 0);
 }
 
 export const command: Command = {

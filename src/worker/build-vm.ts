@@ -1,7 +1,8 @@
 // Owns: turning a `VmConfig` into a machine ready to run: checking the configuration, reading the boot files
-// it names (the bundled guest when it names none), telling a bzImage from a Multiboot kernel by content,
-// allocating guest RAM, choosing the time source, building the machine and loading the guest into it. The
-// CLI's `run`, tests and (later) the worker process all build VMs here and nowhere else.
+// it names (the bundled guest when it names none; Multiboot modules in QEMU's `-initrd` form), telling a
+// bzImage from a Multiboot kernel by content, allocating guest RAM, choosing the time source, building the PC
+// machine (with isa-debug-exit for Multiboot kernels, as the kernel tests run QEMU) and loading the guest into
+// it. The CLI's `run` and `diverge`, tests and benches (and later the worker process) build VMs here only.
 // Must not: run the machine or touch the host terminal (the caller does), or accept what it cannot build (a
 // disk or DVD before the storage VSP exists is refused with a clear error, not ignored).
 // Spec: docs/architecture.md "The seam" (VmConfig -> buildVm); Linux Documentation/arch/x86/boot.rst (the
@@ -10,12 +11,11 @@
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { GuestMemory } from "../memory/guest-memory.js";
-import { Cpu } from "../x86/cpu.js";
 import { BootError } from "../firmware/linux-boot.js";
-import { MultibootError, type MultibootLoadResult } from "../firmware/multiboot.js";
-import { Machine, type TraceRecord } from "./machine.js";
+import { MultibootError, type MultibootLoadResult, type MultibootModule } from "../firmware/multiboot.js";
 import { PacedClock } from "./paced-clock.js";
 import { PcMachine } from "./pc-machine.js";
+import type { TraceRecord } from "./processor-state.js";
 import { checkVmConfig, type VmConfig } from "./vm-config.js";
 
 const BUNDLED_KERNEL = new URL("../../../guest/bzImage", import.meta.url);
@@ -48,7 +48,7 @@ export interface VmHost {
 export type Vm =
   | { kind: "linux"; config: VmConfig; machine: PcMachine }
   /** `loaded`: where the kernel went and its entry point (the divergence finder aligns QEMU's log with it). */
-  | { kind: "multiboot"; config: VmConfig; machine: Machine; loaded: MultibootLoadResult };
+  | { kind: "multiboot"; config: VmConfig; machine: PcMachine; loaded: MultibootLoadResult };
 
 /** A configuration that cannot be built: a missing file, a bad image, something not supported yet. */
 export class VmBuildError extends Error {
@@ -99,25 +99,36 @@ export function buildVm(config: VmConfig, host: VmHost): Vm {
   return buildMultiboot(c, host, kernelPath, kernel);
 }
 
-function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel: Uint8Array): Vm {
-  const initrdPath = c.boot.initrd ?? (c.boot.kernel === null ? fileURLToPath(BUNDLED_INITRD) : null);
-  const initrd = initrdPath === null ? undefined : readBootFile(initrdPath, "initrd");
+/** The PC machine for `c`: guest RAM, the time source, the partition and the chipset. */
+function pcMachine(
+  c: VmConfig,
+  host: VmHost,
+  jitThreshold: number | undefined,
+  debugExit: boolean,
+): PcMachine {
   const memory = allocate(c.memoryBytes);
   // One virtual clock: the partition's, on this source (host time, or paced); the TSC, reference time,
   // synthetic timers, every chipset timer and the APIC timer read the same nanoseconds.
   const clock = new PacedClock(c.time.paceMips !== null ? c.time.paceMips * 1e6 : null);
-  const machine = new PcMachine({
+  return new PcMachine({
     memory,
     clock,
     tscHz: TSC_HZ,
-    jitThreshold: host.jitThreshold ?? LINUX_JIT_THRESHOLD,
+    ...(jitThreshold !== undefined ? { jitThreshold } : {}),
     rtcOffsetSeconds: c.rtcOffsetSeconds,
     ...(host.hostSeconds !== undefined ? { hostSeconds: host.hostSeconds } : {}),
     serial: host.serial,
     trace: host.trace,
     ...(host.maxInstructions !== undefined ? { maxInstructions: host.maxInstructions } : {}),
     cpus: c.processors,
+    debugExit,
   });
+}
+
+function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel: Uint8Array): Vm {
+  const initrdPath = c.boot.initrd ?? (c.boot.kernel === null ? fileURLToPath(BUNDLED_INITRD) : null);
+  const initrd = initrdPath === null ? undefined : readBootFile(initrdPath, "initrd");
+  const machine = pcMachine(c, host, host.jitThreshold ?? LINUX_JIT_THRESHOLD, false);
   try {
     machine.bootLinux({
       kernel,
@@ -131,20 +142,31 @@ function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel: Uint8
   return { kind: "linux", config: c, machine };
 }
 
-function buildMultiboot(c: VmConfig, host: VmHost, kernelPath: string, kernel: Uint8Array): Vm {
-  if (c.boot.initrd !== null)
-    throw new VmBuildError(`an initrd needs a bzImage kernel; ${kernelPath} is not one`);
-  const memory = allocate(c.memoryBytes);
-  const machine = new Machine({
-    memory,
-    processor: new Cpu(memory, host.jitThreshold !== undefined ? { jitThreshold: host.jitThreshold } : {}),
-    serial: host.serial,
-    trace: host.trace,
-    maxInstructions: host.maxInstructions,
+/**
+ * Multiboot modules in QEMU's `-initrd` form: comma-separated entries, each a path optionally followed by a
+ * space and arguments; the module's string is the whole entry, as QEMU and GRUB pass it.
+ */
+export function parseModuleList(list: string): Array<{ path: string; string: string }> {
+  return list.split(",").map((entry) => {
+    const space = entry.indexOf(" ");
+    const path = space < 0 ? entry : entry.slice(0, space);
+    if (path === "") throw new VmBuildError(`empty module path in the module list "${list}"`);
+    return { path, string: entry };
   });
+}
+
+function buildMultiboot(c: VmConfig, host: VmHost, kernelPath: string, kernel: Uint8Array): Vm {
+  const modules: MultibootModule[] = (c.boot.initrd === null ? [] : parseModuleList(c.boot.initrd)).map(
+    (m) => ({
+      data: readBootFile(m.path, "module"),
+      string: m.string,
+    }),
+  );
+  const machine = pcMachine(c, host, host.jitThreshold, true);
   let loaded: MultibootLoadResult;
   try {
-    loaded = machine.bootMultiboot(kernel, c.boot.cmdline ?? "");
+    // The command line a Multiboot kernel sees starts with its own path, as GRUB and QEMU pass it.
+    loaded = machine.bootMultiboot({ kernel, cmdline: `${kernelPath} ${c.boot.cmdline ?? ""}`, modules });
   } catch (e) {
     if (e instanceof MultibootError) throw new VmBuildError(`${kernelPath}: ${e.message}`);
     throw e;

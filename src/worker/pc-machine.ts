@@ -1,32 +1,43 @@
-// Owns: the PC machine that boots Linux: the guest partition (the hypervisor: its RAM, one virtual processor,
-// CPUID, synthetic MSRs, hypercalls, SynIC, synthetic timers, crash MSRs), the chipset (ports, MMIO, PIC, PIT,
-// RTC, UARTs, ACPI PM, reset registers, i8042, I/O APIC) and the local APIC, the platform's answers to MSRs
-// neither the processor nor the hypervisor owns, the Linux boot (firmware tier's prepareLinuxBoot + the 64-bit
-// entry state), and the run loop: `partition.runVp` batches, the exits the hypervisor forwards, device ticks
-// when a deadline has passed, HLT as a real sleep until the next deadline or host input, reset (reload and
-// boot again), power-off and the guest's crash report. One virtual clock (the partition's, on the worker's
+// Owns: the PC machine every guest boots on: the guest partition (the hypervisor: its RAM, its virtual
+// processor with its local APIC, CPUID, MSRs, hypercalls, SynIC, synthetic timers, crash MSRs), the chipset
+// (ports, MMIO, PIC, PIT, RTC, UARTs, ACPI PM, reset registers, i8042, I/O APIC) registered with the
+// partition, QEMU's isa-debug-exit for Multiboot kernels, the boot (firmware tier's prepareLinuxBoot /
+// prepareMultibootBoot + the entry state), and the run loop: `partition.runVp` batches, the exits the
+// hypervisor forwards, device ticks when a deadline has passed, HLT as a real sleep until the next deadline
+// or host input, reset (Linux: reload and boot again; Multiboot: stop, as QEMU's -no-reboot), power-off, the
+// debug-exit write and the guest's crash report. One virtual clock (the partition's, on the worker's
 // paced source) drives the TSC, the reference counter and TSC page, the synthetic timers and every timer
 // device, so the guest sees one consistent time base.
 // Must not: implement devices, hypervisor registers or instruction semantics (chipset, hv and x86 do), parse
 // boot images (firmware does) or touch the host terminal (the CLI feeds input through `sendInput` and takes
 // output from `serial`).
 // Spec: Intel SDM Vol. 3C ch. 27-28 (exit handling, as modelled by src/x86/vm-exit.ts), Vol. 4 (MSR map);
-// Linux Documentation/arch/x86/boot.rst (64-bit entry); the PC/AT platform (reset via 0xCF9/i8042, ACPI S5);
+// Linux Documentation/arch/x86/boot.rst (64-bit entry); Multiboot 0.6.96 (entry state, modules); QEMU's
+// isa-debug-exit (port 0xF4, status (value << 1) | 1); the PC/AT platform (reset via 0xCF9/i8042, ACPI S5);
 // TLFS "Guest Crash Enlightenment" (the crash report stops the VM).
 
 import type { GuestMemory } from "../memory/guest-memory.js";
 import { ExitReason } from "../x86/vm-exit.js";
-import { Reg, Seg, type Processor } from "../x86/processor.js";
 import type { Cpu } from "../x86/cpu.js";
 import { APIC_DEFAULT_TIMER_HZ } from "../hv/local-apic.js";
 import type { MmioHandler, PortHandler } from "../hv/intercepts.js";
 import { ExitHandling, Partition, type GuestCrashReport } from "../hv/partition.js";
 import type { PartitionClock } from "../hv/reference-time.js";
 import { Chipset } from "../chipset/pc-chipset.js";
+import { DebugExit, DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE } from "../chipset/debug-exit.js";
 import type { PacedClock } from "./paced-clock.js";
 import { prepareLinuxBoot, type PreparedLinux } from "../firmware/prepare-linux.js";
-import type { EntryState } from "../firmware/entry-state.js";
-import { describeProcessor, formatTrace, snapshotProcessor, type TraceRecord } from "./machine.js";
+import { prepareMultibootBoot } from "../firmware/prepare-multiboot.js";
+import type { MultibootLoadResult, MultibootModule } from "../firmware/multiboot.js";
+import {
+  applyEntryState,
+  applyLinuxEntryState,
+  describeProcessor,
+  formatTrace,
+  sameState,
+  snapshotProcessor,
+  type TraceRecord,
+} from "./processor-state.js";
 
 const RFLAGS_IF = 1 << 9;
 /** Instructions per run() call: a few milliseconds of guest time, so device deadlines are met closely. */
@@ -51,7 +62,15 @@ const PANIC_GRACE_NS = 300_000_000;
 const PANIC_GRACE_REPORTING_NS = 10_000_000_000;
 
 export type PcStopKind =
-  "poweroff" | "triple-fault" | "panic" | "guest-crash" | "halted" | "instruction-limit" | "stopped";
+  | "poweroff"
+  | "triple-fault"
+  | "panic"
+  | "guest-crash"
+  | "halted"
+  | "instruction-limit"
+  | "stopped"
+  | "debug-exit"
+  | "reset";
 
 export interface PcStop {
   kind: PcStopKind;
@@ -59,12 +78,21 @@ export interface PcStop {
   retired: number;
   /** For "guest-crash": what the guest reported through the crash MSRs. */
   crash?: GuestCrashReport;
+  /** For "debug-exit": the value written to isa-debug-exit. */
+  exitValue?: number;
 }
 
 export interface LinuxBootImages {
   kernel: Uint8Array;
   initrd?: Uint8Array;
   cmdline: string;
+}
+
+export interface MultibootBootImages {
+  kernel: Uint8Array;
+  /** The whole Multiboot command line (by convention the kernel's path, then its arguments). */
+  cmdline: string;
+  modules: readonly MultibootModule[];
 }
 
 export interface PcMachineOptions {
@@ -87,6 +115,8 @@ export interface PcMachineOptions {
   trace?: ((record: TraceRecord, line: string) => void) | undefined;
   maxInstructions?: number;
   cpus?: number;
+  /** QEMU's isa-debug-exit at port 0xF4 (Multiboot test kernels): a write stops the machine with its value. */
+  debugExit?: boolean;
 }
 
 function sleep(ms: number, wake: { resolve: (() => void) | null }): Promise<void> {
@@ -118,12 +148,14 @@ export class PcMachine {
   private resetPending: string | null = null;
   private images: LinuxBootImages | null = null;
   private prepared: PreparedLinux | null = null;
+  private multiboot: MultibootLoadResult | null = null;
   private readonly serialSink: (byte: number) => void;
   private readonly serialLines: string[] = [];
   private serialLine = "";
   private panicAtNs = -1;
   private readonly traceSink: ((record: TraceRecord, line: string) => void) | undefined;
   private readonly lastTrace: string[] = [];
+  private lastRecord: TraceRecord | null = null;
   private readonly maxInstructions: number;
   private readonly cpus: number;
   private readonly wake: { resolve: (() => void) | null } = { resolve: null };
@@ -169,6 +201,13 @@ export class PcMachine {
       memoryBelow4G: Math.min(this.memory.size, this.memory.lowTop),
       memoryAbove4G: above4G,
     });
+    if (options.debugExit === true) {
+      const dev = new DebugExit((value) => {
+        this.halt("debug-exit", `debug-exit written with 0x${value.toString(16)}`);
+        if (this.stop?.kind === "debug-exit") this.stop.exitValue = value;
+      });
+      this.chipset.ports.map(DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE, dev, "isa-debug-exit");
+    }
     this.connectChipset();
   }
 
@@ -218,6 +257,22 @@ export class PcMachine {
     return this.prepared;
   }
 
+  /**
+   * Loads a Multiboot kernel with its modules and the platform's ACPI tables, and puts the processor in the
+   * entry state of Multiboot 0.6.96 3.2 (flat 32-bit protected mode, EAX = 0x2BADB002, EBX = the information).
+   */
+  bootMultiboot(images: MultibootBootImages): MultibootLoadResult {
+    this.multiboot = prepareMultibootBoot(this.memory, {
+      kernel: images.kernel,
+      cmdline: images.cmdline,
+      modules: images.modules,
+      cpus: this.cpus,
+    }).loaded;
+    this.cpu.reset();
+    applyEntryState(this.cpu, this.multiboot.entry);
+    return this.multiboot;
+  }
+
   /** Host input for COM1 (wakes a halted guest at once). */
   sendInput(bytes: Uint8Array): void {
     this.chipset.com1.receive(bytes);
@@ -264,7 +319,8 @@ export class PcMachine {
       if (left <= 0) {
         this.halt(
           "instruction-limit",
-          `stopped after ${cpu.retired} instructions and ${cpu.faults} faults (the limit)`,
+          `stopped at the instruction limit (${this.maxInstructions}: ${cpu.retired} instructions retired, ` +
+            `${cpu.faults} exceptions at instructions that did not)`,
         );
         break;
       }
@@ -337,10 +393,16 @@ export class PcMachine {
   private step(): ExitReason {
     const cpu = this.cpu;
     const rec = snapshotProcessor(cpu);
-    const line = formatTrace(rec);
-    this.lastTrace.push(line);
-    if (this.lastTrace.length > TRACE_KEEP) this.lastTrace.shift();
-    this.traceSink!(rec, line);
+    // A state is printed once: a halted processor or an instruction that exits before it retires shows the
+    // same state again (QEMU logs each instruction once too).
+    const last = this.lastRecord;
+    if (last === null || last.retired !== rec.retired || !sameState(last, rec)) {
+      this.lastRecord = rec;
+      const line = formatTrace(rec);
+      this.lastTrace.push(line);
+      if (this.lastTrace.length > TRACE_KEEP) this.lastTrace.shift();
+      this.traceSink!(rec, line);
+    }
     const r = this.partition.runVp(0, 1);
     return r.handling === ExitHandling.Handled ? ExitReason.BudgetExhausted : r.reason;
   }
@@ -374,6 +436,11 @@ export class PcMachine {
   private doReset(): void {
     const why = this.resetPending;
     this.resetPending = null;
+    if (this.multiboot !== null) {
+      // QEMU's -no-reboot view, which the Multiboot kernel tests compare against: a reset ends the run.
+      this.halt("reset", `the guest asked for a ${why ?? "reset"}`);
+      return;
+    }
     if (!this.images) {
       this.halt("stopped", `the guest asked for a ${why ?? "reset"}, but nothing is loaded to boot again`);
       return;
@@ -433,37 +500,4 @@ export function crashSummary(r: GuestCrashReport): string {
     return terminalSafe(line.replace(/^\[\s*[\d.]+\]\s*/, "").trim());
   }
   return `CRASH_P0-P4 ${r.parameters.join(" ")}`;
-}
-
-/** Puts a processor into a firmware EntryState (descriptor tables, control registers, segments, GPRs). */
-export function applyLinuxEntryState(cpu: Processor, e: EntryState): void {
-  cpu.setDescriptorTable("gdtr", e.gdtr.base, e.gdtr.limit);
-  cpu.setDescriptorTable("idtr", e.idtr.base, e.idtr.limit);
-  cpu.setControl("cr4", e.cr4, 0);
-  cpu.setControl("cr3", e.cr3, 0);
-  cpu.setControl("efer", e.efer, 0);
-  cpu.setControl("cr0", e.cr0, 0);
-  cpu.setSegment(Seg.CS, e.cs);
-  cpu.setSegment(Seg.DS, e.ds);
-  cpu.setSegment(Seg.ES, e.es);
-  cpu.setSegment(Seg.SS, e.ss);
-  cpu.setSegment(Seg.FS, e.fs);
-  cpu.setSegment(Seg.GS, e.gs);
-  cpu.setRflags(e.rflags);
-  const r = e.registers;
-  const set: Array<[Reg, number | undefined]> = [
-    [Reg.RAX, r.rax],
-    [Reg.RBX, r.rbx],
-    [Reg.RCX, r.rcx],
-    [Reg.RDX, r.rdx],
-    [Reg.RSI, r.rsi],
-    [Reg.RDI, r.rdi],
-    [Reg.RBP, r.rbp],
-    [Reg.RSP, r.rsp],
-  ];
-  for (const [reg, v] of set) {
-    const n = v ?? 0;
-    cpu.setReg(reg, (n % 0x1_0000_0000) | 0, Math.floor(n / 0x1_0000_0000));
-  }
-  cpu.setRip((e.rip % 0x1_0000_0000) | 0, Math.floor(e.rip / 0x1_0000_0000));
 }

@@ -236,6 +236,8 @@ export class CpuCore extends FlagUnit {
   stop = 0;
   /** Retired count at the start of the current pass through a translated block (for fault positions). */
   blockBase = 0;
+  /** The `count` at which the current inner loop stops (a REP string instruction stops its chunk there). */
+  budgetEnd = 0;
   /** The runner's device intercepts (vm-exit.ts): ports with their I/O-bitmap bit set, and non-RAM accesses. */
   ports: PortIntercept | null = null;
   mmio: MmioIntercept | null = null;

@@ -286,6 +286,8 @@ export class Cpu extends CpuCore implements Processor {
   /** Executes instructions until the budget, a posted exit, or a reason to re-check events. */
   private inner(budget: number): void {
     const dispatch = this.dispatch;
+    // REP string instructions count each iteration and stop their chunk at the budget (string-ops.ts).
+    this.budgetEnd = budget;
     const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
     for (;;) {
       // The instruction's own RIP first: faults while fetching/decoding (#PF, #GP, #UD) report it.

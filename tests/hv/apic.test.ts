@@ -15,7 +15,7 @@ import { GuestMemory } from "../../src/memory/guest-memory.js";
 import { Cpu } from "../../src/x86/cpu.js";
 import { ExitReason } from "../../src/x86/vm-exit.js";
 import { loadMultiboot } from "../../src/firmware/multiboot.js";
-import { applyEntryState } from "../../src/worker/machine.js";
+import { applyEntryState } from "../../src/worker/processor-state.js";
 import { LocalApic } from "../../src/hv/local-apic.js";
 import { KERNEL_SOURCE_DIR } from "../kernels/assemble.js";
 

@@ -10,7 +10,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readFileSync } from "node:fs";
 import { loadMultiboot } from "../../src/firmware/multiboot.js";
-import { applyEntryState } from "../../src/worker/machine.js";
+import { applyEntryState } from "../../src/worker/processor-state.js";
 import { ExitHandling, Partition, type PartitionOptions } from "../../src/hv/partition.js";
 import { ExitReason } from "../../src/x86/vm-exit.js";
 import type { InterruptSource } from "../../src/contracts/platform.js";
