@@ -14,13 +14,15 @@ import type { PcMachine } from "../worker/pc-machine.js";
 import { vmConfig, VmConfigError, type VmConfig } from "../worker/vm-config.js";
 import type { Command } from "./command.js";
 import { jitThresholdFromEnv, runLinux, STATUS_GUEST_FAILED } from "./run-linux.js";
-import { SerialOutput } from "./serial-output.js";
+import { SerialOutput, TraceOutput } from "./serial-output.js";
 
 const DEFAULT_MEMORY = 256 * 1024 * 1024;
 /** Exit status when the guest stops without writing isa-debug-exit (halt, triple fault, limit). */
 export const STATUS_GUEST_STOPPED = 3;
 export const STATUS_LINUX_FAILED = STATUS_GUEST_FAILED;
 const STATUS_USAGE = 2;
+/** The host output (stdout, the serial log, the trace on stderr) failed: EX_IOERR of sysexits.h. */
+export const STATUS_OUTPUT_FAILED = 74;
 
 const USAGE = `usage: viridian run [--kernel FILE] [--initrd FILE] [--cmdline S] [--memory SIZE] [--cpus N]
                     [--serial-log FILE] [--rtc-offset SECONDS] [--pace-mips N] [--trace]
@@ -175,18 +177,26 @@ async function run(args: string[]): Promise<number> {
     }
     throw e;
   }
+  // A host output that fails (a reader that closed its pipe, a full disk) stops the VM; the run then ends
+  // with STATUS_OUTPUT_FAILED and a message on stderr (when stderr still works).
+  let outputFailure: string | null = null;
+  let vm: Vm | null = null;
+  const onOutputFailed = (why: string): void => {
+    outputFailure ??= why;
+    vm?.machine.requestStop(`the host output failed: ${why}`);
+  };
   let out: SerialOutput;
   try {
-    out = new SerialOutput(opts.serialLog);
+    out = new SerialOutput(opts.serialLog, onOutputFailed);
   } catch (e) {
     console.error(`viridian run: cannot open the serial log ${opts.serialLog}: ${(e as Error).message}`);
     return STATUS_USAGE;
   }
-  let vm: Vm;
+  const trace = opts.trace ? new TraceOutput(onOutputFailed) : null;
   try {
     vm = buildVm(runConfig(opts), {
       serial: (byte) => out.push(byte),
-      trace: opts.trace ? (_record, line) => process.stderr.write(line + "\n") : undefined,
+      trace: trace === null ? undefined : (_record, line) => trace.line(line),
       maxInstructions: opts.maxInstructions,
       // VIRIDIAN_JIT_THRESHOLD (tests, experiments): block translation threshold, -1 for the interpreter only.
       jitThreshold: jitThresholdFromEnv(),
@@ -205,8 +215,17 @@ async function run(args: string[]): Promise<number> {
       `viridian run: SMP is not supported yet; running with 1 CPU (asked for ${vm.config.processors})`,
     );
   }
-  if (vm.kind === "linux") return runLinux(vm.machine, out, { state: opts.state });
-  return runMultiboot(vm.machine, out, opts.state);
+  const status =
+    vm.kind === "linux"
+      ? await runLinux(vm.machine, out, { state: opts.state })
+      : await runMultiboot(vm.machine, out, opts.state);
+  trace?.flush();
+  if (outputFailure !== null) {
+    // console.error ignores a broken stderr: the status says it all then.
+    console.error(`viridian run: stopped: the host output failed: ${outputFailure}`);
+    return STATUS_OUTPUT_FAILED;
+  }
+  return status;
 }
 
 /** Runs a Multiboot kernel to its isa-debug-exit write: QEMU's exit status convention, state on failure. */

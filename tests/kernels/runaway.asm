@@ -2,7 +2,8 @@
 ; 2: any run can be bounded). MODE 1: a jump to itself; 2: an exception handler that faults again forever
 ; (the #UD handler is UD2: nothing ever retires); 3: REP LODSB with ECX = 2^32 - 1 (one instruction that
 ; takes billions of iterations); 4: REPE CMPSD over the I/O APIC's zero registers, both operands MMIO, with
-; ECX = 2^32 - 1 (the window's first 0x40 bytes and beyond read the same on both sides).
+; ECX = 2^32 - 1 (the window's first 0x40 bytes and beyond read the same on both sides); 5: console output
+; without end (for the host-output tests: a reader that goes away must end the run cleanly).
 ; Spec: Intel SDM Vol. 2B REP/LODS/CMPS (interruptible between iterations), Vol. 3A 6.15 (#UD).
 %include "include/boot.inc"
 
@@ -22,12 +23,16 @@ kmain32:
     xor esi, esi
     mov ecx, 0xffffffff
     rep lodsb
-%else
+%elif MODE == 4
     cld
     mov esi, 0xfec00020
     mov edi, 0xfec00020
     mov ecx, 0xffffffff
     repe cmpsd
+%else
+.print:
+    PRINT "all work and no play makes jack a dull boy "
+    jmp .print
 %endif
     PRINTLN "unreachable"
     EXIT 1
