@@ -191,8 +191,9 @@ export function store(
         const p2 = (lo >>> 0) + (4096 - po);
         c.translate(p2 | 0, (hi + (p2 >= TWO32 ? 1 : 0)) | 0, ACC_WRITE, c.cpl === 3);
       }
-      c.writeLin(lo2, hi2, 8, v[2]!, v[3]!);
+      // Lowest address first, as a device behind an MMIO range sees a 16-byte store (docs/decisions/0004).
       c.writeLin(lo, hi, 8, v[0]!, v[1]!);
+      c.writeLin(lo2, hi2, 8, v[2]!, v[3]!);
       return;
     }
     c.writeMem(d.seg, c.eaLo, c.eaHi, size, v[0]!, v[1]!);
