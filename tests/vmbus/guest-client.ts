@@ -70,11 +70,15 @@ export class TestGuest {
       memory: this.memory,
       vpCount: options.vpCount ?? 1,
       time: "deterministic",
+      // The test counts the vectors the SynIC raises instead of running a local APIC.
+      localApic: false,
     });
     this.view = new DataView(this.memory.buffer);
     for (let vp = 0; vp < this.partition.vpCount; vp++) {
-      this.partition.setInterruptTarget(vp, this.vectors);
-      this.partition.vps[vp]!.cpu.interrupts = this.vectors;
+      this.partition.setInterruptController(vp, this.vectors);
+      // Each stub ends in HLT, which must end the run and leave the processor ready for the next stub
+      // (a VP idles in HLT otherwise, until an interrupt this controller never presents).
+      this.partition.vps[vp]!.cpu.controls.hltExiting = true;
     }
     this.enterProtectedMode();
   }
