@@ -10,7 +10,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { rng } from "../storage/memory-disks.js";
 import { ArrayData, isoDisk, memoryImage, SpyDisk } from "./scsi-fixtures.js";
-import { COMMANDS } from "../../src/vsp/storvsp/command-table.js";
+import { applyToShadow, type FuzzUnit, randomCommand as generate, WRITE_OPCODES } from "./cdb-generator.js";
 import { ScsiController, type ScsiAddress } from "../../src/vsp/storvsp/scsi-controller.js";
 
 const SEQUENTIAL = 25_000;
@@ -47,126 +47,18 @@ async function setup(): Promise<Setup> {
   return { c, raw, shadow, vhdx, readOnly, readOnlyBytes, iso, isoBytes };
 }
 
-const OPCODES = [...COMMANDS.keys()];
-const BLOCK_SIZES = [512, 4096, 512, 2048, 512];
-const BLOCK_COUNTS = [RAW_BYTES / 512, 256, 128, 48, 0];
+const UNITS: FuzzUnit[] = [
+  { kind: "disk", blockSize: 512, blocks: RAW_BYTES / 512, weight: 5 },
+  { kind: "disk", blockSize: 4096, blocks: 256, weight: 2 },
+  { kind: "disk", blockSize: 512, blocks: 128, weight: 1 },
+  { kind: "dvd", blockSize: 2048, blocks: 48, weight: 3 },
+  { kind: null, blockSize: 512, blocks: 0, weight: 1 },
+];
 
 function randomCommand(r: () => number): { address: ScsiAddress; cdb: Uint8Array; data: ArrayData } {
-  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
-  const int = (n: number): number => Math.floor(r() * n);
-  const lun = r() < 0.03 ? int(256) : pick([0, 0, 0, 0, 0, 1, 1, 2, 3, 3, 3, 4]);
-  const address = r() < 0.02 ? { path: int(8), target: int(2), lun } : { path: 0, target: 0, lun };
-  // Two in five commands are well formed for their unit (an opcode it implements, fields in range, the
-  // buffer the CDB asks for); the rest are mutated or random.
-  const wellFormed = r() < 0.4;
-  const kind = lun === 3 ? "dvd" : "disk";
-  const opcode = wellFormed
-    ? pick(OPCODES.filter((o) => COMMANDS.get(o)![kind]))
-    : r() < 0.85
-      ? pick(OPCODES)
-      : int(256);
-  const row = COMMANDS.get(opcode);
-  const cdb = new Uint8Array(r() < 0.03 ? int(20) : 16);
-  for (let i = 0; i < cdb.length; i++) cdb[i] = wellFormed || r() < 0.6 ? 0 : int(256);
-  if (cdb.length > 0) cdb[0] = opcode;
-  const length = row?.cdbLength ?? 10;
-  const blockSize = lun < 5 ? BLOCK_SIZES[lun]! : 512;
-  const blocks = lun < 5 ? BLOCK_COUNTS[lun]! : 0;
-  let count = 0;
-  // Most commands get plausible fields: an LBA inside or at an edge, a small transfer length, a sane
-  // control byte; the rest keep their random bytes.
-  if (r() < 0.75 && cdb.length >= 16) {
-    const lba =
-      r() < 0.6 ? int(blocks) : pick([0, blocks - 1, blocks, blocks + 1, 2 ** 32 - 1, int(2 ** 32)]);
-    count = pick([0, 1, 1, 2, 3, 8, int(64), int(300), 0xffff]);
-    const put = (at: number, width: number, v: number): void => {
-      for (let i = width - 1; i >= 0; i--) {
-        cdb[at + i] = v & 0xff;
-        v = Math.floor(v / 256);
-      }
-    };
-    if (length === 6) {
-      put(1, 3, Math.max(0, lba) & 0x1fffff);
-      cdb[4] = count & 0xff;
-    } else if (length === 10) {
-      put(2, 4, Math.max(0, lba));
-      put(7, 2, count);
-    } else if (length === 12) {
-      put(2, 4, Math.max(0, lba));
-      put(6, 4, count);
-    } else {
-      put(2, 8, Math.max(0, lba));
-      put(10, 4, count);
-    }
-    if (wellFormed && opcode === 0x12) cdb[4] = 0xff;
-    if (wellFormed && (opcode === 0x1a || opcode === 0x5a)) cdb[2] = 0x3f;
-    if (wellFormed && opcode === 0x9e) cdb[1] = 0x10;
-    if (r() < 0.8) cdb[1] = cdb[1]! & pick([0x00, 0x00, 0x08, 0x01, 0x02, 0x10]);
-    if (r() < 0.3) cdb[2] = 0;
-    cdb[length - 1] = r() < 0.95 ? 0 : cdb[length - 1]!;
-  }
-  const direction = row && (wellFormed || r() < 0.85) ? row.direction : pick(["in", "out", "none"] as const);
-  const allocation = (cdb[7]! << 8) | cdb[8]!;
-  const size = wellFormed
-    ? Math.max(count * blockSize, 255)
-    : pick([
-        count * blockSize,
-        count * blockSize,
-        (count + 1) * blockSize,
-        Math.max(0, count - 1) * blockSize,
-        0,
-        8,
-        18,
-        36,
-        255,
-        blockSize,
-        allocation,
-        int(70_000),
-      ]);
-  const bytes = new Uint8Array(Math.min(size, 1 << 20));
-  for (let i = 0; i < bytes.length; i += 97) bytes[i] = int(256);
-  return { address, cdb, data: new ArrayData(direction, bytes) };
+  const c = generate(r, UNITS);
+  return { address: c.address, cdb: c.cdb, data: new ArrayData(c.direction, c.bytes) };
 }
-
-/** The effect a successful command has on the raw disk, decoded here (not by the target). */
-function applyToShadow(shadow: Uint8Array, cdb: Uint8Array, data: ArrayData): void {
-  const op = cdb[0]!;
-  const be = (at: number, n: number): number => {
-    let v = 0;
-    for (let i = 0; i < n; i++) v = v * 256 + (cdb[at + i] ?? 0);
-    return v;
-  };
-  let lba: number;
-  let blocks: number;
-  switch (op) {
-    case 0x0a:
-      lba = be(1, 3) & 0x1fffff;
-      blocks = cdb[4] || 256;
-      break;
-    case 0x2a:
-      [lba, blocks] = [be(2, 4), be(7, 2)];
-      break;
-    case 0xaa:
-      [lba, blocks] = [be(2, 4), be(6, 4)];
-      break;
-    case 0x8a:
-      [lba, blocks] = [be(2, 8), be(10, 4)];
-      break;
-    case 0x41:
-    case 0x93: {
-      if (cdb[1]! & 0x08) return; // UNMAP on a raw image keeps the data
-      [lba, blocks] = op === 0x41 ? [be(2, 4), be(7, 2)] : [be(2, 8), be(10, 4)];
-      const pattern = op === 0x93 && cdb[1]! & 0x01 ? new Uint8Array(512) : data.bytes.subarray(0, 512);
-      for (let i = 0; i < blocks; i++) shadow.set(pattern, (lba + i) * 512);
-      return;
-    }
-    default:
-      return; // reads, UNMAP (raw trim keeps data), and everything else change nothing
-  }
-  shadow.set(data.bytes.subarray(0, blocks * 512), lba * 512);
-}
-
-const WRITES = new Set([0x0a, 0x2a, 0xaa, 0x8a, 0x41, 0x93, 0x42]);
 
 async function fuzz(seed: number): Promise<string> {
   const s = await setup();
@@ -201,9 +93,10 @@ async function fuzz(seed: number): Promise<string> {
     check(cmd, res);
     const changed = disks.map((d, k) => d.writes.length + d.trims.length - before[k]!);
     if (res.status !== 0) assert.deepEqual(changed, [0, 0, 0, 0], `a failed ${cmd.cdb[0]} wrote`);
-    else if (changed.some((n) => n > 0)) assert.ok(WRITES.has(cmd.cdb[0]!), `opcode ${cmd.cdb[0]} wrote`);
+    else if (changed.some((n) => n > 0))
+      assert.ok(WRITE_OPCODES.has(cmd.cdb[0]!), `opcode ${cmd.cdb[0]} wrote`);
     if (res.status === 0 && cmd.address.lun === 0 && cmd.address.path === 0 && cmd.address.target === 0) {
-      applyToShadow(s.shadow, cmd.cdb, cmd.data);
+      applyToShadow(s.shadow, cmd.cdb, cmd.data.bytes);
     }
     if (i % 2500 === 0) {
       // Swap the DVD's medium now and then: out and back in.
@@ -214,7 +107,7 @@ async function fuzz(seed: number): Promise<string> {
   // Concurrent batches: more commands than the in-flight bound, so some meet TASK SET FULL.
   for (let b = 0; b < CONCURRENT_BATCHES; b++) {
     const cmds = Array.from({ length: 12 }, () => randomCommand(r)).filter(
-      (c) => !(c.address.lun === 0 && WRITES.has(c.cdb[0] ?? -1)), // keep the shadow exact
+      (c) => !(c.address.lun === 0 && WRITE_OPCODES.has(c.cdb[0] ?? -1)), // keep the shadow exact
     );
     const results = await Promise.all(cmds.map((c) => s.c.execute(c.address, c.cdb, c.data)));
     results.forEach((res, k) => check(cmds[k]!, res));
