@@ -148,14 +148,6 @@ export interface DataBuffer {
   read(offset: number, dst: Uint8Array): void;
 }
 
-/** A buffer with no data phase, for commands sent without one. */
-export const NO_DATA: DataBuffer = {
-  direction: "none",
-  length: 0,
-  write() {},
-  read() {},
-};
-
 /**
  * A handler's answer. `transferred` counts bytes moved through the DataBuffer; `overrun` says the device
  * server had more to return than the buffer held (the transport reports a residual overflow).

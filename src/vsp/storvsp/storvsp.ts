@@ -307,7 +307,7 @@ export class StorageVsp implements ChannelHandler {
       .execute(
         { path: request[SRB_PATH_ID]!, target: request[SRB_TARGET_ID]!, lun: request[SRB_LUN]! },
         cdb,
-        new PageListData(list, direction, transfer),
+        new PageListData(list, direction, direction === "none" ? 0 : transfer),
       )
       .then((result) => {
         this.srbsInFlight--;
