@@ -23,6 +23,7 @@ import {
   blockLimitsPage,
   deviceIdentificationPage,
   deviceIdFromText,
+  idHex,
   inquiry,
   PERIPHERAL_DISK,
   provisioningPage,
@@ -85,9 +86,7 @@ export class DiskLun implements LogicalUnit {
       maxUnmapDescriptors: this.canUnmap ? MAX_UNMAP_DESCRIPTORS : 0,
     };
     this.deviceId = options.deviceId ?? deviceIdFromText(disk.identity);
-    let hex = "";
-    for (const b of this.deviceId) hex += b.toString(16).padStart(2, "0");
-    const serial = options.serial ?? hex;
+    const serial = options.serial ?? idHex(this.deviceId);
     this.standard = standardInquiry({
       peripheralType: PERIPHERAL_DISK,
       removable: false,

@@ -19,6 +19,7 @@ import { readBlocks, type TransferLimits } from "./block-commands.js";
 import {
   deviceIdentificationPage,
   deviceIdFromText,
+  idHex,
   inquiry,
   PERIPHERAL_CDROM,
   serialNumberPage,
@@ -91,8 +92,6 @@ export class DvdLun implements LogicalUnit {
       maxUnmapDescriptors: 0,
     };
     const id = options.deviceId ?? deviceIdFromText(`dvd:${options.name ?? "0"}`);
-    let hex = "";
-    for (const b of id) hex += b.toString(16).padStart(2, "0");
     this.standard = standardInquiry({
       peripheralType: PERIPHERAL_CDROM,
       removable: true,
@@ -101,7 +100,7 @@ export class DvdLun implements LogicalUnit {
       revision: DVD_REVISION,
     });
     this.pages = new Map<number, () => Uint8Array>([
-      [0x80, () => serialNumberPage(hex)],
+      [0x80, () => serialNumberPage(idHex(id))],
       [0x83, () => deviceIdentificationPage(DVD_VENDOR, id)],
     ]);
     this.modePages = new Map<number, ModePage>([[0x2a, (pc) => this.capabilitiesPage(pc)]]);

@@ -92,8 +92,7 @@ export function serialNumberPage(serial: string): Uint8Array {
  * (IEEE Registered Extended: Microsoft's OUI, then 100 bits of the id), which Linux shows as the wwn.
  */
 export function deviceIdentificationPage(vendor: string, id: Uint8Array): Uint8Array {
-  let hex = "";
-  for (const x of id) hex += x.toString(16).padStart(2, "0");
+  const hex = idHex(id);
   const t10 = new Uint8Array(4 + 8 + hex.length);
   t10[0] = 0x02; // protocol identifier 0, code set 2 (ASCII)
   t10[1] = 0x01; // PIV 0, association 0 (the logical unit), designator type 1 (T10 vendor ID)
@@ -193,6 +192,13 @@ export function inquiry(
   const body = pages.get(page);
   if (!body) return check(invalidFieldInCdb(2));
   return cmd.dataIn(vpdPage(peripheralType, page, body()), allocation);
+}
+
+/** A device identifier in lowercase hex (the T10 designator's text and the default serial number). */
+export function idHex(id: Uint8Array): string {
+  let hex = "";
+  for (const x of id) hex += x.toString(16).padStart(2, "0");
+  return hex;
 }
 
 /** 16 bytes that identify a device: a GUID's bytes when `text` holds one, else a hash of the text. */
