@@ -17,7 +17,7 @@ import type { Command } from "./command.js";
 import { isBzImage, jitThresholdFromEnv, runLinux, STATUS_GUEST_FAILED } from "./run-linux.js";
 
 const BUNDLED_KERNEL = new URL("../../../guest/bzImage", import.meta.url);
-const BUNDLED_INITRD = new URL("../../../guest/initramfs.cpio.gz", import.meta.url);
+const BUNDLED_INITRD = new URL("../../../guest/initramfs.cpio.lz4", import.meta.url);
 /** The bundled guest's console is COM1; everything else is the kernel's default. */
 export const DEFAULT_LINUX_CMDLINE = "console=ttyS0";
 const DEFAULT_LINUX_MEMORY = 256 * 1024 * 1024;
@@ -31,7 +31,7 @@ const USAGE = `usage: viridian run [--kernel FILE] [--initrd FILE] [--cmdline S]
                     [--serial-log FILE] [--rtc-offset SECONDS] [--pace-mips N] [--trace]
                     [--max-instructions N] [--state]
 
-Without --kernel, boots the bundled Linux guest (guest/bzImage + guest/initramfs.cpio.gz) with COM1 on
+Without --kernel, boots the bundled Linux guest (guest/bzImage + guest/initramfs.cpio.lz4) with COM1 on
 the terminal (raw mode; Ctrl-A X quits) or on stdin/stdout when they are pipes. Exit status 0 when the
 guest powers off; ${STATUS_LINUX_FAILED} with the machine state on stderr when it triple-faults, panics or halts; 143 on
 SIGTERM (after "viridian: stopped by SIGTERM" and the machine state on stderr).
