@@ -80,7 +80,7 @@ async function measure(emulator: Emulator): Promise<BootFigures> {
 
 export async function benchBoot(): Promise<BootBenchResult> {
   console.log(
-    `boot: bundled guest (guest/bzImage, guest/initramfs.cpio.gz), ${MEMORY_MIB} MiB, cmdline "${CMDLINE}"`,
+    `boot: bundled guest (guest/bzImage, guest/initramfs.cpio.lz4), ${MEMORY_MIB} MiB, cmdline "${CMDLINE}"`,
   );
   const qemu = await measure("qemu");
   const viridian = await measure("viridian");

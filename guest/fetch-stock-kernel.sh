@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Fetches Debian 12's stock x86-64 kernel (the image behind the `linux-image-amd64` metapackage) for tests
 # that boot an unmodified distribution kernel. Nothing is installed and nothing lands in the repository:
-# the .debs are downloaded with `apt-get download` into a scratch directory and only boot/vmlinuz-* is
-# extracted. Prints the path of the kernel. Scratch: VIRIDIAN_STOCK_KERNEL_DIR, default
-# ${TMPDIR:-/tmp}/viridian-stock-kernel. The stock kernel is modular, but its built-ins (8250 console,
-# initramfs, ELF, devtmpfs, Hyper-V VMBus) suffice for guest/initramfs.cpio.gz's serial shell.
+# the .deb is downloaded with `apt-get download` into a scratch directory, and boot/vmlinuz-* and
+# lib/modules/<release>/ are extracted from it (extract/ below the scratch directory). Prints the path of
+# the kernel. Scratch: VIRIDIAN_STOCK_KERNEL_DIR, default ${TMPDIR:-/tmp}/viridian-stock-kernel. The
+# kernel's built-ins (8250 console, initramfs, ELF, devtmpfs) suffice for the bundled initramfs's serial
+# shell; its Hyper-V, SCSI, ext4 and virtio drivers are modules, which guest/stock-initramfs.sh packs.
 set -euo pipefail
 
 dir=${VIRIDIAN_STOCK_KERNEL_DIR:-${TMPDIR:-/tmp}/viridian-stock-kernel}
@@ -30,12 +31,18 @@ deb=$(compgen -G "${image_pkg}_*.deb" | sort | tail -n1)
 }
 
 rm -rf "$dir/extract"
-dpkg-deb --fsys-tarfile "$deb" | tar -C "$dir" --one-top-level=extract -x --wildcards './boot/vmlinuz-*'
+dpkg-deb --fsys-tarfile "$deb" | tar -C "$dir" --one-top-level=extract -x --wildcards './boot/vmlinuz-*' './lib/modules/*'
 vmlinuz=$(compgen -G "$dir/extract/boot/vmlinuz-*" | sort | tail -n1)
 [ -n "$vmlinuz" ] || {
   echo "fetch-stock-kernel.sh: $deb contains no boot/vmlinuz-*" >&2
   exit 1
 }
+release=${vmlinuz##*/vmlinuz-}
+[ -d "$dir/extract/lib/modules/$release/kernel" ] || {
+  echo "fetch-stock-kernel.sh: $deb contains no lib/modules/$release/kernel" >&2
+  exit 1
+}
 cp "$vmlinuz" "$dir/vmlinuz"
-echo "$image_pkg ($(dpkg-deb -f "$deb" Version)): $(basename "$vmlinuz"), $(stat -c %s "$dir/vmlinuz") bytes" >&2
+echo "$image_pkg ($(dpkg-deb -f "$deb" Version)): $(basename "$vmlinuz"), $(stat -c %s "$dir/vmlinuz") bytes;" \
+  "modules in $dir/extract/lib/modules/$release" >&2
 echo "$dir/vmlinuz"

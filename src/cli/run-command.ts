@@ -34,7 +34,7 @@ const USAGE = `usage: viridian run [--kernel FILE] [--initrd FILE] [--cmdline S]
                     [--serial-log FILE] [--rtc-offset SECONDS] [--pace-mips N] [--stop-timeout SECONDS]
                     [--trace] [--max-instructions N] [--state]
 
-Without --kernel, boots the bundled Linux guest (guest/bzImage + guest/initramfs.cpio.gz) with COM1 on
+Without --kernel, boots the bundled Linux guest (guest/bzImage + guest/initramfs.cpio.lz4) with COM1 on
 the terminal (raw mode; Ctrl-A X turns the VM off, Ctrl-A S asks the guest to shut down) or on
 stdin/stdout when they are pipes. SIGTERM asks the guest to shut down through its shutdown integration
 service and turns it off after --stop-timeout seconds (at once without the service; a second SIGTERM too).

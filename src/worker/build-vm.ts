@@ -19,7 +19,7 @@ import type { TraceRecord } from "./processor-state.js";
 import { checkVmConfig, type VmConfig } from "./vm-config.js";
 
 const BUNDLED_KERNEL = new URL("../../../guest/bzImage", import.meta.url);
-const BUNDLED_INITRD = new URL("../../../guest/initramfs.cpio.gz", import.meta.url);
+const BUNDLED_INITRD = new URL("../../../guest/initramfs.cpio.lz4", import.meta.url);
 /** The bundled guest's console is COM1; everything else is the kernel's default. */
 export const DEFAULT_LINUX_CMDLINE = "console=ttyS0";
 /** The TSC rate the processor reports (virtual time is the host's, so 1 GHz). */

@@ -1,5 +1,5 @@
 // Owns: a reader for "newc" cpio archives (the initramfs format), used by the guest-image tests to look
-// inside guest/initramfs.cpio.gz without unpacking it to disk.
+// inside guest/initramfs.cpio.lz4 without unpacking it to disk.
 // Must not: trust the archive — every length is bounds-checked and any inconsistency is a NewcError.
 // Spec: the Linux kernel's Documentation/driver-api/early-userspace/buffer-format.rst ("newc" header:
 // magic "070701", thirteen 8-digit hex fields, NUL-terminated name, name and data padded to 4 bytes).

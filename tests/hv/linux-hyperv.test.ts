@@ -14,7 +14,7 @@ import { fileURLToPath } from "node:url";
 
 const VIRIDIAN = fileURLToPath(new URL("../../../bin/viridian.js", import.meta.url));
 const BZIMAGE = fileURLToPath(new URL("../../../guest/bzImage", import.meta.url));
-const INITRD = fileURLToPath(new URL("../../../guest/initramfs.cpio.gz", import.meta.url));
+const INITRD = fileURLToPath(new URL("../../../guest/initramfs.cpio.lz4", import.meta.url));
 const PROMPT = "viridian-guest:~ # ";
 const CLOCKEVENT = "/sys/devices/system/clockevents/clockevent0/current_device";
 /** Generous for a loaded 2-core machine; only a hang gets near it. */

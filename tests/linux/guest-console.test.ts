@@ -164,7 +164,7 @@ test("QEMU and Viridian get the same kernel, initrd, memory and RTC offset", () 
   assert.equal(v.command, process.execPath);
   assert.deepEqual(v.args.slice(1), [
     "run",
-    ...["--memory", "256M", "--kernel", "/k", "--initrd", resolve(REPO, "guest/initramfs.cpio.gz")],
+    ...["--memory", "256M", "--kernel", "/k", "--initrd", resolve(REPO, "guest/initramfs.cpio.lz4")],
     ...["--cmdline", "console=ttyS0", "--rtc-offset", "-5"],
   ]);
   // The README's run command exactly: the CLI boots its bundled guest.

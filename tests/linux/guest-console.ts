@@ -29,7 +29,7 @@ const VIRIDIAN_LINUX_IN_DEFAULT_SUITE = true;
 // Compiled to dist/tests/linux/, three levels below the repository root (bench/ imports the compiled file).
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const BUNDLED_KERNEL = resolve(REPO, "guest/bzImage");
-export const BUNDLED_INITRD = resolve(REPO, "guest/initramfs.cpio.gz");
+export const BUNDLED_INITRD = resolve(REPO, "guest/initramfs.cpio.lz4");
 const VIRIDIAN_BIN = resolve(REPO, "bin/viridian.js");
 export const QEMU = "qemu-system-x86_64";
 
