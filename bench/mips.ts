@@ -27,7 +27,7 @@ async function runOurs(
   path: string,
 ): Promise<{ retired: number; ms: number; cpuMs: number; output: string }> {
   let output = "";
-  const vm = buildVm(vmConfig({ memoryBytes: 128 * 1024 * 1024, boot: { kernel: path } }), {
+  const vm = await buildVm(vmConfig({ memoryBytes: 128 * 1024 * 1024, boot: { kernel: path } }), {
     serial: (b) => {
       output += String.fromCharCode(b);
     },

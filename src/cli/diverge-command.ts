@@ -187,7 +187,7 @@ async function run(args: string[]): Promise<number> {
   const ours: State[] = [];
   let vm: Vm;
   try {
-    vm = buildVm(vmConfig({ memoryBytes: memory, boot: { kernel } }), {
+    vm = await buildVm(vmConfig({ memoryBytes: memory, boot: { kernel } }), {
       serial: () => {},
       trace: (rec) => {
         ours.push(fromRecord(rec));

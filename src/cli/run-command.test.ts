@@ -69,7 +69,19 @@ test("run options parse; unknown options and missing values are usage errors", (
     cpus: 2,
     rtcOffset: -3600,
     state: false,
+    disks: [],
   });
+  // --disk is repeatable (LUN order), ":ro" makes one read-only; one --dvd.
+  const d = parseRunArgs(["--disk", "a.vhdx", "--disk", "b.img:ro", "--dvd", "c.iso", "--disk", "x:y"]);
+  assert.deepEqual(d.disks, [
+    { path: "a.vhdx", readOnly: false },
+    { path: "b.img", readOnly: true },
+    { path: "x:y", readOnly: false },
+  ]);
+  assert.equal(d.dvd, "c.iso");
+  assert.throws(() => parseRunArgs(["--disk", ":ro"]), UsageError);
+  assert.throws(() => parseRunArgs(["--dvd", "a.iso", "--dvd", "b.iso"]), UsageError);
+  assert.throws(() => parseRunArgs(["--disk"]), UsageError);
   assert.throws(() => parseRunArgs(["--rtc-offset", "1.5"]), UsageError);
   assert.throws(() => parseRunArgs(["--cpus", "0"]), UsageError);
   assert.equal(parseRunArgs(["--pace-mips", "20"]).paceMips, 20);

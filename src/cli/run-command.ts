@@ -16,6 +16,7 @@ import {
   MIN_MEMORY_BYTES,
   vmConfig,
   VmConfigError,
+  type DiskConfig,
   type VmConfig,
 } from "../worker/vm-config.js";
 import type { Command } from "./command.js";
@@ -32,7 +33,7 @@ export const STATUS_OUTPUT_FAILED = 74;
 
 const USAGE = `usage: viridian run [--kernel FILE] [--initrd FILE] [--cmdline S] [--memory SIZE] [--cpus N]
                     [--serial-log FILE] [--rtc-offset SECONDS] [--pace-mips N] [--stop-timeout SECONDS]
-                    [--trace] [--max-instructions N] [--state]
+                    [--disk PATH[:ro]]... [--dvd ISO] [--trace] [--max-instructions N] [--state]
 
 Without --kernel, boots the bundled Linux guest (guest/bzImage + guest/initramfs.cpio.lz4) with COM1 on
 the terminal (raw mode; Ctrl-A X turns the VM off, Ctrl-A S asks the guest to shut down) or on
@@ -40,13 +41,18 @@ stdin/stdout when they are pipes. SIGTERM asks the guest to shut down through it
 service and turns it off after --stop-timeout seconds (at once without the service; a second SIGTERM too).
 Exit status 0 when the guest powers off (also after SIGTERM); ${STATUS_LINUX_FAILED} with the machine state on stderr
 when it triple-faults, panics or halts; 143 when SIGTERM had to turn it off (after "viridian: stopped by
-SIGTERM" and the machine state on stderr); 130 on SIGINT.
+SIGTERM" and the machine state on stderr); 130 on SIGINT; 2 for bad options or images that do not
+open; 74 when the host output or closing a disk image (its final flush) fails.
   --kernel FILE        a bzImage (Linux boot protocol) or a Multiboot v1 kernel (told apart by content);
                        for Multiboot the exit status is QEMU's isa-debug-exit status ((value << 1) | 1)
   --initrd FILE        initial ramdisk for a bzImage (default: the bundled initramfs with the bundled kernel);
                        for Multiboot, its modules as QEMU's -initrd takes them: "path args,path"
   --cmdline S          kernel command line (Linux default: "${DEFAULT_LINUX_CMDLINE}"; a Multiboot kernel
                        gets its own path, a space and S, as GRUB and QEMU pass it)
+  --disk PATH[:ro]     a disk image (raw, VHD, VHDX, a differencing VHD/VHDX with its parents) as a SCSI
+                       disk of the synthetic controller on VMBus, LUN 0 for the first, 1 for the next, ...
+                       (repeatable, with --dvd up to 64); ":ro" attaches it read-only. Linux guests only
+  --dvd ISO            an ISO 9660 image as a read-only DVD drive on the LUN after the last disk
   --memory SIZE        guest RAM in MiB or with a K, M or G suffix up to 64G (default 256M)
   --cpus N             processors in the ACPI tables (SMP is not supported yet, so 1 runs)
   --serial-log FILE    also write COM1 output to FILE
@@ -95,10 +101,21 @@ export interface RunOptions {
   serialLog?: string;
   maxInstructions?: number;
   state: boolean;
+  /** `--disk` images in order (LUN 0, 1, ...). */
+  disks: DiskConfig[];
+  dvd?: string;
+}
+
+/** `--disk PATH[:ro]`: an image path, read-only with the `:ro` suffix. */
+export function parseDiskArg(text: string): DiskConfig {
+  const readOnly = text.endsWith(":ro");
+  const path = readOnly ? text.slice(0, -3) : text;
+  if (path === "") throw new UsageError("--disk needs an image path (PATH or PATH:ro)");
+  return { path, readOnly };
 }
 
 export function parseRunArgs(args: string[]): RunOptions {
-  const o: RunOptions = { trace: false, state: false };
+  const o: RunOptions = { trace: false, state: false, disks: [] };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = (): string => {
@@ -109,6 +126,14 @@ export function parseRunArgs(args: string[]): RunOptions {
     switch (a) {
       case "--kernel":
         o.kernel = value();
+        break;
+      case "--disk":
+        o.disks.push(parseDiskArg(value()));
+        break;
+      case "--dvd":
+        if (o.dvd !== undefined) throw new UsageError("--dvd can be given once (one DVD drive)");
+        o.dvd = value();
+        if (o.dvd === "") throw new UsageError("--dvd needs an ISO image path");
         break;
       case "--initrd":
         o.initrd = value();
@@ -180,6 +205,8 @@ export function runConfig(o: RunOptions): VmConfig {
     boot: { kernel: o.kernel ?? null, initrd: o.initrd ?? null, cmdline: o.cmdline ?? null },
     time: { paceMips: o.paceMips ?? null },
     rtcOffsetSeconds: o.rtcOffset ?? 0,
+    disks: o.disks,
+    dvd: o.dvd ?? null,
   });
 }
 
@@ -215,13 +242,14 @@ async function run(args: string[]): Promise<number> {
   }
   const trace = opts.trace ? new TraceOutput(onOutputFailed) : null;
   try {
-    vm = buildVm(runConfig(opts), {
+    const built = await buildVm(runConfig(opts), {
       serial: (byte) => out.push(byte),
       trace: trace === null ? undefined : (_record, line) => trace.line(line),
       maxInstructions: opts.maxInstructions,
       // VIRIDIAN_JIT_THRESHOLD (tests, experiments): block translation threshold, -1 for the interpreter only.
       jitThreshold: jitThresholdFromEnv(),
     });
+    vm = built;
   } catch (e) {
     out.close();
     if (e instanceof VmBuildError || e instanceof VmConfigError) {
@@ -230,17 +258,25 @@ async function run(args: string[]): Promise<number> {
     }
     throw e;
   }
-  if (vm.config.processors > 1) {
+  const built = vm;
+  if (built.config.processors > 1) {
     // The MADT lists every processor; the partition runs the boot processor only until SMP exists.
     console.error(
-      `viridian run: SMP is not supported yet; running with 1 CPU (asked for ${vm.config.processors})`,
+      `viridian run: SMP is not supported yet; running with 1 CPU (asked for ${built.config.processors})`,
     );
   }
   const status =
-    vm.kind === "linux"
-      ? await runLinux(vm.machine, out, { state: opts.state, stopTimeout: opts.stopTimeout })
-      : await runMultiboot(vm.machine, out, opts.state);
+    built.kind === "linux"
+      ? await runLinux(built.machine, out, { state: opts.state, stopTimeout: opts.stopTimeout })
+      : await runMultiboot(built.machine, out, opts.state);
   trace?.flush();
+  try {
+    // Disk I/O still in flight finishes, writable images are flushed and closed.
+    await built.close();
+  } catch (e) {
+    console.error(`viridian run: closing the VM's storage failed: ${(e as Error).message}`);
+    return STATUS_OUTPUT_FAILED;
+  }
   if (outputFailure !== null) {
     // console.error ignores a broken stderr: the status says it all then.
     console.error(`viridian run: stopped: the host output failed: ${outputFailure}`);

@@ -2,9 +2,11 @@
 // it names (the bundled guest when it names none; Multiboot modules in QEMU's `-initrd` form), telling a
 // bzImage from a Multiboot kernel by content, allocating guest RAM, choosing the time source, building the PC
 // machine (with isa-debug-exit for Multiboot kernels, as the kernel tests run QEMU) and loading the guest into
-// it. The CLI's `run` and `diverge`, tests and benches (and later the worker process) build VMs here only.
+// it; for Linux, opening the configured disks and DVD as the SCSI controller on VMBus (./vm-storage.ts).
+// The CLI's `run` and `diverge`, tests and benches (and later the worker process) build VMs here only; the
+// caller ends every VM with `vm.close()` (storage flushed and closed).
 // Must not: run the machine or touch the host terminal (the caller does), or accept what it cannot build (a
-// disk or DVD before the storage VSP exists is refused with a clear error, not ignored).
+// disk for a Multiboot kernel, an image that does not open, is a clear error, not ignored).
 // Spec: docs/architecture.md "The seam" (VmConfig -> buildVm); Linux Documentation/arch/x86/boot.rst (the
 // setup header that marks a bzImage); Multiboot 0.6.96.
 
@@ -17,6 +19,8 @@ import { PacedClock } from "./paced-clock.js";
 import { PcMachine } from "./pc-machine.js";
 import type { TraceRecord } from "./processor-state.js";
 import { checkVmConfig, type VmConfig } from "./vm-config.js";
+import { VmStorage, VmStorageError } from "./vm-storage.js";
+import { NodeFileOpener } from "../host/node-files.js";
 
 const BUNDLED_KERNEL = new URL("../../../guest/bzImage", import.meta.url);
 const BUNDLED_INITRD = new URL("../../../guest/initramfs.cpio.lz4", import.meta.url);
@@ -46,9 +50,24 @@ export interface VmHost {
 }
 
 export type Vm =
-  | { kind: "linux"; config: VmConfig; machine: PcMachine }
+  | {
+      kind: "linux";
+      config: VmConfig;
+      machine: PcMachine;
+      /** The SCSI controller with the configured disks and DVD, or null without any. */
+      storage: VmStorage | null;
+      /** Ends the VM's use of host resources: storage I/O finished, images flushed and closed. */
+      close(): Promise<void>;
+    }
   /** `loaded`: where the kernel went and its entry point (the divergence finder aligns QEMU's log with it). */
-  | { kind: "multiboot"; config: VmConfig; machine: PcMachine; loaded: MultibootLoadResult };
+  | {
+      kind: "multiboot";
+      config: VmConfig;
+      machine: PcMachine;
+      loaded: MultibootLoadResult;
+      storage: null;
+      close(): Promise<void>;
+    };
 
 /** A configuration that cannot be built: a missing file, a bad image, something not supported yet. */
 export class VmBuildError extends Error {
@@ -85,17 +104,19 @@ function allocate(bytes: number): GuestMemory {
   }
 }
 
-/** Builds the VM `config` describes, with the guest loaded and its processor at the entry point. */
-export function buildVm(config: VmConfig, host: VmHost): Vm {
+/**
+ * Builds the VM `config` describes, with the guest loaded and its processor at the entry point and, for
+ * Linux, its disks and DVD open on the SCSI controller.
+ */
+export async function buildVm(config: VmConfig, host: VmHost): Promise<Vm> {
   const c = checkVmConfig(config);
-  if (c.disks.length > 0 || c.dvd !== null) {
-    throw new VmBuildError(
-      "disks and DVDs are not supported yet: they need the storage VSP on VMBus, which does not exist yet",
-    );
-  }
   const kernelPath = c.boot.kernel ?? fileURLToPath(BUNDLED_KERNEL);
   const kernel = readBootFile(kernelPath, "kernel");
   if (isBzImage(kernel)) return buildLinux(c, host, kernelPath, kernel);
+  if (c.disks.length > 0 || c.dvd !== null) {
+    // A Multiboot kernel gets no VMBus device in its ACPI tables, so it could never see them.
+    throw new VmBuildError(`disks and DVDs need a Linux guest (VMBus); ${kernelPath} is a Multiboot kernel`);
+  }
   return buildMultiboot(c, host, kernelPath, kernel);
 }
 
@@ -125,7 +146,7 @@ function pcMachine(
   });
 }
 
-function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel: Uint8Array): Vm {
+async function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel: Uint8Array): Promise<Vm> {
   const initrdPath = c.boot.initrd ?? (c.boot.kernel === null ? fileURLToPath(BUNDLED_INITRD) : null);
   const initrd = initrdPath === null ? undefined : readBootFile(initrdPath, "initrd");
   const machine = pcMachine(c, host, host.jitThreshold ?? LINUX_JIT_THRESHOLD, false);
@@ -139,7 +160,21 @@ function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel: Uint8
     if (e instanceof BootError) throw new VmBuildError(`${kernelPath}: ${e.message}`);
     throw e;
   }
-  return { kind: "linux", config: c, machine };
+  let storage: VmStorage | null;
+  try {
+    storage = await VmStorage.open(machine.vmbus, new NodeFileOpener(), c.disks, c.dvd);
+  } catch (e) {
+    if (e instanceof VmStorageError) throw new VmBuildError(e.message);
+    throw e;
+  }
+  return {
+    kind: "linux",
+    config: c,
+    machine,
+    storage,
+    // A flush or close that fails is a VmStorageError naming the image.
+    close: () => storage?.close() ?? Promise.resolve(),
+  };
 }
 
 /**
@@ -171,5 +206,5 @@ function buildMultiboot(c: VmConfig, host: VmHost, kernelPath: string, kernel: U
     if (e instanceof MultibootError) throw new VmBuildError(`${kernelPath}: ${e.message}`);
     throw e;
   }
-  return { kind: "multiboot", config: c, machine, loaded };
+  return { kind: "multiboot", config: c, machine, loaded, storage: null, close: () => Promise.resolve() };
 }

@@ -40,7 +40,7 @@ import {
   type TraceRecord,
 } from "./processor-state.js";
 import { standardDevices, vmbusDevice } from "../firmware/acpi/dsdt.js";
-import { VmbusServer } from "../vmbus/server.js";
+import { VmbusServer, type VmbusPartition } from "../vmbus/server.js";
 import { IntegrationServices } from "../vsp/ic/integration-services.js";
 import type { ShutdownAnswer } from "../vsp/ic/shutdown.js";
 
@@ -217,7 +217,7 @@ export class PcMachine {
       this.chipset.ports.map(DEBUG_EXIT_PORT, DEBUG_EXIT_SIZE, dev, "isa-debug-exit");
     }
     this.connectChipset();
-    this.vmbus = new VmbusServer({ partition: this.partition });
+    this.vmbus = new VmbusServer({ partition: this.vmbusPort() });
     const hostSeconds = options.hostSeconds ?? (() => Date.now() / 1000);
     const rtcOffset = options.rtcOffsetSeconds ?? 0;
     this.ics = new IntegrationServices(this.vmbus, {
@@ -256,6 +256,34 @@ export class PcMachine {
       write: (_vp, gpa, size, lo, hi) => bus.write(gpa, size, lo, hi),
     };
     for (const r of bus.ranges()) this.partition.registerMmio(r.base, r.length, mmio, r.name);
+  }
+
+  /**
+   * The partition's root-side message and event ports as the VMBus server uses them. A VSP may answer
+   * outside the VP's turn (a disk read completing while the guest sleeps in HLT): whatever it posts or
+   * signals then also wakes the run loop, so the interrupt is taken now, not at the next timer deadline.
+   */
+  private vmbusPort(): VmbusPartition {
+    const p = this.partition;
+    const wake = this.wake;
+    return {
+      memory: p.memory,
+      vpCount: p.vpCount,
+      registerMessagePort: (id, handler) => p.registerMessagePort(id, handler),
+      unregisterMessagePort: (id) => p.unregisterMessagePort(id),
+      registerEventPort: (id, handler, flagCount) => p.registerEventPort(id, handler, flagCount),
+      unregisterEventPort: (id) => p.unregisterEventPort(id),
+      postMessageToGuest: (vp, sint, type, payload) => {
+        const status = p.postMessageToGuest(vp, sint, type, payload);
+        wake.resolve?.();
+        return status;
+      },
+      signalGuestEvent: (vp, sint, flag) => {
+        const status = p.signalGuestEvent(vp, sint, flag);
+        wake.resolve?.();
+        return status;
+      },
+    };
   }
 
   /** Loads Linux and puts the processor at its 64-bit entry point. Kept for reboots. */

@@ -44,6 +44,8 @@ test("a hostile configuration is refused with the field that is wrong", () => {
     ["boot.root", { ...good, boot: { ...good.boot, root: "/" } }],
     ["disks", { ...good, disks: {} }],
     ["disks", { ...good, disks: new Array(65).fill({ path: "/d", readOnly: false }) }],
+    // 64 disks fill the controller's LUNs: no room for the DVD.
+    ["disks", { ...good, disks: new Array(64).fill({ path: "/d", readOnly: false }), dvd: "/x.iso" }],
     ["disks[0]", { ...good, disks: ["/d"] }],
     ["disks[0].readOnly", { ...good, disks: [{ path: "/d", readOnly: "yes" }] }],
     ["disks[0].path", { ...good, disks: [{ path: "", readOnly: false }] }],
@@ -63,24 +65,36 @@ test("a hostile configuration is refused with the field that is wrong", () => {
   }
 });
 
-test("buildVm refuses what it cannot build, with a clear error and no machine", () => {
+test("buildVm refuses what it cannot build, with a clear error and no machine", async () => {
   const dir = mkdtempSync(join(tmpdir(), "viridian-buildvm-"));
   const host = { serial: () => undefined };
   try {
-    assert.throws(
+    await assert.rejects(
       () => buildVm(vmConfig({ disks: [{ path: join(dir, "d.vhdx"), readOnly: false }] }), host),
-      (e: unknown) => e instanceof VmBuildError && /storage VSP/.test(e.message),
+      (e: unknown) => e instanceof VmBuildError && /^disk 0 \(.*d\.vhdx\): .*no such file/.test(e.message),
     );
-    assert.throws(
+    await assert.rejects(
       () => buildVm(vmConfig({ dvd: join(dir, "x.iso") }), host),
-      (e: unknown) => e instanceof VmBuildError && /storage VSP/.test(e.message),
+      (e: unknown) => e instanceof VmBuildError && /^the DVD \(.*x\.iso\): .*no such file/.test(e.message),
     );
-    assert.throws(
+    // A file that is not an ISO 9660 image is refused as a DVD (it would open as a raw disk).
+    writeFileSync(join(dir, "not.iso"), new Uint8Array(64 * 1024));
+    await assert.rejects(
+      () => buildVm(vmConfig({ dvd: join(dir, "not.iso") }), host),
+      (e: unknown) => e instanceof VmBuildError && /not an ISO 9660 image/.test(e.message),
+    );
+    // A VHDX signature with nothing valid behind it names the image and what is wrong.
+    writeFileSync(join(dir, "bad.vhdx"), new TextEncoder().encode("vhdxfile"));
+    await assert.rejects(
+      () => buildVm(vmConfig({ disks: [{ path: join(dir, "bad.vhdx"), readOnly: true }] }), host),
+      (e: unknown) => e instanceof VmBuildError && /^disk 0 \(.*bad\.vhdx\): .*VHDX/.test(e.message),
+    );
+    await assert.rejects(
       () => buildVm(vmConfig({ boot: { kernel: join(dir, "missing") } }), host),
       (e: unknown) => e instanceof VmBuildError && /cannot read kernel/.test(e.message),
     );
     writeFileSync(join(dir, "junk"), new Uint8Array(64));
-    assert.throws(
+    await assert.rejects(
       () => buildVm(vmConfig({ boot: { kernel: join(dir, "junk") } }), host),
       (e: unknown) => e instanceof VmBuildError && /no Multiboot v1 header/.test(e.message),
     );
@@ -89,11 +103,11 @@ test("buildVm refuses what it cannot build, with a clear error and no machine", 
     fake.set([0x55, 0xaa], 0x1fe);
     fake.set([0x48, 0x64, 0x72, 0x53], 0x202);
     writeFileSync(join(dir, "fake-bzimage"), fake);
-    assert.throws(
+    await assert.rejects(
       () => buildVm(vmConfig({ boot: { kernel: join(dir, "fake-bzimage") } }), host),
       (e: unknown) => e instanceof VmBuildError && e.message.startsWith(join(dir, "fake-bzimage")),
     );
-    assert.throws(() => buildVm({ ...vmConfig({}), processors: 0 }, host), VmConfigError);
+    await assert.rejects(() => buildVm({ ...vmConfig({}), processors: 0 }, host), VmConfigError);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

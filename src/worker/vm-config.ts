@@ -43,9 +43,9 @@ export interface VmConfig {
   /** Virtual processors, 1-64 (the MADT lists them all; one runs until SMP exists). */
   processors: number;
   boot: BootConfig;
-  /** Disks on the storage controller, in LUN order (the storage VSP does not exist yet: must be empty). */
+  /** Disks on the SCSI controller, in LUN order (LUN 0, 1, ...). */
   disks: DiskConfig[];
-  /** An ISO image as a read-only DVD (as for disks: not yet). */
+  /** An ISO image as a read-only DVD, on the LUN after the last disk. */
   dvd: string | null;
   time: TimeConfig;
   /** Shift of the guest's calendar time from the host's, in whole seconds (within 100 years). */
@@ -55,6 +55,8 @@ export interface VmConfig {
 export const MIN_MEMORY_BYTES = 2 * 1024 * 1024;
 export const MAX_MEMORY_BYTES = MAX_GUEST_MEMORY;
 export const MAX_PROCESSORS = 64;
+/** LUNs of the one SCSI controller: disks and the DVD together. */
+export const MAX_LUNS = 64;
 const MAX_RTC_OFFSET_SECONDS = 100 * 366 * 86400;
 const MAX_PATH_CHARS = 4096;
 const MAX_CMDLINE_CHARS = 4095;
@@ -159,8 +161,8 @@ export function checkVmConfig(value: unknown): VmConfig {
       "must be a non-empty string (paths, comma-separated for Multiboot modules)",
     );
   const disks = value.disks;
-  if (!Array.isArray(disks) || disks.length > 64)
-    throw new VmConfigError("disks", "must be a list of at most 64 disks");
+  if (!Array.isArray(disks) || disks.length > MAX_LUNS)
+    throw new VmConfigError("disks", `must be a list of at most ${MAX_LUNS} disks`);
   const checkedDisks = disks.map((d: unknown, i): DiskConfig => {
     const field = `disks[${i}]`;
     if (!isRecord(d)) throw new VmConfigError(field, "must be an object");
@@ -169,6 +171,12 @@ export function checkVmConfig(value: unknown): VmConfig {
       throw new VmConfigError(`${field}.readOnly`, "must be true or false");
     return { path: path(d.path, `${field}.path`), readOnly: d.readOnly };
   });
+  const dvd = nullable(value.dvd, "dvd", path);
+  if (checkedDisks.length + (dvd === null ? 0 : 1) > MAX_LUNS)
+    throw new VmConfigError(
+      "disks",
+      `at most ${MAX_LUNS} disks and DVD together (the SCSI controller's LUNs)`,
+    );
   const time = value.time;
   if (!isRecord(time)) throw new VmConfigError("time", "must be an object");
   onlyKeys(time, ["source", "paceMips"], "time");
@@ -188,7 +196,7 @@ export function checkVmConfig(value: unknown): VmConfig {
       cmdline: (cmdline as string | null | undefined) ?? null,
     },
     disks: checkedDisks,
-    dvd: nullable(value.dvd, "dvd", path),
+    dvd,
     time: { source: "host", paceMips: paceMips as number | null },
     rtcOffsetSeconds: rtc,
   };
