@@ -94,11 +94,16 @@ export interface GuestOptions {
   rtcOffsetSeconds?: number;
   /** QEMU: let a guest reset restart the machine (no -no-reboot). Viridian always restarts. */
   allowReboot?: boolean;
+  /** Viridian: disk images (`--disk PATH[:ro]`, LUN 0, 1, ...) and an ISO as the DVD (`--dvd`). */
+  disks?: ReadonlyArray<{ path: string; readOnly?: boolean }>;
+  dvd?: string;
 }
 
 /** The command line that starts a guest; exported so that the bench runs exactly what the tests run. */
 export function guestCommand(o: GuestOptions, now = Date.now()): { command: string; args: string[] } {
   if (o.emulator === "qemu") {
+    if (o.disks !== undefined || o.dvd !== undefined)
+      throw new Error("disks and DVDs are Viridian options here");
     const args = ["-accel", "tcg", "-m", String(o.memoryMiB ?? 256), "-nographic"];
     if (!o.allowReboot) args.push("-no-reboot");
     args.push("-kernel", o.kernel ?? BUNDLED_KERNEL, "-initrd", o.initrd ?? BUNDLED_INITRD);
@@ -112,6 +117,8 @@ export function guestCommand(o: GuestOptions, now = Date.now()): { command: stri
   else if (o.initrd !== undefined) args.push("--initrd", o.initrd);
   if (o.cmdline !== undefined) args.push("--cmdline", o.cmdline);
   if (o.rtcOffsetSeconds !== undefined) args.push("--rtc-offset", String(o.rtcOffsetSeconds));
+  for (const d of o.disks ?? []) args.push("--disk", d.readOnly === true ? `${d.path}:ro` : d.path);
+  if (o.dvd !== undefined) args.push("--dvd", o.dvd);
   return { command: process.execPath, args };
 }
 
