@@ -103,7 +103,11 @@ test(
       if (daemon !== "none") {
         await con.run("pidof hv_kvp_daemon || hv_kvp_daemon");
         await con.waitFor(/hv_utils: KVP IC version 4\.0|hv_kvp: KVP IC version/, 0, lim.commandMs);
-        const hostname = (await con.run("hostname")).trim();
+        // The daemon may print to the console at any time (e.g. "getaddrinfo failed" while it resolves the
+        // name, which has no DNS here): take the hostname from a marked line.
+        const marked = /^HOSTNAME=(\S+)$/m.exec(await con.run('echo "HOSTNAME=$(hostname)"'));
+        assert.ok(marked, "the guest's hostname");
+        const hostname = marked[1]!;
         assert.equal(machine.ics.kvp.set("ViridianHostPair", "pushed-by-the-host"), true);
         for (
           let i = 0;

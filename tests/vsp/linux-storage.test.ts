@@ -2,17 +2,19 @@
 // in one boot: four disks (a raw image, a dynamic VHDX, a read-only raw image, a dynamic VHD) and an ISO made
 // with genisoimage. In the guest: hv_storvsc finds every LUN, /sys/block shows each image's size with vendor
 // `Msft` and model `Virtual Disk`, the VHDX advertises its block size as the discard granularity, data written
-// with `dd oflag=direct` at known offsets reads back, the read-only disk refuses writes, and the DVD mounts
-// read-only as iso9660 with the file's md5 intact. After `poweroff` (status 0): the raw file and
-// `qemu-img convert` of the VHDX hold the pattern at those offsets, the read-only image and the ISO are
-// byte-identical, the VHDX checks clean, and the boot log is clean.
+// with `dd oflag=direct` at known offsets reads back, the read-only disk refuses writes, the VHD gets an MBR
+// partition with ext4 and a file, and the DVD mounts read-only as iso9660 with the file's md5 intact. After
+// `poweroff` (status 0): the raw file and `qemu-img convert` of the VHDX hold the pattern at those offsets,
+// the read-only image and the ISO are byte-identical, the VHDX checks clean, e2fsck finds the VHD's ext4
+// clean and debugfs reads the file with the guest's md5, and the boot log is clean.
 // Must not: assert timings (limits only keep a hang from hanging the suite); QEMU has no storvsc, so there
 // is no reference variant (tests/guest/guest-images.test.ts runs the same guest tools on QEMU's virtio).
-// Spec: issue 10 acceptance 1 (disks in /sys/block), 2 (direct writes seen on the host), 5 (DVD).
+// Spec: issue 10 acceptance 1 (disks in /sys/block), 2 (direct writes and a file system seen on the host),
+// 5 (DVD).
 import { strict as assert } from "node:assert";
 import { createHash } from "node:crypto";
 import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -30,7 +32,10 @@ import {
 const lim = limits("viridian");
 const MiB = 1024 * 1024;
 const STEP_MS = 2 * lim.bootMs + 6 * lim.commandMs + 2 * lim.stopMs;
-const tools = ["genisoimage", "qemu-img"].filter(
+/** e2fsprogs live in /sbin, which need not be on a user's PATH. */
+const DEBUGFS = ["/sbin/debugfs", "/usr/sbin/debugfs"].find((p) => existsSync(p)) ?? "debugfs";
+const E2FSCK = ["/sbin/e2fsck", "/usr/sbin/e2fsck"].find((p) => existsSync(p)) ?? "e2fsck";
+const tools = ["genisoimage", "qemu-img", DEBUGFS, E2FSCK].filter(
   (t) => spawnSync("sh", ["-c", `command -v ${t}`]).status !== 0,
 );
 const skip = skipReason("viridian") || (tools.length > 0 ? `needs ${tools.join(", ")}` : false);
@@ -128,6 +133,8 @@ describe("disks and a DVD on the bundled guest (viridian run --disk --dvd)", { s
       assert.ok(g && img, "the guest was not started");
       await g.step(() => body(g, img), afterFailureToo);
     });
+  /** The md5 of the file the guest wrote on the VHD's ext4 partition. */
+  const ext4Md5 = { value: "" };
   /** The block device name of each LUN (probe order need not be LUN order). */
   const names = new Map<number, string>();
   const dev = (lun: number): string => {
@@ -209,6 +216,29 @@ describe("disks and a DVD on the bundled guest (viridian run --disk --dvd)", { s
     await g.run("sync");
   });
 
+  step(
+    "a partition of the VHD gets ext4 (busybox fdisk, mke2fs), a file is written and its md5 kept",
+    async (g) => {
+      const parted = withoutControlSequences(
+        await g.run(
+          `printf 'o\\nn\\np\\n1\\n\\n\\nw\\n' | fdisk ${dev(3)} >/dev/null 2>&1; sleep 1; ls ${dev(3)}1`,
+        ),
+      );
+      assert.match(parted, new RegExp(`^${dev(3)}1$`, "m"), parted);
+      const made = withoutControlSequences(
+        await g.run(
+          `mke2fs -q -t ext4 ${dev(3)}1 && mkdir -p /data && mount -t ext4 ${dev(3)}1 /data && ` +
+            "dd if=/dev/urandom of=/data/random.bin bs=65536 count=64 2>/dev/null && md5sum /data/random.bin && " +
+            "umount /data; echo rc=$?",
+        ),
+      );
+      assert.match(made, /rc=0\s*$/, made);
+      const m = /^([0-9a-f]{32})\s+\/data\/random\.bin$/m.exec(made);
+      assert.ok(m, `md5sum output: ${made}`);
+      ext4Md5.value = m[1]!;
+    },
+  );
+
   step("the DVD mounts read-only as iso9660, its file's md5 matches, writing fails", async (g, img) => {
     await g.run("mkdir -p /dvd");
     const mounted = withoutControlSequences(await g.run(`mount -t iso9660 -o ro ${dev(4)} /dvd; echo rc=$?`));
@@ -249,6 +279,23 @@ describe("disks and a DVD on the bundled guest (viridian run --disk --dvd)", { s
       rmSync(converted);
       assert.equal(md5(readFileSync(img.readOnly)), img.readOnlyMd5, "the read-only disk is unchanged");
       assert.equal(md5(readFileSync(img.iso)), img.isoMd5, "the ISO is byte-identical");
+      // The VHD's ext4 file system: its partition from the MBR, checked clean, the file's md5 as in the guest.
+      const vhdRaw = join(img.dir, "disk3.raw");
+      const v = spawnSync("qemu-img", ["convert", "-f", "vpc", "-O", "raw", img.vhd, vhdRaw]);
+      assert.equal(v.status, 0, `qemu-img convert: ${v.stderr?.toString()}`);
+      const disk = readFileSync(vhdRaw);
+      const mbr = new DataView(disk.buffer, disk.byteOffset, 512);
+      assert.equal(mbr.getUint16(510, true), 0xaa55, "an MBR");
+      const start = mbr.getUint32(446 + 8, true) * 512;
+      const sectors = mbr.getUint32(446 + 12, true);
+      const part = join(img.dir, "part.ext4");
+      writeFileSync(part, disk.subarray(start, start + sectors * 512));
+      const fsck = spawnSync(E2FSCK, ["-fn", part]);
+      assert.equal(fsck.status, 0, `e2fsck: ${fsck.stdout?.toString()}${fsck.stderr?.toString()}`);
+      const dumped = join(img.dir, "random.bin");
+      const d = spawnSync(DEBUGFS, ["-R", `dump /random.bin ${dumped}`, part]);
+      assert.equal(d.status, 0, `debugfs: ${d.stderr?.toString()}`);
+      assert.equal(md5(readFileSync(dumped)), ext4Md5.value, "the ext4 file's md5 on the host");
       const opened = await openImage(new NodeFileOpener(), img.vhdx, { readOnly: true });
       try {
         assert.deepEqual((await opened.check(false)).problems, [], "the VHDX checks clean");
