@@ -120,7 +120,12 @@ test(
           machine.ics.kvp.intrinsic.get("FullyQualifiedDomainName") ?? "",
           new RegExp(`^${hostname}`),
         );
-        const pool = await con.run("tr -c '[:print:]' ' ' < /var/lib/hyperv/.kvp_pool_0");
+        // The daemon stores the pushed pair when its SET arrives, after the host sent it: wait for the file.
+        let pool = "";
+        for (let i = 0; i < 20 && !/ViridianHostPair +pushed-by-the-host/.test(pool); i++) {
+          if (i > 0) await con.run("sleep 1");
+          pool = await con.run("tr -c '[:print:]' ' ' < /var/lib/hyperv/.kvp_pool_0");
+        }
         assert.match(pool, /ViridianHostPair +pushed-by-the-host/);
       } else {
         assert.equal(machine.ics.inspect().kvp.state, "negotiating", "without the daemon KVP waits");
