@@ -167,6 +167,7 @@ async function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel:
     if (e instanceof VmStorageError) throw new VmBuildError(e.message);
     throw e;
   }
+  if (storage !== null) machine.storageSummary = () => storage.summary();
   return {
     kind: "linux",
     config: c,

@@ -152,6 +152,8 @@ export class PcMachine {
   /** The VMBus server (root side) and the integration services offered on it. */
   readonly vmbus: VmbusServer;
   readonly ics: IntegrationServices;
+  /** Lines about the VM's disks and DVD for inspect(), set by whoever attached them (src/worker/build-vm.ts). */
+  storageSummary: (() => string[]) | null = null;
   private stop: PcStop | null = null;
   private resetPending: string | null = null;
   private images: LinuxBootImages | null = null;
@@ -537,8 +539,7 @@ export class PcMachine {
     if (this.stop === null) this.stop = { kind, message, retired: this.cpu.retired };
   }
 
-  /** Registers, segments, the last instructions (with --trace), and the chipset's device state. */
-  /** VMBus and integration-service state in a few lines (guest-chosen strings made terminal-safe). */
+  /** VMBus, integration-service and storage state in a few lines (guest-chosen strings made terminal-safe). */
   vmbusSummary(): string {
     const v = this.vmbus.inspect();
     const channels = v.channels.map((c) => `${c.name}#${c.relid} ${c.state}`).join(", ");
@@ -555,10 +556,12 @@ export class PcMachine {
           `refused: ${refused || "none"}`,
         "integration services:",
         ...this.ics.summary(),
+        ...(this.storageSummary?.() ?? []),
       ].join("\n"),
     );
   }
 
+  /** Registers, segments, the last instructions (with --trace), and the chipset's device state. */
   inspect(): string {
     const parts = [
       describeProcessor(this.cpu),

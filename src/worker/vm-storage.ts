@@ -94,6 +94,23 @@ export class VmStorage {
     return this.attached.map((a) => `LUN ${a.lun}: ${a.what}${a.disk.readOnly ? ", read-only" : ""}`);
   }
 
+  /** The controller's state and its images in a few lines (the machine's inspect()). */
+  summary(): string[] {
+    const vsp = this.vsp;
+    const c = vsp.counters;
+    const refused = Object.entries(c.refused)
+      .map(([k, n]) => `${k} ${n}`)
+      .join(", ");
+    return [
+      `storage: storvsp ${vsp.state}` +
+        (vsp.protocolVersion === 0
+          ? ""
+          : `, protocol ${vsp.protocolVersion >> 8}.${vsp.protocolVersion & 0xff}`) +
+        `; ${c.srbs} SRBs, ${vsp.srbsRunning} in flight; refused: ${refused || "none"}`,
+      ...this.describe().map((l) => `  ${l}`),
+    ];
+  }
+
   /**
    * The end of the VM: each unit is detached once its commands have finished, writable images are flushed
    * and every image is closed. Safe to call more than once (later calls wait for the first).

@@ -217,7 +217,7 @@ describe("disks and a DVD on the bundled guest (viridian run --disk --dvd)", { s
   });
 
   step(
-    "a partition of the VHD gets ext4 (busybox fdisk, mke2fs), a file is written and its md5 kept",
+    "a partition of the VHD gets ext4 (busybox fdisk, mkfs.ext4), a file is written and its md5 kept",
     async (g) => {
       const parted = withoutControlSequences(
         await g.run(
@@ -227,7 +227,7 @@ describe("disks and a DVD on the bundled guest (viridian run --disk --dvd)", { s
       assert.match(parted, new RegExp(`^${dev(3)}1$`, "m"), parted);
       const made = withoutControlSequences(
         await g.run(
-          `mke2fs -q -t ext4 ${dev(3)}1 && mkdir -p /data && mount -t ext4 ${dev(3)}1 /data && ` +
+          `mkfs.ext4 -q ${dev(3)}1 && mkdir -p /data && mount -t ext4 ${dev(3)}1 /data && ` +
             "dd if=/dev/urandom of=/data/random.bin bs=65536 count=64 2>/dev/null && md5sum /data/random.bin && " +
             "umount /data; echo rc=$?",
         ),

@@ -122,6 +122,8 @@ test("disks on LUN 0.. in order, the DVD after them, one controller offered; the
     "LUN 2: disk 2 (/raw.img), read-only",
     "LUN 3: the DVD (/media.iso), read-only",
   ]);
+  assert.match(storage.summary()[0]!, /^storage: storvsp closed; 0 SRBs, 0 in flight; refused: none$/);
+  assert.equal(storage.summary().length, 5);
   await storage.close();
   assert.equal(fs.handles, 0, "every image closed");
 });

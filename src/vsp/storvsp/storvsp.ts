@@ -69,7 +69,7 @@ export interface StorageVspOptions {
 }
 
 /** Protocol phase of the current open. */
-type Phase = "closed" | "opened" | "initializing" | "ready";
+export type Phase = "closed" | "opened" | "initializing" | "ready";
 
 /** A GPA-direct page list as the SCSI target's DataBuffer: `length` bytes in one direction. */
 class PageListData implements DataBuffer {
@@ -122,6 +122,16 @@ export class StorageVsp implements ChannelHandler {
       },
       this,
     );
+  }
+
+  /** The protocol phase of the current open ("closed" while the guest has the channel closed). */
+  get state(): Phase {
+    return this.phase;
+  }
+
+  /** SRBs handed to the controller and not completed yet. */
+  get srbsRunning(): number {
+    return this.srbsInFlight;
   }
 
   /** The negotiated vstor protocol version (major << 8 | minor), 0 before negotiation. */
