@@ -20,6 +20,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   },
   storage: async () => (await import("./storage.js")).run(),
   boot: async () => void (await (await import("./boot.js")).benchBoot()),
+  disk: async () => (await import("./disk.js")).benchDisk(),
   reg64: async () => void (await import("./reg64-representation.js")),
 };
 const onRequest = new Set(["reg64"]);
