@@ -1,6 +1,6 @@
 // `npm run bench`: runs the benchmarks (one module per benchmark) and prints their figures, each next to its
-// peer measured in the same run (QEMU TCG for the processor and the Linux boot, plain file I/O for storage);
-// docs/spec.md records them. `npm run bench -- mips storage` runs only the named ones; `reg64` (decision
+// peer measured in the same run (QEMU TCG for the processor, the Linux boot and the guest's disks, plain file
+// I/O for storage); docs/spec.md records them. `npm run bench -- mips storage` runs only the named ones; `reg64` (decision
 // 0001) runs only on request.
 import { availableParallelism, loadavg } from "node:os";
 
@@ -20,6 +20,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   },
   storage: async () => (await import("./storage.js")).run(),
   boot: async () => void (await (await import("./boot.js")).benchBoot()),
+  disk: async () => (await import("./disk.js")).benchDisk(),
   reg64: async () => void (await import("./reg64-representation.js")),
 };
 const onRequest = new Set(["reg64"]);

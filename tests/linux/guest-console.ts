@@ -94,7 +94,10 @@ export interface GuestOptions {
   rtcOffsetSeconds?: number;
   /** QEMU: let a guest reset restart the machine (no -no-reboot). Viridian always restarts. */
   allowReboot?: boolean;
-  /** Viridian: disk images (`--disk PATH[:ro]`, LUN 0, 1, ...) and an ISO as the DVD (`--dvd`). */
+  /**
+   * Disk images: Viridian `--disk PATH[:ro]` (LUN 0, 1, ...), QEMU virtio-blk (/dev/vda, vdb, ...); and
+   * (Viridian only) an ISO as the DVD (`--dvd`).
+   */
   disks?: ReadonlyArray<{ path: string; readOnly?: boolean }>;
   dvd?: string;
 }
@@ -102,9 +105,15 @@ export interface GuestOptions {
 /** The command line that starts a guest; exported so that the bench runs exactly what the tests run. */
 export function guestCommand(o: GuestOptions, now = Date.now()): { command: string; args: string[] } {
   if (o.emulator === "qemu") {
-    if (o.disks !== undefined || o.dvd !== undefined)
-      throw new Error("disks and DVDs are Viridian options here");
+    if (o.dvd !== undefined) throw new Error("the DVD is a Viridian option here");
     const args = ["-accel", "tcg", "-m", String(o.memoryMiB ?? 256), "-nographic"];
+    // Disks as virtio-blk (the reference for storvsc), in order (/dev/vda, vdb, ...), without the host's
+    // page cache in the way (cache=none needs O_DIRECT on the host file system, which tmpfs lacks).
+    for (const d of o.disks ?? []) {
+      const format = /\.vhdx$/i.test(d.path) ? "vhdx" : /\.vhd$/i.test(d.path) ? "vpc" : "raw";
+      const ro = d.readOnly === true ? ",readonly=on" : "";
+      args.push("-drive", `file=${d.path},format=${format},if=virtio,cache=writeback${ro}`);
+    }
     if (!o.allowReboot) args.push("-no-reboot");
     args.push("-kernel", o.kernel ?? BUNDLED_KERNEL, "-initrd", o.initrd ?? BUNDLED_INITRD);
     args.push("-append", o.cmdline ?? "console=ttyS0");

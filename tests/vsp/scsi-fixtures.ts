@@ -265,3 +265,35 @@ export class GatedDisk extends SpyDisk {
     for (const w of this.waiting.splice(0)) w();
   }
 }
+
+/**
+ * A Disk whose writes and flushes each wait for `step()`: a test sees what the initiator was told while the
+ * data is not yet written, or written but not yet durable. `log` records each call and when it finished.
+ */
+export class OrderedDisk extends SpyDisk {
+  readonly log: string[] = [];
+  private readonly held: (() => void)[] = [];
+  private gate(what: string): Promise<void> {
+    this.log.push(`${what} started`);
+    return new Promise<void>((resolve) => this.held.push(resolve));
+  }
+  override async write(lba: number, src: Uint8Array): Promise<void> {
+    await this.gate("write");
+    await super.write(lba, src);
+    this.log.push("write done");
+  }
+  override async flush(): Promise<void> {
+    await this.gate("flush");
+    await super.flush();
+    this.log.push("flush done");
+  }
+  /** Lets the oldest held write or flush go on. */
+  step(): boolean {
+    const next = this.held.shift();
+    next?.();
+    return next !== undefined;
+  }
+  get waiting(): number {
+    return this.held.length;
+  }
+}

@@ -28,7 +28,7 @@ import {
   TestGuest,
   VmbusClient,
 } from "../vmbus/guest-client.js";
-import { be, cdb, GatedDisk, isoDisk, memoryImage, rw, SpyDisk } from "./scsi-fixtures.js";
+import { be, cdb, GatedDisk, isoDisk, memoryImage, OrderedDisk, rw, SpyDisk } from "./scsi-fixtures.js";
 
 /** VMBUS_RQST_INIT: the transaction id of storvsc's initialization requests. */
 const RQST_INIT = { lo: 0xfffffffd, hi: 0xffffffff };
@@ -45,14 +45,18 @@ interface Completion {
   view: DataView;
 }
 
-async function setup(options: { maxInFlight?: number; gated?: boolean } = {}) {
+async function setup(options: { maxInFlight?: number; gated?: boolean; ordered?: boolean } = {}) {
   const guest = new TestGuest();
   const server = new VmbusServer({ partition: guest.partition });
   const controller = new ScsiController({ maxInFlight: options.maxInFlight });
   const raw = await memoryImage("raw", 1024 * 1024, {
     fill: (b) => b.forEach((_, i) => (b[i] = (i * 7) & 0xff)),
   });
-  const disk = options.gated ? new GatedDisk(raw.disk) : new SpyDisk(raw.disk);
+  const disk = options.gated
+    ? new GatedDisk(raw.disk)
+    : options.ordered
+      ? new OrderedDisk(raw.disk)
+      : new SpyDisk(raw.disk);
   controller.attachDisk(0, disk);
   controller.attachDisk(1, (await memoryImage("vhdx", 4 * 1024 * 1024, { logical: 4096 })).disk);
   controller.attachDvd(2, (await isoDisk(32)).disk);
@@ -467,4 +471,62 @@ test("rescan: ENUMERATE_BUS reaches the guest as an unsolicited packet (transact
     gpa: buf,
   });
   assert.equal(moved(luns), 8 + 4 * 8);
+});
+
+test("durability order: a WRITE completes after Disk.write resolved; FUA and SYNCHRONIZE CACHE after Disk.flush", async () => {
+  const s = await setup({ ordered: true });
+  await initialize(s);
+  const disk = s.disk as OrderedDisk;
+  const buf = s.guest.alloc(1);
+  /** Sends an SRB and lets the host run; returns what completed so far. */
+  const send = async (srb: Srb, trans: number): Promise<Completion[]> => {
+    const { packet, extra } = srbPacket({ ...srb, trans });
+    const type = extra ? P.PacketType.GpaDirect : P.PacketType.Inband;
+    assert.ok(s.client.sendPacket(s.ch, guestPacket(type, packet, trans, 0, true, extra)));
+    return settle();
+  };
+  // Up to 200 turns of the event loop for one completion: long enough for anything not held to finish.
+  const settle = (): Promise<Completion[]> => completions(s, 1);
+  const write = (fua: boolean): Srb => ({
+    cdb: rw("write", 10, 3, 1, fua ? 0x08 : 0),
+    dataIn: SRB_DATA_IN_WRITE,
+    transfer: 512,
+    gpa: buf,
+  });
+  // A plain WRITE: nothing completes while the write is held; it completes once the write returned.
+  assert.deepEqual(await send(write(false), 1), []);
+  assert.equal(disk.waiting, 1);
+  disk.step();
+  const plain = await settle();
+  assert.deepEqual(
+    plain.map((c) => [c.transLo, srbStatus(c)]),
+    [[1, 0x01]],
+  );
+  // WRITE with FUA: not after the write alone; after the flush that follows it.
+  assert.deepEqual(await send(write(true), 2), []);
+  disk.step();
+  assert.deepEqual(await settle(), [], "a FUA write completed before its flush");
+  assert.equal(disk.waiting, 1, "the flush is held");
+  disk.step();
+  assert.deepEqual(
+    (await settle()).map((c) => c.transLo),
+    [2],
+  );
+  // SYNCHRONIZE CACHE: completes only after the flush returned.
+  assert.deepEqual(await send({ cdb: cdb(10, 0x35), dataIn: SRB_DATA_IN_NONE, transfer: 0 }, 3), []);
+  disk.step();
+  assert.deepEqual(
+    (await settle()).map((c) => c.transLo),
+    [3],
+  );
+  assert.deepEqual(disk.log, [
+    "write started",
+    "write done",
+    "write started",
+    "write done",
+    "flush started",
+    "flush done",
+    "flush started",
+    "flush done",
+  ]);
 });
