@@ -10,9 +10,11 @@
 
 import type { GuestMemory } from "../memory/guest-memory.js";
 import { CpuCore, type CpuOptions, EXIT, FAULT, type Handler, TLB_SIZE } from "./core.js";
+import { CodeCache, type CodePage } from "./code-cache.js";
 import { decode, DECODE_MORE, DECODE_OK } from "./decoder.js";
 import { deliverEvent, EventKind, SHUTDOWN } from "./exceptions.js";
 import { Block, isStraight, MAX_BLOCK_INSNS, translateBlock } from "./block-translator.js";
+import { formHandler } from "./fast-forms.js";
 import { buildDispatch } from "./handlers.js";
 import { Insn } from "./insn.js";
 import { ACC_EXEC } from "./paging.js";
@@ -40,14 +42,14 @@ export class Cpu extends CpuCore implements Processor {
   interrupts: InterruptSource | null = null;
   private readonly dispatch: Handler[];
   /** Decoded instructions per RAM page (RAM offset >> 12), indexed by page offset. */
-  private readonly codeCache = new Map<number, Array<Insn | undefined>>();
+  private readonly code = new CodeCache(MAX_CODE_PAGES, MAX_DECODED, (p) => this.onPageDropped(p));
+  /** The page RIP is on (its entry in `code`), or null. */
+  private curPage: CodePage | null = null;
   /** Shortcut for the page RIP is on: linear page number (low 20 bits, high half), its cache array. */
   private codePg = -1;
   private codePgHi = 0;
   private codeArr: Array<Insn | undefined> | null = null;
   private codeRamPage = 0;
-  private decodedCount = 0;
-  private readonly straddle = new Insn();
   private readonly fetchBuf = new Uint8Array(16);
   private nmiPending = false;
   /** The next instruction is a replay completing an exit (no event may intervene). */
@@ -99,8 +101,15 @@ export class Cpu extends CpuCore implements Processor {
 
   private dropCodePage(page: number): void {
     this.stop = 1;
-    this.codeCache.delete(page);
-    if (this.codeArr !== null && this.codeRamPage === page) this.codeCacheReset();
+    this.code.drop(page);
+  }
+
+  /** A page left the decode cache (written, evicted or flushed): forget every shortcut into it. */
+  private onPageDropped(p: CodePage): void {
+    if (p === this.curPage) {
+      this.curPage = null;
+      this.codeCacheReset();
+    }
   }
 
   /** Drops every cached decode (e.g. after the runner rewrote guest memory wholesale). */
@@ -109,8 +118,7 @@ export class Cpu extends CpuCore implements Processor {
   }
 
   private clearCodeCache(): void {
-    this.codeCache.clear();
-    this.decodedCount = 0;
+    this.code.clear();
     this.blockCount = 0;
     this.codeCacheReset();
   }
@@ -130,6 +138,13 @@ export class Cpu extends CpuCore implements Processor {
     return off;
   }
 
+  /** The RAM offset of the page holding linear (lo, hi) for execution: the TLB, else a walk. */
+  private execPage(lo: number, hi: number): number {
+    const vpn = hi * 1048576 + (lo >>> 12);
+    const slot = this.tlbUser + 2 * TLB_SIZE + ((lo >>> 12) & (TLB_SIZE - 1));
+    return this.tlbTag[slot] === vpn ? this.tlbOff[slot]! : this.codePage(lo, hi);
+  }
+
   private fetch(): Insn {
     let lo = this.ripLo;
     let hi = this.ripHi;
@@ -145,67 +160,72 @@ export class Cpu extends CpuCore implements Processor {
     return this.decodeAt(lo, hi, lo & 0xfff, arr);
   }
 
+  /** Marks a RAM page as holding decoded code, so writes to it reach onCodeWrite (every peer's TLB too). */
+  private markCode(ramPage: number): void {
+    if (this.mem.codePages[ramPage] !== 0) return;
+    this.mem.codePages[ramPage] = 1;
+    for (const p of peers.get(this.mem) ?? []) p.dropWriteEntries(ramPage * 4096);
+  }
+
   /** Makes the page holding linear (lo, hi) the current code page (translating it for execution). */
   private switchCodePage(lo: number, hi: number): Array<Insn | undefined> {
-    const vpn = hi * 1048576 + (lo >>> 12);
-    const slot = this.tlbUser + 2 * TLB_SIZE + ((lo >>> 12) & (TLB_SIZE - 1));
-    const pageOff = this.tlbTag[slot] === vpn ? this.tlbOff[slot]! : this.codePage(lo, hi);
     // An int (not a division result) keeps codeRamPage, decode offsets and Insn.len small-integer fields.
-    const ramPage = pageOff >>> 12;
-    let a = this.codeCache.get(ramPage);
-    if (a === undefined) {
-      // Bound the cache so a guest jumping all over memory cannot grow it without limit. Page marks in
-      // GuestMemory.codePages stay set (another processor may still cache the page); a stale mark only
-      // sends that page's writes through the slow path until the next write clears it.
-      if (this.codeCache.size >= MAX_CODE_PAGES) this.clearCodeCache();
-      a = new Array<Insn | undefined>(4096);
-      this.codeCache.set(ramPage, a);
-      if (this.mem.codePages[ramPage] === 0) {
-        this.mem.codePages[ramPage] = 1;
-        for (const p of peers.get(this.mem) ?? []) p.dropWriteEntries(pageOff);
-      }
-    }
-    this.codeArr = a;
+    const ramPage = this.execPage(lo, hi) >>> 12;
+    // Bounded (oldest pages evicted), so a guest jumping all over memory cannot grow it without limit.
+    // Page marks in GuestMemory.codePages stay set after an eviction (another processor may still cache
+    // the page); a stale mark only sends that page's writes through the slow path until the next write.
+    const { page, created } = this.code.open(ramPage);
+    if (created) this.markCode(ramPage);
+    this.curPage = page;
+    this.codeArr = page.insns;
     this.codePg = lo >>> 12;
     this.codePgHi = hi;
     this.codeRamPage = ramPage;
-    return a;
+    return page.insns;
   }
 
   private decodeAt(lo: number, hi: number, po: number, arr: Array<Insn | undefined>): Insn {
+    const page = this.curPage!;
     const base = this.codeRamPage * 4096;
-    if (++this.decodedCount > MAX_DECODED) {
-      // Bound memory: a guest executing densely packed code everywhere cannot grow the cache past this.
-      this.clearCodeCache();
-      this.decodedCount = 1;
-      arr = new Array<Insn | undefined>(4096);
-      this.codeCache.set(this.codeRamPage, arr);
-      this.codeArr = arr;
-    }
     const d = new Insn();
     const avail = Math.min(15, 4096 - po);
     let r = decode(this.bytes, base + po, avail, this.codeMode, this.cpuid, d);
     if (r === DECODE_OK) {
+      this.prepare(d);
       arr[po] = d;
+      this.code.noteDecoded(page);
       return d;
     }
     if (r === DECODE_MORE) {
-      // The instruction straddles a page: gather bytes from both pages, decode uncached.
-      const buf = this.fetchBuf;
-      for (let i = 0; i < avail; i++) buf[i] = this.bytes[base + po + i]!;
+      // The instruction straddles a page: it is cached with its first page while its tail's page is
+      // unwritten and still the one the next linear page maps to.
       const s = (lo >>> 0) + avail;
       const nlo = s | 0;
       const nhi = this.long64 ? (hi + (s >= TWO32 ? 1 : 0)) | 0 : 0;
-      const next = this.codePage(nlo, nhi);
+      const next = this.execPage(nlo, nhi);
+      const page2 = next >>> 12;
+      // The cached page shortcut is left pointing at the first page; the next fetch recomputes it.
+      const cached = this.code.straddleAt(page, po);
+      if (cached !== undefined && cached.mode === this.codeMode && cached.page2 === page2) return cached;
+      const buf = this.fetchBuf;
+      for (let i = 0; i < avail; i++) buf[i] = this.bytes[base + po + i]!;
       for (let i = avail; i < 15; i++) buf[i] = this.bytes[next + i - avail]!;
-      r = decode(buf, 0, 15, this.codeMode, this.cpuid, this.straddle);
+      const sd = new Insn();
+      r = decode(buf, 0, 15, this.codeMode, this.cpuid, sd);
       if (r === DECODE_OK) {
-        // The cached page shortcut now points at the wrong page for the tail; recompute next time.
-        this.codeCacheReset();
-        return this.straddle;
+        sd.page2 = page2;
+        this.prepare(sd);
+        this.markCode(page2);
+        this.code.addStraddle(page, po, sd);
+        return sd;
       }
     }
     return this.fault(r);
+  }
+
+  /** Chooses the handler the interpreter calls for a freshly decoded instruction. */
+  private prepare(d: Insn): void {
+    d.fn = formHandler(d, d.mode) ?? this.dispatch[d.op]!;
   }
 
   // =============================== run loop ===============================
@@ -281,7 +301,6 @@ export class Cpu extends CpuCore implements Processor {
 
   /** Executes instructions until the budget, a posted exit, or a reason to re-check events. */
   private inner(budget: number): void {
-    const dispatch = this.dispatch;
     const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
     for (;;) {
       // The instruction's own RIP first: faults while fetching/decoding (#PF, #GP, #UD) report it.
@@ -312,7 +331,7 @@ export class Cpu extends CpuCore implements Processor {
             if (this.count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
             continue;
           }
-        } else if (d !== this.straddle && d.hits++ >= this.jitThreshold) {
+        } else if (d.page2 < 0 && d.hits++ >= this.jitThreshold) {
           if (this.translateAt(rl, d)) continue;
         }
       }
@@ -326,7 +345,7 @@ export class Cpu extends CpuCore implements Processor {
         } else this.ripLo = next;
       } else this.ripLo = this.codeMode === 1 ? next | 0 : next & 0xffff;
       if (d.hasMem) this.computeEA(d);
-      dispatch[d.op]!(this, d);
+      (d.fn as Handler)(this, d);
       const count = ++this.count;
       if (this.attn !== 0) {
         if (this.shadow !== 0 && --this.shadow === 0 && !this.postedExit && !this.halted) {
@@ -392,13 +411,15 @@ export class Cpu extends CpuCore implements Processor {
   private peekDecode(po: number, arr: Array<Insn | undefined>): Insn | null {
     const c = arr[po];
     if (c !== undefined && c.mode === this.codeMode) return c;
-    if (this.decodedCount >= MAX_DECODED) return null;
+    const page = this.curPage;
+    if (page === null) return null;
     const d = new Insn();
     const avail = Math.min(15, 4096 - po);
     if (decode(this.bytes, this.codeRamPage * 4096 + po, avail, this.codeMode, this.cpuid, d) !== DECODE_OK)
       return null;
-    this.decodedCount++;
+    this.prepare(d);
     arr[po] = d;
+    this.code.noteDecoded(page);
     return d;
   }
 
