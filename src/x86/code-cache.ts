@@ -1,7 +1,8 @@
 // Owns: one processor's cache of decoded instructions per guest-physical code page: the pages held, their
 // bounds (pages and decoded records) with eviction of the oldest page instead of flushing everything,
-// instructions that straddle into the next page (kept with the first page, dropped when either page is
-// written or evicted), and the per-page translation state the run loop hangs on a page (heat, unit).
+// instructions that straddle into the next page (kept with the first page; cpu.ts checks their tail
+// bytes and mapping at every fetch, so the next page need not be marked as code), and the per-page
+// translation state the run loop hangs on a page (heat, unit).
 // Must not: decode bytes, translate addresses, or mark pages in GuestMemory.codePages (cpu.ts does, since
 // it also drops the peers' write entries); a page leaves the cache only through `drop`, `evictOldest` or
 // `clear`, which call `onDrop` so the owner can reset whatever pointed into the page.
@@ -20,22 +21,22 @@ export class CodePage {
   count = 0;
   /**
    * Instructions starting in this page's last 14 bytes and ending in the next one, by 4096 - offset. Each
-   * records the RAM page of its tail (`Insn.page2`); it is valid while that page is unwritten and the next
-   * linear page still maps to it.
+   * records the RAM page of its tail (`Insn.page2`) and the tail's bytes (`Insn.tail`); it is valid while
+   * the next linear page maps to that page and those bytes are unchanged.
    */
   straddle: Array<Insn | undefined> | null = null;
   /** Block starts executed on this page (heat for translation; cpu.ts counts it). */
   heat = 0;
   /** The translation unit compiled for this page, owned by the translation tier (opaque here). */
   unit: object | null = null;
+  /** Units compiled for this page so far (recompilations add entry points found later; bounded). */
+  compiles = 0;
 
   constructor(readonly ramPage: number) {}
 }
 
 export class CodeCache {
   private readonly pages = new Map<number, CodePage>();
-  /** First pages of the straddling instructions whose tail is in a page (tail page -> first pages). */
-  private readonly tails = new Map<number, number[]>();
   /** Decoded records held across all pages. */
   decoded = 0;
   /** Pages evicted to respect the bounds (statistics). */
@@ -82,13 +83,10 @@ export class CodeCache {
     }
   }
 
-  /** Caches a straddling instruction at offset po of `page`; its tail lies in RAM page d.page2. */
+  /** Caches a straddling instruction at offset po of `page` (its tail: RAM page d.page2, bytes d.tail). */
   addStraddle(page: CodePage, po: number, d: Insn): void {
     page.straddle ??= new Array<Insn | undefined>(MAX_INSN);
     page.straddle[4096 - po] = d;
-    const deps = this.tails.get(d.page2);
-    if (deps === undefined) this.tails.set(d.page2, [page.ramPage]);
-    else if (!deps.includes(page.ramPage)) deps.push(page.ramPage);
   }
 
   /** The cached straddling instruction at offset po of `page`, if any. */
@@ -96,18 +94,10 @@ export class CodeCache {
     return page.straddle?.[4096 - po];
   }
 
-  /** Drops a page (its code was written): its decodes, and straddlers of the previous pages ending in it. */
+  /** Drops a page (its code was written) with its decodes. */
   drop(ramPage: number): void {
     const p = this.pages.get(ramPage);
     if (p !== undefined) this.remove(p);
-    const deps = this.tails.get(ramPage);
-    if (deps !== undefined) {
-      this.tails.delete(ramPage);
-      for (const first of deps) {
-        const f = this.pages.get(first);
-        if (f !== undefined) f.straddle = null;
-      }
-    }
   }
 
   evictOldest(): void {
@@ -119,7 +109,6 @@ export class CodeCache {
 
   clear(): void {
     for (const p of [...this.pages.values()]) this.remove(p);
-    this.tails.clear();
     this.decoded = 0;
   }
 
@@ -129,15 +118,6 @@ export class CodeCache {
   }
 
   private remove(p: CodePage): void {
-    if (p.straddle !== null) {
-      for (const d of p.straddle) {
-        const deps = d === undefined ? undefined : this.tails.get(d.page2);
-        if (deps === undefined) continue;
-        const i = deps.indexOf(p.ramPage);
-        if (i >= 0) deps.splice(i, 1);
-        if (deps.length === 0) this.tails.delete(d!.page2);
-      }
-    }
     this.pages.delete(p.ramPage);
     this.decoded -= p.count;
     p.count = 0;

@@ -15,6 +15,7 @@ import { type Insn, OpKind } from "./insn.js";
 import { FpuState } from "./simd-state.js";
 import { ACC_READ, ACC_WRITE, type PagingRegs, WalkResult, walk } from "./paging.js";
 import { ExitReason, newExitInfo, type ExitControls, type ExitInfo } from "./vm-exit.js";
+import { REG_HI, REG_LO, TLB_ENTRIES, TLB_OFF, TLB_TAG, XCH, XCH_SLOTS } from "./wasm/layout.js";
 
 /** Thrown (never constructed per event) to unwind an instruction: a fault to deliver, or an exit. */
 export class CpuSignal {
@@ -99,8 +100,9 @@ export interface CpuOptions {
   /** Derive time (TSC) from retired instructions only, for reproducible runs. */
   deterministic?: boolean;
   /**
-   * Block translation (docs/decisions/0003): a straight-line run of code is translated after this many
-   * executions of its first instruction (0: on first execution); negative turns translation off.
+   * The WebAssembly translation tier (docs/decisions/0005): a code page of 64-bit code is compiled after
+   * this many block starts were executed on it (0: at the first one); negative turns translation off.
+   * Translation needs guest memory backed by WebAssembly (GuestMemory.wasmMemory).
    */
   jitThreshold?: number;
 }
@@ -112,9 +114,17 @@ export class CpuCore extends FlagUnit {
   readonly i32: Int32Array;
   readonly cpuid = new CpuidModel();
 
+  /**
+   * Byte offset of this processor's state slot in the WebAssembly-backed guest memory (wasm/layout.ts), or
+   * -1 when the memory is a plain buffer: registers and TLB then live in arrays of their own.
+   */
+  readonly stateSlot: number;
+  /** The exchange area of the slot (wasm/layout.ts X), or a private array without a slot. */
+  readonly xch: Int32Array;
+
   // ---- general-purpose registers and RIP (docs/decisions/0001) ----
-  readonly rlo = new Int32Array(16);
-  readonly rhi = new Int32Array(16);
+  readonly rlo: Int32Array;
+  readonly rhi: Int32Array;
   ripLo = 0;
   ripHi = 0;
   /** RIP of the instruction being executed (faults report it; RIP itself already points past it). */
@@ -224,11 +234,9 @@ export class CpuCore extends FlagUnit {
   attn = 0;
   /**
    * Set when decoded code may be stale (mode, paging or code-page changes; see Cpu.codeCacheReset): a
-   * translated block checks it after each store and stops (block-translator.ts).
+   * translation unit's slow-path store checks it and the unit stops after that instruction (wasm/tier.ts).
    */
   stop = 0;
-  /** Retired count at the start of the current pass through a translated block (for fault positions). */
-  blockBase = 0;
   /** Completion values for replayed instructions (IN and MMIO reads re-execute with the runner's value). */
   ioPending = false;
   ioValue = 0;
@@ -240,8 +248,8 @@ export class CpuCore extends FlagUnit {
   // ---- TLB: tags (linear page number, NaN = empty) and RAM offsets, per kind x (supervisor, user) ----
   // A seventh to ninth region is never filled: user accesses look there while alignment checking is active
   // (CR0.AM, RFLAGS.AC, CPL 3), so every such access takes the slow path, which checks alignment.
-  readonly tlbTag = new Float64Array(9 * TLB_SIZE).fill(NaN);
-  readonly tlbOff = new Float64Array(9 * TLB_SIZE);
+  readonly tlbTag: Float64Array;
+  readonly tlbOff: Float64Array;
   readonly tlbGlobal = new Uint8Array(9 * TLB_SIZE);
   /** 0 for supervisor (CPL < 3), 3 * TLB_SIZE for user, 6 * TLB_SIZE for user with alignment checks. */
   tlbUser = 0;
@@ -264,7 +272,25 @@ export class CpuCore extends FlagUnit {
     super();
     this.mem = memory;
     this.bytes = memory.bytes;
-    this.dv = new DataView(memory.buffer);
+    // RAM only: the processor-state slots behind RAM in a WebAssembly-backed memory are not guest memory.
+    this.dv = new DataView(memory.buffer, 0, memory.size);
+    const slot = memory.claimSlot();
+    this.stateSlot = slot;
+    const buf = memory.buffer;
+    if (slot >= 0) {
+      this.rlo = new Int32Array(buf, slot + REG_LO, 16);
+      this.rhi = new Int32Array(buf, slot + REG_HI, 16);
+      this.xch = new Int32Array(buf, slot + XCH, XCH_SLOTS);
+      this.tlbTag = new Float64Array(buf, slot + TLB_TAG, TLB_ENTRIES);
+      this.tlbOff = new Float64Array(buf, slot + TLB_OFF, TLB_ENTRIES);
+    } else {
+      this.rlo = new Int32Array(16);
+      this.rhi = new Int32Array(16);
+      this.xch = new Int32Array(XCH_SLOTS);
+      this.tlbTag = new Float64Array(TLB_ENTRIES);
+      this.tlbOff = new Float64Array(TLB_ENTRIES);
+    }
+    this.tlbTag.fill(NaN);
     this.i32 = new Int32Array(memory.buffer, 0, Math.floor(memory.size / 4));
     this.tscHz = options.tscHz ?? 1_000_000_000;
     this.deterministic = options.deterministic ?? false;
@@ -536,7 +562,11 @@ export class CpuCore extends FlagUnit {
    */
   readMemRmw(seg: number, offLo: number, offHi: number, size: number): number {
     const lo = this.linear(seg, offLo, offHi, size, true);
-    const hi = this.hi;
+    return this.readLinRmw(lo, this.hi, size);
+  }
+
+  /** The read of a read-modify-write destination at a linear address (see readMemRmw). */
+  readLinRmw(lo: number, hi: number, size: number): number {
     const po = lo & 0xfff;
     const slot = this.tlbUser + TLB_SIZE + ((lo >>> 12) & TLB_MASK);
     if (po + size > 4096 || this.tlbTag[slot] !== hi * 1048576 + (lo >>> 12)) {

@@ -115,6 +115,10 @@ export class Insn {
   fn: ((c: never, d: Insn) => void) | null = null;
   /** For an instruction straddling into the next page: the RAM page (offset >> 12) of its tail; else -1. */
   page2 = -1;
+  /** For a straddling instruction: its bytes in the next page (compared at every fetch). */
+  tail: Uint8Array | null = null;
+  /** The block index of this instruction in its page's translation unit (wasm/tier.ts), or -1. */
+  unitEntry = -1;
 
   /** Copies every field from another record (used when a page-straddling decode is cached nowhere). */
   copyFrom(o: Insn): void {

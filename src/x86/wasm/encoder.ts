@@ -30,6 +30,7 @@ export const enum Op {
   BrTable = 0x0e,
   Return = 0x0f,
   Call = 0x10,
+  CallIndirect = 0x11,
   Drop = 0x1a,
   Select = 0x1b,
   LocalGet = 0x20,
@@ -128,6 +129,7 @@ export const enum Op {
   I64ExtendI32S = 0xac,
   I64ExtendI32U = 0xad,
   F64ConvertI32U = 0xb8,
+  F64ConvertI64S = 0xb9,
   F64ConvertI64U = 0xba,
   I64ReinterpretF64 = 0xbd,
   F64ReinterpretI64 = 0xbf,
@@ -152,7 +154,9 @@ const SECTION_FUNCTION = 3;
 const SECTION_EXPORT = 7;
 const SECTION_CODE = 10;
 const KIND_FUNC = 0;
+const KIND_TABLE = 1;
 const KIND_MEMORY = 2;
+const FUNCREF = 0x70;
 
 export class WasmEncodeError extends Error {
   override name = "WasmEncodeError";
@@ -356,6 +360,12 @@ export class FuncCode extends Bytes {
     this.u8(Op.Call);
     this.u32(fn);
   }
+  /** call_indirect through table 0 with the given function type index. */
+  callIndirect(typeIdx: number): void {
+    this.u8(Op.CallIndirect);
+    this.u32(typeIdx);
+    this.u8(0);
+  }
 
   /** The encoded body: local declarations, instructions, and the final `end`. */
   finish(): Bytes {
@@ -383,6 +393,7 @@ export class ModuleBuilder {
   private readonly funcImports: FuncImport[] = [];
   private memoryImport: { module: string; name: string; min: number; max: number; shared: boolean } | null =
     null;
+  private tableImport: { module: string; name: string; min: number; max: number } | null = null;
   private readonly funcs: Array<{ type: number; body: Bytes }> = [];
   private readonly exports: Array<{ name: string; func: number }> = [];
 
@@ -405,6 +416,11 @@ export class ModuleBuilder {
   /** Imports the memory (64 KiB pages; a shared memory needs a maximum). */
   importMemory(module: string, name: string, minPages: number, maxPages: number, shared: boolean): void {
     this.memoryImport = { module, name, min: minPages, max: maxPages, shared };
+  }
+
+  /** Imports table 0, of function references. */
+  importTable(module: string, name: string, min: number, max: number): void {
+    this.tableImport = { module, name, min, max };
   }
 
   /** Adds a function defined here; returns its function index (imports count first). */
@@ -436,7 +452,8 @@ export class ModuleBuilder {
     }
     section(SECTION_TYPE);
     const m = this.memoryImport;
-    const nImports = this.funcImports.length + (m !== null ? 1 : 0);
+    const tb = this.tableImport;
+    const nImports = this.funcImports.length + (m !== null ? 1 : 0) + (tb !== null ? 1 : 0);
     if (nImports > 0) {
       sec.u32(nImports);
       for (const f of this.funcImports) {
@@ -444,6 +461,15 @@ export class ModuleBuilder {
         sec.name(f.name);
         sec.u8(KIND_FUNC);
         sec.u32(f.type);
+      }
+      if (tb !== null) {
+        sec.name(tb.module);
+        sec.name(tb.name);
+        sec.u8(KIND_TABLE);
+        sec.u8(FUNCREF);
+        sec.u8(0x01);
+        sec.u32(tb.min);
+        sec.u32(tb.max);
       }
       if (m !== null) {
         sec.name(m.module);
