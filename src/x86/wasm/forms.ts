@@ -185,33 +185,23 @@ export function touchedRegisters(plan: UnitPlan): number {
   return m & 0xffff;
 }
 
-/** Flags live after each instruction (backward over each block, blocks iterated to a fixed point). */
+/**
+ * Flags live after each instruction, backward over each block. Every block ends live in all flags: the
+ * next block starts with a budget check that may leave the unit, where the run loop sees them all.
+ */
 export function flagLiveness(plan: UnitPlan): Int32Array {
   const ALL = FLAGS_STATUS;
-  const n = plan.blocks.length;
-  const liveIn = new Int32Array(n).fill(0);
   const after = new Int32Array(plan.insns.length);
-  const succs = plan.blocks.map((b) => successors(plan, b));
-  for (let iter = 0; iter < 50; iter++) {
-    let changed = false;
-    for (let i = n - 1; i >= 0; i--) {
-      const b = plan.blocks[i]!;
-      let live = 0;
-      for (const s of succs[i]!) live |= s < 0 ? ALL : liveIn[s]!;
-      for (let k = b.insns.length - 1; k >= 0; k--) {
-        const d = b.insns[k]!;
-        after[b.first + k] = live;
-        const e = d.entry!;
-        const w = SHIFTS.has(e.handler) && mayKeepFlags(d) ? 0 : e.flagsWritten & ALL;
-        if (!quiet(d)) live = ALL;
-        else live = (live & ~w) | (e.flagsRead & ALL);
-      }
-      if (live !== liveIn[i]) {
-        liveIn[i] = live;
-        changed = true;
-      }
+  for (const b of plan.blocks) {
+    let live = ALL;
+    for (let k = b.insns.length - 1; k >= 0; k--) {
+      const d = b.insns[k]!;
+      after[b.first + k] = live;
+      const e = d.entry!;
+      const w = SHIFTS.has(e.handler) && mayKeepFlags(d) ? 0 : e.flagsWritten & ALL;
+      if (!quiet(d)) live = ALL;
+      else live = (live & ~w) | (e.flagsRead & ALL);
     }
-    if (!changed) break;
   }
   return after;
 }
