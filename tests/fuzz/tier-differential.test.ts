@@ -86,7 +86,7 @@ function straight(g: Rng, avoid: number[]): number[] {
   const d8 = (size: number): number => g.below(128 - size) & ~(g.chance(0.8) ? size - 1 : 0);
   const low8 = [0, 1, 2, 4, 5, 6].filter((x) => !avoid.includes(x & 3));
   const alu = [0x01, 0x09, 0x11, 0x19, 0x21, 0x29, 0x31, 0x39, 0x85];
-  switch (g.below(30)) {
+  switch (g.below(33)) {
     case 0:
     case 1:
       return rr([g.pick(alu)], true, any(), r());

@@ -45,7 +45,10 @@ function isOperand(k: number): boolean {
 /** Whether d is emitted inline (the rest goes through its handler). */
 export function inlineForm(d: Insn): boolean {
   const e = d.entry;
-  if (e === null || d.prefixes & PFX_LOCK) return false;
+  if (e === null) return false;
+  // LOCK: only memory destinations decode with it; one processor runs one instruction at a time, so the
+  // locked forms are the plain ones (as for the interpreter's handlers).
+  if (d.prefixes & PFX_LOCK && d.k0 !== OpKind.Mem) return false;
   const h = e.handler;
   const k0 = d.k0;
   const k1 = d.k1;
@@ -82,7 +85,10 @@ export function inlineForm(d: Insn): boolean {
     case "cmovcc":
       return k0 === OpKind.Reg && (k1 === OpKind.Reg || k1 === OpKind.Mem);
     case "xchg":
-      return k0 === OpKind.Reg && k1 === OpKind.Reg && d.s0 >= 4;
+      return d.s0 >= 4 && (k0 === OpKind.Reg || k0 === OpKind.Mem) && k1 === OpKind.Reg;
+    case "cmpxchg":
+    case "xadd":
+      return (k0 === OpKind.Reg || k0 === OpKind.Mem) && k1 === OpKind.Reg;
     case "cbw":
     case "cwd":
       return d.osize >= 4;
@@ -186,14 +192,45 @@ export function touchedRegisters(plan: UnitPlan): number {
 }
 
 /**
- * Flags live after each instruction, backward over each block. Every block ends live in all flags: the
- * next block starts with a budget check that may leave the unit, where the run loop sees them all.
+ * Where a unit checks its budget, and how many instructions it may then retire before the next check:
+ * at entries (the run loop may start there) and loop heads (targets of backward branches). A block
+ * reached only forward from a check is covered by that check: `span[i]` is the longest run of
+ * instructions from the start of checked block i to the next check or exit, so the unit never retires
+ * more than its budget (it may stop early; the run loop then interprets up to the budget).
  */
-export function flagLiveness(plan: UnitPlan): Int32Array {
+export function budgetChecks(plan: UnitPlan): { checked: Uint8Array; span: Int32Array } {
+  const n = plan.blocks.length;
+  const checked = new Uint8Array(n);
+  const succs = plan.blocks.map((b) => successors(plan, b));
+  plan.blocks.forEach((b, i) => {
+    if (b.entry) checked[i] = 1;
+    for (const s of succs[i]!) if (s >= 0 && s <= i) checked[s] = 1;
+  });
+  const span = new Int32Array(n);
+  for (let i = n - 1; i >= 0; i--) {
+    let longest = 0;
+    for (const s of succs[i]!) if (s > i && checked[s] === 0) longest = Math.max(longest, span[s]!);
+    span[i] = plan.blocks[i]!.insns.length + longest;
+  }
+  return { checked, span };
+}
+
+/**
+ * Flags live after each instruction. A block that checks the budget starts live in all flags (leaving
+ * there, the run loop sees them all), as does any exit; other blocks, reached only from the unit's own
+ * earlier blocks, start live in what they read before writing.
+ */
+export function flagLiveness(plan: UnitPlan, checked: Uint8Array): Int32Array {
   const ALL = FLAGS_STATUS;
+  const n = plan.blocks.length;
   const after = new Int32Array(plan.insns.length);
-  for (const b of plan.blocks) {
-    let live = ALL;
+  const liveIn = new Int32Array(n);
+  // Successors of an unchecked block come later (a backward branch target is checked): one pass from
+  // the end sees every unchecked successor's live-in before it is needed.
+  for (let i = n - 1; i >= 0; i--) {
+    const b = plan.blocks[i]!;
+    let live = 0;
+    for (const s of successors(plan, b)) live |= s < 0 || checked[s] === 1 || s <= i ? ALL : liveIn[s]!;
     for (let k = b.insns.length - 1; k >= 0; k--) {
       const d = b.insns[k]!;
       after[b.first + k] = live;
@@ -202,6 +239,7 @@ export function flagLiveness(plan: UnitPlan): Int32Array {
       if (!quiet(d)) live = ALL;
       else live = (live & ~w) | (e.flagsRead & ALL);
     }
+    liveIn[i] = checked[i] === 1 ? ALL : live;
   }
   return after;
 }

@@ -49,10 +49,16 @@ const STRAIGHT = new Set<string>([
   "std",
 ]);
 
+/**
+ * String instructions without port I/O: a REP form may stop after a chunk with RIP back on itself; the
+ * unit goes on after one unless its handler moved RIP (tier.ts checks after the call).
+ */
+const RESTARTABLE = new Set<string>(["movs", "stos", "lods", "cmps", "scas"]);
+
 /** Whether a unit may go on after d (false: d must end its block, and the unit leaves after it). */
 export function isStraight(d: Insn): boolean {
   const e = d.entry;
-  return e !== null && STRAIGHT.has(e.handler);
+  return e !== null && (STRAIGHT.has(e.handler) || RESTARTABLE.has(e.handler));
 }
 
 /** How a block's last instruction leaves it. */

@@ -24,6 +24,7 @@ import {
   emitMaterialize,
   Flag,
   type FlagState,
+  LZ_ADD,
   LZ_DEC,
   LZ_INC,
   LZ_RESULT,
@@ -33,6 +34,7 @@ import {
 } from "./flags-emit.js";
 import {
   ALU,
+  budgetChecks,
   flagLiveness,
   helperRegisters,
   inlineForm,
@@ -112,6 +114,8 @@ class UnitWriter {
   private readonly probeLocals: ProbeLocals;
   private readonly touched: number;
   private readonly live: Int32Array;
+  private readonly checked: Uint8Array;
+  private readonly span: Int32Array;
   private readonly xb: number;
   // Labels: leaving through `exitLabel` writes the register locals back, through `bareExit` not;
   // `offLabel` leaves with RIP = ripBase + xo, `sigLabel` as faulted at the instruction coded in xi.
@@ -171,7 +175,10 @@ class UnitWriter {
     this.gsb = c.locals(1, T.I64);
     this.t = c.locals(1, T.I32);
     this.probeLocals = { la: this.la, t: this.t, tlbr: this.tlbr };
-    this.live = flagLiveness(plan);
+    const budget = budgetChecks(plan);
+    this.checked = budget.checked;
+    this.span = budget.span;
+    this.live = flagLiveness(plan, budget.checked);
     this.preds = new Int32Array(plan.blocks.length);
     for (const b of plan.blocks) for (const j of successors(plan, b)) if (j >= 0) this.preds[j]!++;
     this.xb = env.slot + XCH;
@@ -567,15 +574,17 @@ class UnitWriter {
     const known = !b.entry && this.preds[i] === 1 ? (this.edgeState.get(i) ?? null) : null;
     this.pending = known === null ? null : { ...known, spilled: true };
     const len = b.insns.length;
-    // Budget: the whole block must fit (the run loop never retires more than it was given).
-    e.get(this.n);
-    e.i32(len);
-    e.op(Op.I32Add);
-    e.get(this.budget);
-    e.op(Op.I32GtU);
-    e.if_();
-    this.exitAt(b.start, 0, Status.Done);
-    e.end();
+    if (this.checked[i] === 1) {
+      // Budget: all that may run before the next check must fit (the run loop never retires more).
+      e.get(this.n);
+      e.i32(this.span[i]!);
+      e.op(Op.I32Add);
+      e.get(this.budget);
+      e.op(Op.I32GtU);
+      e.if_();
+      this.exitAt(b.start, 0, Status.Done);
+      e.end();
+    }
     const last = len - 1;
     for (let k = 0; k < len; k++) {
       const d = b.insns[k]!;
@@ -784,17 +793,15 @@ class UnitWriter {
         e.free64l(v);
         break;
       }
-      case "xchg": {
-        const v = e.tmp64();
-        e.get(this.R[d.r0]!);
-        e.set(v);
-        e.get(this.R[d.r1]!);
-        this.setReg(d.r0, d.s0, false);
-        e.get(v);
-        this.setReg(d.r1, d.s0, false);
-        e.free64l(v);
+      case "xchg":
+        stores = this.exchange(d);
         break;
-      }
+      case "cmpxchg":
+        stores = this.cmpxchg(d);
+        break;
+      case "xadd":
+        stores = this.xadd(d);
+        break;
       case "cbw":
         // CWDE (32): EAX = sign-extended AX; CDQE (64): RAX = sign-extended EAX.
         e.get(this.R[0]!);
@@ -1025,6 +1032,134 @@ class UnitWriter {
     return stores;
   }
 
+  /** XCHG of two registers, or of memory and a register (data.ts xchg: the memory write first). */
+  private exchange(d: Insn): boolean {
+    const size = d.s0;
+    const e = this.e;
+    const a = e.tmp64();
+    if (d.k0 === OpKind.Reg) {
+      e.get(this.R[d.r0]!);
+      e.set(a);
+      e.get(this.R[d.r1]!);
+      this.setReg(d.r0, size, false);
+      e.get(a);
+      this.setReg(d.r1, size, false);
+      e.free64l(a);
+      return false;
+    }
+    // Memory: read it (write intent), store the register there, then load the register.
+    this.memLoad(d.seg, size, true);
+    e.set(a);
+    this.load(d, OpKind.Reg, d.r1, size, false);
+    this.memStore(d.seg, size);
+    e.get(a);
+    this.setReg(d.r1, size, false);
+    e.free64l(a);
+    return true;
+  }
+
+  /** CMPXCHG r/m, r (data.ts cmpxchg): flags of CMP accumulator, destination; the destination is written. */
+  private cmpxchg(d: Insn): boolean {
+    const e = this.e;
+    const size = d.s0;
+    const [ml, mh] = sizeMask(size);
+    const mem = d.k0 === OpKind.Mem;
+    const dst = e.tmp64();
+    const acc = e.tmp64();
+    const src = e.tmp64();
+    this.load(d, d.k0, d.r0, size, mem);
+    e.set(dst);
+    this.load(d, OpKind.Reg, 0, size, false);
+    e.set(acc);
+    this.load(d, d.k1, d.r1, size, false);
+    e.set(src);
+    e.get(acc);
+    e.get(dst);
+    e.op(Op.I64Eq);
+    e.if_(T.I64);
+    e.get(src);
+    e.else_();
+    e.get(dst);
+    e.end();
+    const stores = this.writeDest(d, size, mem);
+    // Not equal: the accumulator loads the destination (after the write, as the handler does).
+    e.get(acc);
+    e.get(dst);
+    e.op(Op.I64Ne);
+    e.if_();
+    e.get(dst);
+    this.setReg(0, size, false);
+    e.end();
+    if (this.liveFlags()) {
+      e.get(acc);
+      e.set(this.fa);
+      e.get(dst);
+      e.set(this.fb);
+      e.get(acc);
+      e.get(dst);
+      e.op(Op.I64Sub);
+      if (size !== 8) {
+        e.i64(ml, mh);
+        e.op(Op.I64And);
+      }
+      e.set(this.fr);
+      this.pending = { op: LZ_SUB, size, cinZero: true };
+    }
+    e.free64l(dst);
+    e.free64l(acc);
+    e.free64l(src);
+    return stores;
+  }
+
+  /** XADD r/m, r (data.ts xadd): destination = sum, source register = old destination. */
+  private xadd(d: Insn): boolean {
+    const e = this.e;
+    const size = d.s0;
+    const [ml, mh] = sizeMask(size);
+    const mem = d.k0 === OpKind.Mem;
+    const a = e.tmp64();
+    const b = e.tmp64();
+    const r = e.tmp64();
+    this.load(d, d.k0, d.r0, size, mem);
+    e.set(a);
+    this.load(d, d.k1, d.r1, size, false);
+    e.set(b);
+    e.get(a);
+    e.get(b);
+    e.op(Op.I64Add);
+    if (size !== 8) {
+      e.i64(ml, mh);
+      e.op(Op.I64And);
+    }
+    e.tee(r);
+    let stores = false;
+    if (mem) {
+      stores = this.writeDest(d, size, true);
+      e.get(a);
+      this.setReg(d.r1, size, false);
+    } else {
+      // Both registers: the source gets the old value first, then the destination the sum.
+      e.set(r);
+      e.get(a);
+      this.setReg(d.r1, size, false);
+      e.get(r);
+      this.setReg(d.r0, size, false);
+    }
+    if (this.liveFlags()) {
+      e.get(a);
+      e.set(this.fa);
+      e.get(b);
+      e.set(this.fb);
+      e.get(r);
+      e.set(this.fr);
+      this.pending = { op: LZ_ADD, size, cinZero: true };
+    }
+    e.free64l(a);
+    e.free64l(b);
+    e.free64l(r);
+    return stores;
+  }
+
   /** IMUL r, r/m and IMUL r, r/m, imm (muldiv.ts imul): CF = OF = the signed product does not fit. */
   private imul(d: Insn): void {
     const e = this.e;
@@ -1064,28 +1199,7 @@ class UnitWriter {
         e.get(vr);
         e.op(Op.I64Extend32S);
         e.op(Op.I64Ne);
-      } else {
-        e.get(va);
-        e.op(Op.I64Eqz);
-        e.if_(T.I32);
-        e.i32(0);
-        e.else_();
-        e.get(va);
-        e.i64(-1, -1);
-        e.op(Op.I64Eq);
-        e.if_(T.I32);
-        e.get(vb);
-        e.i64(0, -0x80000000);
-        e.op(Op.I64Eq);
-        e.else_();
-        e.get(vr);
-        e.get(va);
-        e.op(Op.I64DivS);
-        e.get(vb);
-        e.op(Op.I64Ne);
-        e.end();
-        e.end();
-      }
+      } else this.signedHigh64Differs(va, vb, vr);
       e.i32(3);
       e.op(Op.I32Mul);
       e.set(this.fcin);
@@ -1100,6 +1214,73 @@ class UnitWriter {
     e.free64l(va);
     e.free64l(vb);
     e.free64l(vr);
+  }
+
+  /**
+   * Pushes whether the signed 128-bit product of i64 locals a and b has a high half other than the sign
+   * of its low half r (the 64-bit IMUL overflow), from four 32x32-bit partial products.
+   */
+  private signedHigh64Differs(a: number, b: number, r: number): void {
+    const e = this.e;
+    const lo = (v: number): void => {
+      e.get(v);
+      e.i64(-1, 0);
+      e.op(Op.I64And);
+    };
+    const hi = (v: number): void => {
+      e.get(v);
+      e.i64s(32);
+      e.op(Op.I64ShrU);
+    };
+    const lh = e.tmp64();
+    const hl = e.tmp64();
+    // lh = lo(a) * hi(b), hl = hi(a) * lo(b)
+    lo(a);
+    hi(b);
+    e.op(Op.I64Mul);
+    e.set(lh);
+    hi(a);
+    lo(b);
+    e.op(Op.I64Mul);
+    e.set(hl);
+    // unsigned high half = hi(a)*hi(b) + hi(lh) + hi(hl) + hi(hi(lo(a)*lo(b)) + lo(lh) + lo(hl))
+    hi(a);
+    hi(b);
+    e.op(Op.I64Mul);
+    hi(lh);
+    e.op(Op.I64Add);
+    hi(hl);
+    e.op(Op.I64Add);
+    lo(a);
+    lo(b);
+    e.op(Op.I64Mul);
+    e.i64s(32);
+    e.op(Op.I64ShrU);
+    lo(lh);
+    e.op(Op.I64Add);
+    lo(hl);
+    e.op(Op.I64Add);
+    e.i64s(32);
+    e.op(Op.I64ShrU);
+    e.op(Op.I64Add);
+    // signed: minus b when a < 0, minus a when b < 0
+    for (const [x, y] of [
+      [a, b],
+      [b, a],
+    ] as const) {
+      e.get(x);
+      e.i64s(63);
+      e.op(Op.I64ShrS);
+      e.get(y);
+      e.op(Op.I64And);
+      e.op(Op.I64Sub);
+    }
+    e.get(r);
+    e.i64s(63);
+    e.op(Op.I64ShrS);
+    e.op(Op.I64Ne);
+    e.free64l(lh);
+    e.free64l(hl);
   }
 
   /**
