@@ -91,7 +91,11 @@ export class Cpu extends CpuCore implements Processor {
 
   /** The translation tier's counters (benchmarks and the debug tools), or null without a tier. */
   tierStats(): Record<string, number> | null {
-    return this.tier === null ? null : { ...this.tier.stats, codeEvictions: this.code.evictions };
+    if (this.tier === null) return null;
+    const { exits, ...counts } = this.tier.stats;
+    const out: Record<string, number> = { ...counts, codeEvictions: this.code.evictions };
+    ["Done", "Signal", "Interp", "Internal", "Branch", "NoEntry"].forEach((k, i) => (out[`exit${k}`] = exits[i]!));
+    return out;
   }
 
   // =============================== decode cache ===============================
@@ -378,10 +382,12 @@ export class Cpu extends CpuCore implements Processor {
     p.heat = 0;
     p.compiles++;
     // Only code that has run (and so was decoded) goes into the unit: paths never taken stay with the
-    // interpreter until they become hot and a recompilation adds them.
+    // interpreter until they become hot and a recompilation adds them. A cached instruction straddling
+    // into the next page is included (the unit checks its tail before running it).
     const insns = p.insns;
+    const code = this.code;
     this.tier!.compile(p, (po) => {
-      const x = insns[po];
+      const x = insns[po] ?? code.straddleAt(p, po);
       return x !== undefined && x.mode === 2 ? x : null;
     });
   }

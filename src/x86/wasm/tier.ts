@@ -58,6 +58,8 @@ export interface TierStats {
   evicted: number;
   /** Entries refused (unit would not fit) and fallbacks to the interpreter at one instruction. */
   interp: number;
+  /** Returns to the run loop by unit status (Done, Signal, Interp, -, Branch at the budget, NoEntry). */
+  exits: number[];
 }
 
 /** What the run loop does after a unit returns (see Cpu.inner). */
@@ -79,6 +81,7 @@ export class WasmTier {
     invalidated: 0,
     evicted: 0,
     interp: 0,
+    exits: [0, 0, 0, 0, 0, 0],
   };
   private readonly imports: WebAssembly.Imports;
   private readonly xch: Int32Array;
@@ -259,6 +262,7 @@ export class WasmTier {
     const s = this.stats;
     s.calls++;
     s.translated += n;
+    s.exits[st & 7]!++;
     switch (st) {
       case Status.Done:
       case Status.Branch:

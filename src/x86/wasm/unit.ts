@@ -42,7 +42,7 @@ import {
   successors,
   touchedRegisters,
 } from "./forms.js";
-import { REG_HI, REG_LO, X, XCH } from "./layout.js";
+import { REG_HI, REG_LO, TLB_ENTRIES, X, XCH } from "./layout.js";
 import { Bridge, BRIDGE_PARAMS, Status } from "./protocol.js";
 import { addSlowPaths, emitHost, emitProbe, LOAD_OPS, type ProbeLocals, STORE_OPS } from "./mem-helpers.js";
 import { EndKind, type PlanBlock, type UnitPlan } from "./plan.js";
@@ -592,6 +592,7 @@ class UnitWriter {
       this.k = k;
       this.off = b.offs[k]!;
       this.xiSet = false;
+      if (d.page2 >= 0) this.straddleGuard(d);
       if (k === last && b.kind !== EndKind.Fall) {
         this.terminator(b, d);
         return;
@@ -599,6 +600,70 @@ class UnitWriter {
       this.insn(d);
     }
     this.transfer(b.end, len, true);
+  }
+
+  /**
+   * Before an instruction straddling into the next page: it is the cached decode only while the next
+   * linear page maps (execute TLB entry) to the same RAM page and its bytes there are unchanged;
+   * otherwise the interpreter runs it (and decodes it again).
+   */
+  private straddleGuard(d: Insn): void {
+    const e = this.e;
+    const tail = d.tail!;
+    const next = e.tmp64();
+    e.get(this.ripBase);
+    e.i64s(4096);
+    e.op(Op.I64Add);
+    e.set(next);
+    e.get(next);
+    e.i64s(12);
+    e.op(Op.I64ShrU);
+    e.op(Op.I32WrapI64);
+    e.i32(511);
+    e.op(Op.I32And);
+    e.i32(3);
+    e.op(Op.I32Shl);
+    e.get(this.tlbr);
+    e.op(Op.I32Add);
+    e.tee(this.t);
+    e.c.mem(Op.F64Load, 3, 2 * 512 * 8);
+    e.get(next);
+    e.i64s(12);
+    e.op(Op.I64ShrS);
+    e.op(Op.F64ConvertI64S);
+    e.op(Op.F64Ne);
+    e.if_(T.I32);
+    e.i32(1);
+    e.else_();
+    // The page's RAM offset, then its first bytes against the tail's.
+    e.get(this.t);
+    e.c.mem(Op.F64Load, 3, TLB_ENTRIES * 8 + 2 * 512 * 8);
+    e.op(Op.I32TruncF64U);
+    e.i32(d.page2 * 4096);
+    e.op(Op.I32Ne);
+    for (let at = 0; at < tail.length; at += 8) {
+      const n = Math.min(8, tail.length - at);
+      let lo = 0;
+      let hi = 0;
+      for (let i = 0; i < n; i++) {
+        if (i < 4) lo |= tail[at + i]! << (8 * i);
+        else hi |= tail[at + i]! << (8 * (i - 4));
+      }
+      e.i32(d.page2 * 4096 + at);
+      e.c.mem(Op.I64Load, 0, 0);
+      if (n < 8) {
+        e.i64(n >= 4 ? -1 : (1 << (8 * n)) - 1, n > 4 ? (1 << (8 * (n - 4))) - 1 : 0);
+        e.op(Op.I64And);
+      }
+      e.i64(lo, hi);
+      e.op(Op.I64Ne);
+      e.op(Op.I32Or);
+    }
+    e.end();
+    e.if_();
+    this.interpHere();
+    e.end();
+    e.free64l(next);
   }
 
   private terminator(b: PlanBlock, d: Insn): void {
@@ -690,7 +755,13 @@ class UnitWriter {
     e.get(v);
     e.op(Op.I64Ne);
     e.if_();
-    // RIP = this instruction, for the interpreter to run (and fault on).
+    this.interpHere();
+    e.end();
+  }
+
+  /** Leaves with RIP = this instruction, for the interpreter to run (and fault on). */
+  private interpHere(): void {
+    const e = this.e;
     this.addN(this.k);
     this.spillFlags();
     e.i32(0);
@@ -701,7 +772,6 @@ class UnitWriter {
     e.i32(Status.Interp);
     e.set(this.status);
     e.br(this.exitLabel);
-    e.end();
   }
 
   private checkCanonicalConst(t: number): void {
