@@ -87,3 +87,45 @@ test("a cached straddler follows its tail page's remapping and writes to it", ()
   }
   delete process.env.VIRIDIAN_JIT_THRESHOLD;
 });
+
+/**
+ * A hot loop calls a function whose first instruction straddles into a page of data that the host
+ * rewrites between run() slices (no write through the processor, so nothing is invalidated): translated
+ * code must notice the new tail bytes as the interpreter does, slice by slice.
+ */
+test("a straddler run inside a unit is checked against its tail bytes at every execution", () => {
+  const PD2 = 0x300000;
+  const PT = 0x301000;
+  const A = 0x200000;
+  const B = 0x201000;
+  const src = `
+    mov ecx, 3000
+    xor r9d, r9d
+  .loop:
+    call 0x40000ffd
+    add r9, rax
+    dec ecx
+    jnz .loop
+    hlt`;
+  const results: bigint[] = [];
+  for (const threshold of ["-1", "0"]) {
+    process.env.VIRIDIAN_JIT_THRESHOLD = threshold;
+    const { cpu, mem } = machine("long64", assemble(src, 64, CODE_BASE));
+    const dv = new DataView(mem.buffer);
+    dv.setUint32(PML4_BASE + 0x1000 + 8, PD2 + 3, true);
+    dv.setUint32(PD2, PT + 3, true);
+    dv.setUint32(PT, A + 3, true);
+    dv.setUint32(PT + 8, B + 3, true);
+    mem.bytes.set([0xb8, 0x01, 0x02], A + 0xffd);
+    mem.bytes.set([0x00, 0x00, 0xc3], B);
+    let slices = 0;
+    for (let r = cpu.run(997); r === ExitReason.BudgetExhausted; r = cpu.run(997)) {
+      // The host changes the immediate's high bytes (in the tail page) every few slices.
+      if (++slices % 3 === 0) mem.bytes[B] = slices & 0xff;
+    }
+    results.push(reg64(cpu, 9));
+    if (threshold === "0") assert.ok(cpu.translatedBlocks > 0);
+  }
+  assert.equal(results[1], results[0], "translated run sums the same immediates as the interpreter");
+  delete process.env.VIRIDIAN_JIT_THRESHOLD;
+});

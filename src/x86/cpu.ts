@@ -94,7 +94,9 @@ export class Cpu extends CpuCore implements Processor {
     if (this.tier === null) return null;
     const { exits, ...counts } = this.tier.stats;
     const out: Record<string, number> = { ...counts, codeEvictions: this.code.evictions };
-    ["Done", "Signal", "Interp", "Internal", "Branch", "NoEntry"].forEach((k, i) => (out[`exit${k}`] = exits[i]!));
+    ["Done", "Signal", "Interp", "Internal", "Branch", "NoEntry"].forEach(
+      (k, i) => (out[`exit${k}`] = exits[i]!),
+    );
     return out;
   }
 
@@ -376,7 +378,7 @@ export class Cpu extends CpuCore implements Processor {
    */
   private heat(d: Insn): void {
     const p = this.curPage;
-    if (p === null || d.page2 >= 0 || d.mode !== 2 || p.compiles >= MAX_RECOMPILES) return;
+    if (p === null || d.mode !== 2 || p.compiles >= MAX_RECOMPILES) return;
     d.hits++;
     if (++p.heat <= this.jitThreshold) return;
     p.heat = 0;

@@ -188,6 +188,10 @@ export class WasmTier {
       const d = insns[po];
       if (d !== undefined && d.hits > 0 && d.mode === 2) roots.push(po);
     }
+    // Instructions straddling into the next page are kept apart (code-cache.ts), by 4096 - offset.
+    page.straddle?.forEach((d, i) => {
+      if (d !== undefined && d.hits > 0 && d.mode === 2) roots.push(4096 - i);
+    });
     if (roots.length === 0) return false;
     const plan = planUnit(roots, at, MAX_UNIT_INSNS);
     if (plan.blocks.length === 0) return false;
