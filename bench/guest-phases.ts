@@ -12,6 +12,7 @@ import { GuestMemory } from "../src/memory/guest-memory.js";
 import { PacedClock } from "../src/worker/paced-clock.js";
 import { PcMachine } from "../src/worker/pc-machine.js";
 import { jitThresholdFromEnv } from "../src/cli/run-linux.js";
+import { tuneWasmEngine } from "../src/host/wasm-engine.js";
 import { BUNDLED_INITRD, BUNDLED_KERNEL } from "../tests/linux/guest-console.js";
 
 const PROMPT = /viridian-guest:[^\n]*? # /g;
@@ -112,6 +113,7 @@ export function formatPhases(label: string, r: GuestPhasesResult): string[] {
 }
 
 if (process.argv[1]?.endsWith("guest-phases.js")) {
+  tuneWasmEngine();
   const args = process.argv.slice(2);
   const opt = (name: string): string | undefined => {
     const i = args.indexOf(name);

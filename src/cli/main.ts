@@ -3,6 +3,7 @@
 // Spec: none; the commands are documented in README.md.
 
 import { readFileSync } from "node:fs";
+import { tuneWasmEngine } from "../host/wasm-engine.js";
 import type { Command } from "./command.js";
 
 export type { Command } from "./command.js";
@@ -32,6 +33,7 @@ async function usage(): Promise<string> {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  tuneWasmEngine();
   const [name, ...rest] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     console.log(await usage());

@@ -78,7 +78,7 @@ export async function runLinux(o: LinuxRunOptions): Promise<number> {
     memory,
     clock,
     tscHz: TSC_HZ,
-    jitThreshold: jitThresholdFromEnv() ?? LINUX_JIT_THRESHOLD,
+    ...(jitThresholdFromEnv() !== undefined ? { jitThreshold: jitThresholdFromEnv() } : {}),
     rtcOffsetSeconds: o.rtcOffset,
     serial: (byte) => {
       // Output leaves at the run loop's next pause (every few milliseconds), not byte by byte.
@@ -215,14 +215,7 @@ function writeAllSync(fd: number, data: Uint8Array): void {
   }
 }
 
-/**
- * Block translation is off for Linux guests: measured on the bundled guest's boot (decision 0003, "Linux
- * boot"), every threshold from 16 to 200000 executions cost more CPU time than the interpreter alone
- * (6 s interpreted; 23-25 s at 16, 8 s at 5000, 7 s at 200000), while the CPU-bound bench kernel gains 2.3x.
- */
-export const LINUX_JIT_THRESHOLD = -1;
-
-/** The block translation threshold from VIRIDIAN_JIT_THRESHOLD, or undefined for the processor's default. */
+/** The translation threshold from VIRIDIAN_JIT_THRESHOLD, or undefined for the processor's default. */
 export function jitThresholdFromEnv(): number | undefined {
   const v = process.env.VIRIDIAN_JIT_THRESHOLD;
   if (v === undefined || v === "") return undefined;

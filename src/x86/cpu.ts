@@ -32,7 +32,7 @@ const MAX_DECODED = 262144;
 /** Most translation units alive per processor; beyond that the oldest is dropped. */
 const MAX_UNITS = 512;
 /** Block starts counted on a code page before it is compiled (CpuOptions.jitThreshold overrides). */
-export const DEFAULT_JIT_THRESHOLD = 16;
+export const DEFAULT_JIT_THRESHOLD = 2000;
 const FLAG_IF = 0x200;
 const FLAG_TF = 0x100;
 
