@@ -11,7 +11,7 @@
 // HvCallSignalEvent.md, HvCallFlushVirtualAddressSpace(Ex).md, HvCallFlushVirtualAddressList(Ex).md,
 // HvCallSendSyntheticClusterIpi(Ex).md, HvCallNotifyLongSpinWait.md; datatypes/hv_vp_set.md.
 
-import { type GuestMemory, PAGE_READ, PAGE_SIZE } from "../memory/guest-memory.js";
+import { type GuestMemory, PAGE_READ, PAGE_SIZE, ramPageOf } from "../memory/guest-memory.js";
 import { Reg } from "../x86/processor.js";
 import {
   FEATURE_XMM_HYPERCALL_INPUT,
@@ -208,8 +208,9 @@ export function executeHypercall(
     const status = checkInputBlock(host.memory, gpa, size);
     if (status !== HV_STATUS_SUCCESS) return fail(status);
     // A copy: the guest (another VP) cannot change the input while it is being validated and used.
-    const off = host.memory.offsetOf(gpa);
-    input = new DataView(host.memory.bytes.slice(off, off + size).buffer);
+    const copy = new Uint8Array(size);
+    host.memory.read(gpa, copy);
+    input = new DataView(copy.buffer);
   }
   return dispatch(host, vpIndex, c, call, input, (status, reps) => fail(status, reps));
 }
@@ -219,7 +220,7 @@ export function checkInputBlock(memory: GuestMemory, gpa: number, size: number):
   if (gpa % 8 !== 0) return HV_STATUS_INVALID_ALIGNMENT;
   if ((gpa % PAGE_SIZE) + size > PAGE_SIZE) return HV_STATUS_INVALID_ALIGNMENT;
   if (!Number.isSafeInteger(gpa) || !memory.isRam(gpa, size)) return HV_STATUS_INVALID_ALIGNMENT;
-  if ((memory.rights[memory.offsetOf(gpa) >>> 12]! & PAGE_READ) === 0) return HV_STATUS_ACCESS_DENIED;
+  if ((memory.rights[ramPageOf(memory.offsetOf(gpa))]! & PAGE_READ) === 0) return HV_STATUS_ACCESS_DENIED;
   return HV_STATUS_SUCCESS;
 }
 

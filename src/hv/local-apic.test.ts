@@ -574,7 +574,7 @@ test("APR follows the P6 definition; PPR uses the in-service class; LVT writable
   assert.equal(rd(0x390), 0, "no timer");
 });
 
-test("timer: reserved mode 11b counts once like one-shot; periodic -> one-shot keeps counting", () => {
+test("timer: reserved mode 11b counts once like one-shot; periodic -> one-shot counts down the period, then stops", () => {
   const { apic, clock, rd, wr, enable } = make({ timerHz: 100_000_000 });
   enable();
   wr(0x3e0, 0xb);
@@ -591,10 +591,18 @@ test("timer: reserved mode 11b counts once like one-shot; periodic -> one-shot k
   apic.tick(250);
   assert.equal(apic.acknowledge(), 0x32);
   wr(0xb0, 0);
-  wr(0x320, 0x32); // to one-shot mid-period: it already fired once, so nothing more
+  wr(0x320, 0x32); // to one-shot mid-period: the count goes on from 5, fires at zero and stays there
+  assert.equal(rd(0x390), 5);
+  assert.equal(apic.nextDeadlineNs(), 300);
+  clock.ns = 300;
+  apic.tick(300);
+  assert.equal(apic.acknowledge(), 0x32);
+  wr(0xb0, 0);
   assert.equal(rd(0x390), 0);
   assert.equal(apic.nextDeadlineNs(), Infinity);
-  assert.equal(apic.hasInterrupt(), false);
+  clock.ns = 1000;
+  apic.tick(1000);
+  assert.equal(apic.hasInterrupt(), false, "one-shot: no reload");
   apic.tick(Infinity);
   apic.tick(Number.NaN);
   assert.equal(apic.hasInterrupt(), false, "absurd tick times do not fire a disarmed timer");
@@ -706,4 +714,63 @@ test("AutoEOI acceptance (SynIC): acknowledged without entering ISR, PPR unchang
   apic.acceptFixed(0x93, false);
   assert.equal(apic.acknowledge(), 0x93, "a later plain acceptance of the vector goes to ISR");
   assert.equal(rd(0x140), 1 << 19);
+});
+
+test("timer: an expired one-shot switched to periodic stays at zero; a running one keeps counting (SDM 11.5.4)", () => {
+  const { apic, clock, rd, wr, enable } = make({ timerHz: 100_000_000 }); // 10 ns per count at divide 1
+  enable();
+  wr(0x3e0, 0xb);
+  wr(0x320, 0x33); // one-shot
+  wr(0x380, 10);
+  clock.ns = 100;
+  apic.tick(100);
+  assert.equal(apic.acknowledge(), 0x33);
+  wr(0xb0, 0);
+  clock.ns = 150;
+  assert.equal(rd(0x390), 0, "expired one-shot");
+  wr(0x320, 0x20000 | 0x33); // to periodic: a mode change does not start the timer
+  assert.equal(rd(0x390), 0, "current count stays 0 after the switch");
+  assert.equal(apic.nextDeadlineNs(), Infinity, "nothing armed");
+  clock.ns = 1000;
+  apic.tick(1000);
+  assert.equal(rd(0x390), 0, "still 0 later");
+  assert.equal(apic.hasInterrupt(), false, "no periodic interrupts");
+  wr(0x320, 0x33); // and back to one-shot: still 0
+  assert.equal(rd(0x390), 0);
+  wr(0x320, 0x20000 | 0x33);
+  wr(0x380, 10); // only an initial-count write starts it again
+  clock.ns = 1050;
+  assert.equal(rd(0x390), 5);
+  clock.ns = 1100;
+  apic.tick(1100);
+  assert.equal(apic.acknowledge(), 0x33);
+  wr(0xb0, 0);
+  assert.equal(rd(0x390), 10, "periodic reload");
+  // A one-shot that expired without a tick in between (its interrupt not yet signalled) still signals
+  // it once, under the LVT it expired with, and then stays at zero in periodic mode.
+  wr(0x320, 0x34);
+  wr(0x380, 10);
+  clock.ns = 1300;
+  wr(0x320, 0x20000 | 0x35);
+  assert.equal(apic.acknowledge(), 0x34, "the expiry before the switch is signalled");
+  wr(0xb0, 0);
+  assert.equal(rd(0x390), 0);
+  clock.ns = 2000;
+  apic.tick(2000);
+  assert.equal(apic.hasInterrupt(), false);
+  // A one-shot still counting when switched to periodic goes on counting and then reloads.
+  wr(0x320, 0x36);
+  wr(0x380, 10);
+  clock.ns = 2040;
+  wr(0x320, 0x20000 | 0x36);
+  assert.equal(rd(0x390), 6);
+  clock.ns = 2100;
+  apic.tick(2100);
+  assert.equal(apic.acknowledge(), 0x36);
+  wr(0xb0, 0);
+  assert.equal(rd(0x390), 10);
+  clock.ns = 2200;
+  apic.tick(2200);
+  assert.equal(apic.acknowledge(), 0x36, "and fires every period");
+  wr(0xb0, 0);
 });

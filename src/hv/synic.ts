@@ -10,7 +10,8 @@
 // asserted with the target's AutoEOI acceptance (the local APIC retires the vector at acknowledge, never
 // setting ISR); guests told "deprecating AutoEOI" (recommendation bit 9, the default) do not use it.
 
-import { type GuestMemory, PAGE_SIZE, PAGE_WRITE } from "../memory/guest-memory.js";
+import { type GuestMemory, PAGE_SIZE, PAGE_WRITE, ramPageOf } from "../memory/guest-memory.js";
+import { MSR_GP, MSR_OK, msrValue, type MsrResult } from "./msr-result.js";
 import {
   HV_STATUS_INSUFFICIENT_BUFFERS,
   HV_STATUS_INVALID_PARAMETER,
@@ -40,15 +41,11 @@ export interface VpInterruptTarget {
    * `autoEoi` the vector needs no EOI (SynIC AutoEOI).
    */
   acceptFixed(vector: number, levelTriggered: boolean, autoEoi?: boolean): void;
-}
-
-/** Result of a synthetic-register access: a value, or a #GP the caller injects. */
-export type MsrRead = { ok: true; lo: number; hi: number } | { ok: false };
-
-export const MSR_GP: MsrRead = { ok: false };
-
-export function msrValue(lo: number, hi: number): MsrRead {
-  return { ok: true, lo: lo >>> 0, hi: hi >>> 0 };
+  /**
+   * False while the controller is globally disabled (a local APIC with IA32_APIC_BASE[11] = 0): CPUID then
+   * reports no APIC (CPUID.01H:EDX[9] = 0, SDM Vol. 3A 11.4.3). Absent: always enabled.
+   */
+  readonly enabled?: boolean;
 }
 
 /** Messages waiting for a SINT's slot, per SINT; beyond this the sender gets INSUFFICIENT_BUFFERS. */
@@ -70,7 +67,7 @@ export function pageBase(lo: number, hi: number): number {
 /** Whether the hypervisor may place an overlay page at `gpa`: RAM of this partition the root lets it write. */
 export function overlayPageUsable(memory: GuestMemory, gpa: number): boolean {
   if (!Number.isSafeInteger(gpa) || gpa % PAGE_SIZE !== 0 || !memory.isRam(gpa, PAGE_SIZE)) return false;
-  return (memory.rights[memory.offsetOf(gpa) >>> 12]! & PAGE_WRITE) !== 0;
+  return (memory.rights[ramPageOf(memory.offsetOf(gpa))]! & PAGE_WRITE) !== 0;
 }
 
 export class Synic {
@@ -92,7 +89,7 @@ export class Synic {
 
   constructor(memory: GuestMemory) {
     this.memory = memory;
-    this.view = new DataView(memory.buffer);
+    this.view = memory.view;
   }
 
   get enabled(): boolean {
@@ -120,7 +117,7 @@ export class Synic {
     return (msr >= MSR_SCONTROL && msr <= MSR_EOM) || (msr >= MSR_SINT0 && msr <= MSR_SINT15);
   }
 
-  readMsr(msr: number): MsrRead {
+  readMsr(msr: number): MsrResult {
     switch (msr) {
       case MSR_SCONTROL:
         return msrValue(this.scontrolLo, this.scontrolHi);
@@ -140,8 +137,8 @@ export class Synic {
     }
   }
 
-  /** Returns false for a write the TLFS refuses with #GP. */
-  writeMsr(msr: number, lo: number, hi: number): boolean {
+  /** MSR_GP for a write the TLFS refuses with #GP. */
+  writeMsr(msr: number, lo: number, hi: number): MsrResult {
     lo >>>= 0;
     hi >>>= 0;
     switch (msr) {
@@ -150,10 +147,10 @@ export class Synic {
         this.scontrolLo = lo;
         this.scontrolHi = hi;
         if (!was && this.enabled) this.redeliverAll();
-        return true;
+        return MSR_OK;
       }
       case MSR_SVERSION:
-        return false;
+        return MSR_GP;
       case MSR_SIEFP:
       case MSR_SIMP: {
         const isSimp = msr === MSR_SIMP;
@@ -161,7 +158,7 @@ export class Synic {
         const oldHi = isSimp ? this.simpHi : this.siefpHi;
         if ((lo & 1) !== 0) {
           const gpa = pageBase(lo, hi);
-          if (!overlayPageUsable(this.memory, gpa)) return false;
+          if (!overlayPageUsable(this.memory, gpa)) return MSR_GP;
           // An overlay page appears zeroed when it is (re)mapped; rewriting the same value keeps it.
           if ((oldLo & 1) === 0 || pageBase(oldLo, oldHi) !== gpa) this.zeroPage(gpa);
         }
@@ -173,27 +170,25 @@ export class Synic {
           this.siefpLo = lo;
           this.siefpHi = hi;
         }
-        return true;
+        return MSR_OK;
       }
       case MSR_EOM:
         this.redeliverAll();
-        return true;
+        return MSR_OK;
       default: {
         const n = msr - MSR_SINT0;
-        if (n < 0 || n >= SINT_COUNT) return false;
+        if (n < 0 || n >= SINT_COUNT) return MSR_GP;
         // Vectors 0-15 are architecturally reserved; an unmasked SINT may not use them.
-        if ((lo & 0xff) < 16 && (lo & SINT_MASKED) === 0) return false;
+        if ((lo & 0xff) < 16 && (lo & SINT_MASKED) === 0) return MSR_GP;
         this.sintLo[n] = lo;
         this.sintHi[n] = hi;
-        return true;
+        return MSR_OK;
       }
     }
   }
 
   private zeroPage(gpa: number): void {
-    const off = this.memory.offsetOf(gpa);
-    this.memory.bytes.fill(0, off, off + PAGE_SIZE);
-    this.memory.noteWrite(off, PAGE_SIZE);
+    this.memory.fill(gpa, PAGE_SIZE, 0);
   }
 
   /** Asserts SINT n's vector on this VP if the SynIC is enabled and the SINT unmasked. */
@@ -240,21 +235,24 @@ export class Synic {
     const q = this.queues[n]!;
     const base = this.simpGpa;
     if (q.length === 0 || !this.enabled || base < 0) return;
-    const slot = this.memory.offsetOf(base) + n * MESSAGE_SIZE;
+    const slotGpa = base + n * MESSAGE_SIZE;
+    const slot = this.memory.offsetOf(slotGpa);
     const v = this.view;
     if (v.getUint32(slot, true) !== 0) {
-      this.memory.bytes[slot + 5] = this.memory.bytes[slot + 5]! | MESSAGE_FLAG_PENDING;
+      v.setUint8(slot + 5, v.getUint8(slot + 5) | MESSAGE_FLAG_PENDING);
+      this.memory.noteWrite(slot + 5, 1);
       return;
     }
     const m = q.shift()!;
     m.onDeliver?.(m.payload);
-    const bytes = this.memory.bytes;
-    bytes.fill(0, slot + 16, slot + MESSAGE_SIZE);
-    bytes.set(m.payload, slot + 16);
-    bytes[slot + 4] = m.payload.length;
-    bytes[slot + 5] = q.length > 0 ? MESSAGE_FLAG_PENDING : 0;
-    bytes[slot + 6] = 0;
-    bytes[slot + 7] = 0;
+    // The body first (type still 0 in RAM), then the header fields, then the type below.
+    const body = new Uint8Array(MESSAGE_SIZE - 16);
+    body.set(m.payload);
+    this.memory.write(slotGpa + 16, body);
+    v.setUint8(slot + 4, m.payload.length);
+    v.setUint8(slot + 5, q.length > 0 ? MESSAGE_FLAG_PENDING : 0);
+    v.setUint8(slot + 6, 0);
+    v.setUint8(slot + 7, 0);
     v.setUint32(slot + 8, m.sender >>> 0, true);
     v.setUint32(slot + 12, 0, true);
     // The type goes last: a guest polling the slot sees a complete message once it is nonzero.
@@ -275,9 +273,9 @@ export class Synic {
     if (!this.enabled || base < 0) return HV_STATUS_INVALID_SYNIC_STATE;
     const at = this.memory.offsetOf(base) + sint * MESSAGE_SIZE + (flag >>> 3);
     const bit = 1 << (flag & 7);
-    const old = this.memory.bytes[at]!;
+    const old = this.view.getUint8(at);
     if ((old & bit) === 0) {
-      this.memory.bytes[at] = old | bit;
+      this.view.setUint8(at, old | bit);
       this.memory.noteWrite(at, 1);
       this.assertSint(sint);
     }

@@ -360,7 +360,11 @@ function softInt(c: CpuCore, vector: number, kind: EventKind): void {
 
 function iret(c: CpuCore, d: Insn): void {
   const os = d.osize;
-  c.nmiBlocked = false;
+  if (c.nmiBlocked) {
+    // NMIs are unblocked from here on: a pending one is taken before the next instruction (SDM 6.7.1).
+    c.nmiBlocked = false;
+    c.attn = 1;
+  }
   if (!(c.cr0 & CR0_PE)) {
     const ip = c.peekStack(0, os);
     const cs = c.peekStack(os, 2);

@@ -8,13 +8,20 @@
 // Spec: Intel SDM Vol. 1 ch. 3 (registers, address computation), Vol. 3A ch. 3 (segmentation, descriptor
 // caches), ch. 4.10 (TLBs), ch. 6.3/6.15 (exception classes used by `fault`); docs/decisions/0001.
 
-import { type GuestMemory, PAGE_EXECUTE, PAGE_READ, PAGE_WRITE } from "../memory/guest-memory.js";
+import { type GuestMemory, PAGE_EXECUTE, PAGE_READ, PAGE_WRITE, ramPageOf } from "../memory/guest-memory.js";
 import { CpuidModel } from "./cpuid.js";
 import { FlagUnit } from "./flags.js";
 import { type Insn, OpKind } from "./insn.js";
 import { FpuState } from "./simd-state.js";
 import { ACC_READ, ACC_WRITE, type PagingRegs, WalkResult, walk } from "./paging.js";
-import { ExitReason, newExitInfo, type ExitControls, type ExitInfo } from "./vm-exit.js";
+import {
+  ExitReason,
+  newExitInfo,
+  type ExitControls,
+  type ExitInfo,
+  type MmioIntercept,
+  type PortIntercept,
+} from "./vm-exit.js";
 import { REG_HI, REG_LO, TLB_ENTRIES, TLB_OFF, TLB_TAG, XCH, XCH_SLOTS } from "./wasm/layout.js";
 
 /** Thrown (never constructed per event) to unwind an instruction: a fault to deliver, or an exit. */
@@ -109,9 +116,8 @@ export interface CpuOptions {
 
 export class CpuCore extends FlagUnit {
   readonly mem: GuestMemory;
-  readonly bytes: Uint8Array;
+  /** All of RAM (a DataView has no 4 GiB limit; RAM offsets pass 2^32 on large guests). */
   readonly dv: DataView;
-  readonly i32: Int32Array;
   readonly cpuid = new CpuidModel();
 
   /**
@@ -228,8 +234,10 @@ export class CpuCore extends FlagUnit {
   /** A posted (already retired) exit is waiting to be reported after the current instruction. */
   postedExit = false;
   /**
-   * Nonzero when the run loop must look at something after the current instruction (posted exit, HLT,
-   * interrupt shadow). Set together with postedExit/halted/shadow so the loop tests one field.
+   * Nonzero when the run loop must look at something after the current instruction: a posted exit, HLT, an
+   * interrupt shadow, or blocking state that pending events depend on (IRET unblocking NMIs, CR8 lowered).
+   * Set together with postedExit/halted/shadow, or alone to have events re-checked at the next boundary, so
+   * the loop tests one field.
    */
   attn = 0;
   /**
@@ -237,13 +245,13 @@ export class CpuCore extends FlagUnit {
    * translation unit's slow-path store checks it and the unit stops after that instruction (wasm/tier.ts).
    */
   stop = 0;
-  /** Completion values for replayed instructions (IN and MMIO reads re-execute with the runner's value). */
-  ioPending = false;
-  ioValue = 0;
-  mmioPending = false;
-  mmioGpa = 0;
-  mmioLo = 0;
-  mmioHi = 0;
+  /** The `count` at which the current inner loop stops (a REP string instruction stops its chunk there). */
+  budgetEnd = 0;
+  /** The runner's device intercepts (vm-exit.ts): ports with their I/O-bitmap bit set, and non-RAM accesses. */
+  ports: PortIntercept | null = null;
+  mmio: MmioIntercept | null = null;
+  /** Bytes of a page-straddling access that touches MMIO, assembled or split here (never allocated per access). */
+  private readonly straddleBytes = new Uint8Array(8);
 
   // ---- TLB: tags (linear page number, NaN = empty) and RAM offsets, per kind x (supervisor, user) ----
   // A seventh to ninth region is never filled: user accesses look there while alignment checking is active
@@ -271,9 +279,7 @@ export class CpuCore extends FlagUnit {
   constructor(memory: GuestMemory, options: CpuOptions = {}) {
     super();
     this.mem = memory;
-    this.bytes = memory.bytes;
-    // RAM only: the processor-state slots behind RAM in a WebAssembly-backed memory are not guest memory.
-    this.dv = new DataView(memory.buffer, 0, memory.size);
+    this.dv = memory.view;
     const slot = memory.claimSlot();
     this.stateSlot = slot;
     const buf = memory.buffer;
@@ -291,7 +297,6 @@ export class CpuCore extends FlagUnit {
       this.tlbOff = new Float64Array(TLB_ENTRIES);
     }
     this.tlbTag.fill(NaN);
-    this.i32 = new Int32Array(memory.buffer, 0, Math.floor(memory.size / 4));
     this.tscHz = options.tscHz ?? 1_000_000_000;
     this.deterministic = options.deterministic ?? false;
     this.clock = options.clock ?? (() => globalThis.performance.now() * 1e6);
@@ -561,12 +566,28 @@ export class CpuCore extends FlagUnit {
    * write (the hardware locks or claims the line for writing on the first access), then the value is read.
    */
   readMemRmw(seg: number, offLo: number, offHi: number, size: number): number {
+    const lo = this.probeWrite(seg, offLo, offHi, size);
+    return this.readLin(lo, this.hi, size);
+  }
+
+  /**
+   * Checks that size bytes at seg:offset may be written (segment, alignment and page checks, faulting as the
+   * write would) without touching them: no device sees an access. Returns the linear address (hi in `hi`).
+   */
+  probeWrite(seg: number, offLo: number, offHi: number, size: number): number {
     const lo = this.linear(seg, offLo, offHi, size, true);
-    return this.readLinRmw(lo, this.hi, size);
+    this.probeLinWrite(lo, this.hi, size);
+    return lo;
   }
 
   /** The read of a read-modify-write destination at a linear address (see readMemRmw). */
   readLinRmw(lo: number, hi: number, size: number): number {
+    this.probeLinWrite(lo, hi, size);
+    return this.readLin(lo, hi, size);
+  }
+
+  /** The page and alignment checks of a write at a linear address, without the write (see probeWrite). */
+  private probeLinWrite(lo: number, hi: number, size: number): void {
     const po = lo & 0xfff;
     const slot = this.tlbUser + TLB_SIZE + ((lo >>> 12) & TLB_MASK);
     if (po + size > 4096 || this.tlbTag[slot] !== hi * 1048576 + (lo >>> 12)) {
@@ -578,7 +599,7 @@ export class CpuCore extends FlagUnit {
         this.translate(s2 | 0, (hi + (s2 >= TWO32 ? 1 : 0)) | 0, ACC_WRITE, user);
       }
     }
-    return this.readLin(lo, hi, size);
+    this.hi = hi;
   }
 
   writeMem(seg: number, offLo: number, offHi: number, size: number, vlo: number, vhi: number): void {
@@ -595,7 +616,7 @@ export class CpuCore extends FlagUnit {
         const off = this.tlbOff[slot]! + po;
         switch (size) {
           case 1:
-            return this.bytes[off]!;
+            return this.dv.getUint8(off);
           case 2:
             return this.dv.getUint16(off, true);
           case 4:
@@ -617,7 +638,7 @@ export class CpuCore extends FlagUnit {
         const off = this.tlbOff[slot]! + po;
         switch (size) {
           case 1:
-            this.bytes[off] = vlo;
+            this.dv.setUint8(off, vlo);
             return;
           case 2:
             this.dv.setUint16(off, vlo, true);
@@ -658,17 +679,22 @@ export class CpuCore extends FlagUnit {
     this.alignCheck(lo, hi, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
-      // Page-straddling: assemble from bytes (each byte translated; faults before any state change).
+      // Page-straddling: both pages are translated first (a fault leaves every device untouched), then each
+      // part is read where it lives: RAM directly, MMIO as the intercept's pieces (straddleRead).
+      const n1 = 4096 - po;
+      const s2 = (lo >>> 0) + n1;
+      const off1 = this.translate(lo, hi, ACC_READ, user);
+      const gpa1 = this.mmioGpaLast;
+      const off2 = this.translate(s2 | 0, (hi + (s2 >= TWO32 ? 1 : 0)) | 0, ACC_READ, user);
+      const gpa2 = this.mmioGpaLast;
+      const b = this.straddleBytes;
+      this.straddleRead(off1, gpa1, n1, 0);
+      this.straddleRead(off2, gpa2, size - n1, n1);
       let vlo = 0;
       let vhi = 0;
       for (let i = 0; i < size; i++) {
-        const s = (lo >>> 0) + i;
-        const blo = s | 0;
-        const bhi = (hi + (s >= TWO32 ? 1 : 0)) | 0;
-        const off = this.translate(blo, bhi, ACC_READ, user);
-        const b = off >= 0 ? this.bytes[off]! : this.mmioRead(this.mmioGpaLast, 1) & 0xff;
-        if (i < 4) vlo |= b << (8 * i);
-        else vhi |= b << (8 * (i - 4));
+        if (i < 4) vlo |= b[i]! << (8 * i);
+        else vhi |= b[i]! << (8 * (i - 4));
       }
       this.hi = vhi;
       return size === 4 || size === 8 ? vlo | 0 : vlo >>> 0;
@@ -677,7 +703,7 @@ export class CpuCore extends FlagUnit {
     if (off < 0) return this.mmioRead(this.mmioGpaLast, size);
     switch (size) {
       case 1:
-        return this.bytes[off]!;
+        return this.dv.getUint8(off);
       case 2:
         return this.dv.getUint16(off, true);
       case 4:
@@ -692,25 +718,18 @@ export class CpuCore extends FlagUnit {
     this.alignCheck(lo, hi, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
-      // Translate both pages first so a fault on the second leaves memory untouched.
+      // Translate both pages first so a fault on the second leaves memory and devices untouched; then each
+      // part goes where it lives, the lower page first: RAM directly, MMIO as the intercept's pieces.
       const n1 = 4096 - po;
       const s2 = (lo >>> 0) + n1;
-      const lo2 = s2 | 0;
-      const hi2 = (hi + (s2 >= TWO32 ? 1 : 0)) | 0;
       const off1 = this.translate(lo, hi, ACC_WRITE, user);
       const gpa1 = this.mmioGpaLast;
-      const off2 = this.translate(lo2, hi2, ACC_WRITE, user);
+      const off2 = this.translate(s2 | 0, (hi + (s2 >= TWO32 ? 1 : 0)) | 0, ACC_WRITE, user);
       const gpa2 = this.mmioGpaLast;
-      for (let i = 0; i < size; i++) {
-        const b = i < 4 ? (vlo >>> (8 * i)) & 0xff : (vhi >>> (8 * (i - 4))) & 0xff;
-        if (i < n1) {
-          if (off1 >= 0) this.bytes[off1 + i] = b;
-          else if (i === 0) this.mmioWrite(gpa1, size, vlo, vhi);
-        } else if (off2 >= 0) this.bytes[off2 + i - n1] = b;
-        else if (i === n1 && off1 >= 0) this.mmioWrite(gpa2, size - n1, vlo >>> (8 * n1), 0);
-      }
-      if (off1 >= 0) this.mem.noteWrite(off1, n1);
-      if (off2 >= 0) this.mem.noteWrite(off2, size - n1);
+      const b = this.straddleBytes;
+      for (let i = 0; i < size; i++) b[i] = i < 4 ? vlo >>> (8 * i) : vhi >>> (8 * (i - 4));
+      this.straddleWrite(off1, gpa1, n1, 0);
+      this.straddleWrite(off2, gpa2, size - n1, n1);
       return;
     }
     const off = this.translate(lo, hi, ACC_WRITE, user);
@@ -720,7 +739,7 @@ export class CpuCore extends FlagUnit {
     }
     switch (size) {
       case 1:
-        this.bytes[off] = vlo;
+        this.dv.setUint8(off, vlo);
         break;
       case 2:
         this.dv.setUint16(off, vlo, true);
@@ -757,7 +776,7 @@ export class CpuCore extends FlagUnit {
       pr.lma = (this.efer & EFER_LMA) !== 0;
       pr.nxe = (this.efer & EFER_NXE) !== 0;
       const r = this.walkRes;
-      if (!walk(this.mem, this.dv, this.i32, pr, lo, hi, kind, user, r)) {
+      if (!walk(this.mem, pr, lo, hi, kind, user, r)) {
         this.cr2Lo = lo;
         this.cr2Hi = hi;
         this.fault(Vec.PF, r.error);
@@ -770,14 +789,17 @@ export class CpuCore extends FlagUnit {
     const pageOff = this.mem.offsetOf(frame);
     if (pageOff < 0) return -1;
     const need = kind === ACC_READ ? PAGE_READ : kind === ACC_WRITE ? PAGE_WRITE : PAGE_EXECUTE;
-    if ((this.mem.rights[pageOff >>> 12]! & need) === 0) {
+    const ramPage = ramPageOf(pageOff);
+    if ((this.mem.rights[ramPage]! & need) === 0) {
       this.exit.gpa = gpa;
       this.exit.isWrite = kind === ACC_WRITE;
       this.exit.size = 0;
       this.exitNow(ExitReason.AccessViolation);
     }
+    // Writes through a TLB entry skip noteWrite: the page is recorded as written when it is mapped.
+    if (kind === ACC_WRITE) this.mem.noteWritable(ramPage);
     // Writes to pages holding decoded code stay on the slow path so they invalidate the decode cache.
-    if (kind !== ACC_WRITE || this.mem.codePages[pageOff >>> 12] === 0) {
+    if (kind !== ACC_WRITE || this.mem.codePages[ramPage] === 0) {
       const slot = (user ? 3 * TLB_SIZE : 0) + kind * TLB_SIZE + ((lo >>> 12) & TLB_MASK);
       this.tlbTag[slot] = hi * 1048576 + (lo >>> 12);
       this.tlbOff[slot] = pageOff;
@@ -786,32 +808,90 @@ export class CpuCore extends FlagUnit {
     return pageOff + (lo & 0xfff);
   }
 
-  /** MMIO read: replays with the runner's value if this is the completed access, else exits. */
-  mmioRead(gpa: number, size: number): number {
-    if (this.mmioPending && this.mmioGpa === gpa) {
-      this.mmioPending = false;
-      this.hi = size === 8 ? this.mmioHi : 0;
-      const v = this.mmioLo;
-      return size === 1 ? v & 0xff : size === 2 ? v & 0xffff : v;
+  /**
+   * Moves `n` bytes of one part of a page-straddling read into straddleBytes[at..]: from RAM at offset `off`,
+   * or, for MMIO at `gpa`, as naturally aligned 1-, 2- and 4-byte intercept reads (the pieces a bus makes).
+   */
+  private straddleRead(off: number, gpa: number, n: number, at: number): void {
+    const b = this.straddleBytes;
+    if (off >= 0) {
+      for (let i = 0; i < n; i++) b[at + i] = this.dv.getUint8(off + i);
+      return;
     }
-    const x = this.exit;
-    x.gpa = gpa;
-    x.size = size;
-    x.isWrite = false;
-    x.valueLo = 0;
-    x.valueHi = 0;
-    return this.exitNow(ExitReason.Mmio);
+    for (let a = gpa, end = gpa + n; a < end;) {
+      const size = pieceSize(a, end - a);
+      let v = this.mmioRead(a, size);
+      for (let i = 0; i < size; i++, v >>>= 8) b[at++] = v;
+      a += size;
+    }
   }
 
-  /** MMIO write: posted — the instruction completes, then run() reports the exit. */
+  /** The write counterpart of straddleRead: straddleBytes[at..at+n) to RAM at `off` or to MMIO at `gpa`. */
+  private straddleWrite(off: number, gpa: number, n: number, at: number): void {
+    const b = this.straddleBytes;
+    if (off >= 0) {
+      for (let i = 0; i < n; i++) this.dv.setUint8(off + i, b[at + i]!);
+      this.mem.noteWrite(off, n);
+      return;
+    }
+    for (let a = gpa, end = gpa + n; a < end;) {
+      const size = pieceSize(a, end - a);
+      let v = 0;
+      for (let i = size - 1; i >= 0; i--) v = (v << 8) | b[at + i]!;
+      this.mmioWrite(a, size, v >>> 0, 0);
+      at += size;
+      a += size;
+    }
+  }
+
+  /**
+   * MMIO read through the runner's intercept, completed in place (docs/decisions/0004); with no intercept
+   * the address floats to all ones. Same result conventions as readLin.
+   */
+  mmioRead(gpa: number, size: number): number {
+    const m = this.mmio;
+    if (m === null) {
+      this.hi = -1;
+      return size === 1 ? 0xff : size === 2 ? 0xffff : -1;
+    }
+    const v = m.read(gpa, size);
+    // A device may raise an interrupt while it answers: events are looked at after this instruction.
+    this.attn = 1;
+    switch (size) {
+      case 1:
+        this.hi = 0;
+        return v & 0xff;
+      case 2:
+        this.hi = 0;
+        return v & 0xffff;
+      case 4:
+        this.hi = 0;
+        return v | 0;
+      default:
+        this.hi = m.hi | 0;
+        return v | 0;
+    }
+  }
+
+  /**
+   * MMIO write through the runner's intercept; the batch ends once the instruction retires, so the runner
+   * sees what the write changed (pending interrupts, deadlines) before the next instruction runs.
+   */
   mmioWrite(gpa: number, size: number, lo: number, hi: number): void {
-    const x = this.exit;
-    x.reason = ExitReason.Mmio;
-    x.gpa = gpa;
-    x.size = size;
-    x.isWrite = true;
-    x.valueLo = size === 1 ? lo & 0xff : size === 2 ? lo & 0xffff : lo;
-    x.valueHi = size === 8 ? hi : 0;
+    const m = this.mmio;
+    if (m === null) return;
+    m.write(
+      gpa,
+      size,
+      size === 1 ? lo & 0xff : size === 2 ? lo & 0xffff : lo >>> 0,
+      size === 8 ? hi >>> 0 : 0,
+    );
+    this.endBatch();
+  }
+
+  /** After a device write: report the batch as ended once the current instruction retires. */
+  endBatch(): void {
+    if (!this.postedExit) this.exit.reason = ExitReason.BudgetExhausted;
     this.postedExit = true;
     this.attn = 1;
   }
@@ -975,4 +1055,11 @@ export class CpuCore extends FlagUnit {
     this.tscBase += want - off - cur;
     this.tscLast = want - off;
   }
+}
+
+/** The largest naturally aligned access (4, 2 or 1 bytes) at `addr` that fits in `left` bytes. */
+function pieceSize(addr: number, left: number): number {
+  if (left >= 4 && (addr & 3) === 0) return 4;
+  if (left >= 2 && (addr & 1) === 0) return 2;
+  return 1;
 }

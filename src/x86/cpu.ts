@@ -3,13 +3,20 @@
 // GuestMemory.codePages / onCodeWrite), the heat that decides when a page is translated and the entry
 // into translated code (wasm/tier.ts, docs/decisions/0005), instruction-boundary event handling (NMI,
 // external interrupts with IF and the STI/MOV SS shadow, interrupt-window exits, HLT idling), exit
-// completion (replay for IN/MMIO reads, RIP advance for RDMSR/WRMSR/CPUID/VMCALL), reset, and the
-// register accessors of the contract.
+// completion (RIP advance for RDMSR/WRMSR/CPUID/VMCALL; device accesses complete in place through the
+// intercepts, docs/decisions/0004), reset, and the register accessors of the contract.
 // Must not: contain instruction semantics (handler modules) or decode bytes itself (decoder.ts).
 // Spec: Intel SDM Vol. 3A 6.6-6.9 (interrupt recognition, priorities, STI/MOV SS shadows), 9.1 (reset
 // state), Vol. 3C 25.2-25.4 (exit conditions, mirrored by vm-exit.ts); docs/x86-internals.md.
 
-import type { GuestMemory } from "../memory/guest-memory.js";
+import {
+  type GuestMemory,
+  PAGE_SHIFT,
+  PAGE_SIZE,
+  ramPageOf,
+  WINDOW_PAGE_MASK,
+  WINDOW_PAGE_SHIFT,
+} from "../memory/guest-memory.js";
 import { CpuCore, type CpuOptions, EXIT, FAULT, type Handler, TLB_SIZE } from "./core.js";
 import { After, MAX_RECOMPILES, WasmTier } from "./wasm/tier.js";
 import { CodeCache, type CodePage } from "./code-cache.js";
@@ -19,7 +26,8 @@ import { formHandler } from "./fast-forms.js";
 import { buildDispatch } from "./handlers.js";
 import { Insn } from "./insn.js";
 import { ACC_EXEC } from "./paging.js";
-import type { InterruptSource, Processor, Reg, Seg, SegmentState } from "./processor.js";
+import type { InterruptSource } from "../contracts/platform.js";
+import type { Processor, Reg, Seg, SegmentState } from "./processor.js";
 import { ExitReason } from "./vm-exit.js";
 
 export type { CpuOptions } from "./core.js";
@@ -53,8 +61,8 @@ export class Cpu extends CpuCore implements Processor {
   private codeRamPage = 0;
   private readonly fetchBuf = new Uint8Array(16);
   private nmiPending = false;
-  /** The next instruction is a replay completing an exit (no event may intervene). */
-  private replay = false;
+  /** Exceptions delivered at an instruction that then did not retire (Processor.faults). */
+  private faultCount = 0;
   /** Processor is in shutdown (triple fault) until reset. */
   private shutdown = false;
   private exitNextLo = 0;
@@ -82,6 +90,10 @@ export class Cpu extends CpuCore implements Processor {
 
   get retired(): number {
     return this.retiredCount;
+  }
+
+  get faults(): number {
+    return this.faultCount;
   }
 
   /** Translation units compiled since construction (tests and benchmarks look at it). */
@@ -180,7 +192,7 @@ export class Cpu extends CpuCore implements Processor {
   /** Makes the page holding linear (lo, hi) the current code page (translating it for execution). */
   private switchCodePage(lo: number, hi: number): Array<Insn | undefined> {
     // An int (not a division result) keeps codeRamPage, decode offsets and Insn.len small-integer fields.
-    const ramPage = this.execPage(lo, hi) >>> 12;
+    const ramPage = ramPageOf(this.execPage(lo, hi));
     // Bounded (oldest pages evicted), so a guest jumping all over memory cannot grow it without limit.
     // Page marks in GuestMemory.codePages stay set after an eviction (another processor may still cache
     // the page); a stale mark only sends that page's writes through the slow path until the next write.
@@ -194,12 +206,22 @@ export class Cpu extends CpuCore implements Processor {
     return page.insns;
   }
 
+  /**
+   * Decodes at page offset `po` of the current code page, in the RAM window holding it: the position is a
+   * small integer below 2^30 for any guest size, so Insn.len and RIP stay integer fields (decision 0002).
+   */
+  private decodeInPage(po: number, avail: number, d: Insn): number {
+    const page = this.codeRamPage;
+    const at = ((page & WINDOW_PAGE_MASK) << PAGE_SHIFT) + po;
+    return decode(this.mem.byteWindows[page >> WINDOW_PAGE_SHIFT]!, at, avail, this.codeMode, this.cpuid, d);
+  }
+
   private decodeAt(lo: number, hi: number, po: number, arr: Array<Insn | undefined>): Insn {
     const page = this.curPage!;
-    const base = this.codeRamPage * 4096;
+    const base = this.codeRamPage * PAGE_SIZE;
     const d = new Insn();
     const avail = Math.min(15, 4096 - po);
-    let r = decode(this.bytes, base + po, avail, this.codeMode, this.cpuid, d);
+    let r = this.decodeInPage(po, avail, d);
     if (r === DECODE_OK) {
       this.prepare(d);
       arr[po] = d;
@@ -214,23 +236,23 @@ export class Cpu extends CpuCore implements Processor {
       const nlo = s | 0;
       const nhi = this.long64 ? (hi + (s >= TWO32 ? 1 : 0)) | 0 : 0;
       const next = this.execPage(nlo, nhi);
-      const page2 = next >>> 12;
+      const page2 = ramPageOf(next);
       // The cached page shortcut is left pointing at the first page; the next fetch recomputes it.
       const cached = this.code.straddleAt(page, po);
       if (cached !== undefined && cached.mode === this.codeMode && cached.page2 === page2) {
         const t = cached.tail!;
         let same = true;
-        for (let i = 0; i < t.length; i++) if (this.bytes[next + i] !== t[i]) same = false;
+        for (let i = 0; i < t.length; i++) if (this.dv.getUint8(next + i) !== t[i]) same = false;
         if (same) return cached;
       }
       const buf = this.fetchBuf;
-      for (let i = 0; i < avail; i++) buf[i] = this.bytes[base + po + i]!;
-      for (let i = avail; i < 15; i++) buf[i] = this.bytes[next + i - avail]!;
+      for (let i = 0; i < avail; i++) buf[i] = this.dv.getUint8(base + po + i);
+      for (let i = avail; i < 15; i++) buf[i] = this.dv.getUint8(next + i - avail);
       const sd = new Insn();
       r = decode(buf, 0, 15, this.codeMode, this.cpuid, sd);
       if (r === DECODE_OK) {
         sd.page2 = page2;
-        sd.tail = this.bytes.slice(next, next + sd.len - avail);
+        sd.tail = buf.slice(avail, sd.len);
         this.prepare(sd);
         this.code.addStraddle(page, po, sd);
         return sd;
@@ -260,13 +282,10 @@ export class Cpu extends CpuCore implements Processor {
     // handler faults forever (e.g. an unmapped handler reached through an IST stack) cannot hang run().
     let faults = 0;
     while (this.count + faults < budget) {
-      if (this.replay) this.replay = false;
-      else {
-        const ev = this.boundary();
-        if (ev >= 0) {
-          reason = ev;
-          break;
-        }
+      const ev = this.boundary();
+      if (ev >= 0) {
+        reason = ev;
+        break;
       }
       try {
         // Single-step (RFLAGS.TF at the start of an instruction): one instruction, then a #DB trap.
@@ -305,12 +324,15 @@ export class Cpu extends CpuCore implements Processor {
       }
     }
     this.retiredCount += this.count;
+    this.faultCount += faults;
     x.reason = reason;
     return reason;
   }
 
   /** Executes instructions until the budget, a posted exit, or a reason to re-check events. */
   private inner(budget: number): void {
+    // REP string instructions count each iteration and stop their chunk at the budget (string-ops.ts).
+    this.budgetEnd = budget;
     const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
     const tier = this.tier;
     // The next instruction starts a block (first of this call, or reached by a branch): translation heat
@@ -327,16 +349,7 @@ export class Cpu extends CpuCore implements Processor {
         if (d.unitEntry >= 0 && !interp && this.attn === 0) {
           interp = tier.enter(d, budget - this.count) === After.Interpret;
           start = true;
-          if (this.attn !== 0) {
-            if (this.shadow !== 0 && --this.shadow === 0 && !this.postedExit && !this.halted) {
-              this.attn = 0;
-              break;
-            }
-            if (this.postedExit || this.halted) {
-              if (this.shadow === 0) this.attn = 0;
-              break;
-            }
-          }
+          if (this.attn !== 0 && this.attnBreak()) break;
           if (this.count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
           continue;
         }
@@ -357,18 +370,21 @@ export class Cpu extends CpuCore implements Processor {
       (d.fn as Handler)(this, d);
       start = this.ripLo !== next;
       const count = ++this.count;
-      if (this.attn !== 0) {
-        if (this.shadow !== 0 && --this.shadow === 0 && !this.postedExit && !this.halted) {
-          this.attn = 0;
-          break;
-        }
-        if (this.postedExit || this.halted) {
-          if (this.shadow === 0) this.attn = 0;
-          break;
-        }
-      }
+      if (this.attn !== 0 && this.attnBreak()) break;
       if (count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
     }
+  }
+
+  /**
+   * After an instruction (or unit) that left `attn` set: whether inner() must stop so that run() looks at
+   * events before the next instruction. It stops for a posted exit, HLT, the end of an interrupt shadow, and
+   * any other request (blocking state changed: IRET unblocking NMIs, CR8 lowered, a device read intercept);
+   * it runs on only while a shadow still covers the next instruction.
+   */
+  private attnBreak(): boolean {
+    if (this.shadow !== 0 && --this.shadow !== 0 && !this.postedExit && !this.halted) return false;
+    if (this.shadow === 0) this.attn = 0;
+    return true;
   }
 
   /**
@@ -423,11 +439,9 @@ export class Cpu extends CpuCore implements Processor {
       deliverEvent(this, vector, kind, hasCode, code);
       return true;
     } catch (e) {
+      // An access-violation exit while reading the IDT or writing the frame cannot be completed by the
+      // runner either: shutdown, like a fault there.
       if (e !== SHUTDOWN && e !== EXIT) throw e;
-      if (e === EXIT) {
-        // An access-violation or MMIO exit while writing the exception frame: treat as shutdown, since
-        // the frame cannot be completed by the runner.
-      }
       this.shutdown = true;
       this.exit.reason = ExitReason.TripleFault;
       return false;
@@ -440,20 +454,6 @@ export class Cpu extends CpuCore implements Processor {
     this.ripLo = this.exitNextLo;
     this.ripHi = this.exitNextHi;
     this.retiredCount++;
-  }
-
-  completeIoRead(value: number): void {
-    this.ioPending = true;
-    this.ioValue = value;
-    this.replay = true;
-  }
-
-  completeMmioRead(lo: number, hi: number): void {
-    this.mmioPending = true;
-    this.mmioGpa = this.exit.gpa;
-    this.mmioLo = lo;
-    this.mmioHi = hi;
-    this.replay = true;
   }
 
   completeRdmsr(lo: number, hi: number): void {
@@ -479,9 +479,6 @@ export class Cpu extends CpuCore implements Processor {
   }
 
   injectException(vector: number, errorCode?: number): void {
-    this.ioPending = false;
-    this.mmioPending = false;
-    this.replay = false;
     const hasCode = errorCode !== undefined;
     if (!this.deliver(vector & 0xff, EventKind.Exception, hasCode, hasCode ? errorCode : 0)) return;
     this.halted = false;
@@ -527,14 +524,12 @@ export class Cpu extends CpuCore implements Processor {
     this.fxArea.fill(0);
     this.fpu.reset();
     this.msrStore.clear(); // MTRRs and IA32_MISC_ENABLE return to their power-on values
+    this.cpuid.resetControls(); // and so do the CPUID effects of IA32_MISC_ENABLE
     this.halted = false;
     this.shutdown = false;
     this.nmiPending = false;
     this.nmiBlocked = false;
     this.shadow = 0;
-    this.replay = false;
-    this.ioPending = false;
-    this.mmioPending = false;
     this.postedExit = false;
     this.attn = 0;
     this.flushTlb();

@@ -134,6 +134,13 @@ export class CpuidModel {
    */
   private tscHz = 0;
   private crystalHz = 0;
+  /**
+   * IA32_MISC_ENABLE controls that change the answers (SDM Vol. 4 Table 2-2), set by WRMSR (system.ts) and
+   * cleared by `resetControls` at processor reset: bit 22 (limit CPUID maxval) makes CPUID.0:EAX read 2;
+   * bit 34 (XD bit disable) clears CPUID.80000001H:EDX[20].
+   */
+  limitMaxLeaf = false;
+  xdDisabled = false;
 
   /**
    * Enumerates the time-stamp counter's rate (SDM Vol. 2A CPUID leaf 0x15: TSC = crystal * EBX / EAX) so
@@ -154,6 +161,17 @@ export class CpuidModel {
 
   has(f: Capability): boolean {
     return this.caps.has(f);
+  }
+
+  /** NX as software sees it: implemented and not disabled through IA32_MISC_ENABLE (EFER.NXE depends on it). */
+  nxOffered(): boolean {
+    return this.caps.has("NX") && !this.xdDisabled;
+  }
+
+  /** Power-on state of the IA32_MISC_ENABLE controls above. */
+  resetControls(): void {
+    this.limitMaxLeaf = false;
+    this.xdDisabled = false;
   }
 
   /** Advertises a capability (for modules that implement more instructions, e.g. SSE). */
@@ -184,7 +202,7 @@ export class CpuidModel {
     if (leaf > 0x80000008) leaf = max;
     switch (leaf) {
       case 0:
-        o[0] = max;
+        o[0] = this.limitMaxLeaf ? 2 : max;
         o[1] = ascii4(VENDOR, 0);
         o[3] = ascii4(VENDOR, 4);
         o[2] = ascii4(VENDOR, 8);
@@ -234,6 +252,7 @@ export class CpuidModel {
       case 0x80000001:
         o[2] = this.bits(0x80000001, 2);
         o[3] = this.bits(0x80000001, 3);
+        if (this.xdDisabled) o[3] = o[3]! & ~(1 << BITS.NX[2]);
         break;
       case 0x80000002:
       case 0x80000003:

@@ -3,70 +3,8 @@
 // interrupts (IF, STI shadow, HLT wake-up, interrupt window), NMI, real-mode IVT and 32-bit ring-3 INT.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assemble, exec, machine, reg64, runToHlt } from "./nasm-harness.test.js";
+import { assemble, exec, IDT64, machine, reg64, run64, runToHlt } from "./nasm-harness.test.js";
 import { ExitReason } from "./vm-exit.js";
-
-/** 64-bit prelude: an IDT whose 32 exception stubs record vector (r15), error code (r14), CR2 (r13). */
-const IDT64 = `
-  jmp start
-%macro STUB 1
-stub%1:
-  %if (%1 == 8) || (%1 >= 10 && %1 <= 14) || (%1 == 17)
-  %else
-    push 0
-  %endif
-  push %1
-  jmp isr_common
-%endmacro
-%assign i 0
-%rep 34
-  STUB i
-%assign i i+1
-%endrep
-isr_common:
-  pop r15
-  pop r14
-  mov r13, cr2
-  mov r12, rsp
-  mov rbp, [rsp]
-  hlt
-align 8
-stubs:
-%assign i 0
-%rep 34
-  dq stub %+ i
-%assign i i+1
-%endrep
-align 16
-idt: times 34*16 db 0
-idtr: dw 34*16-1
-  dq idt
-setup_idt:
-  lea rdi, [rel idt]
-  lea rsi, [rel stubs]
-  mov ecx, 34
-.l:
-  mov rax, [rsi]
-  mov [rdi], ax
-  mov word [rdi+2], 0x08
-  mov word [rdi+4], 0xee00
-  shr rax, 16
-  mov [rdi+6], ax
-  shr rax, 16
-  mov [rdi+8], eax
-  mov dword [rdi+12], 0
-  add rdi, 16
-  add rsi, 8
-  loop .l
-  lidt [rel idtr]
-  ret
-start:
-  call setup_idt
-`;
-
-function run64(body: string): ReturnType<typeof exec> {
-  return exec(IDT64 + body);
-}
 
 test("#PF: error code (P, W/R, U/S, I/D, RSVD) and CR2", () => {
   // Not present: clear PDE 2 (0x400000..0x5fffff) and write there.
@@ -473,6 +411,65 @@ test("#AC for a misaligned ring-3 access with CR0.AM and RFLAGS.AC; WAIT with CR
   assert.equal(reg64(cpu, 15), 7n);
 });
 
+test("#AC for 16-byte SSE operands follows the model: unaligned moves and MASKMOVDQU at 8-byte granularity, PCMPxSTRx never", () => {
+  // docs/x86-internals.md "Model-specific behaviour": SDM Vol. 3A 6.15 lets MOVUPS/MOVUPD/MOVDQU/LDDQU raise
+  // #AC when not 8-byte aligned (Viridian does, and MASKMOVDQU likewise whatever its mask); an 8-byte aligned
+  // one, and PCMPxSTRx (exception type 4, which has no #AC), must not raise it.
+  const user = (insn: string): ReturnType<typeof run64> =>
+    run64(`
+    lea rax, [rel tss]
+    mov qword [rax + 4], 0x70000
+    mov rbx, 0x1000 + 0x38
+    mov word [rbx], 0x67
+    mov [rbx + 2], ax
+    shr rax, 16
+    mov [rbx + 4], al
+    mov byte [rbx + 5], 0x89
+    mov [rbx + 7], ah
+    shr rax, 16
+    mov [rbx + 8], eax
+    mov ax, 0x38
+    ltr ax
+    mov rax, cr0
+    or eax, 0x40000
+    mov cr0, rax
+    mov rax, cr4
+    or eax, 0x600
+    mov cr4, rax
+    mov r15, -1
+    push 0x23
+    push 0x50000
+    push 0x40002
+    push 0x2b
+    lea rax, [rel user]
+    push rax
+    iretq
+  user:
+    mov eax, 0xc
+    mov edx, 0xc
+    ${insn}
+    hlt
+  align 16
+  tss: times 0x68 db 0`);
+  // At ring 3 HLT is #GP(0): vector 13 means the instruction completed; 17 is its own #AC.
+  const cases: Array<[string, bigint]> = [
+    ["movups xmm0, [0x50008]", 13n],
+    ["movups [0x50008], xmm0", 13n],
+    ["movdqu xmm0, [0x50018]", 13n],
+    ["lddqu xmm0, [0x50008]", 13n],
+    ["movupd xmm0, [0x50004]", 17n],
+    ["movdqu [0x50001], xmm0", 17n],
+    ["lddqu xmm0, [0x50002]", 17n],
+    ["pcmpestri xmm0, [0x50001], 0x0c", 13n],
+    ["pcmpistrm xmm0, [0x50004], 0x0c", 13n],
+    ["movq xmm0, [0x50004]", 17n],
+    ["mov edi, 0x50008\n    pcmpeqb xmm1, xmm1\n    maskmovdqu xmm0, xmm1", 13n],
+    ["mov edi, 0x50004\n    pcmpeqb xmm1, xmm1\n    maskmovdqu xmm0, xmm1", 17n],
+    ["mov edi, 0x50002\n    pxor xmm1, xmm1\n    maskmovdqu xmm0, xmm1", 17n],
+  ];
+  for (const [insn, vector] of cases) assert.equal(reg64(user(insn), 15), vector, insn);
+});
+
 test("segment loads: beyond the GDT limit #GP(sel), not present #NP(sel), SS with DPL != CPL #GP(sel), null SS in 64-bit ring 0", () => {
   let cpu = run64("mov ax, 0x80\nmov ds, ax\nhlt");
   assert.equal(reg64(cpu, 15), 13n);
@@ -524,4 +521,61 @@ test("a handler that faults forever does not hang run(): exception deliveries co
   );
   assert.equal(cpu.run(5000), ExitReason.BudgetExhausted);
   assert.equal(cpu.run(5000), ExitReason.BudgetExhausted);
+});
+
+/**
+ * Writes a 16-byte system descriptor (access byte `access`, base low half from `tss`, base[63:32] = `hi`,
+ * fourth dword `upper`) at GDT slot 0x38 and loads it with `insn` (LTR or LLDT).
+ */
+const SYSTEM_DESCRIPTOR = (insn: string, access: number, hi: string, upper: string): string => `
+    lea rax, [rel tss]
+    mov rbx, 0x1000 + 0x38
+    mov word [rbx], 0x67
+    mov [rbx + 2], ax
+    shr rax, 16
+    mov [rbx + 4], al
+    mov byte [rbx + 5], ${access}
+    mov [rbx + 7], ah
+    mov dword [rbx + 8], ${hi}
+    mov dword [rbx + 12], ${upper}
+    mov r15, 0x100
+    mov ax, 0x38
+    ${insn} ax
+    mov r8, 1
+    hlt
+  align 16
+  tss: times 0x68 db 0`;
+
+test("LTR/LLDT in IA-32e mode: a non-canonical 64-bit base or a non-zero upper type is #GP(selector)", () => {
+  for (const [insn, access] of [
+    ["ltr", 0x89],
+    ["lldt", 0x82],
+  ] as const) {
+    for (const [hi, upper, why] of [
+      ["0x00008000", "0", "base 0x00008000_xxxxxxxx is not canonical"],
+      ["0x80000000", "0", "base 0x80000000_xxxxxxxx is not canonical"],
+      ["0", "0x100", "type field of the upper 8 bytes is 1"],
+      ["0", "0x1f00", "type field of the upper 8 bytes is 0x1f"],
+    ] as const) {
+      const cpu = run64(SYSTEM_DESCRIPTOR(insn, access, hi, upper));
+      assert.equal(reg64(cpu, 15), 13n, `${insn}: ${why}`);
+      assert.equal(reg64(cpu, 14), 0x38n, `${insn}: #GP(selector)`);
+      assert.equal(reg64(cpu, 8), 0n);
+      if (insn === "ltr") assert.equal(cpu.getSegment(1).selector, 0x08);
+    }
+    const ok = run64(SYSTEM_DESCRIPTOR(insn, access, "0xffff8000", "0xffffe0ff"));
+    assert.equal(
+      reg64(ok, 15),
+      0x100n,
+      `${insn}: a canonical upper-half base (other upper bits are ignored)`,
+    );
+    assert.equal(reg64(ok, 8), 1n);
+  }
+  // The failed LTR left the descriptor available (not busy).
+  const { cpu, mem } = machine(
+    "long64",
+    assemble(IDT64 + SYSTEM_DESCRIPTOR("ltr", 0x89, "0x00008000", "0"), 64),
+  );
+  assert.equal(runToHlt(cpu), ExitReason.Hlt);
+  assert.equal(mem.bytes[0x1000 + 0x38 + 5], 0x89);
 });

@@ -1,6 +1,7 @@
 // Owns: the test harness for processor unit tests: assembling snippets with nasm at test time, and building
 // a machine in real mode, flat 32-bit protected mode or 64-bit long mode (identity-mapped 2 MiB pages)
-// with the snippet loaded at CODE_BASE. Named *.test.ts because it uses Node built-ins (child_process).
+// with the snippet loaded at CODE_BASE, and a 64-bit IDT prelude whose stubs record the exception taken.
+// Named *.test.ts because it uses Node built-ins (child_process).
 // Must not: be imported by non-test code.
 // Spec: Intel SDM Vol. 3A 9.8/9.9 (entering protected and IA-32e mode), nasm manual (-f bin).
 
@@ -12,7 +13,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestMemory } from "../memory/guest-memory.js";
 import { Cpu } from "./cpu.js";
-import { ExitReason } from "./vm-exit.js";
+import { ExitReason, type MmioIntercept, type PortIntercept } from "./vm-exit.js";
 
 export const CODE_BASE = 0x10000;
 export const STACK_TOP = 0x80000;
@@ -112,10 +113,75 @@ export function setupMode(cpu: Cpu, mem: GuestMemory, mode: Mode, code: Uint8Arr
 
 /** Runs until HLT (or another exit / the budget); returns the exit reason. */
 export function runToHlt(cpu: Cpu, budget = 1_000_000): ExitReason {
+  return cpu.run(budget);
+}
+
+/**
+ * A recording device layer for the processor's intercepts: every port and MMIO access in order, as text
+ * ("in 60 1", "out 3f8 1 41", "mr fee00030 4", "mw fee000b0 4 55 0"), reads answered by `answer` (default:
+ * all ones, or the low bytes of the address for MMIO so that every byte read is identifiable).
+ */
+export class RecordingDevices {
+  readonly log: string[] = [];
+  readonly ports: PortIntercept;
+  readonly mmio: MmioIntercept;
+
+  constructor(
+    answerPort: (port: number, size: number) => number = () => -1,
+    answerMmio: (gpa: number, size: number) => { lo: number; hi: number } = (gpa) => ({
+      lo: ((gpa & 0xff) * 0x01010101) | 0,
+      hi: ((gpa & 0xff) * 0x01010101) | 0,
+    }),
+  ) {
+    const log = this.log;
+    this.ports = {
+      read: (port, size) => {
+        log.push(`in ${port.toString(16)} ${size}`);
+        return answerPort(port, size);
+      },
+      write: (port, size, value) => {
+        log.push(`out ${port.toString(16)} ${size} ${(value >>> 0).toString(16)}`);
+      },
+    };
+    const mmio: MmioIntercept = {
+      hi: 0,
+      read: (gpa, size) => {
+        log.push(`mr ${gpa.toString(16)} ${size}`);
+        const v = answerMmio(gpa, size);
+        mmio.hi = v.hi;
+        return v.lo;
+      },
+      write: (gpa, size, lo, hi) => {
+        log.push(`mw ${gpa.toString(16)} ${size} ${(lo >>> 0).toString(16)} ${(hi >>> 0).toString(16)}`);
+      },
+    };
+    this.mmio = mmio;
+  }
+
+  /** Connects this recorder to `cpu` (every port intercepted). */
+  attach(cpu: Cpu): this {
+    cpu.ports = this.ports;
+    cpu.mmio = this.mmio;
+    cpu.controls.ioBitmap.fill(0xff);
+    return this;
+  }
+
+  /** The bytes written to `port`, as a string. */
+  written(port: number): string {
+    const prefix = `out ${port.toString(16)} `;
+    return this.log
+      .filter((l) => l.startsWith(prefix))
+      .map((l) => String.fromCharCode(parseInt(l.split(" ")[3]!, 16)))
+      .join("");
+  }
+}
+
+/** Runs until the processor reports anything but the end of a batch (a device write ends one early). */
+export function runToExit(cpu: Cpu, budget = 1_000_000): ExitReason {
+  const limit = cpu.retired + budget;
   for (;;) {
-    const r = cpu.run(budget);
-    if (r === ExitReason.Io && cpu.exit.isWrite) continue;
-    return r;
+    const r = cpu.run(Math.max(1, limit - cpu.retired));
+    if (r !== ExitReason.BudgetExhausted || cpu.retired >= limit) return r;
   }
 }
 
@@ -126,6 +192,72 @@ export function exec(src: string, mode: Mode = "long64"): Cpu {
   const r = runToHlt(cpu);
   assert.equal(r, ExitReason.Hlt, `expected HLT, got exit ${r} at rip ${cpu.getRip().lo.toString(16)}`);
   return cpu;
+}
+
+/**
+ * 64-bit prelude: an IDT whose stubs (vectors 0-33) record vector (r15), error code (r14), CR2 (r13), the
+ * handler's RSP (r12) and the faulting RIP (rbp), then HLT.
+ */
+export const IDT64 = `
+  jmp start
+%macro STUB 1
+stub%1:
+  %if (%1 == 8) || (%1 >= 10 && %1 <= 14) || (%1 == 17)
+  %else
+    push 0
+  %endif
+  push %1
+  jmp isr_common
+%endmacro
+%assign i 0
+%rep 34
+  STUB i
+%assign i i+1
+%endrep
+isr_common:
+  pop r15
+  pop r14
+  mov r13, cr2
+  mov r12, rsp
+  mov rbp, [rsp]
+  hlt
+align 8
+stubs:
+%assign i 0
+%rep 34
+  dq stub %+ i
+%assign i i+1
+%endrep
+align 16
+idt: times 34*16 db 0
+idtr: dw 34*16-1
+  dq idt
+setup_idt:
+  lea rdi, [rel idt]
+  lea rsi, [rel stubs]
+  mov ecx, 34
+.l:
+  mov rax, [rsi]
+  mov [rdi], ax
+  mov word [rdi+2], 0x08
+  mov word [rdi+4], 0xee00
+  shr rax, 16
+  mov [rdi+6], ax
+  shr rax, 16
+  mov [rdi+8], eax
+  mov dword [rdi+12], 0
+  add rdi, 16
+  add rsi, 8
+  loop .l
+  lidt [rel idtr]
+  ret
+start:
+  call setup_idt
+`;
+
+/** Runs IDT64 + `body` in long mode to HLT; an exception ends there too, with its vector in r15. */
+export function run64(body: string): ReturnType<typeof exec> {
+  return exec(IDT64 + body);
 }
 
 /** 64-bit register value as a BigInt (tests only). */

@@ -51,23 +51,26 @@ const TWO32 = 0x1_0000_0000;
 /** Bits 40..51 of an entry's high half (beyond MAXPHYADDR = 40, see cpuid.ts leaf 0x80000008). */
 const RSVD_HI = 0x000fff00;
 
-function read64(mem: GuestMemory, dv: DataView, gpa: number, hiOut: Int32Array): number {
+function read64(mem: GuestMemory, gpa: number, hiOut: Int32Array): number {
   const off = mem.offsetOf(gpa);
   if (off < 0 || off + 8 > mem.size) {
     hiOut[0] = 0;
     return 0;
   }
-  hiOut[0] = dv.getInt32(off + 4, true);
-  return dv.getInt32(off, true);
+  hiOut[0] = mem.view.getInt32(off + 4, true);
+  return mem.view.getInt32(off, true);
 }
 
 const hiScratch = new Int32Array(1);
 
-/** Sets bits in the low dword of an entry atomically, as the processor's locked A/D update does. */
-function setBits(mem: GuestMemory, i32: Int32Array, gpa: number, bits: number): void {
+/**
+ * Sets bits in the low dword of an entry atomically, as the processor's locked A/D update does. Entries
+ * may lie anywhere in RAM, past 2^31 and 2^32 bytes too: no 32-bit shift of the offset.
+ */
+function setBits(mem: GuestMemory, gpa: number, bits: number): void {
   const off = mem.offsetOf(gpa);
-  if (off < 0 || (off & 3) !== 0) return;
-  Atomics.or(i32, off >> 2, bits);
+  if (off < 0 || off % 4 !== 0) return;
+  mem.atomicOr32(off, bits);
 }
 
 /**
@@ -76,8 +79,6 @@ function setBits(mem: GuestMemory, i32: Int32Array, gpa: number, bits: number): 
  */
 export function walk(
   mem: GuestMemory,
-  dv: DataView,
-  i32: Int32Array,
   regs: PagingRegs,
   lo: number,
   hi: number,
@@ -99,14 +100,14 @@ export function walk(
     const pdeAddr = (regs.cr3Lo & 0xfffff000) >>> 0;
     const pdeGpa = pdeAddr + (lo >>> 22) * 4;
     const pdeOff = mem.offsetOf(pdeGpa);
-    const pde = pdeOff < 0 ? 0 : dv.getInt32(pdeOff, true);
+    const pde = pdeOff < 0 ? 0 : mem.view.getInt32(pdeOff, true);
     if ((pde & 1) === 0) return fail(res, errBase);
     rw &= pde >> 1;
     us &= pde >> 2;
     if (pde & 0x80 && regs.cr4 & CR4_PSE) {
       if (pde & (1 << 21)) return fail(res, errBase | PF_P | PF_RSVD);
       if (!allowed(rw, us, 0, write, exec, user, wp)) return fail(res, errBase | PF_P);
-      setBits(mem, i32, pdeGpa, write ? 0x60 : 0x20);
+      setBits(mem, pdeGpa, write ? 0x60 : 0x20);
       const highBits = (pde >>> 13) & 0xff; // PSE-36/40: physical bits 39:32
       res.frame = highBits * TWO32 + ((pde & 0xffc00000) >>> 0) + (lo & 0x3ff000);
       res.global = pge && (pde & 0x100) !== 0;
@@ -114,13 +115,13 @@ export function walk(
     }
     const pteGpa = ((pde & 0xfffff000) >>> 0) + ((lo >>> 12) & 0x3ff) * 4;
     const pteOff = mem.offsetOf(pteGpa);
-    const pte = pteOff < 0 ? 0 : dv.getInt32(pteOff, true);
+    const pte = pteOff < 0 ? 0 : mem.view.getInt32(pteOff, true);
     if ((pte & 1) === 0) return fail(res, errBase);
     rw &= pte >> 1;
     us &= pte >> 2;
     if (!allowed(rw, us, 0, write, exec, user, wp)) return fail(res, errBase | PF_P);
-    setBits(mem, i32, pdeGpa, 0x20);
-    setBits(mem, i32, pteGpa, write ? 0x60 : 0x20);
+    setBits(mem, pdeGpa, 0x20);
+    setBits(mem, pteGpa, write ? 0x60 : 0x20);
     res.frame = (pte & 0xfffff000) >>> 0;
     res.global = pge && (pte & 0x100) !== 0;
     return true;
@@ -138,7 +139,7 @@ export function walk(
   } else {
     // PAE: the 4-entry PDPT at CR3[31:5].
     const pdpteGpa = ((regs.cr3Lo & 0xffffffe0) >>> 0) + (lo >>> 30) * 8;
-    const e = read64(mem, dv, pdpteGpa, hiScratch);
+    const e = read64(mem, pdpteGpa, hiScratch);
     const eh = hiScratch[0]!;
     if ((e & 1) === 0) return fail(res, errBase);
     if (eh & RSVD_HI || eh & 0x80000000 || e & 0x1e6) return fail(res, errBase | PF_P | PF_RSVD);
@@ -154,7 +155,7 @@ export function walk(
     else if (level === 2) idx = (lo >>> 21) & 0x1ff;
     else idx = (lo >>> 12) & 0x1ff;
     const gpa = table + idx * 8;
-    const e = read64(mem, dv, gpa, hiScratch);
+    const e = read64(mem, gpa, hiScratch);
     const eh = hiScratch[0]!;
     if ((e & 1) === 0) return fail(res, errBase);
     if (eh & rsvdHi) return fail(res, errBase | PF_P | PF_RSVD);
@@ -168,8 +169,8 @@ export function walk(
       if (level === 3 && (e & 0x3fffe000) !== 0) return fail(res, errBase | PF_P | PF_RSVD);
       if (level === 2 && ps && (e & 0x1fe000) !== 0) return fail(res, errBase | PF_P | PF_RSVD);
       if (!allowed(rw, us, nx, write, exec, user, wp)) return fail(res, errBase | PF_P);
-      for (let i = 0; i < depth - 1; i++) setBits(mem, i32, entries[i]!, 0x20);
-      setBits(mem, i32, gpa, write ? 0x60 : 0x20);
+      for (let i = 0; i < depth - 1; i++) setBits(mem, entries[i]!, 0x20);
+      setBits(mem, gpa, write ? 0x60 : 0x20);
       const baseHi = (eh & 0xff) * TWO32;
       if (level === 3) res.frame = baseHi + ((e & 0xc0000000) >>> 0) + (lo & 0x3ffff000);
       else if (level === 2 && ps) res.frame = baseHi + ((e & 0xffe00000) >>> 0) + (lo & 0x1ff000);

@@ -7,7 +7,17 @@
 // Spec: Intel SDM Vol. 3A 3.4 (selectors, descriptors), 5.5-5.8 (privilege checks on loads and transfers),
 // Vol. 2 MOV (segment), LDS/LES/LFS/LGS/LSS, LLDT, LTR, LAR, LSL, VERR/VERW, ARPL.
 
-import { ACC_DB, ACC_P, ACC_S, ACC_UNUSABLE, CR0_PE, type CpuCore, type Handler, Vec } from "./core.js";
+import {
+  ACC_DB,
+  ACC_P,
+  ACC_S,
+  ACC_UNUSABLE,
+  CR0_PE,
+  type CpuCore,
+  EFER_LMA,
+  type Handler,
+  Vec,
+} from "./core.js";
 import { type Insn, OpKind } from "./insn.js";
 import { FLAG_ZF } from "./opcode-table.js";
 
@@ -176,6 +186,17 @@ function requirePm(c: CpuCore): void {
   if (!protectedMode(c)) c.ud();
 }
 
+/**
+ * The upper half of a 16-byte LDT/TSS descriptor in IA-32e mode: its type field (bits 12:8 of the fourth
+ * dword) must be 0 and the 64-bit base canonical, else #GP(selector) (SDM Vol. 2A LLDT/LTR 64-bit mode
+ * exceptions; Vol. 3A 3.5.2, 7.2.3). The fourth dword is read here, as fetchDescriptor stops at 12 bytes.
+ */
+function checkSystemUpper(c: CpuCore, ds: DescriptorScratch, sel: number): void {
+  const upper = c.readSys((ds.addrLo + 12) | 0, ds.addrHi, 4);
+  if (upper & 0x1f00) c.gp(sel & 0xfffc);
+  if ((ds.hi2 << 16) >> 16 !== ds.hi2) c.gp(sel & 0xfffc); // base bits 63:47 must be equal
+}
+
 function lldt(c: CpuCore, d: Insn): void {
   requirePm(c);
   const sel = c.rd0(d) & 0xffff;
@@ -185,14 +206,17 @@ function lldt(c: CpuCore, d: Insn): void {
     return;
   }
   if (sel & 4) c.gp(sel & 0xfffc);
-  const ds = fetchDescriptor(c, sel, c.long64);
+  // System descriptors are 16 bytes in IA-32e mode, compatibility mode included.
+  const wide = (c.efer & EFER_LMA) !== 0;
+  const ds = fetchDescriptor(c, sel, wide);
   if (ds === null) c.gp(sel & 0xfffc);
   const acc = descAccess(ds);
   if ((acc & 0x1f) !== 2) c.gp(sel & 0xfffc);
   if ((acc & ACC_P) === 0) c.fault(Vec.NP, sel & 0xfffc);
+  if (wide) checkSystemUpper(c, ds, sel);
   c.ldtrSel = sel;
   c.ldtrBaseLo = descBase(ds);
-  c.ldtrBaseHi = c.long64 ? ds.hi2 : 0;
+  c.ldtrBaseHi = wide ? ds.hi2 : 0;
   c.ldtrLimit = descLimit(ds);
   c.ldtrAccess = acc;
 }
@@ -201,18 +225,20 @@ function ltr(c: CpuCore, d: Insn): void {
   requirePm(c);
   const sel = c.rd0(d) & 0xffff;
   if ((sel & 0xfffc) === 0 || sel & 4) c.gp(sel & 0xfffc);
-  const ds = fetchDescriptor(c, sel, c.long64);
+  const wide = (c.efer & EFER_LMA) !== 0;
+  const ds = fetchDescriptor(c, sel, wide);
   if (ds === null) c.gp(sel & 0xfffc);
   const acc = descAccess(ds);
   const type = acc & 0x1f;
-  // Available 16-bit TSS (1) outside long mode, available 32/64-bit TSS (9).
-  if (type !== 9 && !(type === 1 && !(c.efer & 0x400))) c.gp(sel & 0xfffc);
+  // Available 16-bit TSS (1) outside IA-32e mode, available 32/64-bit TSS (9).
+  if (type !== 9 && !(type === 1 && !wide)) c.gp(sel & 0xfffc);
   if ((acc & ACC_P) === 0) c.fault(Vec.NP, sel & 0xfffc);
+  if (wide) checkSystemUpper(c, ds, sel);
   ds.hi |= 0x200; // mark busy
   c.writeSys((ds.addrLo + 4) | 0, ds.addrHi, 4, ds.hi, 0);
   c.trSel = sel;
   c.trBaseLo = descBase(ds);
-  c.trBaseHi = c.long64 ? ds.hi2 : 0;
+  c.trBaseHi = wide ? ds.hi2 : 0;
   c.trLimit = descLimit(ds);
   c.trAccess = acc | 2;
 }

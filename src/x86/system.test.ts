@@ -1,9 +1,11 @@
 // Tests system instructions: SYSCALL/SYSRET round trip through ring 3, SWAPGS, SYSENTER/SYSEXIT, owned MSRs
 // (EFER, STAR, LSTAR, FS/GS base, TSC_AUX, PAT, MTRR), RDTSC monotonicity and RDTSCP, RDRAND, CPUID leaves,
-// MOV CR/DR, SGDT/SIDT/SMSW, and IOPL/I-O bitmap protection of IN/OUT and CLI at CPL 3.
+// MOV CR/DR, SGDT/SIDT/SMSW, IOPL/I-O bitmap protection of IN/OUT and CLI at CPL 3, INVPCID and INVLPG
+// corner cases, IA32_MISC_ENABLE bits and their CPUID/EFER effects, #GP(0) for non-canonical values in the
+// base and system-call target MSRs, SYSRET to a non-canonical RCX, and FSGSBASE being absent.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assemble, exec, machine, reg64 } from "./nasm-harness.test.js";
+import { assemble, exec, machine, reg64, run64, runToHlt } from "./nasm-harness.test.js";
 import { ExitReason } from "./vm-exit.js";
 
 const WRMSR = (msr: number, value: string): string =>
@@ -213,11 +215,11 @@ test("identification MSRs Linux reads unchecked: IA32_MISC_ENABLE, PLATFORM_ID, 
   assert.equal(cpu.getReg(10).lo, 0x1800, "fast strings cleared, read-only bits kept");
   assert.equal(cpu.getReg(11).lo, 0);
   assert.equal(cpu.getReg(12).lo, 1, "microcode revision after WRMSR 0 + CPUID");
-  // Setting a feature the processor lacks (bit 22: limit CPUID maxval) is refused with #GP(0).
-  const m = machine("long64", assemble("mov ecx, 0x1a0\nmov eax, 0x401801\nxor edx, edx\nwrmsr\nhlt", 64));
-  const r = m.cpu.run(10);
-  assert.notEqual(r, ExitReason.Wrmsr, "IA32_MISC_ENABLE is the processor's, not the runner's");
-  assert.notEqual(m.cpu.getRip().lo >>> 0, 0, "the WRMSR did not retire");
+  // Enabling a feature the processor does not offer (bit 18: MONITOR FSM) is refused with #GP(0), by the
+  // processor itself.
+  const gp = run64("mov ecx, 0x1a0\nmov eax, 0x41801\nxor edx, edx\nwrmsr\nmov ebx, 1\nhlt");
+  assert.equal(reg64(gp, 15), 13n, "IA32_MISC_ENABLE is the processor's, not the runner's");
+  assert.equal(gp.getReg(3).lo, 0, "the WRMSR did not retire");
 });
 
 test("CPUID leaves 0x15/0x16 enumerate the TSC rate once the runner sets it; otherwise max leaf 0xD", () => {
@@ -233,4 +235,162 @@ test("CPUID leaves 0x15/0x16 enumerate the TSC rate once the runner sets it; oth
   assert.equal(m.cpu.getReg(10).lo, 5, "numerator: TSC = 5 x crystal");
   assert.equal(m.cpu.getReg(11).lo, 200_000_000, "crystal Hz");
   assert.throws(() => m.cpu.cpuid.setTscFrequency(1_000_000_001, 200_000_000), RangeError);
+});
+
+/** Runs `body` after the IDT64 prelude; returns [vector, error code] of the exception taken, or null. */
+function faultOf(body: string): [number, number] | null {
+  const cpu = run64(`mov r15, 0x100\n${body}\nhlt`);
+  const v = Number(reg64(cpu, 15));
+  return v === 0x100 ? null : [v, Number(reg64(cpu, 14))];
+}
+
+/** INVPCID with the descriptor {pcid, address} at 0x40000 and the type in RCX. */
+const INVPCID = (type: string, pcid: string, address: string): string =>
+  `mov rax, ${pcid}\nmov [0x40000], rax\nmov rax, ${address}\nmov [0x40008], rax\n` +
+  `mov rcx, ${type}\ninvpcid rcx, [0x40000]`;
+const PCIDE_ON = "mov rax, cr4\nbts eax, 17\nmov cr4, rax\n"; // CR3[11:0] is 0 in the harness
+
+test("INVPCID: #GP(0) for a PCID with CR4.PCIDE=0 (types 0, 1), bad types, reserved bits, non-canonical", () => {
+  const GP: [number, number] = [13, 0];
+  assert.deepEqual(faultOf(INVPCID("0", "1", "0x1000")), GP, "type 0, PCID 1, CR4.PCIDE=0");
+  assert.deepEqual(faultOf(INVPCID("1", "1", "0")), GP, "type 1, PCID 1, CR4.PCIDE=0");
+  assert.equal(faultOf(INVPCID("2", "1", "0")), null, "type 2 ignores the PCID");
+  assert.equal(faultOf(INVPCID("3", "0xfff", "0")), null, "type 3 ignores the PCID");
+  assert.equal(faultOf(INVPCID("0", "0", "0xffff800000001000")), null, "type 0, PCID 0, canonical");
+  assert.equal(faultOf(PCIDE_ON + INVPCID("0", "1", "0x1000")), null, "CR4.PCIDE=1: any PCID");
+  assert.equal(faultOf(PCIDE_ON + INVPCID("1", "0xfff", "0")), null);
+  assert.deepEqual(faultOf(INVPCID("0", "0", "0x0000800000000000")), GP, "type 0, non-canonical address");
+  assert.equal(faultOf(INVPCID("1", "0", "0x0000800000000000")), null, "the address matters for type 0 only");
+  assert.deepEqual(faultOf(INVPCID("2", "0x1000", "0")), GP, "descriptor bits 63:12 are reserved");
+  assert.deepEqual(faultOf(PCIDE_ON + INVPCID("3", "0x1000", "0")), GP);
+  assert.deepEqual(faultOf(INVPCID("4", "0", "0")), GP, "type > 3");
+  assert.deepEqual(
+    faultOf(INVPCID("0x100000002", "0", "0")),
+    GP,
+    "64-bit mode: the whole register is the type",
+  );
+  assert.deepEqual(faultOf("mov rax, 0x0000800000000000\ninvpcid rcx, [rax]"), GP, "non-canonical operand");
+  assert.deepEqual(faultOf("db 0x66, 0x0f, 0x38, 0x82, 0xc1"), [6, 0], "register operand: #UD");
+  // Outside 64-bit mode the register operand is 32 bits: whatever the upper half holds is not the type.
+  const { cpu } = machine(
+    "prot32",
+    assemble("mov dword [0x40000], 0\nmov dword [0x40004], 0\ninvpcid eax, [0x40000]\nmov ebx, 1\nhlt", 32),
+  );
+  cpu.setReg(0, 2, 1);
+  assert.equal(runToHlt(cpu), ExitReason.Hlt);
+  assert.equal(cpu.getReg(3).lo, 1, "INVPCID type 2 in EAX with bits 63:32 of RAX set");
+});
+
+test("INVLPG never faults on its address: a NOP for a non-canonical one, no segment limit check", () => {
+  assert.equal(faultOf("mov rax, 0x0000800000000000\ninvlpg [rax]\ninvlpg [rsp + rax]"), null);
+  // Protected mode with a 4 KiB DS: the operand is only an address to invalidate (SDM INVLPG lists no
+  // segment faults), so an offset past the limit is fine.
+  const { cpu } = machine("prot32", assemble("invlpg [0x50000]\nmov ebx, 1\nhlt", 32));
+  cpu.setSegment(3, { selector: 0x10, base: 0, limit: 0xfff, access: 0x4093 });
+  assert.equal(runToHlt(cpu), ExitReason.Hlt);
+  assert.equal(cpu.getReg(3).lo, 1);
+});
+
+test("IA32_MISC_ENABLE: writable bits with their CPUID and EFER effects; #GP only for reserved bits", () => {
+  const RD = "mov ecx, 0x1a0\nrdmsr\n";
+  const CPUID_MAX = "xor eax, eax\ncpuid\n";
+  const NX = "mov eax, 0x80000001\ncpuid\nbt edx, 20\nsetc r10b\n";
+  // A value real processors accept, less bit 18 (MONITOR FSM: this processor offers no MONITOR/MWAIT).
+  let cpu = run64(
+    WRMSR(0x1a0, "0x400c11809") +
+      RD +
+      "mov r8d, eax\nmov r9d, edx\n" +
+      CPUID_MAX +
+      "mov r11d, eax\n" +
+      NX +
+      "mov ecx, 0xc0000080\nrdmsr\nbts eax, 11\nwrmsr\nmov ebx, 1\nhlt",
+  );
+  assert.equal(cpu.getReg(8).lo >>> 0, 0x00c11809, "bits 0, 3, 11, 12, 16, 22, 23 read back");
+  assert.equal(cpu.getReg(9).lo, 0x4, "bit 34: XD bit disable");
+  assert.equal(cpu.getReg(11).lo, 2, "limit CPUID maxval: CPUID.0:EAX reads 2");
+  assert.equal(cpu.getReg(10).lo & 0xff, 0, "XD disable: CPUID.80000001H:EDX[20] reads 0");
+  assert.equal(reg64(cpu, 15), 13n, "XD disable: setting EFER.NXE is #GP(0)");
+  assert.equal(cpu.getReg(3).lo, 0, "the WRMSR of EFER did not retire");
+  // Clearing bits 22 and 34 brings the maximum leaf and the NX flag back; read-only bits ignore writes.
+  cpu = run64(
+    WRMSR(0x1a0, "0x400c11809") +
+      WRMSR(0x1a0, "0x80") +
+      RD +
+      "mov r8d, eax\nmov r9d, edx\n" +
+      CPUID_MAX +
+      "mov r11d, eax\n" +
+      NX +
+      "mov ecx, 0xc0000080\nrdmsr\nbts eax, 11\nwrmsr\nrdmsr\nmov ebx, eax\nhlt",
+  );
+  assert.equal(cpu.getReg(8).lo, 0x1800, "bit 7 (performance monitoring available) is read-only 0 here");
+  assert.equal(cpu.getReg(9).lo, 0);
+  assert.equal(cpu.getReg(11).lo, 0xd);
+  assert.equal(cpu.getReg(10).lo & 0xff, 1);
+  assert.equal(cpu.getReg(3).lo & 0x800, 0x800, "EFER.NXE can be set again");
+  for (const bad of ["1 << 18", "1 << 1", "1 << 17", "1 << 24", "1 << 33", "1 << 35", "1 << 63"]) {
+    cpu = run64(WRMSR(0x1a0, `0x1801 | (${bad})`) + RD + "mov r8d, eax\nhlt");
+    assert.equal(reg64(cpu, 15), 13n, `bit ${bad} is refused with #GP(0)`);
+    assert.equal(reg64(cpu, 14), 0n);
+    assert.equal(reg64(cpu, 8), 0n, "the faulting WRMSR changed nothing");
+  }
+  // A reset returns the MSR and its CPUID effects to their power-on state.
+  const m = machine("long64", assemble(WRMSR(0x1a0, "0x400401801") + "hlt", 64));
+  assert.equal(runToHlt(m.cpu), ExitReason.Hlt);
+  assert.equal(m.cpu.cpuid.query(0, 0)[0], 2);
+  m.cpu.reset();
+  assert.equal(m.cpu.cpuid.query(0, 0)[0], 0xd);
+  assert.equal(m.cpu.cpuid.query(0x80000001, 0)[3]! & (1 << 20), 1 << 20);
+});
+
+/** After IDT64: #GP(0) increments r15 and skips the 2-byte faulting instruction (WRMSR). */
+const GP_SKIPS_WRMSR = `
+  lea rax, [rel gp_skip]
+  mov [rel idt + 13*16], ax
+  shr rax, 16
+  mov [rel idt + 13*16 + 6], ax
+  shr rax, 16
+  mov [rel idt + 13*16 + 8], eax
+  xor r15, r15
+  jmp gp_body
+gp_skip:
+  inc r15
+  mov r14, [rsp]
+  add rsp, 8
+  add qword [rsp], 2
+  iretq
+gp_body:
+`;
+
+test("non-canonical FS/GS/KERNEL_GS base, LSTAR, CSTAR, SYSENTER_EIP/ESP: #GP(0), value kept; SYSRET, FSGSBASE", () => {
+  const bad = ["0x0000800000000000", "0x8000000000000000", "0x7fff000000000000", "0xffff7fffffffffff"];
+  for (const msr of [0xc0000100, 0xc0000101, 0xc0000102, 0xc0000082, 0xc0000083, 0x176, 0x175]) {
+    const hex = `0x${msr.toString(16)}`;
+    const cpu = run64(
+      GP_SKIPS_WRMSR +
+        WRMSR(msr, "0xffff800000001000") +
+        bad.map((v) => WRMSR(msr, v)).join("") +
+        `mov ecx, ${hex}\nrdmsr\nshl rdx, 32\nor rax, rdx\nmov r9, rax\nhlt`,
+    );
+    assert.equal(reg64(cpu, 15), BigInt(bad.length), `${hex}: every non-canonical write is #GP`);
+    assert.equal(reg64(cpu, 14), 0n, "#GP(0)");
+    assert.equal(reg64(cpu, 9), 0xffff800000001000n, `${hex}: keeps the canonical value written before`);
+  }
+  // SYSRET to a non-canonical RCX raises #GP(0) while still in ring 0 (Intel; SDM SYSRET).
+  let cpu = run64(
+    WRMSR(0xc0000080, "0xd01") +
+      WRMSR(0xc0000081, "(0x18 << 48) | (0x08 << 32)") +
+      "mov rcx, 0x0000800000000000\nmov r11, 0x202\nsysret_at:\no64 sysret\nhlt",
+  );
+  assert.equal(reg64(cpu, 15), 13n, "SYSRET with a non-canonical RCX");
+  assert.equal(reg64(cpu, 14), 0n);
+  assert.equal(cpu.getSegment(1).selector, 0x08, "still in ring 0");
+  // FSGSBASE is not offered (CPUID.07H:EBX[0] = 0): CR4.FSGSBASE is reserved and WRFSBASE is #UD.
+  const leaf7 = exec("mov eax, 7\nxor ecx, ecx\ncpuid\nhlt");
+  assert.equal(leaf7.getReg(3).lo & 1, 0);
+  cpu = run64("mov rax, cr4\nbts eax, 16\nmov cr4, rax\nhlt");
+  assert.equal(reg64(cpu, 15), 13n, "CR4.FSGSBASE without FSGSBASE: #GP(0)");
+  cpu = run64("mov rax, 0x1000\nwrfsbase rax\nhlt");
+  assert.equal(reg64(cpu, 15), 6n, "WRFSBASE: #UD");
+  cpu = run64("mov rax, 0x1000\nwrgsbase rax\nhlt");
+  assert.equal(reg64(cpu, 15), 6n, "WRGSBASE: #UD");
 });

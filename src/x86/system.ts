@@ -6,7 +6,8 @@
 // Spec: Intel SDM Vol. 2 (each instruction), Vol. 3A 2.5 (control registers, reserved-bit #GP), 4.10.4
 // (TLB invalidation), 5.8.7-5.8.8 (SYSENTER/SYSCALL), 9.8.5 (initializing IA-32e mode), Vol. 4 (MSRs:
 // IA32_EFER 0xC0000080, STAR/LSTAR/CSTAR/FMASK 0xC0000081-84, FS/GS/KERNEL_GS_BASE 0xC0000100-102,
-// TSC_AUX 0xC0000103, SYSENTER_CS/ESP/EIP 0x174-0x176, TSC 0x10, PAT 0x277, MTRRs 0xFE, 0x200-0x2FF).
+// TSC_AUX 0xC0000103, SYSENTER_CS/ESP/EIP 0x174-0x176, TSC 0x10, PAT 0x277, MTRRs 0xFE, 0x200-0x2FF,
+// IA32_MISC_ENABLE 0x1A0: Table 2-2).
 
 import {
   CR0_CD,
@@ -133,8 +134,12 @@ function rdrand(c: CpuCore, d: Insn): void {
 // ---- control registers ----
 
 const CR4_OSXSAVE = 0x40000;
+/**
+ * CR4 bits this processor implements; the others are reserved (#GP(0) when set, SDM Vol. 3A 2.5), among them
+ * FSGSBASE (bit 16): CPUID.07H:EBX[0] is 0, as RDFSBASE/WRFSBASE/RDGSBASE/WRGSBASE are not implemented.
+ */
 const CR4_SUPPORTED =
-  0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x10000 | 0x20000 | CR4_OSXSAVE;
+  0x1 | 0x2 | 0x4 | 0x8 | 0x10 | 0x20 | 0x40 | 0x80 | 0x100 | 0x200 | 0x400 | 0x20000 | CR4_OSXSAVE;
 
 /** Writes CR0 with the architectural checks and side effects (SDM Vol. 3A 2.5, 9.8.5). */
 export function writeCr0(c: CpuCore, lo: number, hi: number): void {
@@ -161,10 +166,6 @@ export function writeCr4(c: CpuCore, lo: number, hi: number): void {
   if (lo & CR4_OSXSAVE && !c.cpuid.has("XSAVE")) c.gp(0);
   if (c.efer & EFER_LMA && !(lo & CR4_PAE)) c.gp(0);
   if (lo & CR4_PCIDE && !(c.cr4 & CR4_PCIDE) && (!(c.efer & EFER_LMA) || (c.cr3Lo & 0xfff) !== 0)) c.gp(0);
-  if (lo & 0x10000 && !c.long64) {
-    // FSGSBASE is not advertised; refuse it.
-    c.gp(0);
-  }
   const old = c.cr4;
   c.cr4 = lo;
   if ((old ^ lo) & (CR4_PGE | CR4_PAE | CR4_PSE | CR4_PCIDE)) c.flushTlb();
@@ -200,6 +201,8 @@ function movToCr(c: CpuCore, d: Insn): void {
       break;
     case 8:
       if (lo & ~15 || hi) c.gp(0);
+      // A lower priority threshold may make a held-back interrupt deliverable at the next boundary.
+      if (lo < c.cr8) c.attn = 1;
       c.cr8 = lo;
       break;
     default:
@@ -292,11 +295,21 @@ const MSR_BIOS_SIGN_ID = 0x8b;
 const MSR_MISC_ENABLE = 0x1a0;
 /** The microcode update signature BIOS_SIGN_ID reports (no update is ever loaded: a fixed revision). */
 const MICROCODE_REVISION = 1;
-/** IA32_MISC_ENABLE (Vol. 4 Table 2-2): fast strings (0) on; BTS (11) and PEBS (12) unavailable, read-only. */
+/**
+ * IA32_MISC_ENABLE (SDM Vol. 4 Table 2-2), low dword. Read/write: fast strings (0), automatic thermal control
+ * (3), enhanced SpeedStep (16) and xTPR message disable (23) only read back (no thermal control, P-states or
+ * xTPR messages exist here); limit CPUID maxval (22) acts on CPUID (cpuid.ts). Read-only: performance
+ * monitoring available (7) reads 0 (CPUID leaf 0xA enumerates none), BTS and PEBS unavailable (11, 12) read
+ * 1; writes leave them. ENABLE MONITOR FSM (18) reads 0: MONITOR/MWAIT are not offered (CPUID.01H:ECX[3] =
+ * 0), so setting it is #GP(0) like every reserved bit.
+ */
 const MISC_ENABLE_RESET = 0x1801;
-const MISC_ENABLE_READ_ONLY = 0x1800;
-/** Bits a write may change: fast strings (0) and automatic thermal control (3), which alter no behaviour here. */
-const MISC_ENABLE_WRITABLE = 0x9;
+const MISC_ENABLE_READ_ONLY = 0x1880;
+const MISC_ENABLE_READ_ONLY_VALUE = 0x1800;
+const MISC_ENABLE_WRITABLE = 0x1 | 0x8 | 0x10000 | 0x400000 | 0x800000;
+const MISC_LIMIT_CPUID = 0x400000;
+/** High dword: XD bit disable (34), writable when the processor implements NX. */
+const MISC_XD_DISABLE_HI = 0x4;
 
 function canonical(hi: number): boolean {
   return (hi << 16) >> 16 === hi;
@@ -350,8 +363,11 @@ export function readMsr(c: CpuCore, n: number): number {
     case MSR_BIOS_SIGN_ID:
       c.hi = MICROCODE_REVISION;
       return 0;
-    case MSR_MISC_ENABLE:
-      return c.msrStore.get(MSR_MISC_ENABLE)?.[0] ?? MISC_ENABLE_RESET;
+    case MSR_MISC_ENABLE: {
+      const v = c.msrStore.get(MSR_MISC_ENABLE);
+      c.hi = v?.[1] ?? 0;
+      return v?.[0] ?? MISC_ENABLE_RESET;
+    }
     default:
       if (isMtrr(n)) {
         const v = c.msrStore.get(n);
@@ -396,6 +412,8 @@ export function writeMsr(c: CpuCore, n: number, lo: number, hi: number): boolean
       return true;
     case MSR_EFER: {
       if (hi !== 0 || lo & ~(EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE)) c.gp(0);
+      // NXE is reserved while NX is not offered (e.g. disabled through IA32_MISC_ENABLE bit 34).
+      if (lo & EFER_NXE && !c.cpuid.nxOffered()) c.gp(0);
       if ((lo ^ c.efer) & EFER_LME && c.cr0 & CR0_PG) c.gp(0);
       const old = c.efer;
       c.efer = (lo & ~EFER_LMA) | (c.efer & EFER_LMA);
@@ -438,12 +456,17 @@ export function writeMsr(c: CpuCore, n: number, lo: number, hi: number): boolean
     case MSR_BIOS_SIGN_ID:
       // Software writes 0 before CPUID to read the revision back; no update is loaded by a write here.
       return true;
-    case MSR_MISC_ENABLE:
-      // Read-only bits ignore writes; the features behind other bits (limit CPUID, XD disable, EIST,
-      // MONITOR FSM, ...) are not implemented, so setting one is refused rather than silently ignored.
-      if (hi !== 0 || lo & ~(MISC_ENABLE_WRITABLE | MISC_ENABLE_READ_ONLY)) c.gp(0);
-      c.msrStore.set(MSR_MISC_ENABLE, [(lo & MISC_ENABLE_WRITABLE) | MISC_ENABLE_READ_ONLY, 0]);
+    case MSR_MISC_ENABLE: {
+      // Reserved bits are #GP(0); so is XD disable without NX ("may generate a #GP", Table 2-2). Setting XD
+      // disable while EFER.NXE = 1 leaves NXE set: the SDM defines the effect on CPUID and on later writes.
+      const hiWritable = c.cpuid.has("NX") ? MISC_XD_DISABLE_HI : 0;
+      if (lo & ~(MISC_ENABLE_WRITABLE | MISC_ENABLE_READ_ONLY) || hi & ~hiWritable) c.gp(0);
+      const newLo = (lo & MISC_ENABLE_WRITABLE) | MISC_ENABLE_READ_ONLY_VALUE;
+      c.msrStore.set(MSR_MISC_ENABLE, [newLo, hi]);
+      c.cpuid.limitMaxLeaf = (lo & MISC_LIMIT_CPUID) !== 0;
+      c.cpuid.xdDisabled = (hi & MISC_XD_DISABLE_HI) !== 0;
       return true;
+    }
     default:
       if (isMtrr(n)) {
         if (n === 0xfe) c.gp(0);
@@ -529,21 +552,38 @@ function lmsw(c: CpuCore, d: Insn): void {
   writeCr0(c, (c.cr0 & ~0xe) | v | (c.cr0 & CR0_PE), 0);
 }
 
+/**
+ * INVLPG: the operand only names a linear address, so it never faults on it: no segment checks (SDM INVLPG
+ * lists none), and in 64-bit mode a non-canonical address makes the instruction a NOP.
+ */
 function invlpg(c: CpuCore, d: Insn): void {
-  const lo = c.linear(d.seg, c.eaLo, c.eaHi, 1, false);
-  c.flushTlbPage(lo, c.hi);
+  let lo: number;
+  let hi = 0;
+  if (c.long64) {
+    const base = d.seg < 4 ? 0 : c.segBaseLo[d.seg]! >>> 0;
+    const s = (c.eaLo >>> 0) + base;
+    lo = s | 0;
+    hi = (c.eaHi + (d.seg < 4 ? 0 : c.segBaseHi[d.seg]!) + (s >= 0x1_0000_0000 ? 1 : 0)) | 0;
+    if (!canonical(hi)) return;
+  } else lo = (c.segBaseLo[d.seg]! + c.eaLo) | 0;
+  c.flushTlbPage(lo, hi);
 }
 
+/** INVPCID (SDM Vol. 2A "INVPCID", Operation and exceptions; the ring-0 check is the table's). */
 function invpcid(c: CpuCore, d: Insn): void {
+  // Outside 64-bit mode the register operand is 32 bits; in 64-bit mode all 64 bits are the type.
   const type = c.rlo[d.r0]!;
-  if (c.rhi[d.r0]! !== 0 || type >>> 0 > 3) c.gp(0);
+  if ((c.long64 && c.rhi[d.r0]! !== 0) || type >>> 0 > 3) c.gp(0);
   const pcid = c.readMem(d.seg, c.eaLo, c.eaHi, 8);
   const pcidHi = c.hi;
   const s = (c.eaLo >>> 0) + 8;
   const addrLo = c.readMem(d.seg, s | 0, (c.eaHi + (s >= 0x1_0000_0000 ? 1 : 0)) | 0, 8);
   const addrHi = c.hi;
   if (pcid & ~0xfff || pcidHi) c.gp(0);
+  // Types 0 and 1 name one PCID, and only PCID 0 exists while CR4.PCIDE = 0.
+  if (type <= 1 && pcid !== 0 && !(c.cr4 & CR4_PCIDE)) c.gp(0);
   if (type === 0) {
+    // The full 64-bit address, in every mode.
     if (!canonical(addrHi)) c.gp(0);
     c.flushTlbPage(addrLo, addrHi);
   } else c.flushTlb(type !== 2);

@@ -356,7 +356,25 @@ export function machine(code: Uint8Array, jitThreshold: number, g: Rng): Machine
   for (const r of POOL) cpu.setReg(r as never, g.u32() | 0, g.chance(0.5) ? g.u32() | 0 : 0);
   cpu.setReg(3 as never, DATA, 0);
   cpu.setRflags(0x2 | (g.u32() & 0x8d5));
-  return { cpu, mem, log: [] };
+  // Device accesses complete in place (docs/decisions/0004): each is logged in order, and `slice` adds
+  // the retired count at the end of the batch (a write ends it right after its instruction).
+  const log: string[] = [];
+  cpu.mmio = {
+    hi: 0x1234,
+    read: (gpa, size) => {
+      log.push(`mmio:r:${gpa.toString(16)}:${size}`);
+      return 0x5a5a5a5a ^ gpa;
+    },
+    write: (gpa, size, lo) => void log.push(`mmio:w:${gpa.toString(16)}:${size}:${(lo >>> 0).toString(16)}`),
+  };
+  cpu.ports = {
+    read: (port) => {
+      log.push(`io:r:${port}`);
+      return 0x77;
+    },
+    write: (port) => void log.push(`io:w:${port}`),
+  };
+  return { cpu, mem, log };
 }
 
 export function state(m: Machine): string {
@@ -380,20 +398,12 @@ export function state(m: Machine): string {
   ].join("\n");
 }
 
-/** One slice: run, then complete what the exit needs (the same way for both processors). */
+/** One slice: run, then mark the device accesses it made with the retired count at its end. */
 export function slice(m: Machine, budget: number): ExitReason {
   const c = m.cpu;
+  const logged = m.log.length;
   const r = c.run(budget);
-  const x = c.exit;
-  if (r === ExitReason.Mmio) {
-    m.log.push(
-      `mmio:${x.isWrite ? "w" : "r"}:${x.gpa.toString(16)}:${x.size}:${x.isWrite ? (x.valueLo >>> 0).toString(16) : ""}@${c.retired}`,
-    );
-    if (!x.isWrite) c.completeMmioRead(0x5a5a5a5a ^ x.gpa, 0x1234);
-  } else if (r === ExitReason.Io) {
-    m.log.push(`io:${x.isWrite ? "w" : "r"}:${x.port}@${c.retired}`);
-    if (!x.isWrite) c.completeIoRead(0x77);
-  }
+  if (m.log.length > logged) m.log[m.log.length - 1] += `@${c.retired}`;
   return r;
 }
 

@@ -189,6 +189,11 @@ export class GuestConsole {
     });
   }
 
+  /** The emulator's process id (a test reads its resident memory from /proc). */
+  get pid(): number | undefined {
+    return this.child.pid;
+  }
+
   get running(): boolean {
     return this.exitStatus === null && this.exitSignal === null;
   }

@@ -78,9 +78,11 @@ export const STORE_OPS: Record<number, Op> = {
 
 /**
  * Adds the slow-path functions to module m, in this order:
- *   load(la i64, segSize i32) -> (value i64, fault i32)       segSize = seg | size << 4
- *   loadRmw(la i64, segSize i32) -> (value i64, fault i32)    the read of a read-modify-write destination
- *   store(la i64, segSize i32, value i64) -> status i32       0 stored, 1 stored and stop after, 2 fault
+ *   load(la i64, segSize i32) -> (value i64, status i32)      segSize = seg | size << 4
+ *   loadRmw(la i64, segSize i32) -> (value i64, status i32)   the read of a read-modify-write destination
+ *   store(la i64, segSize i32, value i64) -> status i32
+ * with status 0 done, 1 done and the unit stops after this instruction (a device was read or written: the
+ * run loop looks at events then, docs/decisions/0004; or a store hit code), 2 fault.
  * They call the run loop's accessors through the imported bridge function `bridge`
  * (h(kind, seg, laLo, laHi, size, vLo, vHi) -> status, dispatch.ts).
  */
@@ -114,18 +116,22 @@ function slowArgs(c: FuncCode, kind: number): void {
 
 function slowLoad(bridge: number, kind: number, xb: number): FuncCode {
   const c = new FuncCode(2);
+  const st = c.locals(1, T.I32);
   slowArgs(c, kind);
   c.i32(0);
   c.i32(0);
   c.call(bridge);
+  c.tee(st);
+  c.i32(1);
+  c.op(Op.I32GtU);
   c.if_();
   c.i64(0, 0);
-  c.i32(1);
+  c.i32(2);
   c.op(Op.Return);
   c.end();
   c.i32(0);
   c.mem(Op.I64Load, 3, xb + X.ValLo * 4);
-  c.i32(0);
+  c.get(st);
   return c;
 }
 

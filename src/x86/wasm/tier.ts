@@ -90,6 +90,11 @@ export class WasmTier {
   private readonly live = new Set<CodePage>();
   /** The count at the dispatcher's entry (the helpers add the chain's count from the exchange area). */
   private countAtEntry = 0;
+  /**
+   * Retired instructions a handler counted beyond its own one during this entry (each iteration of a REP
+   * string instruction retires, string-ops.ts): the unit's own count does not include them.
+   */
+  private extra = 0;
   private signal: CpuSignal | null = null;
   /** Units by table index; the table holds their `run` functions for the dispatcher. */
   private readonly byIndex: Array<Unit | null>;
@@ -120,7 +125,8 @@ export class WasmTier {
           if (seg === 2 && (hi << 16) >> 16 !== hi) c.fault(Vec.SS, 0);
           x[X.ValLo] = c.readLin(lo, hi, size);
           x[X.ValHi] = size === 8 ? c.hi : 0;
-          return 0;
+          // A device read sets attn: the unit stops after the instruction so events are looked at.
+          return c.attn !== 0 ? 1 : 0;
         } catch (e) {
           return this.caught(e);
         }
@@ -130,7 +136,7 @@ export class WasmTier {
           if (seg === 2 && (hi << 16) >> 16 !== hi) c.fault(Vec.SS, 0);
           x[X.ValLo] = c.readLinRmw(lo, hi, size);
           x[X.ValHi] = size === 8 ? c.hi : 0;
-          return 0;
+          return c.attn !== 0 ? 1 : 0;
         } catch (e) {
           return this.caught(e);
         }
@@ -258,11 +264,12 @@ export class WasmTier {
     x[X.GsLo] = c.segBaseLo[5]!;
     x[X.GsHi] = c.segBaseHi[5]!;
     this.countAtEntry = c.count;
+    this.extra = 0;
     c.stop = 0;
     const st = this.dispatch(c.ripLo, c.ripHi, left);
     this.loadFlags();
     const n = x[X.Count]!;
-    c.count = this.countAtEntry + n;
+    c.count = this.countAtEntry + this.extra + n;
     const s = this.stats;
     s.calls++;
     s.translated += n;
@@ -314,7 +321,8 @@ export class WasmTier {
     this.loadFlags();
     this.setRipAt(u, idx, x[X.BaseLo]!, x[X.BaseHi]!);
     const next = c.ripLo;
-    c.count = this.countAtEntry + x[X.Chain]! + count;
+    const before = this.countAtEntry + this.extra + x[X.Chain]! + count;
+    c.count = before;
     try {
       if (d.hasMem) c.computeEA(d);
       (d.fn as Handler)(c, d);
@@ -322,8 +330,11 @@ export class WasmTier {
       this.storeFlags();
       return this.caught(e);
     }
+    const more = c.count - before;
+    this.extra += more;
     this.storeFlags();
-    if (u.plan.straight[idx] === 0 || (c.attn | c.stop) !== 0 || c.ripLo !== next) {
+    // More retired than the unit counts (a REP string instruction): it stops, so the budget holds.
+    if (u.plan.straight[idx] === 0 || (c.attn | c.stop) !== 0 || c.ripLo !== next || more !== 0) {
       const x = this.xch;
       x[X.RipLo] = c.ripLo;
       x[X.RipHi] = c.ripHi;

@@ -138,6 +138,8 @@ class UnitWriter {
   private blk = 0;
   /** xi already holds the current instruction's code (set before its first access that may fault). */
   private xiSet = false;
+  /** The current instruction loads from memory: a slow-path load from a device may stop the unit after it. */
+  private loads = false;
 
   constructor(
     private readonly plan: UnitPlan,
@@ -511,7 +513,7 @@ class UnitWriter {
   }
 
   /** Leaves with RIP from an i64 local after `retired` more instructions retired. */
-  private exitToLocal(v: number, retired: number, afterStore = false): void {
+  private exitToLocal(v: number, retired: number, afterAccess = false): void {
     const e = this.e;
     this.addN(retired);
     this.spillFlags();
@@ -520,8 +522,8 @@ class UnitWriter {
     e.c.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
     e.i32(Status.Branch);
     e.set(this.status);
-    if (afterStore) {
-      // A push into code or MMIO through the slow path: the run loop must look (Done, not Branch).
+    if (afterAccess) {
+      // A slow-path access reached a device or a store hit code: the run loop must look (Done, not Branch).
       e.get(this.stopAfter);
       e.if_();
       e.i32(Status.Done);
@@ -592,6 +594,7 @@ class UnitWriter {
       this.k = k;
       this.off = b.offs[k]!;
       this.xiSet = false;
+      this.loads = false;
       if (d.page2 >= 0) this.straddleGuard(d);
       if (k === last && b.kind !== EndKind.Fall) {
         this.terminator(b, d);
@@ -707,7 +710,7 @@ class UnitWriter {
         e.set(v);
         this.checkCanonical(v);
         this.addRsp(8 + (d.k0 === OpKind.Imm ? d.immLo & 0xffff : 0));
-        this.exitToLocal(v, len);
+        this.exitToLocal(v, len, true);
         e.free64l(v);
         return;
       }
@@ -724,7 +727,7 @@ class UnitWriter {
           e.op(Op.I64Add);
           this.push();
         }
-        this.exitToLocal(v, len, b.kind === EndKind.CallInd);
+        this.exitToLocal(v, len, true);
         e.free64l(v);
         return;
       }
@@ -906,9 +909,9 @@ class UnitWriter {
         // nop (and PAUSE): nothing.
         break;
     }
-    if (stores) {
-      // A slow-path store hit code or MMIO (a posted exit): stop after this instruction, as the
-      // interpreter does.
+    if (stores || this.loads) {
+      // A slow-path access reached a device (events are looked at after it) or a store hit code: stop
+      // after this instruction, as the interpreter does.
       this.spillFlags(true);
       e.i32(this.off + d.len);
       e.set(this.xo);
@@ -1750,8 +1753,27 @@ class UnitWriter {
     e.get(this.la);
     e.i32(seg | (size << 4));
     e.call(rmw ? this.fnLdw : this.fnLd);
-    e.brIf(this.sigLabel);
+    this.slowStatus();
     e.end();
+    this.loads = true;
+  }
+
+  /**
+   * [status] -> []: after a slow-path access, leaves as this instruction's fault on 2; 1 (a device was
+   * reached, or code written) makes `stopAfter` 1, which the instruction's end (or exit) acts on.
+   */
+  private slowStatus(): void {
+    const e = this.e;
+    const st = e.tmp32();
+    e.tee(st);
+    e.i32(1);
+    e.op(Op.I32GtU);
+    e.brIf(this.sigLabel);
+    e.get(st);
+    e.get(this.stopAfter);
+    e.op(Op.I32Or);
+    e.set(this.stopAfter);
+    e.free32l(st);
   }
 
   /** [value] -> []: a store at `la`; `stopAfter` becomes 1 when the unit must stop after this instruction. */
@@ -1770,10 +1792,7 @@ class UnitWriter {
     e.i32(seg | (size << 4));
     e.get(v);
     e.call(this.fnSt);
-    e.tee(this.stopAfter);
-    e.i32(1);
-    e.op(Op.I32GtU);
-    e.brIf(this.sigLabel);
+    this.slowStatus();
     e.end();
     e.free64l(v);
   }
