@@ -87,12 +87,12 @@ export async function guestPhases(o: GuestPhasesOptions = {}): Promise<GuestPhas
     throw new Error(`guest did not power off: ${stop.message}\n${text.slice(-2000)}`);
   const sums = text.match(new RegExp(`${MD5_ZEROS_32M}  -`, "g"))?.length ?? 0;
   if (sums !== md5Runs) throw new Error(`expected ${md5Runs} correct md5sum outputs, saw ${sums}`);
-  const cpu = machine.cpu as unknown as { tierStats?: () => Record<string, number> };
-  return {
-    phases,
-    peakRssMiB: process.resourceUsage().maxRSS / 1024,
-    stats: cpu.tierStats?.() ?? { translatedBlocks: machine.cpu.translatedBlocks },
-  };
+  const cpu = machine.cpu as unknown as { tierStats?: () => Record<string, number> | null };
+  const stats = cpu.tierStats?.() ?? { units: machine.cpu.translatedBlocks };
+  // Share of all retired instructions that ran inside translation units (inline or through a helper).
+  if (stats.translated !== undefined)
+    stats.translatedPercent = (100 * stats.translated) / machine.cpu.retired;
+  return { phases, peakRssMiB: process.resourceUsage().maxRSS / 1024, stats };
 }
 
 export function formatPhases(label: string, r: GuestPhasesResult): string[] {

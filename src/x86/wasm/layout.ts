@@ -50,6 +50,11 @@ export const enum X {
   BaseLo = 22,
   BaseHi = 23,
   Chain = 24,
+  /**
+   * Instructions a handler called from a unit retired beyond its own one (each iteration of a REP string
+   * instruction retires, string-ops.ts); the unit adds them to its count after every helper call.
+   */
+  Extra = 25,
 }
 export const XCH_SLOTS = 32;
 

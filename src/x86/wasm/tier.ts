@@ -90,11 +90,6 @@ export class WasmTier {
   private readonly live = new Set<CodePage>();
   /** The count at the dispatcher's entry (the helpers add the chain's count from the exchange area). */
   private countAtEntry = 0;
-  /**
-   * Retired instructions a handler counted beyond its own one during this entry (each iteration of a REP
-   * string instruction retires, string-ops.ts): the unit's own count does not include them.
-   */
-  private extra = 0;
   private signal: CpuSignal | null = null;
   /** Units by table index; the table holds their `run` functions for the dispatcher. */
   private readonly byIndex: Array<Unit | null>;
@@ -264,12 +259,11 @@ export class WasmTier {
     x[X.GsLo] = c.segBaseLo[5]!;
     x[X.GsHi] = c.segBaseHi[5]!;
     this.countAtEntry = c.count;
-    this.extra = 0;
     c.stop = 0;
     const st = this.dispatch(c.ripLo, c.ripHi, left);
     this.loadFlags();
     const n = x[X.Count]!;
-    c.count = this.countAtEntry + this.extra + n;
+    c.count = this.countAtEntry + n;
     const s = this.stats;
     s.calls++;
     s.translated += n;
@@ -321,8 +315,9 @@ export class WasmTier {
     this.loadFlags();
     this.setRipAt(u, idx, x[X.BaseLo]!, x[X.BaseHi]!);
     const next = c.ripLo;
-    const before = this.countAtEntry + this.extra + x[X.Chain]! + count;
+    const before = this.countAtEntry + x[X.Chain]! + count;
     c.count = before;
+    x[X.Extra] = 0;
     try {
       if (d.hasMem) c.computeEA(d);
       (d.fn as Handler)(c, d);
@@ -330,11 +325,18 @@ export class WasmTier {
       this.storeFlags();
       return this.caught(e);
     }
+    // Iterations of a REP string instruction past its first: the unit adds them to its count. Its budget
+    // checks then hold at loop heads; on a forward path (at most MAX_UNIT_INSNS to the next check) it
+    // stops instead when so many would pass the run loop's budget.
     const more = c.count - before;
-    this.extra += more;
+    x[X.Extra] = more;
     this.storeFlags();
-    // More retired than the unit counts (a REP string instruction): it stops, so the budget holds.
-    if (u.plan.straight[idx] === 0 || (c.attn | c.stop) !== 0 || c.ripLo !== next || more !== 0) {
+    if (
+      u.plan.straight[idx] === 0 ||
+      (c.attn | c.stop) !== 0 ||
+      c.ripLo !== next ||
+      (more !== 0 && c.count + MAX_UNIT_INSNS > c.budgetEnd)
+    ) {
       const x = this.xch;
       x[X.RipLo] = c.ripLo;
       x[X.RipHi] = c.ripHi;

@@ -940,7 +940,14 @@ class UnitWriter {
     for (let i = 0; i < 4; i++) e.i32(0);
     e.call(FN_BRIDGE);
     const st = e.tmp32();
-    e.tee(st);
+    e.set(st);
+    // REP iterations past the first retire too (X.Extra, 0 after a fault).
+    e.get(this.n);
+    e.i32(0);
+    e.c.mem(Op.I32Load, 2, this.xAddr(X.Extra));
+    e.op(Op.I32Add);
+    e.set(this.n);
+    e.get(st);
     if (terminal) {
       // 1: retired (the helper stored RIP); 2: faulted. Either way the unit leaves with memory current.
       e.i32(1);
