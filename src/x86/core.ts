@@ -761,6 +761,16 @@ export class CpuCore extends FlagUnit {
    * Translates a linear address for an access kind; returns the RAM offset, or -1 for MMIO (gpa in
    * mmioGpaLast). Raises #GP (non-canonical), #PF, or an AccessViolation exit. Fills the TLB.
    */
+  /**
+   * The RAM offset of linear (lo, hi) for an access of `kind` (ACC_*), as `translate` returns it: from the TLB when
+   * it has the page, else `translate` (a walk that may fault, exit, or return -1 for non-RAM).
+   */
+  pageFor(lo: number, hi: number, kind: number, user: boolean): number {
+    const slot = (user ? 3 * TLB_SIZE : 0) + kind * TLB_SIZE + ((lo >>> 12) & TLB_MASK);
+    if (this.tlbTag[slot] === hi * 1048576 + (lo >>> 12)) return this.tlbOff[slot]! + (lo & 0xfff);
+    return this.translate(lo, hi, kind, user);
+  }
+
   translate(lo: number, hi: number, kind: number, user: boolean): number {
     if (this.efer & EFER_LMA) {
       if ((hi << 16) >> 16 !== hi) this.fault(Vec.GP, 0);
