@@ -3,7 +3,7 @@
 // DOM, which is where TypeScript declares this API.
 // Must not: declare anything the project does not call.
 // Spec: WebAssembly JavaScript Interface (W3C), sections 5.1 (namespace), 5.2 (Module), 5.3 (Instance),
-// 5.4 (Memory); threads proposal (shared memories).
+// 5.4 (Memory), 5.1 instantiate (asynchronous compilation); threads proposal (shared memories).
 
 declare namespace WebAssembly {
   type ImportValue = ((...args: never[]) => unknown) | Memory | Table;
@@ -42,5 +42,6 @@ declare namespace WebAssembly {
   class LinkError extends Error {}
   class RuntimeError extends Error {}
   function compile(bytes: Uint8Array): Promise<Module>;
+  function instantiate(bytes: Uint8Array, imports?: Imports): Promise<{ module: Module; instance: Instance }>;
   function validate(bytes: Uint8Array): boolean;
 }

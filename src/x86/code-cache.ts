@@ -31,6 +31,8 @@ export class CodePage {
   unit: object | null = null;
   /** Units compiled for this page so far (recompilations add entry points found later; bounded). */
   compiles = 0;
+  /** A compilation for this page still in the engine's background (owned by the tier; opaque here). */
+  pending: object | null = null;
 
   constructor(readonly ramPage: number) {}
 }

@@ -112,6 +112,12 @@ export interface CpuOptions {
    * Translation needs guest memory backed by WebAssembly (GuestMemory.wasmMemory).
    */
   jitThreshold?: number;
+  /**
+   * Compile translation units on the engine's background threads (`WebAssembly.instantiate`) while the
+   * interpreter goes on, installing each when ready; needs a caller whose run loop yields to the event loop
+   * (the VM's). Default false: compiled synchronously when hot (deterministic for tests and tools).
+   */
+  backgroundCompile?: boolean;
 }
 
 export class CpuCore extends FlagUnit {

@@ -75,7 +75,10 @@ export class Cpu extends CpuCore implements Processor {
   constructor(memory: GuestMemory, options: CpuOptions = {}) {
     super(memory, options);
     this.jitThreshold = options.jitThreshold ?? DEFAULT_JIT_THRESHOLD;
-    this.tier = this.jitThreshold >= 0 && WasmTier.available(this) ? new WasmTier(this, MAX_UNITS) : null;
+    this.tier =
+      this.jitThreshold >= 0 && WasmTier.available(this)
+        ? new WasmTier(this, MAX_UNITS, options.backgroundCompile === true)
+        : null;
     this.dispatch = buildDispatch();
     const list = peers.get(memory);
     if (list === undefined) peers.set(memory, [this]);
@@ -128,7 +131,7 @@ export class Cpu extends CpuCore implements Processor {
 
   /** A page left the decode cache (written, evicted or flushed): forget every shortcut into it. */
   private onPageDropped(p: CodePage): void {
-    if (p.unit !== null) this.tier?.drop(p, true);
+    if (p.unit !== null || p.pending !== null) this.tier?.drop(p, true);
     if (p === this.curPage) {
       this.curPage = null;
       this.codeCacheReset();
@@ -394,7 +397,7 @@ export class Cpu extends CpuCore implements Processor {
    */
   private heat(d: Insn): void {
     const p = this.curPage;
-    if (p === null || d.mode !== 2 || p.compiles >= MAX_RECOMPILES) return;
+    if (p === null || d.mode !== 2 || p.compiles >= MAX_RECOMPILES || p.pending !== null) return;
     d.hits++;
     if (++p.heat <= this.jitThreshold) return;
     p.heat = 0;

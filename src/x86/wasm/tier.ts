@@ -43,8 +43,14 @@ type DispatchFn = (ripLo: number, ripHi: number, budget: number) => number;
 /** Counters for benchmarks and the debug tools. */
 export interface TierStats {
   units: number;
+  /** Background compilations not yet installed or discarded. */
+  pending: number;
+  /**
+   * Main-thread milliseconds spent compiling: planning and emitting (`emitMs`), the engine's compile when
+   * synchronous, and installing. `wasmMs`: the engine's compile (synchronous), or the time until a
+   * background compile was ready (not main-thread time).
+   */
   compileMs: number;
-  /** Of compileMs: planning and emitting the module (ours), and WebAssembly.Module + Instance (V8's). */
   emitMs: number;
   wasmMs: number;
   moduleBytes: number;
@@ -72,6 +78,7 @@ export class WasmTier {
   readonly stats: TierStats = {
     units: 0,
     compileMs: 0,
+    pending: 0,
     emitMs: 0,
     wasmMs: 0,
     moduleBytes: 0,
@@ -102,6 +109,8 @@ export class WasmTier {
   constructor(
     private readonly c: CpuCore,
     private readonly maxUnits: number,
+    /** Compile with `WebAssembly.instantiate` (the engine's background threads) instead of synchronously. */
+    private readonly background = false,
   ) {
     const mem = c.mem.wasmMemory!;
     this.memPages = mem.buffer.byteLength / 0x10000;
@@ -198,10 +207,43 @@ export class WasmTier {
     if (plan.blocks.length === 0) return false;
     const bytes = emitUnit(plan, { slot: this.c.stateSlot, memPages: this.memPages });
     const t1 = performance.now();
-    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
-    const t2 = performance.now();
     this.stats.emitMs += t1 - t0;
-    this.stats.wasmMs += t2 - t1;
+    this.stats.compileMs += t1 - t0;
+    if (this.background) {
+      // The interpreter goes on; the unit is installed when the engine is done, unless its page was
+      // dropped meanwhile (a write, an eviction: `drop` clears `pending`, so the token no longer matches).
+      const token = {};
+      page.pending = token;
+      this.stats.pending++;
+      WebAssembly.instantiate(bytes, this.imports).then(
+        ({ instance }) => {
+          this.stats.pending--;
+          this.stats.wasmMs += performance.now() - t1;
+          if (page.pending !== token) return;
+          page.pending = null;
+          this.install(page, plan, instance, bytes.length);
+        },
+        (e: unknown) => {
+          this.stats.pending--;
+          if (page.pending === token) page.pending = null;
+          // A module our encoder made that the engine refuses is a bug: make it loud, as a sync compile would.
+          queueMicrotask(() => {
+            throw e;
+          });
+        },
+      );
+      return true;
+    }
+    const inst = new WebAssembly.Instance(new WebAssembly.Module(bytes), this.imports);
+    this.stats.wasmMs += performance.now() - t1;
+    this.stats.compileMs += performance.now() - t1;
+    this.install(page, plan, inst, bytes.length);
+    return true;
+  }
+
+  /** Makes a compiled unit the page's (replacing an older one), evicting the oldest unit when the table is full. */
+  private install(page: CodePage, plan: UnitPlan, inst: WebAssembly.Instance, size: number): void {
+    const t0 = performance.now();
     this.drop(page, false);
     if (this.freeIndex.length === 0) {
       const oldest = this.live.values().next().value as CodePage;
@@ -210,7 +252,7 @@ export class WasmTier {
     }
     const index = this.freeIndex.pop()!;
     const run = inst.exports.run as unknown as RunFn;
-    const u = new Unit(page, plan, run, bytes.length, index);
+    const u = new Unit(page, plan, run, size, index);
     page.unit = u;
     this.live.add(page);
     this.byIndex[index] = u;
@@ -222,13 +264,13 @@ export class WasmTier {
     }
     const s = this.stats;
     s.units++;
-    s.moduleBytes += bytes.length;
+    s.moduleBytes += size;
     s.compileMs += performance.now() - t0;
-    return true;
   }
 
   /** Forgets page's unit (its page was written or evicted: `counted`; or it is being replaced). */
   drop(page: CodePage, counted: boolean): void {
+    page.pending = null;
     const u = page.unit as Unit | null;
     if (u === null) return;
     for (const b of u.plan.blocks) if (b.entry) b.insns[0]!.unitEntry = -1;
