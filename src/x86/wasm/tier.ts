@@ -17,6 +17,8 @@ import { TLB_TAG, UNIT_MAP, X } from "./layout.js";
 import { planUnit, type UnitPlan } from "./plan.js";
 import { runtimeFunctions } from "./runtime.js";
 import { emitUnit, inlineForm, Status } from "./unit.js";
+import { moduleText } from "./wat.js";
+import { disassemble } from "../disasm.js";
 
 const TWO32 = 0x1_0000_0000;
 /** Most instructions in one unit (bounds code size and compile time). */
@@ -421,6 +423,28 @@ export class WasmTier {
     c.lzRHi = x[X.FrHi]!;
     c.lzCin = x[X.FCin]!;
     c.flagsReg = x[X.Flags]!;
+  }
+
+  /**
+   * The live unit of RAM page `ramPage` for people debugging it (docs/x86-internals.md): each instruction
+   * with its index (the number `hc`, faults and X.Index use), page offset, whether it is inline or a
+   * handler call, and its disassembly; then the module as WebAssembly text (emitted again from the plan:
+   * emission is deterministic). Null when the page has no unit.
+   */
+  unitListing(ramPage: number): string | null {
+    const i = this.pageMap[ramPage]!;
+    const u = i === 0 ? null : this.byIndex[i - 1]!;
+    if (u === null) return null;
+    const lines = [`unit of RAM page 0x${ramPage.toString(16)}: ${u.plan.insns.length} instructions`];
+    u.plan.insns.forEach((d, k) => {
+      const off = u.plan.offs[k]!;
+      const form = inlineForm(d) ? "inline" : "handler";
+      lines.push(
+        `  #${k} +0x${off.toString(16).padStart(3, "0")} ${form.padEnd(7)} ${disassemble(d, off + d.len)}`,
+      );
+    });
+    lines.push(moduleText(emitUnit(u.plan, { slot: this.c.stateSlot, memPages: this.memPages })));
+    return lines.join("\n");
   }
 
   /** Share of the instructions of unit code emitted inline, by static count (for the debug tools). */
