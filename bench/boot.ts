@@ -5,7 +5,9 @@
 // (the order rotates), so that a change of machine load hits all of them alike; the load average is
 // printed before and after. Per session: wall and CPU (user + system of the emulator's process) time to
 // the prompt; for the bundled guest then `dd if=/dev/zero bs=1M count=32 | md5sum` four times (the warm-up
-// curve of the translation tier), each with wall and CPU time, the digest checked; the process's peak RSS.
+// curve of the translation tier; once for the interpreter, which has none), each with wall and CPU time, the
+// digest checked; the process's peak RSS. VIRIDIAN_BENCH_REPS sets the repetitions (default 3),
+// VIRIDIAN_BENCH_PHASES=0 skips the in-process runs.
 // Afterwards, one in-process run per Viridian configuration (bench/guest-phases.ts) gives the retired
 // instructions and MIPS per phase and the tier's statistics (compile count and milliseconds, share of
 // instructions executed translated, invalidations and evictions).
@@ -87,7 +89,9 @@ async function session(config: Config, guest: GuestKind, kernel: string | undefi
     const bootCpuS = cpuSeconds(pid);
     const md5S: number[] = [];
     const md5CpuS: number[] = [];
-    for (let i = 0; guest === "bundled" && i < MD5_RUNS; i++) {
+    // The interpreter has no warm-up to show, and one md5 run costs it minutes on a loaded machine.
+    const md5Runs = guest !== "bundled" ? 0 : config === "interp" ? 1 : MD5_RUNS;
+    for (let i = 0; i < md5Runs; i++) {
       const t0 = performance.now();
       const c0 = cpuSeconds(pid);
       const out = await g.run(MD5_COMMAND);
@@ -167,12 +171,15 @@ export async function benchBoot(): Promise<void> {
   }
   const cell = (key: string, f: (s: Sample) => number): string => {
     const list = samples.get(key);
-    return list && list.length ? median(list.map(f)).toFixed(2) : "-";
+    const xs = (list ?? []).map(f).filter((x) => x !== undefined && !Number.isNaN(x));
+    return xs.length ? median(xs).toFixed(2) : "-";
   };
   const ratio = (config: Config, guest: GuestKind, f: (s: Sample) => number): string => {
     const a = samples.get(`${config} ${guest}`);
     const q = samples.get(`qemu ${guest}`);
-    return a?.length && q?.length ? `${(median(a.map(f)) / median(q.map(f))).toFixed(1)}x` : "-";
+    const xa = (a ?? []).map(f).filter((x) => x !== undefined && !Number.isNaN(x));
+    const xq = (q ?? []).map(f).filter((x) => x !== undefined && !Number.isNaN(x));
+    return xa.length && xq.length ? `${(median(xa) / median(xq)).toFixed(1)}x` : "-";
   };
   const rows: Array<[string, GuestKind, (s: Sample) => number]> = [
     ["boot to prompt, wall s", "bundled", (s) => s.bootS],
