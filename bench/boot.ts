@@ -129,7 +129,13 @@ function reps(): number {
 
 export async function benchBoot(): Promise<void> {
   const qemuMissing = skipReason("qemu");
-  const configs = CONFIGS.filter((c) => c !== "qemu" || !qemuMissing);
+  // VIRIDIAN_BENCH_CONFIGS / VIRIDIAN_BENCH_GUESTS (comma-separated) narrow the run, e.g. to `tiers,qemu`.
+  const only = (name: string): string[] | null =>
+    process.env[name]?.split(",").filter((x) => x !== "") ?? null;
+  const wantConfigs = only("VIRIDIAN_BENCH_CONFIGS");
+  const configs = CONFIGS.filter(
+    (c) => (c !== "qemu" || !qemuMissing) && (wantConfigs === null || wantConfigs.includes(c)),
+  );
   if (qemuMissing) console.log(`boot: no QEMU figures: ${qemuMissing}`);
   let stock: string | undefined;
   try {
@@ -137,7 +143,10 @@ export async function benchBoot(): Promise<void> {
   } catch (e) {
     console.log(`boot: no stock-kernel figures: ${(e as Error).message.split("\n")[0]}`);
   }
-  const guests: GuestKind[] = stock !== undefined ? ["bundled", "stock"] : ["bundled"];
+  const wantGuests = only("VIRIDIAN_BENCH_GUESTS");
+  const guests = (
+    stock !== undefined ? (["bundled", "stock"] as GuestKind[]) : (["bundled"] as GuestKind[])
+  ).filter((g) => wantGuests === null || wantGuests.includes(g));
   const n = reps();
   const samples = new Map<string, Sample[]>();
   const failures: string[] = [];
