@@ -3,6 +3,9 @@
 // I/O for storage); docs/spec.md records them. `npm run bench -- mips storage` runs only the named ones; `reg64` (decision
 // 0001) runs only on request.
 import { availableParallelism, loadavg } from "node:os";
+import { tuneWasmEngine } from "../src/host/wasm-engine.js";
+
+tuneWasmEngine();
 
 const benchmarks: Record<string, () => Promise<void>> = {
   mips: async () => void (await (await import("./mips.js")).benchMips()),

@@ -44,5 +44,8 @@ if (files.length === 0) {
   console.error("no test files found");
   process.exit(1);
 }
-const r = spawnSync(process.execPath, ["--test", "--test-reporter=spec", ...files], { stdio: "inherit" });
+// Liftoff only, as the CLI runs (src/host/wasm-engine.ts); the test runner passes it to every test process.
+const r = spawnSync(process.execPath, ["--liftoff-only", "--test", "--test-reporter=spec", ...files], {
+  stdio: "inherit",
+});
 process.exit(r.status ?? 1);

@@ -3,6 +3,7 @@
 // Spec: none; the commands are documented in README.md.
 
 import { readFileSync } from "node:fs";
+import { tuneWasmEngine } from "../host/wasm-engine.js";
 import type { Command } from "./command.js";
 
 export type { Command } from "./command.js";
@@ -47,6 +48,7 @@ function guardStandardStreams(): void {
 }
 
 export async function main(argv: string[]): Promise<number> {
+  tuneWasmEngine();
   guardStandardStreams();
   const [name, ...rest] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {

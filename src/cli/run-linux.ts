@@ -172,7 +172,7 @@ export async function runLinux(
   }
 }
 
-/** The block translation threshold from VIRIDIAN_JIT_THRESHOLD, or undefined for the processor's default. */
+/** The translation threshold from VIRIDIAN_JIT_THRESHOLD, or undefined for the processor's default. */
 export function jitThresholdFromEnv(): number | undefined {
   const v = process.env.VIRIDIAN_JIT_THRESHOLD;
   if (v === undefined || v === "") return undefined;

@@ -110,7 +110,7 @@ export interface PartitionOptions {
   nsPerInstruction?: number;
   /** TSC frequency in Hz (default 1 GHz). */
   tscHz?: number;
-  /** The processors' block-translation threshold (CpuOptions.jitThreshold; default the processor's own). */
+  /** The processors' translation threshold (CpuOptions.jitThreshold; default the processor's own). */
   jitThreshold?: number;
   /** Local APIC timer input frequency in Hz (HV_X64_MSR_APIC_FREQUENCY; default 200 MHz as Hyper-V). */
   apicHz?: number;

@@ -83,6 +83,8 @@ export class VirtualProcessor {
       tscHz: ctx.tscHz,
       clock: () => clock.nowNs(),
       ...(ctx.jitThreshold !== undefined ? { jitThreshold: ctx.jitThreshold } : {}),
+      // A VM's run loop yields to the event loop between batches, so units compile in the background.
+      backgroundCompile: true,
     });
     this.cpu = cpu;
     this.alignTsc(ctx);

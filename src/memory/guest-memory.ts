@@ -3,6 +3,9 @@
 // through which RAM of any size is reached (one DataView; byte and 32-bit views per 4 GiB window), per-page
 // access rights set by the hypervisor, the code-page map that keeps decoded-instruction caches coherent,
 // and the record of pages that may have been written (so a reset clears RAM without committing the rest).
+// Also the processor-state slots: when RAM and the slots fit a 32-bit WebAssembly memory, the buffer is a
+// shared WebAssembly.Memory holding RAM at offset 0 (so RAM offsets are wasm addresses) followed by
+// STATE_SLOTS slots that processors claim for the state their translated code shares (docs/decisions/0005).
 // Must not: know about devices, page tables or any other partition. There is deliberately no way to map
 // one GuestMemory into another (ARCHITECTURE.md, security model).
 // Spec: the guest-physical address space of the Hyper-V TLFS ("Partitions", GPA space); the PC layout
@@ -42,6 +45,20 @@ export const WINDOW_PAGE_MASK = (1 << WINDOW_PAGE_SHIFT) - 1;
 export const DEFAULT_MMIO_HOLE_START = 0xc000_0000;
 
 /**
+ * Bytes of the fixed part of one processor-state slot, and how many slots follow RAM in a
+ * WebAssembly-backed memory. Each slot continues with 2 bytes per RAM page (the processor's map from code
+ * page to translation unit), so a slot's size depends on the RAM size (`slotBytes`).
+ */
+export const STATE_SLOT_BYTES = 0x14000;
+export const STATE_SLOTS = 16;
+const WASM_PAGE = 0x10000;
+/**
+ * Largest 32-bit WebAssembly memory (65536 pages of 64 KiB), less one page of headroom. RAM plus the slots
+ * must fit below it, so guests of more than about 3.9 GiB run on the interpreter alone (docs/decisions/0005).
+ */
+const WASM32_MAX_BYTES = 0x1_0000_0000 - WASM_PAGE;
+
+/**
  * RAM page number of a RAM offset. Offsets pass 2^32, so no 32-bit shift (`>>>` wraps there); the page
  * number itself stays below 2^24 (MAX_GUEST_MEMORY), so it is exact as an int32, which keeps the
  * processor's page fields small integers.
@@ -77,9 +94,19 @@ export class GuestMemory {
   readonly writtenPages: Uint8Array;
   /** Called when a page marked in `codePages` is written through this object; caches drop that page. */
   onCodeWrite: ((ramPage: number) => void) | null = null;
+  /**
+   * The WebAssembly memory whose buffer is `buffer`, or null when RAM plus the state slots do not fit a
+   * 32-bit WebAssembly memory (or the caller asked for a plain buffer): processors then run interpreted.
+   */
+  readonly wasmMemory: WebAssembly.Memory | null;
+  /** Byte offset of the first processor-state slot in `buffer` (RAM rounded up to 64 KiB). */
+  readonly stateBase: number;
+  /** Bytes per processor-state slot: STATE_SLOT_BYTES, then the page map (2 bytes per RAM page). */
+  readonly slotBytes: number;
+  private slotsClaimed = 0;
   private whole: Uint8Array | null = null;
 
-  constructor(sizeBytes: number, mmioHoleStart = DEFAULT_MMIO_HOLE_START) {
+  constructor(sizeBytes: number, mmioHoleStart = DEFAULT_MMIO_HOLE_START, options: { wasm?: boolean } = {}) {
     if (!Number.isInteger(sizeBytes) || sizeBytes <= 0 || sizeBytes % PAGE_SIZE !== 0) {
       throw new GuestMemoryError(`guest memory size must be a positive multiple of 4 KiB, got ${sizeBytes}`);
     }
@@ -92,10 +119,24 @@ export class GuestMemory {
       throw new GuestMemoryError(`MMIO hole start must be page aligned and below 4 GiB`);
     }
     this.size = sizeBytes;
+    this.stateBase = Math.ceil(sizeBytes / WASM_PAGE) * WASM_PAGE;
+    this.slotBytes = STATE_SLOT_BYTES + Math.ceil(((sizeBytes / PAGE_SIZE) * 2) / PAGE_SIZE) * PAGE_SIZE;
+    const total = Math.ceil((this.stateBase + STATE_SLOTS * this.slotBytes) / WASM_PAGE) * WASM_PAGE;
+    let wasm: WebAssembly.Memory | null = null;
+    if (options.wasm !== false && total <= WASM32_MAX_BYTES && typeof WebAssembly === "object") {
+      try {
+        const pages = total / WASM_PAGE;
+        wasm = new WebAssembly.Memory({ initial: pages, maximum: pages, shared: true });
+      } catch {
+        // No address space for another memory: this guest runs on the interpreter alone.
+        wasm = null;
+      }
+    }
+    this.wasmMemory = wasm;
     try {
       // The operating system commits pages only when they are first written (the buffer is zero-filled
       // lazily), so a large guest costs address space up front, not memory.
-      this.buffer = new SharedArrayBuffer(sizeBytes);
+      this.buffer = wasm !== null ? (wasm.buffer as SharedArrayBuffer) : new SharedArrayBuffer(sizeBytes);
     } catch (e) {
       throw new GuestMemoryError(
         `the host refused to reserve ${sizeBytes / 1024 ** 2} MiB of address space for guest RAM ` +
@@ -103,7 +144,8 @@ export class GuestMemory {
           `allows less`,
       );
     }
-    this.view = new DataView(this.buffer);
+    // Views of RAM end at RAM's end: the state slots behind it are reachable only through claimSlot.
+    this.view = new DataView(this.buffer, 0, sizeBytes);
     const bytes: Uint8Array[] = [];
     const words: Int32Array[] = [];
     for (let at = 0; at < sizeBytes; at += RAM_WINDOW_SIZE) {
@@ -131,8 +173,17 @@ export class GuestMemory {
         `guest RAM of ${this.size} bytes has no single byte view (typed arrays end at 4 GiB)`,
       );
     }
-    this.whole ??= new Uint8Array(this.buffer);
+    this.whole ??= new Uint8Array(this.buffer, 0, this.size);
     return this.whole;
+  }
+
+  /**
+   * Claims a processor-state slot: its byte offset in `buffer`, or -1 when the memory is not
+   * WebAssembly-backed or every slot is taken (that processor keeps its state in its own arrays).
+   */
+  claimSlot(): number {
+    if (this.wasmMemory === null || this.slotsClaimed >= STATE_SLOTS) return -1;
+    return this.stateBase + this.slotBytes * this.slotsClaimed++;
   }
 
   /** The byte window holding RAM offset `offset`; index it with `offset % RAM_WINDOW_SIZE`. */

@@ -28,12 +28,6 @@ const BUNDLED_INITRD = new URL("../../../guest/initramfs.cpio.lz4", import.meta.
 export const DEFAULT_LINUX_CMDLINE = "console=ttyS0";
 /** The TSC rate the processor reports (virtual time is the host's, so 1 GHz). */
 export const TSC_HZ = 1_000_000_000;
-/**
- * Block translation is off for Linux guests: measured on the bundled guest's boot (decision 0003, "Linux
- * boot"), every threshold from 16 to 200000 executions cost more CPU time than the interpreter alone
- * (6 s interpreted; 23-25 s at 16, 8 s at 5000, 7 s at 200000), while the CPU-bound bench kernel gains 2.3x.
- */
-export const LINUX_JIT_THRESHOLD = -1;
 
 /** What the host gives a VM: where COM1 goes, and run-time switches that are not part of the VM itself. */
 export interface VmHost {
@@ -43,7 +37,7 @@ export interface VmHost {
   trace?: ((record: TraceRecord, line: string) => void) | undefined;
   /** Stop after this many retired instructions plus faults. */
   maxInstructions?: number | undefined;
-  /** Block-translation threshold (CpuOptions.jitThreshold); default: off for Linux, the processor's for others. */
+  /** Translation threshold (CpuOptions.jitThreshold); default the processor's (docs/decisions/0005). */
   jitThreshold?: number | undefined;
   /** Host calendar seconds (for the RTC); default Date.now() / 1000. */
   hostSeconds?: (() => number) | undefined;
@@ -149,7 +143,7 @@ function pcMachine(
 async function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel: Uint8Array): Promise<Vm> {
   const initrdPath = c.boot.initrd ?? (c.boot.kernel === null ? fileURLToPath(BUNDLED_INITRD) : null);
   const initrd = initrdPath === null ? undefined : readBootFile(initrdPath, "initrd");
-  const machine = pcMachine(c, host, host.jitThreshold ?? LINUX_JIT_THRESHOLD, false);
+  const machine = pcMachine(c, host, host.jitThreshold, false);
   try {
     machine.bootLinux({
       kernel,

@@ -109,7 +109,7 @@ export interface PcMachineOptions {
   clock: PacedClock;
   /** TSC rate in Hz (default 1 GHz). */
   tscHz?: number;
-  /** The processor's block-translation threshold (CpuOptions.jitThreshold; negative = interpret only). */
+  /** The processor's translation threshold (CpuOptions.jitThreshold; negative = interpret only). */
   jitThreshold?: number;
   /** Host calendar seconds (for the RTC). */
   hostSeconds?: () => number;

@@ -22,6 +22,7 @@ import {
   type MmioIntercept,
   type PortIntercept,
 } from "./vm-exit.js";
+import { REG_HI, REG_LO, TLB_ENTRIES, TLB_OFF, TLB_TAG, XCH, XCH_SLOTS } from "./wasm/layout.js";
 
 /** Thrown (never constructed per event) to unwind an instruction: a fault to deliver, or an exit. */
 export class CpuSignal {
@@ -106,10 +107,17 @@ export interface CpuOptions {
   /** Derive time (TSC) from retired instructions only, for reproducible runs. */
   deterministic?: boolean;
   /**
-   * Block translation (docs/decisions/0003): a straight-line run of code is translated after this many
-   * executions of its first instruction (0: on first execution); negative turns translation off.
+   * The WebAssembly translation tier (docs/decisions/0005): a code page of 64-bit code is compiled after
+   * this many block starts were executed on it (0: at the first one); negative turns translation off.
+   * Translation needs guest memory backed by WebAssembly (GuestMemory.wasmMemory).
    */
   jitThreshold?: number;
+  /**
+   * Compile translation units on the engine's background threads (`WebAssembly.instantiate`) while the
+   * interpreter goes on, installing each when ready; needs a caller whose run loop yields to the event loop
+   * (the VM's). Default false: compiled synchronously when hot (deterministic for tests and tools).
+   */
+  backgroundCompile?: boolean;
 }
 
 export class CpuCore extends FlagUnit {
@@ -118,9 +126,17 @@ export class CpuCore extends FlagUnit {
   readonly dv: DataView;
   readonly cpuid = new CpuidModel();
 
+  /**
+   * Byte offset of this processor's state slot in the WebAssembly-backed guest memory (wasm/layout.ts), or
+   * -1 when the memory is a plain buffer: registers and TLB then live in arrays of their own.
+   */
+  readonly stateSlot: number;
+  /** The exchange area of the slot (wasm/layout.ts X), or a private array without a slot. */
+  readonly xch: Int32Array;
+
   // ---- general-purpose registers and RIP (docs/decisions/0001) ----
-  readonly rlo = new Int32Array(16);
-  readonly rhi = new Int32Array(16);
+  readonly rlo: Int32Array;
+  readonly rhi: Int32Array;
   ripLo = 0;
   ripHi = 0;
   /** RIP of the instruction being executed (faults report it; RIP itself already points past it). */
@@ -232,11 +248,9 @@ export class CpuCore extends FlagUnit {
   attn = 0;
   /**
    * Set when decoded code may be stale (mode, paging or code-page changes; see Cpu.codeCacheReset): a
-   * translated block checks it after each store and stops (block-translator.ts).
+   * translation unit's slow-path store checks it and the unit stops after that instruction (wasm/tier.ts).
    */
   stop = 0;
-  /** Retired count at the start of the current pass through a translated block (for fault positions). */
-  blockBase = 0;
   /** The `count` at which the current inner loop stops (a REP string instruction stops its chunk there). */
   budgetEnd = 0;
   /** The runner's device intercepts (vm-exit.ts): ports with their I/O-bitmap bit set, and non-RAM accesses. */
@@ -248,8 +262,8 @@ export class CpuCore extends FlagUnit {
   // ---- TLB: tags (linear page number, NaN = empty) and RAM offsets, per kind x (supervisor, user) ----
   // A seventh to ninth region is never filled: user accesses look there while alignment checking is active
   // (CR0.AM, RFLAGS.AC, CPL 3), so every such access takes the slow path, which checks alignment.
-  readonly tlbTag = new Float64Array(9 * TLB_SIZE).fill(NaN);
-  readonly tlbOff = new Float64Array(9 * TLB_SIZE);
+  readonly tlbTag: Float64Array;
+  readonly tlbOff: Float64Array;
   readonly tlbGlobal = new Uint8Array(9 * TLB_SIZE);
   /** 0 for supervisor (CPL < 3), 3 * TLB_SIZE for user, 6 * TLB_SIZE for user with alignment checks. */
   tlbUser = 0;
@@ -272,6 +286,23 @@ export class CpuCore extends FlagUnit {
     super();
     this.mem = memory;
     this.dv = memory.view;
+    const slot = memory.claimSlot();
+    this.stateSlot = slot;
+    const buf = memory.buffer;
+    if (slot >= 0) {
+      this.rlo = new Int32Array(buf, slot + REG_LO, 16);
+      this.rhi = new Int32Array(buf, slot + REG_HI, 16);
+      this.xch = new Int32Array(buf, slot + XCH, XCH_SLOTS);
+      this.tlbTag = new Float64Array(buf, slot + TLB_TAG, TLB_ENTRIES);
+      this.tlbOff = new Float64Array(buf, slot + TLB_OFF, TLB_ENTRIES);
+    } else {
+      this.rlo = new Int32Array(16);
+      this.rhi = new Int32Array(16);
+      this.xch = new Int32Array(XCH_SLOTS);
+      this.tlbTag = new Float64Array(TLB_ENTRIES);
+      this.tlbOff = new Float64Array(TLB_ENTRIES);
+    }
+    this.tlbTag.fill(NaN);
     this.tscHz = options.tscHz ?? 1_000_000_000;
     this.deterministic = options.deterministic ?? false;
     this.clock = options.clock ?? (() => globalThis.performance.now() * 1e6);
@@ -551,7 +582,18 @@ export class CpuCore extends FlagUnit {
    */
   probeWrite(seg: number, offLo: number, offHi: number, size: number): number {
     const lo = this.linear(seg, offLo, offHi, size, true);
-    const hi = this.hi;
+    this.probeLinWrite(lo, this.hi, size);
+    return lo;
+  }
+
+  /** The read of a read-modify-write destination at a linear address (see readMemRmw). */
+  readLinRmw(lo: number, hi: number, size: number): number {
+    this.probeLinWrite(lo, hi, size);
+    return this.readLin(lo, hi, size);
+  }
+
+  /** The page and alignment checks of a write at a linear address, without the write (see probeWrite). */
+  private probeLinWrite(lo: number, hi: number, size: number): void {
     const po = lo & 0xfff;
     const slot = this.tlbUser + TLB_SIZE + ((lo >>> 12) & TLB_MASK);
     if (po + size > 4096 || this.tlbTag[slot] !== hi * 1048576 + (lo >>> 12)) {
@@ -564,7 +606,6 @@ export class CpuCore extends FlagUnit {
       }
     }
     this.hi = hi;
-    return lo;
   }
 
   writeMem(seg: number, offLo: number, offHi: number, size: number, vlo: number, vhi: number): void {
@@ -726,6 +767,16 @@ export class CpuCore extends FlagUnit {
    * Translates a linear address for an access kind; returns the RAM offset, or -1 for MMIO (gpa in
    * mmioGpaLast). Raises #GP (non-canonical), #PF, or an AccessViolation exit. Fills the TLB.
    */
+  /**
+   * The RAM offset of linear (lo, hi) for an access of `kind` (ACC_*), as `translate` returns it: from the TLB when
+   * it has the page, else `translate` (a walk that may fault, exit, or return -1 for non-RAM).
+   */
+  pageFor(lo: number, hi: number, kind: number, user: boolean): number {
+    const slot = (user ? 3 * TLB_SIZE : 0) + kind * TLB_SIZE + ((lo >>> 12) & TLB_MASK);
+    if (this.tlbTag[slot] === hi * 1048576 + (lo >>> 12)) return this.tlbOff[slot]! + (lo & 0xfff);
+    return this.translate(lo, hi, kind, user);
+  }
+
   translate(lo: number, hi: number, kind: number, user: boolean): number {
     if (this.efer & EFER_LMA) {
       if ((hi << 16) >> 16 !== hi) this.fault(Vec.GP, 0);

@@ -1,10 +1,10 @@
 // Owns: the `Cpu` class implementing the `Processor` contract: the run loop with its instruction budget,
-// the decoded-instruction cache (per guest-physical page, invalidated through GuestMemory.codePages /
-// onCodeWrite), the translated-block cache riding on it (hotness, entry conditions, precise fault
-// position; docs/decisions/0003), instruction-boundary event handling (NMI, external interrupts with IF
-// and the STI/MOV SS shadow, interrupt-window exits, HLT idling), exit completion (RIP advance for
-// RDMSR/WRMSR/CPUID/VMCALL; device accesses complete in place through the intercepts, docs/decisions/0004),
-// reset, and the register accessors of the contract.
+// the decoded-instruction cache (code-cache.ts: per guest-physical page, invalidated through
+// GuestMemory.codePages / onCodeWrite), the heat that decides when a page is translated and the entry
+// into translated code (wasm/tier.ts, docs/decisions/0005), instruction-boundary event handling (NMI,
+// external interrupts with IF and the STI/MOV SS shadow, interrupt-window exits, HLT idling), exit
+// completion (RIP advance for RDMSR/WRMSR/CPUID/VMCALL; device accesses complete in place through the
+// intercepts, docs/decisions/0004), reset, and the register accessors of the contract.
 // Must not: contain instruction semantics (handler modules) or decode bytes itself (decoder.ts).
 // Spec: Intel SDM Vol. 3A 6.6-6.9 (interrupt recognition, priorities, STI/MOV SS shadows), 9.1 (reset
 // state), Vol. 3C 25.2-25.4 (exit conditions, mirrored by vm-exit.ts); docs/x86-internals.md.
@@ -18,9 +18,11 @@ import {
   WINDOW_PAGE_SHIFT,
 } from "../memory/guest-memory.js";
 import { CpuCore, type CpuOptions, EXIT, FAULT, type Handler, TLB_SIZE } from "./core.js";
+import { After, MAX_RECOMPILES, WasmTier } from "./wasm/tier.js";
+import { CodeCache, type CodePage } from "./code-cache.js";
 import { decode, DECODE_MORE, DECODE_OK } from "./decoder.js";
 import { deliverEvent, EventKind, SHUTDOWN } from "./exceptions.js";
-import { Block, isStraight, MAX_BLOCK_INSNS, translateBlock } from "./block-translator.js";
+import { formHandler } from "./fast-forms.js";
 import { buildDispatch } from "./handlers.js";
 import { Insn } from "./insn.js";
 import { ACC_EXEC } from "./paging.js";
@@ -35,10 +37,10 @@ const TWO32 = 0x1_0000_0000;
 const MAX_CODE_PAGES = 1024;
 /** Most decoded instructions cached per processor (about 200 bytes each). */
 const MAX_DECODED = 262144;
-/** Most translated blocks alive per processor; beyond that every cache is dropped and refilled. */
-const MAX_BLOCKS = 8192;
-/** Block look-ups at one address before it is translated (CpuOptions.jitThreshold overrides). */
-export const DEFAULT_JIT_THRESHOLD = 16;
+/** Most translation units alive per processor; beyond that the oldest is dropped. */
+const MAX_UNITS = 512;
+/** Block starts counted on a code page before it is compiled (CpuOptions.jitThreshold overrides). */
+export const DEFAULT_JIT_THRESHOLD = 2000;
 const FLAG_IF = 0x200;
 const FLAG_TF = 0x100;
 
@@ -49,14 +51,14 @@ export class Cpu extends CpuCore implements Processor {
   interrupts: InterruptSource | null = null;
   private readonly dispatch: Handler[];
   /** Decoded instructions per RAM page (RAM offset >> 12), indexed by page offset. */
-  private readonly codeCache = new Map<number, Array<Insn | undefined>>();
+  private readonly code = new CodeCache(MAX_CODE_PAGES, MAX_DECODED, (p) => this.onPageDropped(p));
+  /** The page RIP is on (its entry in `code`), or null. */
+  private curPage: CodePage | null = null;
   /** Shortcut for the page RIP is on: linear page number (low 20 bits, high half), its cache array. */
   private codePg = -1;
   private codePgHi = 0;
   private codeArr: Array<Insn | undefined> | null = null;
   private codeRamPage = 0;
-  private decodedCount = 0;
-  private readonly straddle = new Insn();
   private readonly fetchBuf = new Uint8Array(16);
   private nmiPending = false;
   /** Exceptions delivered at an instruction that then did not retire (Processor.faults). */
@@ -65,17 +67,18 @@ export class Cpu extends CpuCore implements Processor {
   private shutdown = false;
   private exitNextLo = 0;
   private exitNextHi = 0;
-  /** Look-ups of a block start before translating it; negative: translation off. */
+  /** Block starts on a page before it is compiled; negative: translation off. */
   private readonly jitThreshold: number;
-  private blockCount = 0;
-  private translatedTotal = 0;
-  /** The block being executed (for the fault/exit position) and its entry RIP (low half). */
-  private blk: Block | null = null;
-  private blkRl = 0;
+  /** The WebAssembly translation tier, or null (translation off, or guest memory not WebAssembly-backed). */
+  readonly tier: WasmTier | null;
 
   constructor(memory: GuestMemory, options: CpuOptions = {}) {
     super(memory, options);
     this.jitThreshold = options.jitThreshold ?? DEFAULT_JIT_THRESHOLD;
+    this.tier =
+      this.jitThreshold >= 0 && WasmTier.available(this)
+        ? new WasmTier(this, MAX_UNITS, options.backgroundCompile === true)
+        : null;
     this.dispatch = buildDispatch();
     const list = peers.get(memory);
     if (list === undefined) peers.set(memory, [this]);
@@ -96,9 +99,20 @@ export class Cpu extends CpuCore implements Processor {
     return this.faultCount;
   }
 
-  /** Blocks translated since construction (tests and benchmarks look at it). */
+  /** Translation units compiled since construction (tests and benchmarks look at it). */
   get translatedBlocks(): number {
-    return this.translatedTotal;
+    return this.tier?.stats.units ?? 0;
+  }
+
+  /** The translation tier's counters (benchmarks and the debug tools), or null without a tier. */
+  tierStats(): Record<string, number> | null {
+    if (this.tier === null) return null;
+    const { exits, ...counts } = this.tier.stats;
+    const out: Record<string, number> = { ...counts, codeEvictions: this.code.evictions };
+    ["Done", "Signal", "Interp", "Internal", "Branch", "NoEntry"].forEach(
+      (k, i) => (out[`exit${k}`] = exits[i]!),
+    );
+    return out;
   }
 
   // =============================== decode cache ===============================
@@ -112,8 +126,16 @@ export class Cpu extends CpuCore implements Processor {
 
   private dropCodePage(page: number): void {
     this.stop = 1;
-    this.codeCache.delete(page);
-    if (this.codeArr !== null && this.codeRamPage === page) this.codeCacheReset();
+    this.code.drop(page);
+  }
+
+  /** A page left the decode cache (written, evicted or flushed): forget every shortcut into it. */
+  private onPageDropped(p: CodePage): void {
+    if (p.unit !== null || p.pending !== null) this.tier?.drop(p, true);
+    if (p === this.curPage) {
+      this.curPage = null;
+      this.codeCacheReset();
+    }
   }
 
   /** Drops every cached decode (e.g. after the runner rewrote guest memory wholesale). */
@@ -122,9 +144,7 @@ export class Cpu extends CpuCore implements Processor {
   }
 
   private clearCodeCache(): void {
-    this.codeCache.clear();
-    this.decodedCount = 0;
-    this.blockCount = 0;
+    this.code.clear();
     this.codeCacheReset();
   }
 
@@ -143,6 +163,13 @@ export class Cpu extends CpuCore implements Processor {
     return off;
   }
 
+  /** The RAM offset of the page holding linear (lo, hi) for execution: the TLB, else a walk. */
+  private execPage(lo: number, hi: number): number {
+    const vpn = hi * 1048576 + (lo >>> 12);
+    const slot = this.tlbUser + 2 * TLB_SIZE + ((lo >>> 12) & (TLB_SIZE - 1));
+    return this.tlbTag[slot] === vpn ? this.tlbOff[slot]! : this.codePage(lo, hi);
+  }
+
   private fetch(): Insn {
     let lo = this.ripLo;
     let hi = this.ripHi;
@@ -158,30 +185,28 @@ export class Cpu extends CpuCore implements Processor {
     return this.decodeAt(lo, hi, lo & 0xfff, arr);
   }
 
+  /** Marks a RAM page as holding decoded code, so writes to it reach onCodeWrite (every peer's TLB too). */
+  private markCode(ramPage: number): void {
+    if (this.mem.codePages[ramPage] !== 0) return;
+    this.mem.codePages[ramPage] = 1;
+    for (const p of peers.get(this.mem) ?? []) p.dropWriteEntries(ramPage * 4096);
+  }
+
   /** Makes the page holding linear (lo, hi) the current code page (translating it for execution). */
   private switchCodePage(lo: number, hi: number): Array<Insn | undefined> {
-    const vpn = hi * 1048576 + (lo >>> 12);
-    const slot = this.tlbUser + 2 * TLB_SIZE + ((lo >>> 12) & (TLB_SIZE - 1));
-    const pageOff = this.tlbTag[slot] === vpn ? this.tlbOff[slot]! : this.codePage(lo, hi);
-    const ramPage = ramPageOf(pageOff);
-    let a = this.codeCache.get(ramPage);
-    if (a === undefined) {
-      // Bound the cache so a guest jumping all over memory cannot grow it without limit. Page marks in
-      // GuestMemory.codePages stay set (another processor may still cache the page); a stale mark only
-      // sends that page's writes through the slow path until the next write clears it.
-      if (this.codeCache.size >= MAX_CODE_PAGES) this.clearCodeCache();
-      a = new Array<Insn | undefined>(4096);
-      this.codeCache.set(ramPage, a);
-      if (this.mem.codePages[ramPage] === 0) {
-        this.mem.codePages[ramPage] = 1;
-        for (const p of peers.get(this.mem) ?? []) p.dropWriteEntries(pageOff);
-      }
-    }
-    this.codeArr = a;
+    // An int (not a division result) keeps codeRamPage, decode offsets and Insn.len small-integer fields.
+    const ramPage = ramPageOf(this.execPage(lo, hi));
+    // Bounded (oldest pages evicted), so a guest jumping all over memory cannot grow it without limit.
+    // Page marks in GuestMemory.codePages stay set after an eviction (another processor may still cache
+    // the page); a stale mark only sends that page's writes through the slow path until the next write.
+    const { page, created } = this.code.open(ramPage);
+    if (created) this.markCode(ramPage);
+    this.curPage = page;
+    this.codeArr = page.insns;
     this.codePg = lo >>> 12;
     this.codePgHi = hi;
     this.codeRamPage = ramPage;
-    return a;
+    return page.insns;
   }
 
   /**
@@ -195,39 +220,53 @@ export class Cpu extends CpuCore implements Processor {
   }
 
   private decodeAt(lo: number, hi: number, po: number, arr: Array<Insn | undefined>): Insn {
+    const page = this.curPage!;
     const base = this.codeRamPage * PAGE_SIZE;
-    if (++this.decodedCount > MAX_DECODED) {
-      // Bound memory: a guest executing densely packed code everywhere cannot grow the cache past this.
-      this.clearCodeCache();
-      this.decodedCount = 1;
-      arr = new Array<Insn | undefined>(4096);
-      this.codeCache.set(this.codeRamPage, arr);
-      this.codeArr = arr;
-    }
     const d = new Insn();
     const avail = Math.min(15, 4096 - po);
     let r = this.decodeInPage(po, avail, d);
     if (r === DECODE_OK) {
+      this.prepare(d);
       arr[po] = d;
+      this.code.noteDecoded(page);
       return d;
     }
     if (r === DECODE_MORE) {
-      // The instruction straddles a page: gather bytes from both pages, decode uncached.
-      const buf = this.fetchBuf;
-      for (let i = 0; i < avail; i++) buf[i] = this.dv.getUint8(base + po + i);
+      // The instruction straddles a page: it is cached with its first page (whose writes drop it) and
+      // reused while the next linear page still maps to the same page with the same bytes there. (The
+      // next page is not marked as code: it is often data, written all the time.)
       const s = (lo >>> 0) + avail;
       const nlo = s | 0;
       const nhi = this.long64 ? (hi + (s >= TWO32 ? 1 : 0)) | 0 : 0;
-      const next = this.codePage(nlo, nhi);
+      const next = this.execPage(nlo, nhi);
+      const page2 = ramPageOf(next);
+      // The cached page shortcut is left pointing at the first page; the next fetch recomputes it.
+      const cached = this.code.straddleAt(page, po);
+      if (cached !== undefined && cached.mode === this.codeMode && cached.page2 === page2) {
+        const t = cached.tail!;
+        let same = true;
+        for (let i = 0; i < t.length; i++) if (this.dv.getUint8(next + i) !== t[i]) same = false;
+        if (same) return cached;
+      }
+      const buf = this.fetchBuf;
+      for (let i = 0; i < avail; i++) buf[i] = this.dv.getUint8(base + po + i);
       for (let i = avail; i < 15; i++) buf[i] = this.dv.getUint8(next + i - avail);
-      r = decode(buf, 0, 15, this.codeMode, this.cpuid, this.straddle);
+      const sd = new Insn();
+      r = decode(buf, 0, 15, this.codeMode, this.cpuid, sd);
       if (r === DECODE_OK) {
-        // The cached page shortcut now points at the wrong page for the tail; recompute next time.
-        this.codeCacheReset();
-        return this.straddle;
+        sd.page2 = page2;
+        sd.tail = buf.slice(avail, sd.len);
+        this.prepare(sd);
+        this.code.addStraddle(page, po, sd);
+        return sd;
       }
     }
     return this.fault(r);
+  }
+
+  /** Chooses the handler the interpreter calls for a freshly decoded instruction. */
+  private prepare(d: Insn): void {
+    d.fn = formHandler(d, d.mode) ?? this.dispatch[d.op]!;
   }
 
   // =============================== run loop ===============================
@@ -239,7 +278,6 @@ export class Cpu extends CpuCore implements Processor {
       return x.reason;
     }
     this.count = 0;
-    this.blk = null;
     this.postedExit = false;
     this.attn = this.shadow !== 0 || this.halted ? 1 : 0;
     let reason: ExitReason = ExitReason.BudgetExhausted;
@@ -269,12 +307,7 @@ export class Cpu extends CpuCore implements Processor {
           break;
         }
       } catch (e) {
-        const b = this.blk as Block | null;
-        if (b !== null) {
-          // A fault or exit inside a translated block: the instructions before it retired.
-          this.blk = null;
-          this.count = this.blockBase + b.indexOf((this.curRipLo - this.blkRl) | 0);
-        }
+        // (A fault or exit inside a translation unit arrives here with RIP, curRip and the count exact.)
         if (e === FAULT) {
           faults++;
           this.ripLo = this.curRipLo;
@@ -301,45 +334,44 @@ export class Cpu extends CpuCore implements Processor {
 
   /** Executes instructions until the budget, a posted exit, or a reason to re-check events. */
   private inner(budget: number): void {
-    const dispatch = this.dispatch;
     // REP string instructions count each iteration and stop their chunk at the budget (string-ops.ts).
     this.budgetEnd = budget;
     const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
+    const tier = this.tier;
+    // The next instruction starts a block (first of this call, or reached by a branch): translation heat
+    // is counted there. `interp`: run the next instruction interpreted even if a unit starts there.
+    let start = true;
+    let interp = false;
     for (;;) {
       // The instruction's own RIP first: faults while fetching/decoding (#PF, #GP, #UD) report it.
       const rl = this.ripLo;
       this.curRipLo = rl;
       this.curRipHi = this.ripHi;
       const d = this.fetch();
-      if (this.attn === 0 && this.jitThreshold >= 0) {
-        const b = d.block as Block | null;
-        if (b !== null) {
-          if (this.count + b.n <= budget && this.blockFits(rl, b)) {
-            this.stop = 0;
-            this.blk = b;
-            this.blkRl = rl;
-            this.blockBase = this.count;
-            b.fn(this, rl, this.count, budget);
-            this.blk = null;
-            if (this.attn !== 0 && this.attnBreak()) break;
-            if (this.count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
-            continue;
-          }
-        } else if (d !== this.straddle && d.hits++ >= this.jitThreshold) {
-          if (this.translateAt(rl, d)) continue;
+      if (tier !== null) {
+        if (d.unitEntry >= 0 && !interp && this.attn === 0) {
+          interp = tier.enter(d, budget - this.count) === After.Interpret;
+          start = true;
+          if (this.attn !== 0 && this.attnBreak()) break;
+          if (this.count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
+          continue;
         }
+        if (start && !interp) this.heat(d);
+        interp = false;
       }
-      const next = rl + d.len;
+      let next = rl + d.len;
       if (this.codeMode === 2) {
         if (next > 0x7fffffff || (rl < 0 && next >= 0)) {
           // Carry out of the low half (or crossing the sign boundary of the int32 representation).
           const s = (rl >>> 0) + d.len;
-          this.ripLo = s | 0;
+          next = s | 0;
           if (s >= TWO32) this.ripHi = (this.ripHi + 1) | 0;
-        } else this.ripLo = next;
-      } else this.ripLo = this.codeMode === 1 ? next | 0 : next & 0xffff;
+        }
+      } else next = this.codeMode === 1 ? next | 0 : next & 0xffff;
+      this.ripLo = next;
       if (d.hasMem) this.computeEA(d);
-      dispatch[d.op]!(this, d);
+      (d.fn as Handler)(this, d);
+      start = this.ripLo !== next;
       const count = ++this.count;
       if (this.attn !== 0 && this.attnBreak()) break;
       if (count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
@@ -347,10 +379,10 @@ export class Cpu extends CpuCore implements Processor {
   }
 
   /**
-   * After an instruction (or block) that left `attn` set: whether inner() must stop so that run() looks at
+   * After an instruction (or unit) that left `attn` set: whether inner() must stop so that run() looks at
    * events before the next instruction. It stops for a posted exit, HLT, the end of an interrupt shadow, and
-   * any other request (blocking state changed: IRET unblocking NMIs, CR8 lowered, a replayed exit); it
-   * runs on only while a shadow still covers the next instruction.
+   * any other request (blocking state changed: IRET unblocking NMIs, CR8 lowered, a device read intercept);
+   * it runs on only while a shadow still covers the next instruction.
    */
   private attnBreak(): boolean {
     if (this.shadow !== 0 && --this.shadow !== 0 && !this.postedExit && !this.halted) return false;
@@ -359,62 +391,26 @@ export class Cpu extends CpuCore implements Processor {
   }
 
   /**
-   * Whether block b may run from RIP low half rl: no instruction start may leave the code segment (the
-   * interpreter's fetch checks the limit per instruction) and no RIP inside the block may wrap (16-bit IP
-   * at 64 KiB, 64-bit RIP carrying into the high half), so the block's RIP arithmetic stays exact.
+   * Counts a block start at d (on the current page) for translation, and compiles the page's unit when it
+   * is hot: `jitThreshold` block starts outside a unit (after a compilation, starts that are not entries
+   * of the unit count towards a recompilation that adds them, a bounded number of times).
    */
-  private blockFits(rl: number, b: Block): boolean {
-    const mode = this.codeMode;
-    if (mode === 2) return (rl >>> 0) + b.bytes < TWO32;
-    if (mode === 0 && rl + b.lastOff > 0xffff) return false;
-    return !(this.segCheck & 2) || (rl >>> 0) + b.lastOff <= this.segLimit[1]!;
-  }
-
-  /**
-   * Translates the straight-line run starting at d (RIP low half rl, on the current code page). Returns
-   * false when nothing worth translating was found (the instruction then runs interpreted).
-   */
-  private translateAt(rl: number, d: Insn): boolean {
-    const arr = this.codeArr;
-    if (arr === null) return false;
-    if (this.blockCount >= MAX_BLOCKS) {
-      // Bound memory and compile work: a guest generating endless code starts over with empty caches.
-      this.clearCodeCache();
-      return false;
-    }
-    const ds: Insn[] = [d];
-    const mode = this.codeMode;
-    let po = (this.long64 ? rl : (this.segBaseLo[1]! + rl) | 0) & 0xfff;
-    let cur = d;
-    while (isStraight(cur) && ds.length < MAX_BLOCK_INSNS) {
-      po += cur.len;
-      if (po >= 4096) break;
-      const nx = this.peekDecode(po, arr);
-      if (nx === null) break;
-      ds.push(nx);
-      cur = nx;
-    }
-    d.block = translateBlock(ds, this.dispatch, mode);
-    this.blockCount++;
-    this.translatedTotal++;
-    return true;
-  }
-
-  /**
-   * The decoded instruction at page offset po of the current code page, decoding (and caching) it if
-   * needed; null when it straddles the page end or does not decode (the block ends before it; running it
-   * interpreted raises the fault at the right time).
-   */
-  private peekDecode(po: number, arr: Array<Insn | undefined>): Insn | null {
-    const c = arr[po];
-    if (c !== undefined && c.mode === this.codeMode) return c;
-    if (this.decodedCount >= MAX_DECODED) return null;
-    const d = new Insn();
-    const avail = Math.min(15, 4096 - po);
-    if (this.decodeInPage(po, avail, d) !== DECODE_OK) return null;
-    this.decodedCount++;
-    arr[po] = d;
-    return d;
+  private heat(d: Insn): void {
+    const p = this.curPage;
+    if (p === null || d.mode !== 2 || p.compiles >= MAX_RECOMPILES || p.pending !== null) return;
+    d.hits++;
+    if (++p.heat <= this.jitThreshold) return;
+    p.heat = 0;
+    p.compiles++;
+    // Only code that has run (and so was decoded) goes into the unit: paths never taken stay with the
+    // interpreter until they become hot and a recompilation adds them. A cached instruction straddling
+    // into the next page is included (the unit checks its tail before running it).
+    const insns = p.insns;
+    const code = this.code;
+    this.tier!.compile(p, (po) => {
+      const x = insns[po] ?? code.straddleAt(p, po);
+      return x !== undefined && x.mode === 2 ? x : null;
+    });
   }
 
   /**

@@ -242,3 +242,61 @@ isr:
     assert.equal(taken.rip, after(mem), `threshold ${t}: it interrupts the instruction after the IN`);
   }
 });
+
+test("an interrupt a device raises while it answers an MMIO read is taken right after the read", () => {
+  // At threshold 0 the read runs inside a translation unit (an inline load whose TLB probe misses: the
+  // slow path reaches the intercept); the unit must stop after it as the interpreter does (decision 0004).
+  for (const t of THRESHOLDS) {
+    const { cpu, mem } = build(
+      `
+  GATE 32, isr
+  NOTE_AFTER
+  xor r8, r8
+  xor r9, r9
+  mov rbx, 0x1000000  ; beyond RAM, inside the identity map: MMIO
+  mov ecx, 4
+  sti
+  nop
+again:
+  mov eax, [rbx]      ; the intercept makes vector 32 pending while it answers the 4th read
+after:
+  dec ecx
+  jnz again           ; (a loop, so that later reads run inside the unit compiled at the first)
+  jmp spin
+isr:
+  LOGGED
+  iretq
+`,
+      t,
+    );
+    let pending = false;
+    cpu.interrupts = {
+      hasInterrupt: () => pending,
+      acknowledge: () => {
+        pending = false;
+        return 32;
+      },
+    };
+    let reads = 0;
+    cpu.mmio = {
+      hi: 0,
+      read: (gpa) => {
+        assert.equal(gpa, 0x1000000);
+        if (++reads === 4) pending = true;
+        return 0x5a;
+      },
+      write: () => assert.fail("no MMIO write expected"),
+    };
+    drive(cpu, () => assert.fail("no port access expected"));
+    assert.equal(reads, 4, `threshold ${t}: four reads`);
+    if (t === 0) assert.ok(cpu.translatedBlocks > 0, "threshold 0: the loop ran translated");
+    assert.equal(reg64(cpu, 9), 1n, `threshold ${t}: the interrupt was taken`);
+    const taken = logged(mem, 1);
+    assert.equal(
+      taken.counter,
+      0n,
+      `threshold ${t}: taken right after the read, not ${taken.counter} iterations later`,
+    );
+    assert.equal(taken.rip, after(mem), `threshold ${t}: it interrupts the instruction after the read`);
+  }
+});

@@ -107,6 +107,18 @@ export class Insn {
    */
   hits = 0;
   block: object | null = null;
+  /**
+   * The interpreter's handler for this instruction, chosen when it was decoded (cpu.ts): a variant
+   * specialised for its operand form (fast-forms.ts) or the row's generic handler. Typed opaquely (a
+   * `Handler` of core.ts) so this module stays below the processor state.
+   */
+  fn: ((c: never, d: Insn) => void) | null = null;
+  /** For an instruction straddling into the next page: the RAM page (offset >> 12) of its tail; else -1. */
+  page2 = -1;
+  /** For a straddling instruction: its bytes in the next page (compared at every fetch). */
+  tail: Uint8Array | null = null;
+  /** The block index of this instruction in its page's translation unit (wasm/tier.ts), or -1. */
+  unitEntry = -1;
 
   /** Copies every field from another record (used when a page-straddling decode is cached nowhere). */
   copyFrom(o: Insn): void {

@@ -135,6 +135,24 @@ function enter(c: CpuCore, d: Insn): void {
   // The pushes happen first (hardware writes them), but a fault leaves rSP unchanged.
   const spLo = c.rlo[4]!;
   const spHi = c.rhi[4]!;
+  try {
+    enterFrame(c, size, alloc, level, spLo, spHi);
+  } catch (e) {
+    // A fault or exit (an MMIO frame-pointer read) in the nesting display: rSP as before the instruction.
+    c.rlo[4] = spLo;
+    c.rhi[4] = spHi;
+    throw e;
+  }
+}
+
+function enterFrame(
+  c: CpuCore,
+  size: number,
+  alloc: number,
+  level: number,
+  spLo: number,
+  spHi: number,
+): void {
   c.push(size, c.rlo[5]!, c.rhi[5]!);
   const ftLo = c.rlo[4]!;
   const ftHi = c.rhi[4]!;

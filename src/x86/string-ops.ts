@@ -274,10 +274,11 @@ function repFast(c: CpuCore, d: Insn, movs: boolean): boolean {
         return false;
     }
     const bytes = n * size;
-    const dOff = c.translate(dLo, dHi, 1, user);
+    // Page by page: the TLB first (a copy of a few KiB per page would otherwise walk every time).
+    const dOff = c.pageFor(dLo, dHi, 1, user);
     if (dOff < 0) return false;
     if (movs) {
-      const sOff = c.translate(sLo, sHi, 0, user);
+      const sOff = c.pageFor(sLo, sHi, 0, user);
       if (sOff < 0) return false;
       if (dOff > sOff && dOff < sOff + bytes) return false; // forward overlap replicates: general loop
       c.mem.copyOffsets(dOff, sOff, bytes);

@@ -222,3 +222,21 @@ test("a #DE and a #GP in the middle of a block, and a posted MMIO write, match t
     hlt`);
   assert.equal(s.mmio.length, 6);
 });
+
+test("ENTER whose nesting display faults leaves RSP as before the instruction (interpreted or called from a unit)", () => {
+  // RBP points at a non-canonical address: the display read of ENTER 16, 3 faults after the first push.
+  const s = sameEverywhere(
+    `
+    mov r8, rsp
+    mov rbp, 0x8000000000000010
+    add rbx, 1
+    enter 16, 3
+    hlt`,
+    undefined,
+    false,
+  );
+  // The fault's frame was pushed below the original RSP (the #GP stub halts with it on the stack).
+  const rsp = BigInt(`0x${s.regs[4]!}`);
+  const r8 = BigInt(`0x${s.regs[8]!}`);
+  assert.equal(r8 - rsp, 48n, "only the #GP frame (6 qwords with the error code) is on the stack");
+});

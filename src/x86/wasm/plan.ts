@@ -1,0 +1,223 @@
+// Owns: planning a translation unit: from the entry points seen on one guest-physical code page (64-bit
+// code), the instructions reachable by falling through and by direct branches inside the page, split into
+// basic blocks at every leader (entry, branch target, return address, instruction after an exit), each
+// block with the way it ends. Every block start is an entry point of the unit.
+// Must not: decode bytes itself (the caller's `at` decodes through the decode cache) or emit code.
+// Spec: Intel SDM Vol. 2 Jcc, JMP, CALL, RET (relative targets: next RIP + displacement).
+
+import type { Insn } from "../insn.js";
+import { aluHandlers } from "../alu.js";
+import { bitHandlers } from "../bits.js";
+import { dataHandlers } from "../data.js";
+import { muldivHandlers } from "../muldiv.js";
+import { shiftHandlers } from "../shift.js";
+import { sseExtHandlers } from "../sse-ext.js";
+import { sseFloatHandlers } from "../sse-float.js";
+import { sseIntHandlers } from "../sse-int.js";
+import { x87Handlers } from "../x87.js";
+
+/**
+ * Handlers that never change RIP, the processor mode, paging, RFLAGS.IF/TF, the interrupt shadow or the
+ * retired count, and never read RIP or the count: a unit may go on after calling one. After any other
+ * instruction's handler the unit leaves (it runs with RIP and the count exact, and the run loop looks at
+ * events after it). Faults and exits are fine anywhere: units report them.
+ */
+const STRAIGHT = new Set<string>([
+  ...Object.keys(aluHandlers),
+  ...Object.keys(bitHandlers),
+  ...Object.keys(dataHandlers),
+  ...Object.keys(muldivHandlers),
+  ...Object.keys(shiftHandlers),
+  ...Object.keys(sseIntHandlers),
+  ...Object.keys(sseFloatHandlers),
+  ...Object.keys(sseExtHandlers),
+  ...Object.keys(x87Handlers),
+  "push",
+  "pop",
+  "pusha",
+  "popa",
+  "pushf",
+  "pushSeg",
+  "enter",
+  "leave",
+  "nop",
+  "nop0",
+  "clc",
+  "stc",
+  "cmc",
+  "cld",
+  "std",
+]);
+
+/**
+ * String instructions without port I/O: a REP form may stop after a chunk with RIP back on itself; the
+ * unit goes on after one unless its handler moved RIP (tier.ts checks after the call).
+ */
+const RESTARTABLE = new Set<string>(["movs", "stos", "lods", "cmps", "scas"]);
+
+/** Whether a unit may go on after d (false: d must end its block, and the unit leaves after it). */
+export function isStraight(d: Insn): boolean {
+  const e = d.entry;
+  return e !== null && (STRAIGHT.has(e.handler) || RESTARTABLE.has(e.handler));
+}
+
+/** How a block's last instruction leaves it. */
+export const enum EndKind {
+  /** The last instruction is straight: execution continues at `end` (another block, or an exit). */
+  Fall = 0,
+  /** Jcc rel (64-bit operand size): taken target and fall-through. */
+  Jcc = 1,
+  /** JMP rel. */
+  Jmp = 2,
+  /** CALL rel: push the return address, continue at the target. */
+  Call = 3,
+  /** RET / RET imm16. */
+  Ret = 4,
+  /** JMP r/m64. */
+  JmpInd = 5,
+  /** CALL r/m64. */
+  CallInd = 6,
+  /** Any other instruction that may change RIP, the mode or event state: its handler runs, then the unit exits. */
+  Terminal = 7,
+}
+
+export interface PlanBlock {
+  /** Page offset of the first instruction. */
+  start: number;
+  insns: Insn[];
+  /** Page offset of each instruction. */
+  offs: number[];
+  /** Page offset after the last instruction. */
+  end: number;
+  kind: EndKind;
+  /** Index of the block's first instruction in the unit's instruction table. */
+  first: number;
+  /**
+   * The run loop may enter the unit here: a root (a block start the interpreter saw), a return address or
+   * the instruction after a terminal one. Other blocks are reached only from the unit's own branches.
+   */
+  entry: boolean;
+}
+
+export interface UnitPlan {
+  blocks: PlanBlock[];
+  /** Block index by start offset. */
+  byStart: Map<number, number>;
+  /** Every instruction of the unit, block by block (the index helpers and exits report). */
+  insns: Insn[];
+  offs: number[];
+  /** Per instruction: 1 when the unit may go on after it (forms.ts isStraight). */
+  straight: Uint8Array;
+}
+
+/** The way instruction d ends a block, or -1 when it is straight (the block may continue after it). */
+export function endKind(d: Insn): number {
+  const h = d.entry!.handler;
+  if (d.osize === 8) {
+    switch (h) {
+      case "jcc":
+        return EndKind.Jcc;
+      case "jmp":
+        return EndKind.Jmp;
+      case "call":
+        return EndKind.Call;
+      case "ret":
+        return EndKind.Ret;
+      case "jmpAbs":
+        return EndKind.JmpInd;
+      case "callAbs":
+        return EndKind.CallInd;
+      default:
+        break;
+    }
+  }
+  return isStraight(d) ? -1 : EndKind.Terminal;
+}
+
+/**
+ * Plans the unit reachable from `roots` (page offsets). `at(po)` is the decoded 64-bit instruction at page
+ * offset po, or null where the unit must stop (an instruction straddling the page end, undecodable bytes:
+ * the interpreter runs those and raises their faults). At most `maxInsns` instructions are taken.
+ */
+export function planUnit(
+  roots: Iterable<number>,
+  at: (po: number) => Insn | null,
+  maxInsns: number,
+): UnitPlan {
+  const leaders = new Set<number>();
+  const entries = new Set<number>();
+  const work: number[] = [];
+  const seen = new Map<number, Insn>();
+  const lead = (po: number): void => {
+    if (po < 0 || po >= 4096 || leaders.has(po)) return;
+    leaders.add(po);
+    work.push(po);
+  };
+  for (const r of roots) {
+    lead(r);
+    entries.add(r);
+  }
+  while (work.length > 0 && seen.size < maxInsns) {
+    const s = work.pop()!;
+    let po = s;
+    for (;;) {
+      if (seen.has(po)) {
+        // Control merges into code walked before: it becomes a block start there.
+        lead(po);
+        break;
+      }
+      const d = at(po);
+      if (d === null) break;
+      seen.set(po, d);
+      const next = po + d.len;
+      const k = endKind(d);
+      if (k < 0) {
+        if (next >= 4096 || seen.size >= maxInsns) break;
+        po = next;
+        continue;
+      }
+      if (k === EndKind.Jcc || k === EndKind.Jmp || k === EndKind.Call) lead(next + d.immLo);
+      if (k !== EndKind.Jmp && k !== EndKind.Ret && k !== EndKind.JmpInd) lead(next);
+      // After a call (its return) or an instruction run by its handler, the run loop comes back here.
+      if (k === EndKind.Call || k === EndKind.CallInd || k === EndKind.Terminal) entries.add(next);
+      break;
+    }
+  }
+  const blocks: PlanBlock[] = [];
+  const byStart = new Map<number, number>();
+  const insns: Insn[] = [];
+  const offs: number[] = [];
+  for (const start of [...leaders].sort((a, b) => a - b)) {
+    if (!seen.has(start)) continue;
+    const b: PlanBlock = {
+      start,
+      insns: [],
+      offs: [],
+      end: start,
+      kind: EndKind.Fall,
+      first: insns.length,
+      entry: entries.has(start),
+    };
+    let po = start;
+    for (;;) {
+      const d = seen.get(po)!;
+      b.insns.push(d);
+      b.offs.push(po);
+      insns.push(d);
+      offs.push(po);
+      po += d.len;
+      const k = endKind(d);
+      if (k >= 0) {
+        b.kind = k;
+        break;
+      }
+      if (po >= 4096 || leaders.has(po) || !seen.has(po)) break;
+    }
+    b.end = po;
+    byStart.set(start, blocks.length);
+    blocks.push(b);
+  }
+  const straight = new Uint8Array(insns.length);
+  for (let i = 0; i < insns.length; i++) straight[i] = isStraight(insns[i]!) ? 1 : 0;
+  return { blocks, byStart, insns, offs, straight };
+}
