@@ -42,7 +42,7 @@ test("frames survive any split of the stream into chunks", () => {
       fc.array(fc.integer({ min: 1, max: 5000 }), { minLength: 1, maxLength: 20 }),
       (lengths, cuts) => {
         const frames = lengths.map((n, i) => frameOf(n, i));
-        const wire = concat(frames.map(encodeFrame));
+        const wire = concat(frames.map((f) => encodeFrame(f)));
         const d = new FrameDecoder();
         const got: Uint8Array[] = [];
         let at = 0;
@@ -62,7 +62,7 @@ test("frames survive any split of the stream into chunks", () => {
 
 test("a byte-at-a-time stream yields the same frames", () => {
   const frames = [frameOf(14, 3), frameOf(1514, 4)];
-  const wire = concat(frames.map(encodeFrame));
+  const wire = concat(frames.map((f) => encodeFrame(f)));
   const d = new FrameDecoder();
   const got: Uint8Array[] = [];
   for (const b of wire) got.push(...d.push(Uint8Array.of(b)));
@@ -128,7 +128,7 @@ test("encodeFrame refuses what the wire cannot carry", () => {
 test("random bytes never make the decoder throw anything but a NetError", () => {
   fc.assert(
     fc.property(fc.array(fc.uint8Array({ maxLength: 300 }), { maxLength: 10 }), (chunks) => {
-      const d = new FrameDecoder(4096);
+      const d = new FrameDecoder({ maxFrame: 4096 });
       try {
         for (const c of chunks) for (const f of d.push(c)) assert.ok(f.length >= 14 && f.length <= 4096);
         d.end();
@@ -137,4 +137,13 @@ test("random bytes never make the decoder throw anything but a NetError", () => 
       }
     }),
   );
+});
+
+test("the 2-byte prefix variant (vde_plug's stdin/stdout) frames the same way", () => {
+  const frames = [frameOf(60, 1), frameOf(1514, 2)];
+  const wire = concat(frames.map((f) => encodeFrame(f, 2)));
+  assert.deepEqual([...wire.subarray(0, 2)], [0, 60]);
+  const d = new FrameDecoder({ prefixBytes: 2 });
+  assert.deepEqual(d.push(wire), frames);
+  assert.throws(() => encodeFrame(frameOf(65_536, 0), 2), NetError);
 });

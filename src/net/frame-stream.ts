@@ -3,8 +3,8 @@
 // an incremental decoder that takes arbitrary stream chunks and yields whole frames.
 // Must not: trust a length prefix (every byte comes from a guest or another program), buffer more than one
 // frame of the maximum size, or copy a chunk more than once on its way to a frame.
-// Spec: QEMU net/stream.c and passt tap.c framing (a uint32 network-order length, then the frame); Ethernet
-// header sizes from IEEE 802.3 / 802.1Q.
+// Spec: QEMU net/stream.c and passt tap.c framing (a uint32 network-order length, then the frame; vde_plug
+// uses a uint16 length on its stdin/stdout); Ethernet header sizes from IEEE 802.3 / 802.1Q.
 
 import { NetError } from "./net-error.js";
 
@@ -15,19 +15,28 @@ export const ETHERNET_HEADER = 14;
  * passt's largest MTU (65,520) fits; anything longer announces a broken or hostile peer.
  */
 export const MAX_FRAME = 65_535 + ETHERNET_HEADER + 4;
-const PREFIX = 4;
+/**
+ * Bytes in the length prefix: 4 on the stream wire; 2 where vde_plug carries frames on its stdin/stdout
+ * (the TAP port), which is the same format with a shorter prefix.
+ */
+export type PrefixBytes = 2 | 4;
 
 /** The bytes that put `frame` on the wire. */
-export function encodeFrame(frame: Uint8Array): Uint8Array {
+export function encodeFrame(frame: Uint8Array, prefix: PrefixBytes = 4): Uint8Array {
   if (frame.length < ETHERNET_HEADER || frame.length > MAX_FRAME) {
     throw new NetError(
       "invalid-frame",
       `an Ethernet frame has ${ETHERNET_HEADER} to ${MAX_FRAME} bytes, not ${frame.length}`,
     );
   }
-  const out = new Uint8Array(PREFIX + frame.length);
-  new DataView(out.buffer).setUint32(0, frame.length);
-  out.set(frame, PREFIX);
+  if (frame.length >= 2 ** (8 * prefix)) {
+    throw new NetError("invalid-frame", `a ${frame.length}-byte frame does not fit a ${prefix}-byte length`);
+  }
+  const out = new Uint8Array(prefix + frame.length);
+  const v = new DataView(out.buffer);
+  if (prefix === 4) v.setUint32(0, frame.length);
+  else v.setUint16(0, frame.length);
+  out.set(frame, prefix);
   return out;
 }
 
@@ -45,14 +54,19 @@ export interface DecoderCounters {
  */
 export class FrameDecoder {
   readonly counters: DecoderCounters = { runts: 0 };
-  private readonly prefix = new Uint8Array(PREFIX);
+  private readonly prefix: Uint8Array;
   private prefixFill = 0;
   /** The frame being filled, once its length is known. */
   private frame: Uint8Array | null = null;
   private frameFill = 0;
   private broken: NetError | null = null;
 
-  constructor(private readonly maxFrame = MAX_FRAME) {}
+  private readonly maxFrame: number;
+
+  constructor(options: { maxFrame?: number; prefixBytes?: PrefixBytes } = {}) {
+    this.maxFrame = options.maxFrame ?? MAX_FRAME;
+    this.prefix = new Uint8Array(options.prefixBytes ?? 4);
+  }
 
   push(chunk: Uint8Array): Uint8Array[] {
     if (this.broken) throw this.broken;
@@ -60,13 +74,14 @@ export class FrameDecoder {
     let at = 0;
     while (at < chunk.length) {
       if (this.frame === null) {
-        const take = Math.min(PREFIX - this.prefixFill, chunk.length - at);
+        const take = Math.min(this.prefix.length - this.prefixFill, chunk.length - at);
         this.prefix.set(chunk.subarray(at, at + take), this.prefixFill);
         this.prefixFill += take;
         at += take;
-        if (this.prefixFill < PREFIX) break;
+        if (this.prefixFill < this.prefix.length) break;
         this.prefixFill = 0;
-        const length = new DataView(this.prefix.buffer).getUint32(0);
+        const v = new DataView(this.prefix.buffer);
+        const length = this.prefix.length === 4 ? v.getUint32(0) : v.getUint16(0);
         if (length > this.maxFrame) {
           this.broken = new NetError(
             "frame-too-large",
@@ -106,7 +121,7 @@ export class FrameDecoder {
     if (this.idle) return;
     const where =
       this.frame === null
-        ? `after ${this.prefixFill} of 4 length bytes`
+        ? `after ${this.prefixFill} of ${this.prefix.length} length bytes`
         : `after ${this.frameFill} of ${this.frame.length} frame bytes`;
     throw new NetError("truncated", `the stream ended inside a frame (${where})`);
   }
