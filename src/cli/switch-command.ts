@@ -211,6 +211,7 @@ async function capture(name: string, o: Options): Promise<number> {
     if (o.count !== undefined && count(b) >= o.count) socket.destroy();
   });
   socket.once("close", done);
+  console.error(`viridian switch: capturing port ${o.port} of '${name}' to ${o.out}`);
   const stop = () => socket.destroy();
   process.once("SIGINT", stop);
   process.once("SIGTERM", stop);
