@@ -16,12 +16,12 @@ import { gzipSync } from "node:zlib";
 import { BUNDLED_INITRD, QEMU } from "../linux/guest-console.js";
 import { stockKernel, stockKernelDir } from "../linux/stock-kernel.js";
 
-/** The modules virtio-net needs in Debian 6.1, in load order. */
+/** The modules virtio-net needs in Debian 6.1, in load order (`modinfo -F depends`). */
 const MODULES = [
   "net/core/failover.ko",
   "drivers/net/net_failover.ko",
-  "drivers/virtio/virtio.ko",
   "drivers/virtio/virtio_ring.ko",
+  "drivers/virtio/virtio.ko",
   "drivers/virtio/virtio_pci_legacy_dev.ko",
   "drivers/virtio/virtio_pci_modern_dev.ko",
   "drivers/virtio/virtio_pci.ko",
