@@ -64,6 +64,8 @@ export class SwitchDaemon {
   private readonly servers: Server[] = [];
   private readonly streams = new Set<StreamPort>();
   private readonly programs: RunningProgram[] = [];
+  /** Open control connections (captures last as long as their reader): closed when the switch stops. */
+  private readonly controls = new Set<Socket>();
   private endpointsJoined = 0;
   private stopping = false;
   private resolveStopped!: () => void;
@@ -115,6 +117,7 @@ export class SwitchDaemon {
     for (const s of this.servers) s.close();
     for (const s of [...this.streams]) s.close();
     for (const p of this.programs) p.stop();
+    for (const c of this.controls) c.destroy();
     rmSync(this.spec.dir, { recursive: true, force: true });
     this.resolveStopped();
   }
@@ -180,6 +183,9 @@ export class SwitchDaemon {
   }
 
   private acceptControl(socket: Socket): void {
+    if (this.stopping) return void socket.destroy();
+    this.controls.add(socket);
+    socket.once("close", () => this.controls.delete(socket));
     let line = "";
     const onData = (chunk: Buffer) => {
       line += chunk.toString("utf8");

@@ -10,7 +10,7 @@
 // applets (ip, udhcpc, ping, wget, httpd, md5sum).
 
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { BUNDLED_INITRD, QEMU } from "../linux/guest-console.js";
@@ -146,8 +146,8 @@ export interface NetGuestImages {
 
 let images: NetGuestImages | undefined;
 
-/** The stock kernel and the test initramfs (built once per process into `dir`). */
-export function netGuestImages(dir: string): NetGuestImages {
+/** The stock kernel and the test initramfs (built once per process, next to the cached stock kernel). */
+export function netGuestImages(): NetGuestImages {
   if (images) return images;
   const kernel = stockKernel();
   const mods = modulesFromDeb();
@@ -160,8 +160,10 @@ export function netGuestImages(dir: string): NetGuestImages {
     { name: "lib/modules", mode: 0o040755 },
     ...[...mods].map(([name, data]) => ({ name: `lib/modules/${name}`, mode: 0o100644, data })),
   ]);
-  const initrd = join(dir, "net-guest.cpio.gz");
-  writeFileSync(initrd, Buffer.concat([readFileSync(BUNDLED_INITRD), gzipSync(extra)]));
+  // Written aside and renamed, so a test in another process never reads half a file.
+  const initrd = join(stockKernelDir(), "net-guest.cpio.gz");
+  writeFileSync(`${initrd}.${process.pid}`, Buffer.concat([readFileSync(BUNDLED_INITRD), gzipSync(extra)]));
+  renameSync(`${initrd}.${process.pid}`, initrd);
   images = { kernel, initrd };
   return images;
 }
@@ -221,15 +223,14 @@ export function startNetGuest(
   });
   child.stderr!.setEncoding("utf8");
   child.stderr!.on("data", (s: string) => (err += s));
+  let done = false;
   const exited = new Promise<number | null>((resolve) =>
     child.once("exit", (code) => {
+      done = true;
       for (const w of [...waiters]) w();
       resolve(code);
     }),
   );
-  let done = false;
-  void exited.then(() => (done = true));
-  child.once("exit", () => (done = true));
   const tail = () => `\n--- serial (last 3000 chars) ---\n${out.slice(-3000)}\n--- qemu stderr ---\n${err}`;
   return {
     child,

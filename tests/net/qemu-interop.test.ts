@@ -7,7 +7,7 @@
 
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
@@ -61,8 +61,9 @@ test(
   async () => {
     const rt = mkdtempSync(join(tmpdir(), "viridian-net-"));
     const guests: NetGuest[] = [];
+    let capture: ChildProcess | undefined;
     try {
-      const images = netGuestImages(rt);
+      const images = netGuestImages();
       const created = cli(rt, "create", "lab");
       assert.equal(created.status, 0, created.stderr);
       const socket = info(rt, "lab").portsSocket;
@@ -76,7 +77,7 @@ test(
       guests.push(a);
       const portA = await until(() => info(rt, "lab").ports[0]?.id);
       const pcap = join(rt, "a.pcap");
-      const capture = spawn(
+      capture = spawn(
         process.execPath,
         [BIN, "switch", "capture", "lab", "--port", String(portA), "--out", pcap],
         {
@@ -85,7 +86,7 @@ test(
         },
       );
       let captureLog = "";
-      capture.stderr.on("data", (d: Buffer) => (captureLog += d.toString()));
+      capture.stderr!.on("data", (d: Buffer) => (captureLog += d.toString()));
       await until(() => (captureLog.includes("capturing") ? true : undefined));
       const b = startNetGuest(images, socket, MAC_B, { role: "fetch", ip: "10.0.0.2/24", peer: "10.0.0.1" });
       guests.push(b);
@@ -102,8 +103,9 @@ test(
       const stats = info(rt, "lab").ports.find((p) => p.id === portA)!.stats;
       // 10 MiB in frames of at most 1514 bytes: at least 6,900 frames left A's port.
       assert.ok(stats.rxFrames > 6900, JSON.stringify(stats));
-      capture.kill("SIGINT");
-      await new Promise((r) => capture.once("exit", r));
+      const captured = capture;
+      captured.kill("SIGINT");
+      await new Promise((r) => captured.once("exit", r));
       a.stop();
       await a.exited;
       // The last endpoint left: the switch stops by itself.
@@ -125,6 +127,7 @@ test(
       assert.ok(requests.length >= 3 && replies.length >= 3 && aRequests.length >= 3, dump.stdout);
     } finally {
       for (const g of guests) g.stop();
+      capture?.kill("SIGKILL");
       cli(rt, "delete", "lab");
       rmSync(rt, { recursive: true, force: true });
     }
@@ -160,7 +163,7 @@ test(
     const server = await serve(body);
     let guest: NetGuest | undefined;
     try {
-      const images = netGuestImages(rt);
+      const images = netGuestImages();
       const hostPort = (server.address() as { port: number }).port;
       const forwarded = await freePort();
       const created = cli(rt, "create", "natlab", "--nat", `--hostfwd=tcp:127.0.0.1:${forwarded}-:80`);
