@@ -6,6 +6,7 @@
 // frames on stdin/stdout with a 2-byte big-endian length).
 
 import { spawn, spawnSync, type ChildProcess, type StdioOptions } from "node:child_process";
+import { existsSync } from "node:fs";
 import { Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { NetError } from "../net/net-error.js";
@@ -78,6 +79,13 @@ export function startPasst(forwards: readonly HostForward[]): { program: Running
 export function startTap(device: string): RunningProgram {
   if (!/^[A-Za-z0-9_.-]{1,15}$/.test(device)) {
     throw new NetError("invalid-argument", `'${device}' is not a network interface name`);
+  }
+  // vde_plug run by root would create a missing device; the external port is for a device the user made.
+  if (!existsSync(`/sys/class/net/${device}/tun_flags`)) {
+    throw new NetError(
+      "not-found",
+      `no TAP device '${device}': create it with 'ip tuntap add ${device} mode tap user $USER' (as root)`,
+    );
   }
   requireProgram("vde_plug");
   return run("vde_plug", [`tap://${device}`], ["pipe", "pipe", "pipe"]);

@@ -167,7 +167,7 @@ export class SwitchDaemon {
     const { program, socket } = startPasst(this.spec.forwards);
     this.programs.push(program);
     this.join(socket, socket, { name: "nat", kind: "nat", vlan: 0 });
-    program.child.once("exit", () => this.stop());
+    program.child.once("exit", (code, signal) => this.programExited("passt", program, code ?? signal));
   }
 
   private startTap(device: string): void {
@@ -179,7 +179,16 @@ export class SwitchDaemon {
       vlan: 0,
       prefixBytes: 2,
     });
-    program.child.once("exit", () => this.stop());
+    program.child.once("exit", (code, signal) => this.programExited("vde_plug", program, code ?? signal));
+  }
+
+  /** A NAT or TAP program that ends takes its port with it: the switch says why and stops. */
+  private programExited(name: string, program: RunningProgram, status: number | string | null): void {
+    if (!this.stopping)
+      console.error(
+        `viridian switch ${this.spec.name}: ${name} exited (${status}): ${program.stderr().trim()}`,
+      );
+    this.stop();
   }
 
   private acceptControl(socket: Socket): void {
