@@ -129,6 +129,7 @@ export class PcMachine {
   /** Extra deadline sources (e.g. the local APIC timer): next deadline in ns and the tick to call. */
   readonly timers: Array<{ nextDeadlineNs(): number; tick(nowNs: number): void }> = [];
   private stop: PcStop | null = null;
+  private pauseGate: { promise: Promise<void>; resolve: () => void } | null = null;
   private resetPending: string | null = null;
   private images: LinuxBootImages | null = null;
   private prepared: PreparedLinux | null = null;
@@ -252,10 +253,34 @@ export class PcMachine {
     this.wake.resolve?.();
   }
 
-  /** Stops the run loop from outside (signals, the terminal's quit key). */
+  /** Stops the run loop from outside (signals, the terminal's quit key, the service's turn-off). */
   requestStop(message: string): void {
     this.halt("stopped", message);
     this.wake.resolve?.();
+    this.pauseGate?.resolve();
+  }
+
+  /**
+   * Pauses the run loop at its next batch boundary (Hyper-V's Suspend-VM): no guest instruction runs and no
+   * device is ticked until `resume`; guest time keeps following the host, so the guest sees the pause as a
+   * jump in time (as on Hyper-V), and its timers catch up at once.
+   */
+  pause(): void {
+    if (this.pauseGate) return;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.pauseGate = { promise, resolve };
+    this.wake.resolve?.();
+  }
+
+  resume(): void {
+    const g = this.pauseGate;
+    this.pauseGate = null;
+    g?.resolve();
+  }
+
+  get paused(): boolean {
+    return this.pauseGate !== null;
   }
 
   /** The last lines the guest wrote to COM1 (the partial current line last). */
@@ -287,6 +312,13 @@ export class PcMachine {
     const cpu = this.cpu;
     let sliceStart = performance.now();
     while (this.stop === null) {
+      if (this.pauseGate !== null) {
+        this.pacing.halt();
+        await this.pauseGate.promise;
+        this.pacing.resume();
+        sliceStart = performance.now();
+        continue;
+      }
       const left = this.maxInstructions - cpu.retired;
       if (left <= 0) {
         this.halt("instruction-limit", `stopped after ${cpu.retired} instructions (the limit)`);
