@@ -3,18 +3,11 @@
 // Must not: read or write the files themselves (their owners do), or place anything outside the directory.
 // Spec: XDG Base Directory Specification ($XDG_DATA_HOME, default ~/.local/share).
 
-import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { apiSocketPath, defaultDataDir } from "../host/data-home.js";
 import { makePrivateDir } from "./durable-file.js";
 
-/** The default data directory: $XDG_DATA_HOME/viridian, else ~/.local/share/viridian. */
-export function defaultDataDir(env: NodeJS.ProcessEnv = process.env): string {
-  const xdg = env.XDG_DATA_HOME;
-  return join(
-    xdg !== undefined && xdg.startsWith("/") ? xdg : join(homedir(), ".local", "share"),
-    "viridian",
-  );
-}
+export { defaultDataDir };
 
 /** A UNIX socket path must fit sockaddr_un.sun_path (108 bytes with its NUL on Linux). */
 export const MAX_SOCKET_PATH = 107;
@@ -41,7 +34,7 @@ export class DataDir {
     return join(this.root, "run");
   }
   get apiSocket(): string {
-    return join(this.runDir, "api.sock");
+    return apiSocketPath(this.root);
   }
   get vmsDir(): string {
     return join(this.root, "vms");
