@@ -7,17 +7,33 @@ const notTest = "\\.test\\.ts$";
 /** Tier -> tiers it may import (besides itself). */
 const allowed = {
   support: [],
+  // Types shared by the processor, the hypervisor and the chipset (clock, interrupt source, APIC message,
+  // IRQ line): below all three, so none of them mirrors another's types.
+  contracts: [],
   memory: ["support"],
-  x86: ["support", "memory"],
-  hv: ["support", "memory", "x86"],
-  chipset: ["support", "memory", "hv"],
+  x86: ["support", "contracts", "memory"],
+  hv: ["support", "contracts", "memory", "x86"],
+  chipset: ["support", "contracts", "memory", "hv"],
   firmware: ["support", "memory"],
-  vmbus: ["support", "memory", "hv"],
+  vmbus: ["support", "contracts", "memory", "hv"],
   vsp: ["support", "memory", "vmbus", "storage", "net"],
   storage: ["support"],
   net: ["support"],
   host: ["support", "storage", "net"],
-  worker: ["support", "memory", "x86", "hv", "chipset", "firmware", "vmbus", "vsp", "storage", "net", "host"],
+  worker: [
+    "support",
+    "contracts",
+    "memory",
+    "x86",
+    "hv",
+    "chipset",
+    "firmware",
+    "vmbus",
+    "vsp",
+    "storage",
+    "net",
+    "host",
+  ],
   // The API contract (schemas, operation table, route table): what the service serves and its clients speak.
   api: [],
   service: ["support", "api", "worker", "storage", "host"],
@@ -27,6 +43,7 @@ const allowed = {
 const tiers = Object.keys(allowed);
 const portable = [
   "support",
+  "contracts",
   "api",
   "memory",
   "x86",
@@ -58,6 +75,14 @@ forbidden.push(
     severity: "error",
     from: { path: `^src/(${portable.join("|")})/`, pathNot: notTest },
     to: { dependencyTypes: ["core"] },
+  },
+  {
+    name: "cli-builds-no-vm",
+    comment:
+      "The CLI describes a VM (VmConfig) and the worker builds it (buildVm): no processors or guest RAM here.",
+    severity: "error",
+    from: { path: "^src/cli/" },
+    to: { path: "^src/(x86/cpu|memory/guest-memory)\\.ts$" },
   },
   {
     name: "vsp-is-alone",

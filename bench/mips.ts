@@ -4,10 +4,8 @@
 // number of instructions, so QEMU's count for N rounds is boot + N x (per-round count) exactly. QEMU's
 // time for the rounds is its wall time minus the wall time of the same kernel with zero rounds (boot,
 // firmware and exit), best of three.
-import { readFileSync } from "node:fs";
-import { GuestMemory } from "../src/memory/guest-memory.js";
-import { Cpu } from "../src/x86/cpu.js";
-import { Machine } from "../src/worker/machine.js";
+import { buildVm } from "../src/worker/build-vm.js";
+import { vmConfig } from "../src/worker/vm-config.js";
 import { runQemu } from "../src/host/qemu-runner.js";
 import { assembleKernel } from "../tests/kernels/assemble.js";
 
@@ -24,21 +22,22 @@ export interface MipsResult {
 const OUR_ROUNDS = Number(process.env.VIRIDIAN_BENCH_ROUNDS ?? 4000);
 const QEMU_ROUNDS = 200_000;
 
-function runOurs(path: string): { retired: number; ms: number; cpuMs: number; output: string } {
-  const memory = new GuestMemory(128 * 1024 * 1024);
+/** Boots the kernel on the PC machine (as `viridian run --kernel` does) and runs it to its debug-exit. */
+async function runOurs(
+  path: string,
+): Promise<{ retired: number; ms: number; cpuMs: number; output: string }> {
   let output = "";
-  const machine = new Machine({
-    memory,
-    // VIRIDIAN_JIT_THRESHOLD: block translation threshold (-1: interpreter only), for before/after figures.
-    processor: new Cpu(memory, { jitThreshold: jitThreshold() }),
+  const vm = buildVm(vmConfig({ memoryBytes: 128 * 1024 * 1024, boot: { kernel: path } }), {
     serial: (b) => {
       output += String.fromCharCode(b);
     },
+    // VIRIDIAN_JIT_THRESHOLD: block translation threshold (-1: interpreter only), for before/after figures.
+    jitThreshold: jitThreshold(),
   });
-  machine.bootMultiboot(readFileSync(path), "");
+  const machine = vm.machine;
   const c0 = process.cpuUsage();
   const t0 = performance.now();
-  const stop = machine.run();
+  const stop = await machine.run();
   const ms = performance.now() - t0;
   const cu = process.cpuUsage(c0);
   const cpuMs = (cu.user + cu.system) / 1000;
@@ -70,9 +69,9 @@ export async function benchMips(): Promise<MipsResult> {
   const ours = assembleKernel("bench", { ITER: OUR_ROUNDS }, `bench-${OUR_ROUNDS}`);
   const big = assembleKernel("bench", { ITER: QEMU_ROUNDS }, `bench-${QEMU_ROUNDS}`);
 
-  runOurs(ours); // warm up the JIT
-  const base = runOurs(zero);
-  const run = runOurs(ours);
+  await runOurs(ours); // warm up the JIT
+  const base = await runOurs(zero);
+  const run = await runOurs(ours);
   const perRound = (run.retired - base.retired) / OUR_ROUNDS;
   const check = await qemuBest(ours, 1);
   if (check.output !== run.output) {

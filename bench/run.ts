@@ -14,6 +14,10 @@ const benchmarks: Record<string, () => Promise<void>> = {
     for (const r of (await import("./chipset-io.js")).benchChipset())
       console.log(`chipset: ${r.name} ${(r.perSecond / 1e6).toFixed(2)} M/s`);
   },
+  device: async () => {
+    for (const r of (await import("./device-access.js")).benchDeviceAccess())
+      console.log(`device: ${r.name} ${r.nsPerAccess.toFixed(0)} ns CPU per access`);
+  },
   storage: async () => (await import("./storage.js")).run(),
   boot: async () => void (await (await import("./boot.js")).benchBoot()),
   reg64: async () => void (await import("./reg64-representation.js")),

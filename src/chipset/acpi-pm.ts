@@ -11,8 +11,9 @@
 // SCI_INT, TMR_VAL_EXT flag).
 
 import type { PortDevice } from "./port-bus.js";
-import type { IrqLine } from "./irq.js";
-import { nsForTicks, ticksIn, type Clock } from "./clock.js";
+import type { IrqLine } from "../contracts/platform.js";
+import type { Clock } from "../contracts/platform.js";
+import { nsForTicks, ticksIn } from "./clock.js";
 
 export const PM1A_EVT_BLK = 0x600;
 export const PM1_EVT_LEN = 4;

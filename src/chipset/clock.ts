@@ -1,17 +1,11 @@
-// Owns: the time interface every timer device reads (`Clock`), a deterministic implementation the worker can
-// drive from retired instructions or tests can step by hand, a wall-time implementation, and exact
+// Owns: implementations of the `Clock` every timer device reads (src/contracts/platform.ts): a deterministic
+// one the worker can drive from retired instructions or tests can step by hand, a wall-time one, and exact
 // nanosecond <-> oscillator-tick conversions shared by the PIT, RTC, UART and ACPI PM timer.
 // Must not: schedule callbacks or own a run loop: devices report their next deadline (`nextDeadlineNs`) and
 // the run loop calls `tick(nowNs)` when it has passed, so time stays a pure function of what the loop feeds.
 // Spec: ARCHITECTURE.md "Time" (one virtual clock per partition; wall or deterministic source).
 
-/**
- * A partition's virtual time in whole nanoseconds since it was created; never goes backwards. Integer values
- * keep deadline arithmetic exact: after `tick(t)` a device's next deadline is always later than t.
- */
-export interface Clock {
-  nowNs(): number;
-}
+import type { Clock } from "../contracts/platform.js";
 
 /** Time that moves only when told to: tests and the deterministic (instruction-driven) mode. */
 export class ManualClock implements Clock {

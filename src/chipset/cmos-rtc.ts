@@ -15,8 +15,9 @@
 // CMOS map: IBM PC/AT Technical Reference (0x0E-0x3F); QEMU hw/i386/pc.c behaviour for 0x5B-0x5D.
 
 import type { PortDevice } from "./port-bus.js";
-import type { IrqLine } from "./irq.js";
-import { nsForTicks, ticksIn, type Clock } from "./clock.js";
+import type { IrqLine } from "../contracts/platform.js";
+import type { Clock } from "../contracts/platform.js";
+import { nsForTicks, ticksIn } from "./clock.js";
 
 export const RTC_PORT = 0x70;
 export const RTC_IRQ = 8;

@@ -11,7 +11,7 @@
 // auxiliary device, 0xD2/0xD3 write output buffer, 0xD4 write to auxiliary device).
 
 import type { PortDevice } from "./port-bus.js";
-import type { IrqLine } from "./irq.js";
+import type { IrqLine } from "../contracts/platform.js";
 import type { ResetKind } from "./reset-control.js";
 
 export const I8042_DATA_PORT = 0x60;

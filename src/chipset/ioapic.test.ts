@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { IoApic, IOAPIC_BASE, IOAPIC_SIZE, type ApicMessage } from "./ioapic.js";
+import type { ApicMessage } from "../contracts/platform.js";
+import { IoApic, IOAPIC_BASE, IOAPIC_SIZE } from "./ioapic.js";
 import { MmioBus, MmioBusError } from "./mmio-bus.js";
 
 function setup() {

@@ -3,13 +3,14 @@
 // version and arbitration registers, and per-pin redirection with edge and level semantics (remote IRR set
 // on delivery of a level interrupt, cleared by the local APIC's EOI broadcast or the EOI register).
 // Must not: implement a local APIC or pick a processor: every interrupt becomes an `ApicMessage` handed to
-// an `ApicMessageSink` (the hypervisor's APIC bus implements it later; tests use a recording sink).
+// an `ApicMessageSink` (src/contracts/platform.ts: the hypervisor's APIC bus; tests use a recording sink).
 // Spec: Intel 82093AA I/O APIC datasheet (290566) 3.0 (register map, IOREGSEL/IOWIN), 3.2.1-3.2.4 (IOAPICID,
 // IOAPICVER, IOAPICARB, IOREDTBL bit fields), "Edge/level" and remote IRR behaviour; Intel ICH9 datasheet
 // 13.5 (I/O APIC registers: EOI register at offset 0x40, version 0x20).
 // Inputs are logical: a pin's level means "asserted". The polarity bit is stored and read back, but the
 // board's wiring (IrqRouter) already delivers asserted/deasserted, so polarity does not invert it.
 
+import type { ApicMessageSink } from "../contracts/platform.js";
 import type { MmioDevice } from "./mmio-bus.js";
 import type { InterruptInputs } from "./irq.js";
 
@@ -25,28 +26,6 @@ export const enum DeliveryMode {
   Nmi = 4,
   Init = 5,
   ExtInt = 7,
-}
-
-/** One interrupt message on the APIC bus (what the I/O APIC sends to local APICs). */
-export interface ApicMessage {
-  /** Destination field (bits 63:56): an APIC ID (physical) or a logical destination set. */
-  destination: number;
-  logicalDestination: boolean;
-  vector: number;
-  deliveryMode: number;
-  levelTriggered: boolean;
-  /** Always true for messages the I/O APIC sends (an assert message). */
-  level: boolean;
-  /** The pin it came from (diagnostics only; APICs do not see it). */
-  pin: number;
-}
-
-/**
- * Where I/O APIC messages go. The local APICs (hypervisor) implement it; for level-triggered vectors they
- * later call `IoApic.eoi(vector)` when the guest writes the local APIC's EOI register (the EOI broadcast).
- */
-export interface ApicMessageSink {
-  deliver(message: ApicMessage): void;
 }
 
 const LO_MASK = 1 << 16;

@@ -5,10 +5,7 @@
 // Spec: PC/AT ISA IRQ assignment; ACPI 6.5 5.2.12.5 (Interrupt Source Override): on this board ISA IRQ n is
 // GSI n except IRQ0 (the PIT), which is GSI 2, the override the MADT declares.
 
-/** A device's interrupt output. `set(true)` asserts it; edges and levels are the receiver's business. */
-export interface IrqLine {
-  set(level: boolean): void;
-}
+import type { IrqLine } from "../contracts/platform.js";
 
 /** Something with numbered interrupt inputs: the PIC pair (IRQ 0-15) or the I/O APIC (GSI 0-23). */
 export interface InterruptInputs {

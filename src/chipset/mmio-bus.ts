@@ -36,7 +36,7 @@ export interface QwordValue {
 }
 
 export class MmioBus {
-  private readonly ranges: Range[] = [];
+  private readonly mapped: Range[] = [];
   private readonly qword: QwordValue = { lo: 0, hi: 0 };
 
   map(base: number, length: number, device: MmioDevice, name: string): void {
@@ -49,16 +49,16 @@ export class MmioBus {
     ) {
       throw new MmioBusError(`${name}: range 0x${base.toString(16)}+0x${length.toString(16)} is invalid`);
     }
-    for (const r of this.ranges) {
+    for (const r of this.mapped) {
       if (base < r.base + r.length && r.base < base + length) {
         throw new MmioBusError(`${name}: range 0x${base.toString(16)} overlaps ${r.name}`);
       }
     }
-    this.ranges.push({ base, length, device, name });
+    this.mapped.push({ base, length, device, name });
   }
 
   private find(gpa: number): Range | undefined {
-    for (const r of this.ranges) if (gpa >= r.base && gpa < r.base + r.length) return r;
+    for (const r of this.mapped) if (gpa >= r.base && gpa < r.base + r.length) return r;
     return undefined;
   }
 
@@ -97,8 +97,13 @@ export class MmioBus {
     r.device.writeMmio(gpa - r.base, size, (lo & allOnes(size)) >>> 0);
   }
 
+  /** Every mapped range, in mapping order (the worker registers them with the partition as intercepts). */
+  ranges(): Array<{ base: number; length: number; name: string }> {
+    return this.mapped.map((r) => ({ base: r.base, length: r.length, name: r.name }));
+  }
+
   describe(): string[] {
-    return this.ranges.map(
+    return this.mapped.map(
       (r) => `0x${r.base.toString(16)}-0x${(r.base + r.length - 1).toString(16)} ${r.name}`,
     );
   }

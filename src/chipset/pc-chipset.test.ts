@@ -2,7 +2,8 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Chipset } from "./pc-chipset.js";
 import { ManualClock } from "./clock.js";
-import { IOAPIC_BASE, type ApicMessage } from "./ioapic.js";
+import type { ApicMessage } from "../contracts/platform.js";
+import { IOAPIC_BASE } from "./ioapic.js";
 import { IrqRouter, IrqRouterError, isaIrqToGsi } from "./irq.js";
 
 function board() {

@@ -12,9 +12,9 @@
 import { PortBus } from "./port-bus.js";
 import { MmioBus } from "./mmio-bus.js";
 import { IrqRouter, isaIrqToGsi } from "./irq.js";
-import type { Clock } from "./clock.js";
-import { PicPair, type InterruptAcknowledge } from "./pic8259.js";
-import { IoApic, IOAPIC_BASE, IOAPIC_SIZE, type ApicMessageSink } from "./ioapic.js";
+import type { ApicMessageSink, Clock, InterruptSource } from "../contracts/platform.js";
+import { PicPair } from "./pic8259.js";
+import { IoApic, IOAPIC_BASE, IOAPIC_SIZE } from "./ioapic.js";
 import { Pit8254, PIT_PORT, PORT_B } from "./pit8254.js";
 import { CmosRtc, RTC_IRQ, RTC_PORT } from "./cmos-rtc.js";
 import { COM1_IRQ, COM1_PORT, COM2_IRQ, COM2_PORT, Uart16550 } from "./uart16550.js";
@@ -80,7 +80,7 @@ export class Chipset {
   readonly portA: SystemControlPortA;
   readonly i8042: I8042;
   /** For processors without a local APIC: the 8259 master's INTR/INTA (the x86 tier's InterruptSource). */
-  readonly interruptSource: InterruptAcknowledge;
+  readonly interruptSource: InterruptSource;
   private lastTickNs = -1;
 
   constructor(options: ChipsetOptions) {

@@ -12,13 +12,8 @@
 // 4.1.12 (ELCR1/ELCR2; IRQ0-2, 8 and 13 are always edge).
 
 import type { PortDevice } from "./port-bus.js";
+import type { InterruptSource } from "../contracts/platform.js";
 import type { InterruptInputs } from "./irq.js";
-
-/** The processor's view (structurally the x86 tier's InterruptSource, which chipset may not import). */
-export interface InterruptAcknowledge {
-  hasInterrupt(): boolean;
-  acknowledge(): number;
-}
 
 const CASCADE_IRQ = 2;
 
@@ -260,7 +255,7 @@ class Pic8259Chip {
 }
 
 /** The master/slave pair as a PC wires it. Ports: offset 0/1 = master 0x20/0x21; slave and ELCR separately. */
-export class PicPair implements InterruptInputs, InterruptAcknowledge {
+export class PicPair implements InterruptInputs, InterruptSource {
   readonly master = new Pic8259Chip("master PIC", 0xf8, true);
   readonly slave = new Pic8259Chip("slave PIC", 0xde, false);
   /** Port devices for 0x20-0x21, 0xA0-0xA1 and 0x4D0-0x4D1. */

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { Pit8254, PIT_HZ } from "./pit8254.js";
 import { ManualClock, nsForTicks, ticksIn } from "./clock.js";
-import type { IrqLine } from "./irq.js";
+import type { IrqLine } from "../contracts/platform.js";
 
 function pit(): { p: Pit8254; clock: ManualClock; edges: () => number; level: () => boolean } {
   const clock = new ManualClock(1_000_000);

@@ -12,8 +12,9 @@
 // current period (Linux reprograms only after a control word, where both behaviours agree).
 
 import type { PortDevice } from "./port-bus.js";
-import type { IrqLine } from "./irq.js";
-import { nsForTicks, ticksIn, type Clock } from "./clock.js";
+import type { IrqLine } from "../contracts/platform.js";
+import type { Clock } from "../contracts/platform.js";
+import { nsForTicks, ticksIn } from "./clock.js";
 
 export const PIT_HZ = 1_193_182;
 export const PIT_PORT = 0x40;

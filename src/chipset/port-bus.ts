@@ -67,6 +67,11 @@ export class PortBus {
     m.device.writePort(port - m.base, size, value & allOnes(size));
   }
 
+  /** Every mapped range, in mapping order (the worker registers them with the partition as intercepts). */
+  ranges(): Array<{ base: number; count: number; name: string }> {
+    return this.mappings.map((m) => ({ base: m.base, count: m.count, name: m.name }));
+  }
+
   /** The device mapped at `port`, for inspection. */
   nameAt(port: number): string | undefined {
     const o = this.owner[port & 0xffff]!;

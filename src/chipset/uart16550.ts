@@ -13,7 +13,7 @@
 // after four character times without FIFO activity). IBM PC: OUT2 enables the IRQ driver.
 
 import type { PortDevice } from "./port-bus.js";
-import type { Clock } from "./clock.js";
+import type { Clock } from "../contracts/platform.js";
 
 export const COM1_PORT = 0x3f8;
 export const COM1_IRQ = 4;

@@ -7,14 +7,14 @@
 // translation block, which -singlestep makes one instruction); Multiboot 0.6.96 3.2 (only EAX is defined
 // at entry on both sides, so other registers are compared once they have agreed).
 
-import { mkdtempSync, readFileSync, rmSync, createReadStream } from "node:fs";
+import { mkdtempSync, rmSync, createReadStream } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createInterface } from "node:readline";
 import { spawn } from "node:child_process";
-import { GuestMemory } from "../memory/guest-memory.js";
-import { Cpu } from "../x86/cpu.js";
-import { Machine, type TraceRecord } from "../worker/machine.js";
+import type { TraceRecord } from "../worker/processor-state.js";
+import { buildVm, VmBuildError, type Vm } from "../worker/build-vm.js";
+import { vmConfig, VmConfigError } from "../worker/vm-config.js";
 import { QEMU, qemuArgs } from "../host/qemu-runner.js";
 import { parseMemorySize } from "./run-command.js";
 import type { Command } from "./command.js";
@@ -183,22 +183,30 @@ async function run(args: string[]): Promise<number> {
     console.error(`viridian diverge: ${(e as Error).message}\n\n${USAGE}`);
     return 2;
   }
-  const image = readFileSync(kernel);
-
   // Our side first: it tells us the entry point and which ranges hold the kernel (QEMU's log filter).
-  const mem = new GuestMemory(memory);
   const ours: State[] = [];
-  const machine = new Machine({
-    memory: mem,
-    processor: new Cpu(mem),
-    serial: () => {},
-    trace: (rec) => {
-      ours.push(fromRecord(rec));
-    },
-    maxInstructions: max,
-  });
-  const loaded = machine.bootMultiboot(image, "");
-  const stop = machine.run();
+  let vm: Vm;
+  try {
+    vm = buildVm(vmConfig({ memoryBytes: memory, boot: { kernel } }), {
+      serial: () => {},
+      trace: (rec) => {
+        ours.push(fromRecord(rec));
+      },
+      maxInstructions: max,
+    });
+  } catch (e) {
+    if (!(e instanceof VmBuildError || e instanceof VmConfigError)) throw e;
+    console.error(`viridian diverge: ${e.message}`);
+    return 2;
+  }
+  if (vm.kind !== "multiboot") {
+    console.error(
+      `viridian diverge: ${kernel} is a Linux kernel; the divergence finder runs Multiboot kernels`,
+    );
+    return 2;
+  }
+  const loaded = vm.loaded;
+  const stop = await vm.machine.run();
   const entry = loaded.entry.eip.toString(16).padStart(16, "0");
 
   const dir = mkdtempSync(join(tmpdir(), "viridian-diverge-"));

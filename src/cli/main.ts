@@ -34,7 +34,23 @@ async function usage(): Promise<string> {
   return lines.join("\n");
 }
 
+/** EX_IOERR (sysexits.h): the command's output could not be written. */
+const STATUS_OUTPUT_FAILED = 74;
+
+/**
+ * A reader that closed our stdout or stderr (`viridian ... | head`) must never crash the process with an
+ * unhandled 'error' event: the output is lost and, for stdout, the exit status says so. (`viridian run`
+ * writes the guest's output itself and stops the VM when it fails; see src/host/fd-output.ts.)
+ */
+function guardStandardStreams(): void {
+  process.stdout.on("error", () => {
+    if (!process.exitCode) process.exitCode = STATUS_OUTPUT_FAILED;
+  });
+  process.stderr.on("error", () => undefined);
+}
+
 export async function main(argv: string[]): Promise<number> {
+  guardStandardStreams();
   const [name, ...rest] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") {
     console.log(await usage());

@@ -1,31 +1,34 @@
-// Owns: `viridian run`: parses its options and picks the machine by the kernel's content: a bzImage (and no
-// --kernel at all: the bundled Linux guest) boots on the PC machine (src/cli/run-linux.ts); a Multiboot
-// image boots on the minimal machine, copying COM1 to stdout (and optionally a log file) and turning the
-// guest's isa-debug-exit write into the process exit status, matching `qemu-system-x86_64 -nographic
-// -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=4 -kernel FILE` so test kernels run under both.
-// Must not: implement machine behaviour (src/worker) or parse images (src/firmware).
+// Owns: `viridian run`: parses its options into a VmConfig, has the worker build the VM (`buildVm`, which
+// tells a bzImage from a Multiboot kernel by content), and runs it: Linux (and no --kernel at all: the
+// bundled guest) with the terminal on COM1 (src/cli/run-linux.ts); a Multiboot kernel copying COM1 to
+// stdout (and optionally a log file) and turning the guest's isa-debug-exit write into the process exit
+// status, matching `qemu-system-x86_64 -nographic -no-reboot -device isa-debug-exit,iobase=0xf4,iosize=4
+// -kernel FILE` so test kernels run under both.
+// Must not: build processors or machines (src/worker/build-vm.ts does), implement machine behaviour
+// (src/worker) or parse images (src/firmware).
 // Spec: QEMU's isa-debug-exit status convention ((value << 1) | 1); Multiboot 0.6.96; Linux boot.rst.
 
-import { readFileSync, writeFileSync, appendFileSync } from "node:fs";
-import { fileURLToPath } from "node:url";
-import { GuestMemory, MAX_GUEST_MEMORY } from "../memory/guest-memory.js";
-import { Cpu } from "../x86/cpu.js";
-import { Machine } from "../worker/machine.js";
 import { qemuExitStatus } from "../chipset/debug-exit.js";
-import { MultibootError } from "../firmware/multiboot.js";
+import { buildVm, DEFAULT_LINUX_CMDLINE, VmBuildError, type Vm } from "../worker/build-vm.js";
+import type { PcMachine } from "../worker/pc-machine.js";
+import {
+  MAX_MEMORY_BYTES,
+  MIN_MEMORY_BYTES,
+  vmConfig,
+  VmConfigError,
+  type VmConfig,
+} from "../worker/vm-config.js";
 import type { Command } from "./command.js";
-import { isBzImage, jitThresholdFromEnv, runLinux, STATUS_GUEST_FAILED } from "./run-linux.js";
+import { jitThresholdFromEnv, runLinux, STATUS_GUEST_FAILED } from "./run-linux.js";
+import { SerialOutput, TraceOutput } from "./serial-output.js";
 
-const BUNDLED_KERNEL = new URL("../../../guest/bzImage", import.meta.url);
-const BUNDLED_INITRD = new URL("../../../guest/initramfs.cpio.gz", import.meta.url);
-/** The bundled guest's console is COM1; everything else is the kernel's default. */
-export const DEFAULT_LINUX_CMDLINE = "console=ttyS0";
-const DEFAULT_LINUX_MEMORY = 256 * 1024 * 1024;
-const DEFAULT_MULTIBOOT_MEMORY = 128 * 1024 * 1024;
+const DEFAULT_MEMORY = 256 * 1024 * 1024;
 /** Exit status when the guest stops without writing isa-debug-exit (halt, triple fault, limit). */
 export const STATUS_GUEST_STOPPED = 3;
 export const STATUS_LINUX_FAILED = STATUS_GUEST_FAILED;
 const STATUS_USAGE = 2;
+/** The host output (stdout, the serial log, the trace on stderr) failed: EX_IOERR of sysexits.h. */
+export const STATUS_OUTPUT_FAILED = 74;
 
 const USAGE = `usage: viridian run [--kernel FILE] [--initrd FILE] [--cmdline S] [--memory SIZE] [--cpus N]
                     [--serial-log FILE] [--rtc-offset SECONDS] [--pace-mips N] [--trace]
@@ -37,19 +40,22 @@ guest powers off; ${STATUS_LINUX_FAILED} with the machine state on stderr when i
 SIGTERM (after "viridian: stopped by SIGTERM" and the machine state on stderr).
   --kernel FILE        a bzImage (Linux boot protocol) or a Multiboot v1 kernel (told apart by content);
                        for Multiboot the exit status is QEMU's isa-debug-exit status ((value << 1) | 1)
-  --initrd FILE        initial ramdisk for a bzImage (default: the bundled initramfs with the bundled kernel)
-  --cmdline S          kernel command line (Linux default: "${DEFAULT_LINUX_CMDLINE}")
-  --memory SIZE        guest RAM in MiB or with a K, M or G suffix, up to 64G (default 256M; Multiboot 128M)
-  --cpus N             virtual processors (accepted; SMP is not supported yet, so 1 is used)
+  --initrd FILE        initial ramdisk for a bzImage (default: the bundled initramfs with the bundled kernel);
+                       for Multiboot, its modules as QEMU's -initrd takes them: "path args,path"
+  --cmdline S          kernel command line (Linux default: "${DEFAULT_LINUX_CMDLINE}"; a Multiboot kernel
+                       gets its own path, a space and S, as GRUB and QEMU pass it)
+  --memory SIZE        guest RAM in MiB or with a K, M or G suffix up to 64G (default 256M)
+  --cpus N             processors in the ACPI tables (SMP is not supported yet, so 1 runs)
   --serial-log FILE    also write COM1 output to FILE
   --rtc-offset SECONDS shift the guest's calendar clock (signed; default 0 = the host's time)
   --pace-mips N        on a slow or loaded host: let guest time advance at most 1/N us per instruction
                        while it computes (made up when it idles), so guest lockup detectors stay quiet;
                        default: guest time is host time
   --trace              print every instruction (RIP and registers) to stderr; slow
-  --max-instructions N stop after N instructions
+  --max-instructions N stop after N instructions (faults and every REP iteration count)
   --state              print the processor state to stderr when the guest stops
-A Multiboot guest that stops without debug-exit (HLT, triple fault) ends with status ${STATUS_GUEST_STOPPED} and its state on stderr.`;
+A Multiboot guest that stops without debug-exit (HLT, triple fault, reset, the instruction limit) ends with
+status ${STATUS_GUEST_STOPPED} and its state on stderr.`;
 
 export class UsageError extends Error {
   override name = "UsageError";
@@ -63,9 +69,9 @@ export function parseMemorySize(text: string): number {
     m[2]!.toUpperCase() as "" | "K" | "M" | "G"
   ];
   const bytes = Number(m[1]) * unit;
-  if (bytes < 2 * 1024 * 1024 || bytes > MAX_GUEST_MEMORY || bytes % 4096 !== 0) {
+  if (bytes < MIN_MEMORY_BYTES || bytes > MAX_MEMORY_BYTES || bytes % 4096 !== 0) {
     throw new UsageError(
-      `memory size ${text} must be a multiple of 4 KiB between 2M and ${MAX_GUEST_MEMORY / 1024 ** 3}G ` +
+      `memory size ${text} must be a multiple of 4 KiB between 2M and ${MAX_MEMORY_BYTES / 1024 ** 3}G ` +
         `(the largest guest RAM)`,
     );
   }
@@ -154,6 +160,17 @@ export function parseRunArgs(args: string[]): RunOptions {
   return o;
 }
 
+/** The VM the options describe (plain data; `buildVm` checks and builds it). */
+export function runConfig(o: RunOptions): VmConfig {
+  return vmConfig({
+    memoryBytes: o.memory ?? DEFAULT_MEMORY,
+    processors: o.cpus ?? 1,
+    boot: { kernel: o.kernel ?? null, initrd: o.initrd ?? null, cmdline: o.cmdline ?? null },
+    time: { paceMips: o.paceMips ?? null },
+    rtcOffsetSeconds: o.rtcOffset ?? 0,
+  });
+}
+
 async function run(args: string[]): Promise<number> {
   if (args.includes("--help") || args.includes("-h")) {
     console.log(USAGE);
@@ -169,91 +186,67 @@ async function run(args: string[]): Promise<number> {
     }
     throw e;
   }
-  const path = opts.kernel ?? fileURLToPath(BUNDLED_KERNEL);
-  let image: Uint8Array;
-  try {
-    image = readFileSync(path);
-  } catch (e) {
-    console.error(`viridian run: cannot read kernel ${path}: ${(e as Error).message}`);
-    return STATUS_USAGE;
-  }
-  if (isBzImage(image)) {
-    const initrdPath = opts.initrd ?? (opts.kernel === undefined ? fileURLToPath(BUNDLED_INITRD) : undefined);
-    let initrd: Uint8Array | undefined;
-    if (initrdPath !== undefined) {
-      try {
-        initrd = readFileSync(initrdPath);
-      } catch (e) {
-        console.error(`viridian run: cannot read initrd ${initrdPath}: ${(e as Error).message}`);
-        return STATUS_USAGE;
-      }
-    }
-    return runLinux({
-      kernel: image,
-      kernelPath: path,
-      ...(initrd ? { initrd } : {}),
-      cmdline: opts.cmdline ?? DEFAULT_LINUX_CMDLINE,
-      memory: opts.memory ?? DEFAULT_LINUX_MEMORY,
-      cpus: opts.cpus ?? 1,
-      rtcOffset: opts.rtcOffset ?? 0,
-      ...(opts.paceMips !== undefined ? { paceMips: opts.paceMips } : {}),
-      ...(opts.serialLog !== undefined ? { serialLog: opts.serialLog } : {}),
-      trace: opts.trace,
-      ...(opts.maxInstructions !== undefined ? { maxInstructions: opts.maxInstructions } : {}),
-      state: opts.state,
-    });
-  }
-  if (opts.initrd !== undefined) {
-    console.error(`viridian run: --initrd needs a bzImage kernel; ${path} is not one`);
-    return STATUS_USAGE;
-  }
-  if (opts.serialLog) writeFileSync(opts.serialLog, "");
-  const out = new Uint8Array(4096);
-  let used = 0;
-  const flush = (): void => {
-    if (used === 0) return;
-    const chunk = out.slice(0, used);
-    process.stdout.write(chunk);
-    if (opts.serialLog) appendFileSync(opts.serialLog, chunk);
-    used = 0;
+  // A host output that fails (a reader that closed its pipe, a full disk) stops the VM; the run then ends
+  // with STATUS_OUTPUT_FAILED and a message on stderr (when stderr still works).
+  let outputFailure: string | null = null;
+  let vm: Vm | null = null;
+  const onOutputFailed = (why: string): void => {
+    outputFailure ??= why;
+    vm?.machine.requestStop(`the host output failed: ${why}`);
   };
-  let memory: GuestMemory;
+  let out: SerialOutput;
   try {
-    memory = new GuestMemory(opts.memory ?? DEFAULT_MULTIBOOT_MEMORY);
+    out = new SerialOutput(opts.serialLog, onOutputFailed);
   } catch (e) {
-    // A SharedArrayBuffer the host cannot provide is a usage problem, not a crash.
-    console.error(
-      `viridian run: cannot allocate ${opts.memory ?? DEFAULT_MULTIBOOT_MEMORY} bytes of guest RAM: ${(e as Error).message}`,
-    );
+    console.error(`viridian run: cannot open the serial log ${opts.serialLog}: ${(e as Error).message}`);
     return STATUS_USAGE;
   }
-  const machine = new Machine({
-    memory,
-    // VIRIDIAN_JIT_THRESHOLD (tests, experiments): block translation threshold, -1 for the interpreter only.
-    processor: new Cpu(memory, { jitThreshold: jitThresholdFromEnv() }),
-    serial: (byte) => {
-      out[used++] = byte;
-      if (byte === 0x0a || used === out.length) flush();
-    },
-    trace: opts.trace ? (_record, line) => process.stderr.write(line + "\n") : undefined,
-    maxInstructions: opts.maxInstructions,
-  });
+  const trace = opts.trace ? new TraceOutput(onOutputFailed) : null;
   try {
-    machine.bootMultiboot(image, opts.cmdline ?? "");
+    vm = buildVm(runConfig(opts), {
+      serial: (byte) => out.push(byte),
+      trace: trace === null ? undefined : (_record, line) => trace.line(line),
+      maxInstructions: opts.maxInstructions,
+      // VIRIDIAN_JIT_THRESHOLD (tests, experiments): block translation threshold, -1 for the interpreter only.
+      jitThreshold: jitThresholdFromEnv(),
+    });
   } catch (e) {
-    if (e instanceof MultibootError) {
-      console.error(`viridian run: ${path}: ${e.message}`);
+    out.close();
+    if (e instanceof VmBuildError || e instanceof VmConfigError) {
+      console.error(`viridian run: ${e.message}`);
       return STATUS_USAGE;
     }
     throw e;
   }
-  const stop = machine.run();
-  flush();
-  if (opts.state || stop.kind !== "debug-exit") {
-    console.error(`viridian run: ${stop.message} after ${stop.retired} instructions\n${machine.inspect()}`);
+  if (vm.config.processors > 1) {
+    // The MADT lists every processor; the partition runs the boot processor only until SMP exists.
+    console.error(
+      `viridian run: SMP is not supported yet; running with 1 CPU (asked for ${vm.config.processors})`,
+    );
+  }
+  const status =
+    vm.kind === "linux"
+      ? await runLinux(vm.machine, out, { state: opts.state })
+      : await runMultiboot(vm.machine, out, opts.state);
+  trace?.flush();
+  if (outputFailure !== null) {
+    // console.error ignores a broken stderr: the status says it all then.
+    console.error(`viridian run: stopped: the host output failed: ${outputFailure}`);
+    return STATUS_OUTPUT_FAILED;
+  }
+  return status;
+}
+
+/** Runs a Multiboot kernel to its isa-debug-exit write: QEMU's exit status convention, state on failure. */
+async function runMultiboot(machine: PcMachine, out: SerialOutput, state: boolean): Promise<number> {
+  const stop = await machine.run();
+  out.flush();
+  out.close();
+  if (state || stop.kind !== "debug-exit") {
+    console.error(`viridian run: ${stop.message} (${stop.retired} instructions)\n${machine.inspect()}`);
   }
   if (stop.kind !== "debug-exit") return STATUS_GUEST_STOPPED;
-  return qemuExitStatus(stop.exitValue);
+  return qemuExitStatus(stop.exitValue ?? 0);
 }
 
 export const command: Command = {

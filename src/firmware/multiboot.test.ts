@@ -217,3 +217,80 @@ test("the Multiboot entry state converts to the loader-neutral EntryState", () =
   assert.deepEqual(e.ss, r.entry.data);
   assert.equal(e.efer, 0);
 });
+
+test("modules are loaded page-aligned after the kernel, in order, with their strings; reserved ranges show in the mmap", () => {
+  const mem = new GuestMemory(16 * MiB);
+  const r = loadMultiboot(mem, elfImage({ bss: 0x2345 }), {
+    cmdline: "k.elf x",
+    modules: [
+      { data: Uint8Array.from([1, 2, 3]), string: "one a b" },
+      { data: new Uint8Array(0x1001).fill(7), string: "two" },
+      { data: new Uint8Array(0), string: "empty" },
+    ],
+    reserved: [{ base: 0x80000, length: 0x10000, type: 3 }],
+  });
+  const info = r.infoAddress;
+  assert.equal(r32(mem, info) & 8, 8, "flag 3: modules");
+  assert.equal(r32(mem, info + 20), 3, "mods_count");
+  const mods = r32(mem, info + 24);
+  const kernelEnd = Math.max(...r.loaded.map((l) => l.base + l.length));
+  const str = (gpa: number): string => {
+    const b = new Uint8Array(32);
+    mem.read(gpa, b);
+    return new TextDecoder().decode(b.subarray(0, b.indexOf(0)));
+  };
+  let prevEnd = kernelEnd;
+  for (const [i, [len, s]] of (
+    [
+      [3, "one a b"],
+      [0x1001, "two"],
+      [0, "empty"],
+    ] as const
+  ).entries()) {
+    const start = r32(mem, mods + 16 * i);
+    assert.equal(start % 4096, 0, `module ${i} is page-aligned`);
+    assert.ok(start >= prevEnd, `module ${i} lies after the kernel and the previous module`);
+    assert.equal(r32(mem, mods + 16 * i + 4) - start, len);
+    assert.equal(str(r32(mem, mods + 16 * i + 8)), s);
+    prevEnd = start + Math.max(1, len);
+  }
+  assert.equal(mem.bytes[r32(mem, mods + 16)], 7);
+  assert.deepEqual(
+    r.modules.map((m) => m.string),
+    ["one a b", "two", "empty"],
+  );
+  // The memory map: the reserved range is type 3, and no available entry overlaps it.
+  const n = r32(mem, info + 44) / 24;
+  const map = Array.from({ length: n }, (_, i) => {
+    const o = r32(mem, info + 48) + 24 * i;
+    return { base: r32(mem, o + 4), length: r32(mem, o + 12), type: r32(mem, o + 20) };
+  });
+  assert.ok(map.some((e) => e.base === 0x80000 && e.length === 0x10000 && e.type === 3));
+  for (const e of map.filter((x) => x.type === 1))
+    assert.ok(
+      e.base + e.length <= 0x80000 || e.base >= 0x90000,
+      `available ${e.base.toString(16)} overlaps ACPI`,
+    );
+});
+
+test("hostile module lists and reserved ranges are refused with a MultibootError", () => {
+  const mem = new GuestMemory(4 * MiB);
+  const one = { data: new Uint8Array(1), string: "m" };
+  assert.throws(() => loadMultiboot(mem, elfImage(), { modules: new Array(65).fill(one) }), MultibootError);
+  assert.throws(
+    () => loadMultiboot(mem, elfImage(), { modules: [{ data: new Uint8Array(4 * MiB), string: "big" }] }),
+    /module 0 .* outside guest RAM/,
+  );
+  assert.throws(
+    () =>
+      loadMultiboot(mem, elfImage(), { modules: [{ data: new Uint8Array(1), string: "x".repeat(5000) }] }),
+    /string is longer/,
+  );
+  assert.throws(
+    () =>
+      loadMultiboot(mem, elfImage({ base: 0x80000 }), {
+        reserved: [{ base: 0x80000, length: 0x10000, type: 3 }],
+      }),
+    /overlaps reserved memory/,
+  );
+});

@@ -1,6 +1,7 @@
 // Owns: loading a Multiboot v1 kernel image into guest RAM (ELF32 program headers, or the a.out-kludge
-// address fields), building the Multiboot information structure (memory sizes, memory map, command line,
-// boot loader name) and describing the machine state the kernel must be entered with.
+// address fields) and its modules (page-aligned after the kernel, each with its string), building the
+// Multiboot information structure (memory sizes, memory map with the caller's reserved ranges, command line,
+// modules, boot loader name) and describing the machine state the kernel must be entered with.
 // Must not: touch a processor (the firmware tier does not import x86; the worker applies the entry state),
 // or trust anything in the file: every offset, size and address is checked before use, and a bad image
 // gives a MultibootError, never an out-of-bounds access or a large allocation.
@@ -42,6 +43,10 @@ const LEGACY_HOLE_START = 0xa_0000;
 const DEFAULT_INFO_ADDRESS = 0x8000;
 const MAX_CMDLINE_BYTES = 4096;
 const MAX_PROGRAM_HEADERS = 256;
+const MODULE_ENTRY_SIZE = 16;
+/** Most modules one boot takes (each costs an entry and a string in the information structure). */
+export const MAX_MODULES = 64;
+const PAGE = 4096;
 
 export class MultibootError extends Error {
   override name = "MultibootError";
@@ -74,14 +79,34 @@ export interface MultibootLoadResult {
   entry: MultibootEntryState;
   /** Guest-physical ranges written from the image (including zeroed bss). */
   loaded: Array<{ base: number; length: number }>;
+  /** Where each module went (page-aligned, in the order given). */
+  modules: Array<{ base: number; length: number; string: string }>;
   infoAddress: number;
   headerFlags: number;
+}
+
+/** A boot module: its contents and its string (by convention its path and arguments). */
+export interface MultibootModule {
+  data: Uint8Array;
+  string: string;
+}
+
+/** A range the memory map must show as not available (e.g. ACPI tables: type 3). */
+export interface ReservedRange {
+  base: number;
+  length: number;
+  type: number;
 }
 
 export interface MultibootOptions {
   cmdline?: string;
   bootLoaderName?: string;
+  modules?: readonly MultibootModule[];
+  /** Ranges of RAM the memory map marks with their type instead of available; nothing may be loaded there. */
+  reserved?: readonly ReservedRange[];
 }
+
+export const MMAP_ACPI_RECLAIMABLE = 3;
 
 interface Header {
   offset: number;
@@ -259,6 +284,16 @@ export function loadMultiboot(
 ): MultibootLoadResult {
   const header = findMultibootHeader(file);
   const image = header.flags & FLAG_AOUT_KLUDGE ? loadAout(memory, file, header) : loadElf(memory, file);
+  const reserved = options.reserved ?? [];
+  for (const r of image.loaded) {
+    const clash = reserved.find((x) => r.base < x.base + x.length && x.base < r.base + r.length);
+    if (clash !== undefined) {
+      throw new MultibootError(
+        `the image at 0x${r.base.toString(16)}+0x${r.length.toString(16)} overlaps reserved memory at ` +
+          `0x${clash.base.toString(16)}+0x${clash.length.toString(16)}`,
+      );
+    }
+  }
 
   const encoder = new TextEncoder();
   const cmdline = encoder.encode(options.cmdline ?? "");
@@ -266,25 +301,37 @@ export function loadMultiboot(
     throw new MultibootError(`command line is ${cmdline.length} bytes (limit ${MAX_CMDLINE_BYTES - 1})`);
   }
   const loaderName = encoder.encode(options.bootLoaderName ?? "viridian");
-  const mmap = memoryMap(memory);
-  const infoSize =
-    INFO_STRUCT_SIZE + mmap.length * MMAP_ENTRY_SIZE + cmdline.length + 1 + loaderName.length + 1;
+  const modules = placeModules(memory, image.loaded, options.modules ?? [], reserved);
+  const moduleStrings = modules.map((m) => encoder.encode(m.string));
+  const mmap = withReserved(memoryMap(memory), reserved);
+  let infoSize =
+    INFO_STRUCT_SIZE +
+    mmap.length * MMAP_ENTRY_SIZE +
+    modules.length * MODULE_ENTRY_SIZE +
+    cmdline.length +
+    1 +
+    loaderName.length +
+    1;
+  for (const m of moduleStrings) infoSize += m.length + 1;
+  const used = [...image.loaded, ...modules, ...reserved];
   let infoAddress = DEFAULT_INFO_ADDRESS;
   if (
-    overlaps(image.loaded, infoAddress, infoSize) ||
+    overlaps(used, infoAddress, infoSize) ||
     !memory.isRam(infoAddress, infoSize) ||
     infoAddress + infoSize > LEGACY_HOLE_START
   ) {
-    const end = Math.max(...image.loaded.map((r) => r.base + r.length));
-    infoAddress = Math.ceil(end / 4096) * 4096;
+    const end = Math.max(...[...image.loaded, ...modules].map((r) => r.base + r.length));
+    infoAddress = Math.ceil(end / PAGE) * PAGE;
   }
   checkTarget(memory, infoAddress, infoSize, "Multiboot information");
 
   const info = new Uint8Array(infoSize);
   const view = new DataView(info.buffer);
   const mmapAddr = infoAddress + INFO_STRUCT_SIZE;
-  const cmdlineAddr = mmapAddr + mmap.length * MMAP_ENTRY_SIZE;
+  const modsAddr = mmapAddr + mmap.length * MMAP_ENTRY_SIZE;
+  const cmdlineAddr = modsAddr + modules.length * MODULE_ENTRY_SIZE;
   const nameAddr = cmdlineAddr + cmdline.length + 1;
+  let stringAddr = nameAddr + loaderName.length + 1;
   const low = memory.ramRanges()[0]!;
   const memLowerKiB = Math.floor(Math.min(low.length, LEGACY_HOLE_START) / 1024);
   const memUpperKiB = low.length > ONE_MIB ? Math.floor((low.length - ONE_MIB) / 1024) : 0;
@@ -292,8 +339,8 @@ export function loadMultiboot(
   view.setUint32(4, memLowerKiB, true);
   view.setUint32(8, memUpperKiB, true);
   view.setUint32(16, cmdlineAddr, true);
-  view.setUint32(20, 0, true); // mods_count
-  view.setUint32(24, mmapAddr, true); // mods_addr: no modules, any address is valid
+  view.setUint32(20, modules.length, true); // mods_count
+  view.setUint32(24, modsAddr, true); // mods_addr (any address is valid when there are none)
   view.setUint32(44, mmap.length * MMAP_ENTRY_SIZE, true);
   view.setUint32(48, mmapAddr, true);
   view.setUint32(64, nameAddr, true);
@@ -305,6 +352,15 @@ export function loadMultiboot(
     view.setUint32(o + 12, e.length % FOUR_GIB, true);
     view.setUint32(o + 16, Math.floor(e.length / FOUR_GIB), true);
     view.setUint32(o + 20, e.type, true);
+  });
+  modules.forEach((m, i) => {
+    const o = modsAddr - infoAddress + i * MODULE_ENTRY_SIZE;
+    view.setUint32(o, m.base, true); // mod_start
+    view.setUint32(o + 4, m.base + m.length, true); // mod_end (exclusive)
+    view.setUint32(o + 8, stringAddr, true);
+    view.setUint32(o + 12, 0, true);
+    info.set(moduleStrings[i]!, stringAddr - infoAddress);
+    stringAddr += moduleStrings[i]!.length + 1;
   });
   info.set(cmdline, cmdlineAddr - infoAddress);
   info.set(loaderName, nameAddr - infoAddress);
@@ -329,6 +385,7 @@ export function loadMultiboot(
       data: flat(0x10, 0xc093),
     },
     loaded: image.loaded,
+    modules,
     infoAddress,
     headerFlags: header.flags,
   };
@@ -375,4 +432,57 @@ export function multibootEntryState(e: MultibootEntryState): EntryState {
     gdtr: { base: 0, limit: 0 },
     idtr: { base: 0, limit: 0 },
   };
+}
+
+/**
+ * Places each module page-aligned after the kernel (and after the previous module), as GRUB and QEMU do,
+ * skipping reserved ranges; every module must fit in RAM below 4 GiB.
+ */
+function placeModules(
+  memory: GuestMemory,
+  loaded: MultibootLoadResult["loaded"],
+  list: readonly MultibootModule[],
+  reserved: readonly ReservedRange[],
+): MultibootLoadResult["modules"] {
+  if (list.length > MAX_MODULES) throw new MultibootError(`${list.length} modules (limit ${MAX_MODULES})`);
+  const out: MultibootLoadResult["modules"] = [];
+  let next = Math.ceil(Math.max(...loaded.map((r) => r.base + r.length)) / PAGE) * PAGE;
+  for (const [i, m] of list.entries()) {
+    if (new TextEncoder().encode(m.string).length >= MAX_CMDLINE_BYTES)
+      throw new MultibootError(`module ${i}'s string is longer than ${MAX_CMDLINE_BYTES - 1} bytes`);
+    for (const r of reserved)
+      if (next < r.base + r.length && r.base < next + m.data.length)
+        next = Math.ceil((r.base + r.length) / PAGE) * PAGE;
+    checkTarget(memory, next, Math.max(1, m.data.length), `module ${i} (${m.data.length} bytes)`);
+    const off = memory.offsetOf(next);
+    memory.bytes.set(m.data, off);
+    memory.noteWrite(off, m.data.length);
+    out.push({ base: next, length: m.data.length, string: m.string });
+    next = Math.ceil((next + Math.max(1, m.data.length)) / PAGE) * PAGE;
+  }
+  return out;
+}
+
+/** The memory map with each reserved range cut out of the available RAM and listed with its own type. */
+function withReserved(
+  map: Array<{ base: number; length: number; type: number }>,
+  reserved: readonly ReservedRange[],
+): Array<{ base: number; length: number; type: number }> {
+  let out = map;
+  for (const r of reserved) {
+    const next: typeof out = [];
+    for (const e of out) {
+      const end = e.base + e.length;
+      if (e.type !== MMAP_AVAILABLE || r.base >= end || r.base + r.length <= e.base) {
+        next.push(e);
+        continue;
+      }
+      if (r.base > e.base) next.push({ base: e.base, length: r.base - e.base, type: e.type });
+      if (r.base + r.length < end)
+        next.push({ base: r.base + r.length, length: end - r.base - r.length, type: e.type });
+    }
+    next.push({ base: r.base, length: r.length, type: r.type });
+    out = next.sort((a, b) => a.base - b.base);
+  }
+  return out;
 }

@@ -29,9 +29,15 @@ export interface QemuOptions {
   /** Write a per-instruction register log here (slow: single-steps TCG). */
   logFile?: string;
   memory?: string;
+  /** The kernel's arguments (-append) and, for Multiboot, its modules (-initrd "path args,path"). */
+  append?: string;
+  initrd?: string;
 }
 
-export function qemuArgs(kernel: string, options: Pick<QemuOptions, "logFile" | "memory">): string[] {
+export function qemuArgs(
+  kernel: string,
+  options: Pick<QemuOptions, "logFile" | "memory" | "append" | "initrd">,
+): string[] {
   const args = [
     "-accel",
     "tcg",
@@ -41,6 +47,8 @@ export function qemuArgs(kernel: string, options: Pick<QemuOptions, "logFile" | 
     "isa-debug-exit,iobase=0xf4,iosize=4",
   ];
   args.push("-m", options.memory ?? "128M", "-kernel", kernel);
+  if (options.append !== undefined) args.push("-append", options.append);
+  if (options.initrd !== undefined) args.push("-initrd", options.initrd);
   if (options.logFile) args.push("-d", "cpu,exec,nochain", "-singlestep", "-D", options.logFile);
   return args;
 }

@@ -1,10 +1,10 @@
 // Owns: the local APIC of one virtual processor (xAPIC MMIO page and x2APIC MSR interfaces, IA32_APIC_BASE,
 // IA32_TSC_DEADLINE, the LVT, the APIC timer in one-shot/periodic/TSC-deadline mode, interrupt acceptance,
 // priorities, EOI) and the `ApicBus` that connects every VP's APIC (I/O APIC messages and IPIs).
-// Must not: import the chipset (its I/O APIC sink and the 8259 are met structurally), run a clock or a loop
+// Must not: import the chipset (the I/O APIC, the 8259 and the clock meet it through src/contracts), run a clock or a loop
 // (the run loop asks `nextDeadlineNs()` and calls `tick(nowNs)`, as with chipset devices), inject events
 // into the processor itself (it is the processor's `InterruptSource`; NMIs and INIT/SIPI go to callbacks),
-// or throw on guest input (#GP cases are returned as `ApicMsrResult` for the caller to inject).
+// or throw on guest input (#GP cases are returned as `MsrResult` for the caller to inject).
 // Spec: Intel SDM Vol. 3A ch. 11: 11.4.1 (register access), 11.4.4 (IA32_APIC_BASE), 11.4.6 (ID), 11.4.7
 // (enable/disable, INIT and power-up state), 11.4.8 (version), 11.5.1 (LVT), 11.5.3 (ESR), 11.5.4 (timer,
 // 11.5.4.1 TSC-deadline), 11.6 (ICR, destinations, lowest priority, shorthands), 11.8 (IRR/ISR/TMR,
@@ -22,7 +22,8 @@
 //   offset (zero past its low dword); writes other than aligned 32-bit ones are ignored.
 // - Lowest-priority delivery picks the matching APIC with the lowest PPR class (the first attached on ties).
 
-import type { InterruptSource } from "../x86/processor.js";
+import type { ApicMessage, ApicMessageSink, Clock, InterruptSource } from "../contracts/platform.js";
+import type { MsrResult } from "./msr-result.js";
 
 export const APIC_DEFAULT_BASE = 0xfee00000;
 export const APIC_PAGE_SIZE = 0x1000;
@@ -81,33 +82,10 @@ const enum Lvt {
 /** Bits software can write per LVT (vector, delivery mode, polarity, trigger, mask, timer mode). */
 const LVT_WRITABLE = [0x107ff, 0x700ff, 0x107ff, 0x107ff, 0x1a7ff, 0x1a7ff, 0x100ff] as const;
 
-/** An 8259-style source of ExtINT vectors (structurally the chipset's PIC pair). */
-export interface ExtIntSource {
-  hasInterrupt(): boolean;
-  acknowledge(): number;
-}
-
 /** The processor's CR8 storage (structurally `Cpu`, whose `cr8` field MOV CR8 reads and writes). */
 export interface Cr8Storage {
   cr8: number;
 }
-
-/** Time source: structurally the chipset's `Clock`. */
-export interface ApicClock {
-  nowNs(): number;
-}
-
-/** One interrupt message (structurally the chipset's `ApicMessage`). */
-export interface ApicBusMessage {
-  destination: number;
-  logicalDestination: boolean;
-  vector: number;
-  deliveryMode: number;
-  levelTriggered: boolean;
-  level: boolean;
-}
-
-export type ApicMsrResult = { ok: true; lo: number; hi: number } | { ok: false; reason: string };
 
 export interface LocalApicOptions {
   /** Initial APIC ID (CPUID.1:EBX[31:24] and the x2APIC ID); default 0. */
@@ -116,7 +94,7 @@ export interface LocalApicOptions {
   vpIndex?: number;
   /** Bootstrap processor (IA32_APIC_BASE bit 8); default true for APIC ID 0. */
   bsp?: boolean;
-  clock: ApicClock;
+  clock: Clock;
   /** APIC timer input frequency (before the divide configuration); default 200 MHz as Hyper-V. */
   timerHz?: number;
   /** Guest TSC now, and its frequency: converts IA32_TSC_DEADLINE values to time. */
@@ -125,7 +103,7 @@ export interface LocalApicOptions {
   /** The processor's CR8; without it TPR is held here alone. */
   cr8?: Cr8Storage;
   /** The 8259 PIC, reached through LINT0 in ExtINT mode and while the APIC is globally disabled. */
-  extInt?: ExtIntSource;
+  extInt?: InterruptSource;
   /** EOI of a level-triggered vector (the worker connects it to `chipset.apicEoi`). */
   onEoi?: (vector: number) => void;
   /** An NMI for this processor (LINT1 in NMI mode, NMI IPIs and messages). */
@@ -167,12 +145,12 @@ export class LocalApic implements InterruptSource {
   readonly initialId: number;
   readonly vpIndex: number;
   readonly bus: ApicBus;
-  private readonly clock: ApicClock;
+  private readonly clock: Clock;
   private readonly timerHz: number;
   private readonly readTsc: (() => number) | null;
   private readonly tscHz: number;
   private readonly cr8Hook: Cr8Storage | null;
-  private readonly extInt: ExtIntSource | null;
+  private readonly extInt: InterruptSource | null;
   private readonly onEoi: (vector: number) => void;
   private readonly raiseNmi: () => void;
   private readonly hasCmci: boolean;
@@ -823,7 +801,7 @@ export class LocalApic implements InterruptSource {
     );
   }
 
-  readMsr(msr: number): ApicMsrResult {
+  readMsr(msr: number): MsrResult {
     if (msr === MSR_IA32_APIC_BASE) return { ok: true, lo: this.baseLo >>> 0, hi: this.baseHi >>> 0 };
     if (msr === MSR_IA32_TSC_DEADLINE) {
       const t = this.timerMode === TIMER_TSC_DEADLINE ? this.tscDeadline : 0;
@@ -839,7 +817,7 @@ export class LocalApic implements InterruptSource {
     return { ok: true, lo: value >>> 0, hi: 0 };
   }
 
-  writeMsr(msr: number, lo: number, hi: number): ApicMsrResult {
+  writeMsr(msr: number, lo: number, hi: number): MsrResult {
     if (msr === MSR_IA32_APIC_BASE) return this.writeBase(lo >>> 0, hi >>> 0);
     if (msr === MSR_IA32_TSC_DEADLINE) {
       this.writeTscDeadline(lo, hi);
@@ -881,7 +859,7 @@ export class LocalApic implements InterruptSource {
   }
 
   /** IA32_APIC_BASE write with the transitions of SDM 11.12.5 (figure 11-27). */
-  private writeBase(lo: number, hi: number): ApicMsrResult {
+  private writeBase(lo: number, hi: number): MsrResult {
     if (lo & 0x2ff || hi & ~this.baseMask) return { ok: false, reason: "reserved bits in IA32_APIC_BASE" };
     const en = (lo & BASE_EN) !== 0;
     const extd = (lo & BASE_EXTD) !== 0;
@@ -939,7 +917,7 @@ export class LocalApic implements InterruptSource {
 }
 
 /** An IPI as the ICR describes it. */
-export interface ApicIpi extends ApicBusMessage {
+export interface ApicIpi extends ApicMessage {
   shorthand: number;
   /** 32-bit x2APIC destination (broadcast 0xFFFFFFFF) rather than 8-bit xAPIC (broadcast 0xFF). */
   x2apicFormat: boolean;
@@ -954,9 +932,9 @@ export interface ApicBusOptions {
 
 /**
  * The APIC bus of one partition: every VP's local APIC. It is the chipset I/O APIC's message sink
- * (`deliver`, structurally `ApicMessageSink`) and carries IPIs between APICs.
+ * (`deliver`) and carries IPIs between APICs.
  */
-export class ApicBus {
+export class ApicBus implements ApicMessageSink {
   readonly apics: LocalApic[] = [];
   private readonly initCb: (vp: number) => void;
   private readonly startupCb: (vp: number, vector: number) => void;
@@ -979,7 +957,7 @@ export class ApicBus {
   }
 
   /** An I/O APIC message (8-bit xAPIC-format destination). */
-  deliver(message: ApicBusMessage): void {
+  deliver(message: ApicMessage): void {
     const targets = this.apics.filter((a) =>
       a.matches(message.destination, message.logicalDestination, false),
     );
@@ -1007,7 +985,7 @@ export class ApicBus {
     this.dispatch(targets, ipi);
   }
 
-  private dispatch(targets: LocalApic[], m: ApicBusMessage): void {
+  private dispatch(targets: LocalApic[], m: ApicMessage): void {
     if (targets.length === 0) return;
     if (m.deliveryMode === ApicDelivery.LowestPriority) {
       let best: LocalApic | null = null;

@@ -2,7 +2,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestMemory, PAGE_READ } from "../memory/guest-memory.js";
 import { ExitReason } from "../x86/vm-exit.js";
-import { LocalApic, MSR_IA32_APIC_BASE } from "./local-apic.js";
+import { MSR_IA32_APIC_BASE } from "./local-apic.js";
 import { ExitHandling, Partition, PartitionError } from "./partition.js";
 import * as T from "./tlfs.js";
 
@@ -39,12 +39,12 @@ test("privileges, features and hints are limited to what is implemented", () => 
 test("guest OS identity gates the hypercall page; the locked bit freezes it; zeroing the identity disables it", () => {
   const p = partition();
   const vp = p.vps[0]!;
-  assert.equal(p.writeMsr(vp, T.MSR_HYPERCALL, 0x3001, 0), true);
+  assert.equal(p.writeMsr(vp, T.MSR_HYPERCALL, 0x3001, 0).ok, true);
   assert.equal(read(p, T.MSR_HYPERCALL)!.lo, 0x3000, "no identity: enable stays clear");
   assert.equal(p.guestOsIdentified(), false);
   p.writeMsr(vp, T.MSR_GUEST_OS_ID, 0x01c00000, 0x81000006);
   assert.equal(p.guestOsIdentified(), true);
-  assert.equal(p.writeMsr(vp, T.MSR_HYPERCALL, 0x3001, 0), true);
+  assert.equal(p.writeMsr(vp, T.MSR_HYPERCALL, 0x3001, 0).ok, true);
   assert.deepEqual([...p.memory.bytes.subarray(0x3000, 0x3005)], [0x0f, 0x01, 0xc1, 0xc3, 0xcc]);
   p.writeMsr(vp, T.MSR_HYPERCALL, 0x3003, 0);
   p.writeMsr(vp, T.MSR_HYPERCALL, 0x5001, 0);
@@ -84,15 +84,15 @@ test("reference TSC page: sequence, scale, offset; re-enabling bumps the sequenc
 test("read-only and per-VP registers; VP run time only with its privilege", () => {
   const p = partition({ vpCount: 2, privilegesLow: 0xa6f, apicHz: 123_456_789 });
   assert.deepEqual(p.readMsr(p.vps[1]!, T.MSR_VP_INDEX), { ok: true, lo: 1, hi: 0 });
-  assert.equal(p.writeMsr(p.vps[1]!, T.MSR_VP_INDEX, 0, 0), false);
+  assert.equal(p.writeMsr(p.vps[1]!, T.MSR_VP_INDEX, 0, 0).ok, false);
   assert.deepEqual(read(p, T.MSR_APIC_FREQUENCY), { lo: 123_456_789, hi: 0 });
   assert.deepEqual(read(p, T.MSR_TSC_FREQUENCY), { lo: 1e9, hi: 0 });
   assert.deepEqual(read(p, T.MSR_VP_RUNTIME), { lo: 0, hi: 0 });
-  assert.equal(p.writeMsr(p.vps[0]!, T.MSR_TIME_REF_COUNT, 1, 0), false);
+  assert.equal(p.writeMsr(p.vps[0]!, T.MSR_TIME_REF_COUNT, 1, 0).ok, false);
   assert.equal(read(partition(), T.MSR_VP_RUNTIME), null, "not offered by default");
   assert.equal(read(p, 0x40000070), null, "APIC-access MSRs are not offered");
-  assert.equal(p.writeMsr(p.vps[0]!, T.MSR_VP_ASSIST_PAGE, 0x200001, 0), false, "assist page outside RAM");
-  assert.equal(p.writeMsr(p.vps[0]!, T.MSR_VP_ASSIST_PAGE, 0x7001, 0), true);
+  assert.equal(p.writeMsr(p.vps[0]!, T.MSR_VP_ASSIST_PAGE, 0x200001, 0).ok, false, "assist page outside RAM");
+  assert.equal(p.writeMsr(p.vps[0]!, T.MSR_VP_ASSIST_PAGE, 0x7001, 0).ok, true);
 });
 
 test("crash MSRs: capabilities, parameters, the message, and the report", () => {
@@ -114,14 +114,146 @@ test("crash MSRs: capabilities, parameters, the message, and the report", () => 
   assert.equal(read(partition({ features: 0x80100 }), T.MSR_CRASH_CTL), null);
 });
 
-test("handleExit forwards what the hypervisor does not own when no intercept handler is connected", () => {
+test("one exit path: MSRs go to the hypervisor, the VP's APIC or a registered range; HLT is forwarded", () => {
   const p = partition();
+  const cpu = p.vps[0]!.cpu;
   assert.equal(p.handleExit(0, ExitReason.Hlt), ExitHandling.Forward);
-  assert.equal(p.handleExit(0, ExitReason.Io), ExitHandling.Forward);
-  assert.equal(p.handleExit(0, ExitReason.Mmio), ExitHandling.Forward);
-  p.vps[0]!.cpu.exit.msr = 0x1b;
-  assert.equal(p.handleExit(0, ExitReason.Rdmsr), ExitHandling.Forward);
   assert.throws(() => p.handleExit(3, ExitReason.Hlt), PartitionError);
+  const rdmsr = (msr: number): { lo: number; hi: number } => {
+    cpu.setRip(0x1000, 0);
+    cpu.exit.msr = msr;
+    assert.equal(p.handleExit(0, ExitReason.Rdmsr), ExitHandling.Handled, "an MSR exit is never forwarded");
+    return cpu.getRip().lo === 0x1000
+      ? { lo: -1, hi: -1 }
+      : { lo: cpu.getReg(0).lo >>> 0, hi: cpu.getReg(2).lo >>> 0 };
+  };
+  // IA32_APIC_BASE is the VP's own local APIC: enabled, BSP, at 0xFEE00000.
+  assert.deepEqual(rdmsr(0x1b), { lo: 0xfee00900, hi: 0 });
+  // An MSR nobody registered: #GP(0) is delivered (RIP leaves the instruction for the handler).
+  const seen: string[] = [];
+  p.registerMsrs(
+    0xc0011000,
+    0xc0011001,
+    {
+      read: (vp, msr) => (seen.push(`r${vp} ${msr.toString(16)}`), { ok: true, lo: 0x1234, hi: 5 }),
+      write: (vp, msr, lo, hi) => (seen.push(`w${vp} ${msr.toString(16)} ${lo} ${hi}`), { ok: false }),
+    },
+    "test MSRs",
+  );
+  assert.deepEqual(rdmsr(0xc0011001), { lo: 0x1234, hi: 5 });
+  cpu.exit.msr = 0xc0011000;
+  cpu.exit.valueLo = 7;
+  cpu.exit.valueHi = 8;
+  assert.equal(p.handleExit(0, ExitReason.Wrmsr), ExitHandling.Handled);
+  assert.deepEqual(seen, ["r0 c0011001", "w0 c0011000 7 8"]);
+  assert.throws(
+    () =>
+      p.registerMsrs(
+        0x40000000,
+        0x40000001,
+        { read: () => ({ ok: false }), write: () => ({ ok: false }) },
+        "x",
+      ),
+    /synthetic/,
+  );
+  assert.throws(
+    () => p.registerMsrs(0x800, 0x800, { read: () => ({ ok: false }), write: () => ({ ok: false }) }, "x"),
+    /x2APIC/,
+  );
+  assert.throws(
+    () =>
+      p.registerMsrs(
+        0xc0011001,
+        0xc0011002,
+        { read: () => ({ ok: false }), write: () => ({ ok: false }) },
+        "x",
+      ),
+    /overlaps/,
+  );
+});
+
+test("registered ports and MMIO reach their handlers from the processor; the VP's APIC page comes first", () => {
+  const p = partition({ memory: 2 << 20 });
+  const log: string[] = [];
+  p.registerPorts(
+    0x123,
+    2,
+    {
+      read: (vp, port, size) => (log.push(`in${vp} ${port.toString(16)} ${size}`), 0x5a),
+      write: (vp, port, size, v) => void log.push(`out${vp} ${port.toString(16)} ${size} ${v}`),
+    },
+    "test ports",
+  );
+  const mmio = {
+    hi: 0,
+    read: (vp: number, gpa: number, size: number) => (
+      log.push(`mr${vp} ${gpa.toString(16)} ${size}`),
+      (mmio.hi = 0x77),
+      0x11
+    ),
+    write: (vp: number, gpa: number, size: number, lo: number, hi: number) =>
+      void log.push(`mw${vp} ${gpa.toString(16)} ${size} ${lo} ${hi}`),
+  };
+  p.registerMmio(0xfed00000, 0x1000, mmio, "test MMIO");
+  assert.throws(
+    () => p.registerPorts(0x124, 1, { read: () => 0, write: () => undefined }, "again"),
+    /already goes to test ports/,
+  );
+  const cpu = p.vps[0]!.cpu;
+  assert.equal(
+    cpu.controls.ioBitmap[0x123 >>> 3]! & (1 << (0x123 & 7)),
+    1 << (0x123 & 7),
+    "registered ports exit",
+  );
+  assert.equal(cpu.controls.ioBitmap[0x125 >>> 3]! & (1 << (0x125 & 7)), 0, "others float");
+  // Real mode at 0x1000: in al, dx; out dx, al; in al, 0x80 (unclaimed); hlt.
+  p.memory.write(0x1000, Uint8Array.from([0xba, 0x23, 0x01, 0xec, 0xee, 0xe4, 0x80, 0xf4]));
+  cpu.setSegment(1, { selector: 0, base: 0, limit: 0xffff, access: 0x9b });
+  cpu.setRip(0x1000, 0);
+  while (p.runVp(0, 100).reason !== ExitReason.Hlt);
+  assert.deepEqual(log, ["in0 123 1", "out0 123 1 90"]);
+  assert.equal(cpu.getReg(0).lo & 0xff, 0xff, "the unclaimed port floated");
+  assert.equal(cpu.mmio!.read(0xfed00010, 8), 0x11);
+  assert.equal(cpu.mmio!.hi, 0x77);
+  cpu.mmio!.write(0xfed00020, 4, 3, 0);
+  assert.equal(
+    cpu.mmio!.read(0xfee00030, 4),
+    0x50014,
+    "the local APIC's version register, not a registered range",
+  );
+  assert.equal(cpu.mmio!.read(0xfe000000, 4), -1, "nobody's MMIO floats");
+  assert.deepEqual(log.slice(2), ["mr0 fed00010 8", "mw0 fed00020 4 3 0"]);
+  assert.match(p.inspect(), /intercepts: ports 0x123-0x124 test ports, MMIO 0xfed00000-0xfed00fff test MMIO/);
+});
+
+test("adding a VP is one call: its own APIC on the partition's bus, its ID, its TSC aligned with the partition's", () => {
+  const p = partition();
+  p.clock.skipTo(5_000_000);
+  const vp = p.addVp();
+  assert.equal(vp.index, 1);
+  assert.equal(p.vpCount, 2);
+  assert.equal(vp.apic!.bus, p.apicBus);
+  assert.equal(p.apicBus.apics.length, 2);
+  assert.equal(vp.cpu.interrupts, vp.apic, "the APIC is the processor's interrupt source");
+  assert.equal(vp.cpu.cpuid.apicId, 1);
+  const tsc = (c: typeof vp.cpu): number => {
+    const lo = c.readTsc();
+    return (c.hi >>> 0) * 0x1_0000_0000 + (lo >>> 0);
+  };
+  assert.ok(Math.abs(tsc(vp.cpu) - tsc(p.vps[0]!.cpu)) < 1000, "the new VP's TSC starts at the partition's");
+  // A message to APIC ID 1 reaches the new VP's APIC (software-enabled through its SVR), not VP 0's.
+  for (const v of p.vps) v.apic!.writeMmio(0xf0, 4, 0x1ff);
+  p.apicBus.deliver({
+    destination: 1,
+    logicalDestination: false,
+    vector: 0x40,
+    deliveryMode: 0,
+    levelTriggered: false,
+    level: true,
+  });
+  assert.equal(vp.apic!.hasInterrupt(), true);
+  assert.equal(vp.apic!.acknowledge(), 0x40);
+  assert.equal(p.vps[0]!.apic!.hasInterrupt(), false);
 });
 
 test("a partition takes over an existing GuestMemory; the deterministic clock counts retired instructions", () => {
@@ -179,9 +311,8 @@ test("an external time source drives the TSC and the reference counter; retiredI
 test("CPUID.01H:EDX[9] (APIC) reads 0 while the VP's local APIC is globally disabled (SDM 11.4.3)", () => {
   const p = partition();
   const cpu = p.vps[0]!.cpu;
-  cpu.cpuid.enable("APIC");
-  const apic = new LocalApic({ clock: p.clock });
-  p.setInterruptTarget(0, apic);
+  // The VP builds and connects its own local APIC (docs/architecture.md, "The seam").
+  const apic = p.vps[0]!.apic!;
   // Real mode at 0000:1000: mov eax, 1 / cpuid / hlt.
   p.memory.write(0x1000, Uint8Array.of(0x66, 0xb8, 1, 0, 0, 0, 0x0f, 0xa2, 0xf4));
   const leaf1Edx = (): number => {
@@ -208,7 +339,7 @@ test("overlay pages, page rights and the crash message above 2^31 and 2^32 (RAM 
   const p = partition({ memory: mem });
   const vp = p.vps[0]!;
   const msr = (n: number, gpa: number, enable = 1): boolean =>
-    p.writeMsr(vp, n, (gpa % 2 ** 32) + enable, Math.floor(gpa / 2 ** 32));
+    p.writeMsr(vp, n, (gpa % 2 ** 32) + enable, Math.floor(gpa / 2 ** 32)).ok;
   const bytes = (gpa: number, n: number): number[] => {
     const b = new Uint8Array(n);
     mem.read(gpa, b);

@@ -1,11 +1,13 @@
 // Owns: a guest partition, the isolation boundary: its guest-physical memory (RAM, the MMIO hole, the per-page
-// rights that supersede the guest's page tables), its privilege mask, its virtual processors (one emulated
-// processor, SynIC and four synthetic timers each), its one virtual clock (wall or deterministic) with the
-// reference counter and reference TSC page derived from it, the hypervisor CPUID leaves, the synthetic MSRs,
-// the hypercall page and hypercall dispatch, the guest-crash report, the root-side message/event ports, and
-// the one entry point the worker calls for every VM exit (`handleExit` / `runVp`) plus `nextDeadlineNs` /
-// `tick`. What it does not own (ports, MMIO of emulated devices, non-synthetic MSRs) goes to the worker's
-// device layer through `InterceptHandler`, or back to the caller as "forward".
+// rights that supersede the guest's page tables), its privilege mask, its virtual processors (each built and
+// wired by `VirtualProcessor`: processor, local APIC, SynIC, synthetic timers; `addVp` adds one), the APIC
+// bus joining their APICs, its one virtual clock (wall, deterministic or external) with the reference counter
+// and reference TSC page derived from it, the hypervisor CPUID leaves, the synthetic MSRs, the hypercall page
+// and hypercall dispatch, the guest-crash report, the root-side message/event ports, the intercept table
+// through which the root registers the port, MMIO and MSR ranges it answers (the one path an access the
+// hypervisor does not own takes), and the one entry point the worker calls for every VM exit (`handleExit` /
+// `runVp`) plus `nextDeadlineNs` / `tick` (synthetic timers and APIC timers). Exits that are nobody's to
+// handle here (HLT, triple fault, the end of a batch, access violations) go back to the caller as "forward".
 // Must not: reach any other partition's memory (there is no API taking a second partition or its memory; all
 // guest addresses are checked against this partition's GuestMemory), import chipset or worker code, or
 // throw on guest input (a hostile guest gets #GP, #UD or an HV_STATUS).
@@ -16,23 +18,25 @@
 // vp assist page (datatypes/hv_vp_assist_page.md); ARCHITECTURE.md "Time" and "Security model";
 // ../shared/research/hyperv-linux-guest-checklist.md sections 1-4 for what Linux 6.1 needs.
 
+import type { ApicMessageSink, Clock } from "../contracts/platform.js";
 import { GuestMemory, PAGE_SIZE, ramPageOf } from "../memory/guest-memory.js";
-import { Cpu } from "../x86/cpu.js";
 import { Reg } from "../x86/processor.js";
 import { ExitReason } from "../x86/vm-exit.js";
 import { executeHypercall, HypercallOutcome, type HypercallHost } from "./hypercalls.js";
-import { type ExternalTimeSource, PartitionClock, ReferenceTime, type TimeSource } from "./reference-time.js";
-import {
-  type MsrRead,
-  MSR_GP,
-  msrValue,
-  overlayPageUsable,
-  pageBase,
-  Synic,
-  type VpInterruptTarget,
-} from "./synic.js";
-import { SyntheticTimers } from "./synthetic-timers.js";
+import { InterceptTable, type MmioHandler, type MsrHandler, type PortHandler } from "./intercepts.js";
+import { ApicBus, LocalApic } from "./local-apic.js";
+import { MSR_GP, MSR_OK, msrValue, msrWritten, type MsrResult } from "./msr-result.js";
+import { PartitionClock, ReferenceTime, type TimeSource } from "./reference-time.js";
+import { overlayPageUsable, pageBase } from "./synic.js";
 import * as T from "./tlfs.js";
+import {
+  ExitHandling,
+  type PlatformInterrupts,
+  VirtualProcessor,
+  type VpInterruptController,
+} from "./virtual-processor.js";
+
+export { ExitHandling, VirtualProcessor };
 
 const VECTOR_UD = 6;
 const VECTOR_GP = 13;
@@ -42,6 +46,8 @@ const CR4_OSXSAVE = 1 << 18;
 const TWO32 = 0x1_0000_0000;
 /** Most bytes of a guest crash message the host reads (one page, as Linux's kmsg dump page). */
 const CRASH_MESSAGE_MAX = PAGE_SIZE;
+/** Processors per partition (CPUID 0x40000005 reports it; APIC IDs stay below the xAPIC broadcast 0xFF). */
+const MAX_VPS = 64;
 
 /** Privileges this hypervisor implements; a configuration may offer fewer, never more. */
 export const SUPPORTED_PRIVILEGES_LOW =
@@ -77,18 +83,6 @@ export const VIRIDIAN_BUILD = 1;
 export const VIRIDIAN_MAJOR = 0;
 export const VIRIDIAN_MINOR = 1;
 
-/** The worker's device layer: everything a VM exit can need that the hypervisor does not own. */
-export interface InterceptHandler {
-  ioRead(vpIndex: number, port: number, size: number): number;
-  ioWrite(vpIndex: number, port: number, size: number, value: number): void;
-  mmioRead(vpIndex: number, gpa: number, size: number): { lo: number; hi: number };
-  mmioWrite(vpIndex: number, gpa: number, size: number, lo: number, hi: number): void;
-  /** A non-synthetic MSR (e.g. the APIC's); `{ ok: false }` makes it #GP. */
-  rdmsr(vpIndex: number, msr: number): MsrRead;
-  /** Returns false to #GP. */
-  wrmsr(vpIndex: number, msr: number, lo: number, hi: number): boolean;
-}
-
 export interface GuestCrashReport {
   vpIndex: number;
   /** CRASH_P0..P4 as 16-digit hex strings (Linux: error code, guest OS id, RIP, RAX/message GPA, RSP/length). */
@@ -111,7 +105,7 @@ export interface PartitionOptions {
    * The partition clock's source: host time ("wall", default), retired instructions ("deterministic"), or a
    * source the worker chooses (its pacing policy), read relative to the partition's creation.
    */
-  time?: Exclude<TimeSource, "external"> | ExternalTimeSource;
+  time?: Exclude<TimeSource, "external"> | Clock;
   /** Deterministic mode: virtual nanoseconds per retired instruction (default 10). */
   nsPerInstruction?: number;
   /** TSC frequency in Hz (default 1 GHz). */
@@ -122,42 +116,18 @@ export interface PartitionOptions {
   apicHz?: number;
   /** Host monotonic time in ns for wall mode (default performance.now()). */
   hostNowNs?: () => number;
-  intercepts?: InterceptHandler;
+  /**
+   * Give every VP a local APIC (default true). Without them the root connects its own controller per VP
+   * (`setInterruptController`; the hypervisor's microkernel tests use a minimal one).
+   */
+  localApic?: boolean;
+  /** Start the APICs as an MP-spec BIOS leaves them (virtual wire, as the PC machine wants); default false. */
+  apicVirtualWire?: boolean;
   onGuestCrash?: (report: GuestCrashReport) => void;
-}
-
-/** How `handleExit` left an exit. */
-export const enum ExitHandling {
-  /** The hypervisor handled it; run the VP again. */
-  Handled = 0,
-  /** Not the hypervisor's: the caller handles it (HLT, triple fault, budget, or no intercept handler). */
-  Forward = 1,
 }
 
 export type MessagePortHandler = (vpIndex: number, messageType: number, payload: Uint8Array) => number;
 export type EventPortHandler = (vpIndex: number, flagNumber: number) => void;
-
-export class VirtualProcessor {
-  readonly index: number;
-  readonly cpu: Cpu;
-  readonly synic: Synic;
-  readonly timers: SyntheticTimers;
-  interruptTarget: VpInterruptTarget | null = null;
-  running = false;
-  /** Guest run time for HV_X64_MSR_VP_RUNTIME, in ns of partition time. */
-  runtimeNs = 0;
-  assistLo = 0;
-  assistHi = 0;
-  /** Result of the last `runVp` (preallocated). */
-  readonly last = { reason: ExitReason.BudgetExhausted as ExitReason, handling: ExitHandling.Handled };
-
-  constructor(index: number, cpu: Cpu, synic: Synic, timers: SyntheticTimers) {
-    this.index = index;
-    this.cpu = cpu;
-    this.synic = synic;
-    this.timers = timers;
-  }
-}
 
 export class PartitionError extends Error {
   override name = "PartitionError";
@@ -173,7 +143,15 @@ export class Partition implements HypercallHost {
   readonly privilegesHigh: number;
   readonly features: number;
   readonly hints: number;
-  intercepts: InterceptHandler | null;
+  /** The root's port, MMIO and MSR ranges (registerPorts / registerMmio / registerMsrs). */
+  readonly intercepts = new InterceptTable();
+  /** Every VP's local APIC; the platform's I/O APIC delivers its messages here. */
+  readonly apicBus: ApicBus & ApicMessageSink = new ApicBus();
+  /** The platform's 8259 and EOI sink (connectPlatform); the VPs' APICs read this holder. */
+  private readonly platform: PlatformInterrupts = { extInt: null, onEoi: null };
+  private readonly jitThreshold: number | undefined;
+  private readonly localApic: boolean;
+  private readonly apicVirtualWire: boolean;
   onGuestCrash: ((report: GuestCrashReport) => void) | null;
   /** The first crash the guest reported through CRASH_CTL, if any. */
   crash: GuestCrashReport | null = null;
@@ -194,7 +172,7 @@ export class Partition implements HypercallHost {
     this.memory = typeof options.memory === "number" ? new GuestMemory(options.memory) : options.memory;
     this.view = this.memory.view;
     const vpCount = options.vpCount ?? 1;
-    if (!Number.isInteger(vpCount) || vpCount < 1 || vpCount > 64) {
+    if (!Number.isInteger(vpCount) || vpCount < 1 || vpCount > MAX_VPS) {
       throw new PartitionError(`vpCount must be 1..64, got ${vpCount}`);
     }
     this.privilegesLow = (options.privilegesLow ?? DEFAULT_PRIVILEGES_LOW) & SUPPORTED_PRIVILEGES_LOW;
@@ -212,27 +190,65 @@ export class Partition implements HypercallHost {
       options.nsPerInstruction ?? 10,
       options.hostNowNs,
     );
-    this.intercepts = options.intercepts ?? null;
     this.onGuestCrash = options.onGuestCrash ?? null;
-    const direct = (this.features & T.FEATURE_DIRECT_SYNTHETIC_TIMERS) !== 0;
-    for (let i = 0; i < vpCount; i++) {
-      // Built before the clock starts, so every processor's TSC origin is partition time 0.
-      const cpu = new Cpu(this.memory, {
-        tscHz: this.time.tscHz,
-        clock: () => this.clock.nowNs(),
-        ...(options.jitThreshold !== undefined ? { jitThreshold: options.jitThreshold } : {}),
-      });
-      cpu.cpuid.apicId = i;
-      cpu.controls.cpuidExiting = true;
-      const synic = new Synic(this.memory);
-      this.vps.push(new VirtualProcessor(i, cpu, synic, new SyntheticTimers(synic, direct)));
-    }
+    this.jitThreshold = options.jitThreshold;
+    this.localApic = options.localApic ?? true;
+    this.apicVirtualWire = options.apicVirtualWire ?? false;
+    // Built before the clock starts, so every processor's TSC origin is partition time 0.
+    for (let i = 0; i < vpCount; i++) this.addVp();
     this.clock.retired = (): number => {
       let n = 0;
       for (const vp of this.vps) n += vp.cpu.retired + (vp.running ? vp.cpu.count : 0);
       return n;
     };
     this.clock.start();
+  }
+
+  /**
+   * Adds a virtual processor, built and wired by itself (processor, local APIC on this partition's APIC bus,
+   * SynIC, synthetic timers, intercepts, TSC aligned with the partition's); the first is the BSP.
+   */
+  addVp(): VirtualProcessor {
+    if (this.vps.length >= MAX_VPS) throw new PartitionError(`a partition has at most ${MAX_VPS} processors`);
+    const vp = new VirtualProcessor(this.vps.length, {
+      memory: this.memory,
+      clock: this.clock,
+      tscHz: this.time.tscHz,
+      apicHz: this.apicHz,
+      jitThreshold: this.jitThreshold,
+      directTimers: (this.features & T.FEATURE_DIRECT_SYNTHETIC_TIMERS) !== 0,
+      apicBus: this.apicBus,
+      intercepts: this.intercepts,
+      platform: this.platform,
+      localApic: this.localApic,
+      virtualWire: this.apicVirtualWire,
+    });
+    this.vps.push(vp);
+    return vp;
+  }
+
+  /**
+   * Connects the platform's interrupt hardware (the root calls it once): the 8259 pair to the BSP's LINT0,
+   * and the I/O APIC's EOI input to every APIC's EOI broadcast. The I/O APIC itself sends to `apicBus`.
+   */
+  connectPlatform(platform: Partial<PlatformInterrupts>): void {
+    if (platform.extInt !== undefined) this.platform.extInt = platform.extInt;
+    if (platform.onEoi !== undefined) this.platform.onEoi = platform.onEoi;
+  }
+
+  /** Root-side intercepts: ports [base, base + count) are answered by `handler`. */
+  registerPorts(base: number, count: number, handler: PortHandler, name: string): void {
+    this.intercepts.registerPorts(base, count, handler, name);
+  }
+
+  /** Root-side intercepts: guest-physical [base, base + length) outside RAM is answered by `handler`. */
+  registerMmio(base: number, length: number, handler: MmioHandler, name: string): void {
+    this.intercepts.registerMmio(base, length, handler, name);
+  }
+
+  /** Root-side intercepts: MSRs first..last (not the hypervisor's own) are answered by `handler`. */
+  registerMsrs(first: number, last: number, handler: MsrHandler, name: string): void {
+    this.intercepts.registerMsrs(first, last, handler, name);
   }
 
   /** True once the guest wrote a non-zero HV_X64_MSR_GUEST_OS_ID (it knows this hypervisor). */
@@ -255,12 +271,12 @@ export class Partition implements HypercallHost {
     return vp;
   }
 
-  /** Connects VP `vpIndex`'s interrupt controller (its local APIC) for SINTs, direct timers and IPIs. */
-  setInterruptTarget(vpIndex: number, target: VpInterruptTarget | null): void {
-    const vp = this.vp(vpIndex);
-    vp.interruptTarget = target;
-    vp.synic.target = target;
-    vp.timers.target = target;
+  /**
+   * Replaces VP `vpIndex`'s interrupt controller (its local APIC) with `controller`: the processor's interrupt
+   * source and the target of its SINTs, direct-mode timers and synthetic IPIs (tests' minimal controllers).
+   */
+  setInterruptController(vpIndex: number, controller: VpInterruptController | null): void {
+    this.vp(vpIndex).setInterruptController(controller);
   }
 
   /** Root-side: sets the rights of guest-physical pages [gpa, gpa + length) (RAM only). */
@@ -283,12 +299,7 @@ export class Partition implements HypercallHost {
     this.refTscLo = this.refTscHi = 0;
     this.crashP.fill(0);
     this.crash = null;
-    for (const vp of this.vps) {
-      vp.synic.reset();
-      vp.timers.reset();
-      vp.assistLo = vp.assistHi = 0;
-      vp.cpu.reset();
-    }
+    for (const vp of this.vps) vp.reset();
   }
 
   // ---------------------------------------------------------------- time
@@ -298,19 +309,22 @@ export class Partition implements HypercallHost {
     return this.time.referenceAt(this.clock.nowNs());
   }
 
-  /** The partition time (ns) of the next synthetic-timer expiry, Infinity when none is armed. */
+  /** The partition time (ns) of the next synthetic-timer or APIC-timer expiry, Infinity when none is armed. */
   nextDeadlineNs(): number {
     let due = Infinity;
     for (const vp of this.vps) due = Math.min(due, vp.timers.nextDue());
-    return due === Infinity ? Infinity : this.time.nsForReference(due);
+    let ns = due === Infinity ? Infinity : this.time.nsForReference(due);
+    for (const vp of this.vps) if (vp.apic !== null) ns = Math.min(ns, vp.apic.nextDeadlineNs());
+    return ns;
   }
 
-  /** Fires the synthetic timers that are due at partition time `nowNs`. */
+  /** Fires the synthetic timers and APIC timers that are due at partition time `nowNs`. */
   tick(nowNs: number): void {
     const ref = this.time.referenceAt(Math.max(nowNs, this.clock.nowNs()));
     for (const vp of this.vps) {
       vp.timers.lastRef = ref;
       vp.timers.tick(ref);
+      if (vp.apic !== null && nowNs >= vp.apic.nextDeadlineNs()) vp.apic.tick(nowNs);
     }
   }
 
@@ -413,43 +427,38 @@ export class Partition implements HypercallHost {
         this.cpuid(vp, x.cpuidLeaf, x.cpuidSubleaf);
         return ExitHandling.Handled;
       case ExitReason.Rdmsr: {
-        let r: MsrRead;
-        if (isSynthetic(x.msr)) r = this.readMsr(vp, x.msr);
-        else if (this.intercepts !== null) r = this.intercepts.rdmsr(vpIndex, x.msr);
-        else return ExitHandling.Forward;
+        const r = this.rdmsr(vp, x.msr);
         if (r.ok) cpu.completeRdmsr(r.lo | 0, r.hi | 0);
         else cpu.injectException(VECTOR_GP, 0);
         return ExitHandling.Handled;
       }
       case ExitReason.Wrmsr: {
-        let ok: boolean;
-        if (isSynthetic(x.msr)) ok = this.writeMsr(vp, x.msr, x.valueLo >>> 0, x.valueHi >>> 0);
-        else if (this.intercepts !== null)
-          ok = this.intercepts.wrmsr(vpIndex, x.msr, x.valueLo >>> 0, x.valueHi >>> 0);
-        else return ExitHandling.Forward;
-        if (ok) cpu.completeWrmsr();
+        if (this.wrmsr(vp, x.msr, x.valueLo >>> 0, x.valueHi >>> 0).ok) cpu.completeWrmsr();
         else cpu.injectException(VECTOR_GP, 0);
         return ExitHandling.Handled;
       }
       case ExitReason.Vmcall:
         this.hypercall(vp);
         return ExitHandling.Handled;
-      case ExitReason.Io:
-        if (this.intercepts === null) return ExitHandling.Forward;
-        if (x.isWrite) this.intercepts.ioWrite(vpIndex, x.port, x.size, x.valueLo);
-        else cpu.completeIoRead(this.intercepts.ioRead(vpIndex, x.port, x.size));
-        return ExitHandling.Handled;
-      case ExitReason.Mmio:
-        if (this.intercepts === null) return ExitHandling.Forward;
-        if (x.isWrite) this.intercepts.mmioWrite(vpIndex, x.gpa, x.size, x.valueLo, x.valueHi);
-        else {
-          const v = this.intercepts.mmioRead(vpIndex, x.gpa, x.size);
-          cpu.completeMmioRead(v.lo | 0, v.hi | 0);
-        }
-        return ExitHandling.Handled;
       default:
         return ExitHandling.Forward;
     }
+  }
+
+  /**
+   * RDMSR of an MSR the processor does not own: the hypervisor's synthetic MSRs, then the VP's local APIC,
+   * then a range the root registered; nobody's is #GP(0), as a processor does for an MSR it does not have.
+   */
+  private rdmsr(vp: VirtualProcessor, msr: number): MsrResult {
+    if (isSynthetic(msr)) return this.readMsr(vp, msr);
+    if (vp.apic !== null && LocalApic.ownsMsr(msr)) return vp.apic.readMsr(msr);
+    return this.intercepts.msrHandler(msr)?.read(vp.index, msr) ?? MSR_GP;
+  }
+
+  private wrmsr(vp: VirtualProcessor, msr: number, lo: number, hi: number): MsrResult {
+    if (isSynthetic(msr)) return this.writeMsr(vp, msr, lo, hi);
+    if (vp.apic !== null && LocalApic.ownsMsr(msr)) return vp.apic.writeMsr(msr, lo, hi);
+    return this.intercepts.msrHandler(msr)?.write(vp.index, msr, lo, hi) ?? MSR_GP;
   }
 
   // ---------------------------------------------------------------- CPUID
@@ -515,7 +524,7 @@ export class Partition implements HypercallHost {
   }
 
   /** Reads synthetic MSR `msr` as VP `vp` (a #GP result for unknown MSRs or ones outside the privileges). */
-  readMsr(vp: VirtualProcessor, msr: number): MsrRead {
+  readMsr(vp: VirtualProcessor, msr: number): MsrResult {
     if (vp.synic.owns(msr)) return this.hasPriv(T.PRIV_SYNIC_REGS) ? vp.synic.readMsr(msr) : MSR_GP;
     if (vp.timers.owns(msr))
       return this.hasPriv(T.PRIV_SYNTHETIC_TIMER_REGS) ? vp.timers.readMsr(msr) : MSR_GP;
@@ -559,57 +568,57 @@ export class Partition implements HypercallHost {
     }
   }
 
-  /** Writes synthetic MSR `msr` as VP `vp`; false means #GP. */
-  writeMsr(vp: VirtualProcessor, msr: number, lo: number, hi: number): boolean {
+  /** Writes synthetic MSR `msr` as VP `vp` (MSR_GP: #GP). */
+  writeMsr(vp: VirtualProcessor, msr: number, lo: number, hi: number): MsrResult {
     lo >>>= 0;
     hi >>>= 0;
-    if (vp.synic.owns(msr)) return this.hasPriv(T.PRIV_SYNIC_REGS) && vp.synic.writeMsr(msr, lo, hi);
+    if (vp.synic.owns(msr)) return this.hasPriv(T.PRIV_SYNIC_REGS) ? vp.synic.writeMsr(msr, lo, hi) : MSR_GP;
     if (vp.timers.owns(msr)) {
-      return (
-        this.hasPriv(T.PRIV_SYNTHETIC_TIMER_REGS) && vp.timers.writeMsr(msr, lo, hi, this.referenceCounter())
-      );
+      return this.hasPriv(T.PRIV_SYNTHETIC_TIMER_REGS)
+        ? vp.timers.writeMsr(msr, lo, hi, this.referenceCounter())
+        : MSR_GP;
     }
     if (msr >= T.MSR_CRASH_P0 && msr <= T.MSR_CRASH_CTL) {
-      if ((this.features & T.FEATURE_GUEST_CRASH_MSRS) === 0) return false;
+      if ((this.features & T.FEATURE_GUEST_CRASH_MSRS) === 0) return MSR_GP;
       if (msr === T.MSR_CRASH_CTL) {
         if ((hi & T.CRASH_CTL_NOTIFY_HI) !== 0)
           this.reportCrash(vp.index, (hi & T.CRASH_CTL_MESSAGE_HI) !== 0);
-        return true;
+        return MSR_OK;
       }
       const i = (msr - T.MSR_CRASH_P0) * 2;
       this.crashP[i] = lo;
       this.crashP[i + 1] = hi;
-      return true;
+      return MSR_OK;
     }
     switch (msr) {
       case T.MSR_GUEST_OS_ID:
-        if (!this.hasPriv(T.PRIV_HYPERCALL_MSRS)) return false;
+        if (!this.hasPriv(T.PRIV_HYPERCALL_MSRS)) return MSR_GP;
         this.guestOsIdLo = lo;
         this.guestOsIdHi = hi;
         // Zeroing the identity disables the hypercall page (hypercall-interface.md).
         if (lo === 0 && hi === 0) this.hypercallLo &= ~1;
-        return true;
+        return MSR_OK;
       case T.MSR_HYPERCALL:
-        return this.hasPriv(T.PRIV_HYPERCALL_MSRS) && this.writeHypercallMsr(lo, hi);
+        return msrWritten(this.hasPriv(T.PRIV_HYPERCALL_MSRS) && this.writeHypercallMsr(lo, hi));
       case T.MSR_REFERENCE_TSC:
-        if (!this.hasPriv(T.PRIV_PARTITION_REFERENCE_TSC)) return false;
+        if (!this.hasPriv(T.PRIV_PARTITION_REFERENCE_TSC)) return MSR_GP;
         this.refTscLo = lo;
         this.refTscHi = hi;
         if ((lo & 1) !== 0) this.fillTscPage();
-        return true;
+        return MSR_OK;
       case T.MSR_VP_ASSIST_PAGE: {
         if ((lo & 1) !== 0) {
           const gpa = pageBase(lo, hi);
-          if (!overlayPageUsable(this.memory, gpa)) return false;
+          if (!overlayPageUsable(this.memory, gpa)) return MSR_GP;
           if ((vp.assistLo & 1) === 0 || pageBase(vp.assistLo, vp.assistHi) !== gpa) this.zeroPage(gpa);
         }
         vp.assistLo = lo;
         vp.assistHi = hi;
-        return true;
+        return MSR_OK;
       }
       default:
         // Read-only registers (VP_INDEX, VP_RUNTIME, TIME_REF_COUNT, frequencies) and unknown MSRs.
-        return false;
+        return MSR_GP;
     }
   }
 
@@ -731,7 +740,9 @@ export class Partition implements HypercallHost {
           `SIEFP ${hex(s.siefpHi, s.siefpLo)} messages delivered ${s.delivered}; ` +
           (armed.length > 0 ? armed.join("; ") : "no synthetic timer configured"),
       );
+      if (vp.apic !== null) lines.push(vp.apic.inspect());
     }
+    lines.push(`intercepts: ${this.intercepts.describe().join(", ") || "none"}`);
     return lines.join("\n");
   }
 

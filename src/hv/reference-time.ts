@@ -9,15 +9,9 @@
 // (floor((clockNs - clock0) * tscHz / 1e9), clock0 = 0 here because processors are built before the clock
 // starts), so the TSC page, TIME_REF_COUNT and RDTSC agree at every instant.
 
-export type TimeSource = "wall" | "deterministic" | "external";
+import type { Clock } from "../contracts/platform.js";
 
-/**
- * A time source the worker chooses (e.g. its instruction-paced clock): whole nanoseconds, never decreasing.
- * The partition reads it relative to its own start, so every processor's TSC origin stays exactly 0.
- */
-export interface ExternalTimeSource {
-  nowNs(): number;
-}
+export type TimeSource = "wall" | "deterministic" | "external";
 
 const TWO64 = 1n << 64n;
 
@@ -28,7 +22,7 @@ const TWO64 = 1n << 64n;
  * the worker's source (its pacing policy) since start; the chipset and local APIC then read this clock too,
  * so the TSC, reference counter, TSC page, synthetic timers and every device timer share one time base.
  */
-export class PartitionClock {
+export class PartitionClock implements Clock {
   readonly source: TimeSource;
   readonly nsPerInstruction: number;
   private started = false;
@@ -36,11 +30,11 @@ export class PartitionClock {
   private last = 0;
   private idleNs = 0;
   private readonly hostNowNs: () => number;
-  private readonly external: ExternalTimeSource | null;
+  private readonly external: Clock | null;
   /** Retired-instruction count of the whole partition (set by the partition; deterministic mode). */
   retired: () => number = () => 0;
 
-  constructor(source: TimeSource | ExternalTimeSource, nsPerInstruction = 10, hostNowNs?: () => number) {
+  constructor(source: TimeSource | Clock, nsPerInstruction = 10, hostNowNs?: () => number) {
     if (!Number.isInteger(nsPerInstruction) || nsPerInstruction < 1 || nsPerInstruction > 1_000_000) {
       throw new RangeError(`nsPerInstruction must be an integer in 1..1e6, got ${nsPerInstruction}`);
     }

@@ -23,23 +23,23 @@ test("SynIC MSRs: reset values, SVERSION read-only, SINT vector rules", () => {
   const { s } = setup();
   assert.deepEqual(s.readMsr(T.MSR_SINT0 + 2), { ok: true, lo: T.SINT_MASKED, hi: 0 });
   assert.deepEqual(s.readMsr(T.MSR_SVERSION), { ok: true, lo: 1, hi: 0 });
-  assert.equal(s.writeMsr(T.MSR_SVERSION, 1, 0), false);
-  assert.equal(s.writeMsr(T.MSR_SINT0, 0x0f, 0), false, "unmasked vector < 16");
-  assert.equal(s.writeMsr(T.MSR_SINT0, 0x1000f, 0), true, "masked vector < 16 is fine");
-  assert.equal(s.writeMsr(T.MSR_SINT0 + 2, 0xf3, 0), true);
+  assert.equal(s.writeMsr(T.MSR_SVERSION, 1, 0).ok, false);
+  assert.equal(s.writeMsr(T.MSR_SINT0, 0x0f, 0).ok, false, "unmasked vector < 16");
+  assert.equal(s.writeMsr(T.MSR_SINT0, 0x1000f, 0).ok, true, "masked vector < 16 is fine");
+  assert.equal(s.writeMsr(T.MSR_SINT0 + 2, 0xf3, 0).ok, true);
   assert.deepEqual(s.readMsr(T.MSR_EOM), { ok: true, lo: 0, hi: 0 });
   assert.equal(s.readMsr(T.MSR_SINT15 + 1).ok, false);
 });
 
 test("SIMP/SIEFP must be RAM of this partition with write rights; enabling zeroes the page", () => {
   const { mem, s } = setup();
-  assert.equal(s.writeMsr(T.MSR_SIMP, 0x200001, 0), false, "beyond RAM");
-  assert.equal(s.writeMsr(T.MSR_SIMP, 0x1, 1), false, "above 4 GiB, not RAM");
+  assert.equal(s.writeMsr(T.MSR_SIMP, 0x200001, 0).ok, false, "beyond RAM");
+  assert.equal(s.writeMsr(T.MSR_SIMP, 0x1, 1).ok, false, "above 4 GiB, not RAM");
   mem.bytes.fill(0xaa, 0x3000, 0x4000);
   mem.rights[3] = PAGE_READ;
-  assert.equal(s.writeMsr(T.MSR_SIEFP, 0x3001, 0), false, "no write right");
+  assert.equal(s.writeMsr(T.MSR_SIEFP, 0x3001, 0).ok, false, "no write right");
   mem.rights[3] = 7;
-  assert.equal(s.writeMsr(T.MSR_SIEFP, 0x3001, 0), true);
+  assert.equal(s.writeMsr(T.MSR_SIEFP, 0x3001, 0).ok, true);
   assert.equal(mem.bytes[0x3123], 0);
 });
 

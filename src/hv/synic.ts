@@ -11,6 +11,7 @@
 // setting ISR); guests told "deprecating AutoEOI" (recommendation bit 9, the default) do not use it.
 
 import { type GuestMemory, PAGE_SIZE, PAGE_WRITE, ramPageOf } from "../memory/guest-memory.js";
+import { MSR_GP, MSR_OK, msrValue, type MsrResult } from "./msr-result.js";
 import {
   HV_STATUS_INSUFFICIENT_BUFFERS,
   HV_STATUS_INVALID_PARAMETER,
@@ -45,15 +46,6 @@ export interface VpInterruptTarget {
    * reports no APIC (CPUID.01H:EDX[9] = 0, SDM Vol. 3A 11.4.3). Absent: always enabled.
    */
   readonly enabled?: boolean;
-}
-
-/** Result of a synthetic-register access: a value, or a #GP the caller injects. */
-export type MsrRead = { ok: true; lo: number; hi: number } | { ok: false };
-
-export const MSR_GP: MsrRead = { ok: false };
-
-export function msrValue(lo: number, hi: number): MsrRead {
-  return { ok: true, lo: lo >>> 0, hi: hi >>> 0 };
 }
 
 /** Messages waiting for a SINT's slot, per SINT; beyond this the sender gets INSUFFICIENT_BUFFERS. */
@@ -125,7 +117,7 @@ export class Synic {
     return (msr >= MSR_SCONTROL && msr <= MSR_EOM) || (msr >= MSR_SINT0 && msr <= MSR_SINT15);
   }
 
-  readMsr(msr: number): MsrRead {
+  readMsr(msr: number): MsrResult {
     switch (msr) {
       case MSR_SCONTROL:
         return msrValue(this.scontrolLo, this.scontrolHi);
@@ -145,8 +137,8 @@ export class Synic {
     }
   }
 
-  /** Returns false for a write the TLFS refuses with #GP. */
-  writeMsr(msr: number, lo: number, hi: number): boolean {
+  /** MSR_GP for a write the TLFS refuses with #GP. */
+  writeMsr(msr: number, lo: number, hi: number): MsrResult {
     lo >>>= 0;
     hi >>>= 0;
     switch (msr) {
@@ -155,10 +147,10 @@ export class Synic {
         this.scontrolLo = lo;
         this.scontrolHi = hi;
         if (!was && this.enabled) this.redeliverAll();
-        return true;
+        return MSR_OK;
       }
       case MSR_SVERSION:
-        return false;
+        return MSR_GP;
       case MSR_SIEFP:
       case MSR_SIMP: {
         const isSimp = msr === MSR_SIMP;
@@ -166,7 +158,7 @@ export class Synic {
         const oldHi = isSimp ? this.simpHi : this.siefpHi;
         if ((lo & 1) !== 0) {
           const gpa = pageBase(lo, hi);
-          if (!overlayPageUsable(this.memory, gpa)) return false;
+          if (!overlayPageUsable(this.memory, gpa)) return MSR_GP;
           // An overlay page appears zeroed when it is (re)mapped; rewriting the same value keeps it.
           if ((oldLo & 1) === 0 || pageBase(oldLo, oldHi) !== gpa) this.zeroPage(gpa);
         }
@@ -178,19 +170,19 @@ export class Synic {
           this.siefpLo = lo;
           this.siefpHi = hi;
         }
-        return true;
+        return MSR_OK;
       }
       case MSR_EOM:
         this.redeliverAll();
-        return true;
+        return MSR_OK;
       default: {
         const n = msr - MSR_SINT0;
-        if (n < 0 || n >= SINT_COUNT) return false;
+        if (n < 0 || n >= SINT_COUNT) return MSR_GP;
         // Vectors 0-15 are architecturally reserved; an unmasked SINT may not use them.
-        if ((lo & 0xff) < 16 && (lo & SINT_MASKED) === 0) return false;
+        if ((lo & 0xff) < 16 && (lo & SINT_MASKED) === 0) return MSR_GP;
         this.sintLo[n] = lo;
         this.sintHi[n] = hi;
-        return true;
+        return MSR_OK;
       }
     }
   }

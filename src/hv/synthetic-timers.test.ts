@@ -20,13 +20,13 @@ function setup(direct = true): { t: SyntheticTimers; s: Synic; got: number[]; me
 
 test("Linux's direct-mode sequence: CONFIG 0x1ED9 then absolute COUNT; one-shot disables itself", () => {
   const { t, got } = setup();
-  assert.equal(t.writeMsr(CFG(0), 0x1ed9, 0, 100), true);
+  assert.equal(t.writeMsr(CFG(0), 0x1ed9, 0, 100).ok, true);
   assert.equal(
     t.readMsr(CFG(0)).ok && (t.readMsr(CFG(0)) as { lo: number }).lo & 1,
     0,
     "count 0: not enabled",
   );
-  assert.equal(t.writeMsr(CNT(0), 1000, 0, 100), true);
+  assert.equal(t.writeMsr(CNT(0), 1000, 0, 100).ok, true);
   assert.equal((t.readMsr(CFG(0)) as { lo: number }).lo, 0x1ed9, "auto-enable set Enable");
   assert.equal(t.nextDue(), 1000);
   t.tick(999);
@@ -67,11 +67,11 @@ test("periodic: first period starts at enable, then every period; lazy skips mis
 
 test("config: reserved bits and direct mode without the feature are #GP; SINTx 0 disables message mode", () => {
   const { t } = setup(false);
-  assert.equal(t.writeMsr(CFG(0), 1 << 20, 0, 0), false);
-  assert.equal(t.writeMsr(CFG(0), 0, 1, 0), false);
-  assert.equal(t.writeMsr(CFG(0), T.STIMER_DIRECT, 0, 0), false);
+  assert.equal(t.writeMsr(CFG(0), 1 << 20, 0, 0).ok, false);
+  assert.equal(t.writeMsr(CFG(0), 0, 1, 0).ok, false);
+  assert.equal(t.writeMsr(CFG(0), T.STIMER_DIRECT, 0, 0).ok, false);
   t.writeMsr(CNT(0), 10, 0, 0);
-  assert.equal(t.writeMsr(CFG(0), 1, 0, 0), true);
+  assert.equal(t.writeMsr(CFG(0), 1, 0, 0).ok, true);
   assert.equal((t.readMsr(CFG(0)) as { lo: number }).lo & 1, 0);
   assert.equal(t.readMsr(T.MSR_STIMER3_COUNT + 1).ok, false);
 });

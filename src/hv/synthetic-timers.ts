@@ -7,7 +7,8 @@
 // past deadlines expire immediately, SINTx = 0 disables a message-mode timer, periodic catch-up and lazy
 // skipping), datatypes/hv_timer_message_payload.md (TimerIndex, ExpirationTime, DeliveryTime).
 
-import { type MsrRead, MSR_GP, msrValue, type Synic, type VpInterruptTarget } from "./synic.js";
+import { MSR_GP, MSR_OK, msrValue, type MsrResult } from "./msr-result.js";
+import type { Synic, VpInterruptTarget } from "./synic.js";
 import {
   HVMSG_TIMER_EXPIRED,
   MSR_STIMER0_CONFIG,
@@ -62,27 +63,27 @@ export class SyntheticTimers {
     }
   }
 
-  readMsr(msr: number): MsrRead {
+  readMsr(msr: number): MsrResult {
     const i = msr - MSR_STIMER0_CONFIG;
     const t = this.timers[i >> 1];
     if (t === undefined || i < 0) return MSR_GP;
     return (i & 1) === 0 ? msrValue(t.config, 0) : msrValue(t.countLo, t.countHi);
   }
 
-  /** Returns false for a write refused with #GP (reserved bits, direct mode when not offered). */
-  writeMsr(msr: number, lo: number, hi: number, refNow: number): boolean {
+  /** MSR_GP for a write refused with #GP (reserved bits, direct mode when not offered). */
+  writeMsr(msr: number, lo: number, hi: number, refNow: number): MsrResult {
     const i = msr - MSR_STIMER0_CONFIG;
     const t = this.timers[i >> 1];
-    if (t === undefined || i < 0) return false;
+    if (t === undefined || i < 0) return MSR_GP;
     lo >>>= 0;
     hi >>>= 0;
     if ((i & 1) === 0) {
-      if (hi !== 0 || (lo & ~STIMER_CONFIG_DEFINED) !== 0) return false;
-      if ((lo & STIMER_DIRECT) !== 0 && !this.directAllowed) return false;
+      if (hi !== 0 || (lo & ~STIMER_CONFIG_DEFINED) !== 0) return MSR_GP;
+      if ((lo & STIMER_DIRECT) !== 0 && !this.directAllowed) return MSR_GP;
       t.config = lo;
       this.validate(t);
       this.arm(t, refNow);
-      return true;
+      return MSR_OK;
     }
     t.countLo = lo;
     t.countHi = hi;
@@ -90,7 +91,7 @@ export class SyntheticTimers {
     else if ((t.config & STIMER_AUTO_ENABLE) !== 0) t.config |= STIMER_ENABLE;
     this.validate(t);
     this.arm(t, refNow);
-    return true;
+    return MSR_OK;
   }
 
   /** An enabled message-mode timer must name a SINT, and a zero count stops the timer (timers.md). */

@@ -10,9 +10,9 @@
 // Must not: go backwards (every reader -- TSC, PIT, PM timer, RTC, APIC timer -- relies on it), or schedule
 // anything: the run loop tells it when a batch ended (`settle`), when the processor halts or resumes, and
 // how far to skip.
-// Spec: ARCHITECTURE.md "Time" (one virtual clock per partition); the Clock contract of src/chipset/clock.ts.
+// Spec: ARCHITECTURE.md "Time" (one virtual clock per partition); the Clock contract of src/contracts/platform.ts.
 
-import type { Clock } from "../chipset/clock.js";
+import type { Clock } from "../contracts/platform.js";
 
 export class PacedClock implements Clock {
   private readonly origin: number;

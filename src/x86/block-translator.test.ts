@@ -43,13 +43,20 @@ function runWith(src: string, jitThreshold: number, extra?: (mem: GuestMemory) =
   }
   cpu.setDescriptorTable("idtr", IDT, 32 * 16 - 1);
   extra?.(mem);
-  // Posted MMIO writes are logged and the run continues (they retired); anything else ends the run.
+  // MMIO writes reach the intercept and end the batch once they retired: each is logged with the retired
+  // count at that point, and the run continues; anything else ends the run.
   let exit: ExitReason;
   const mmio: string[] = [];
+  cpu.mmio = {
+    hi: 0,
+    read: () => -1,
+    write: (gpa, _size, lo) => void mmio.push(`${gpa.toString(16)}=${lo.toString(16)}`),
+  };
   for (;;) {
+    const logged = mmio.length;
     exit = runToHlt(cpu);
-    if (exit !== ExitReason.Mmio || !cpu.exit.isWrite) break;
-    mmio.push(`${cpu.exit.gpa.toString(16)}=${cpu.exit.valueLo.toString(16)}@${cpu.retired}`);
+    for (let i = logged; i < mmio.length; i++) mmio[i] += `@${cpu.retired}`;
+    if (exit !== ExitReason.BudgetExhausted || mmio.length === logged) break;
   }
   const hex = (v: { lo: number; hi: number }): string =>
     (v.hi >>> 0).toString(16).padStart(8, "0") + (v.lo >>> 0).toString(16).padStart(8, "0");
@@ -208,7 +215,7 @@ test("a #DE and a #GP in the middle of a block, and a posted MMIO write, match t
   .loop:
     lea eax, [rcx + 0x40]
     add r11, rcx
-    mov [0x10000000], eax      ; outside RAM: a posted MMIO write exit in the middle of the block
+    mov [0x10000000], eax      ; outside RAM: an MMIO write ends the batch in the middle of the block
     add r12, rcx
     dec ecx
     jnz .loop

@@ -121,13 +121,16 @@ export function translateBlock(ds: readonly Insn[], handlers: readonly Handler[]
           `if (${jcc.cond}) { c.branchRel(${d.immLo}, ${d.immHi}, ${d.osize}); ` +
             `if (c.ripLo === rl && n0 + ${2 * n} <= lim && (c.attn | c.stop) === 0) { n0 += ${n}; c.blockBase = n0; continue; } }`,
         );
-      } else if (jcc !== null) src.push(`if (${jcc.cond}) c.branchRel(${d.immLo}, ${d.immHi}, ${d.osize});`);
-      else {
+        src.push(`c.count = n0 + ${k + 1};`);
+      } else if (jcc !== null) {
+        src.push(`if (${jcc.cond}) c.branchRel(${d.immLo}, ${d.immHi}, ${d.osize});`);
+        src.push(`c.count = n0 + ${k + 1};`);
+      } else {
+        // The handler may count more than itself (each iteration of a REP string instruction retires).
         src.push(`c.count = n0 + ${k};`);
         if (d.hasMem) src.push(`c.computeEA(d${k});`);
-        src.push(`h${k}(c, d${k});`);
+        src.push(`h${k}(c, d${k});`, `c.count++;`);
       }
-      src.push(`c.count = n0 + ${k + 1};`);
       break;
     }
     const inline = inlineForm(d, mode);

@@ -14,7 +14,14 @@ import { FlagUnit } from "./flags.js";
 import { type Insn, OpKind } from "./insn.js";
 import { FpuState } from "./simd-state.js";
 import { ACC_READ, ACC_WRITE, type PagingRegs, WalkResult, walk } from "./paging.js";
-import { ExitReason, newExitInfo, type ExitControls, type ExitInfo } from "./vm-exit.js";
+import {
+  ExitReason,
+  newExitInfo,
+  type ExitControls,
+  type ExitInfo,
+  type MmioIntercept,
+  type PortIntercept,
+} from "./vm-exit.js";
 
 /** Thrown (never constructed per event) to unwind an instruction: a fault to deliver, or an exit. */
 export class CpuSignal {
@@ -230,13 +237,13 @@ export class CpuCore extends FlagUnit {
   stop = 0;
   /** Retired count at the start of the current pass through a translated block (for fault positions). */
   blockBase = 0;
-  /** Completion values for replayed instructions (IN and MMIO reads re-execute with the runner's value). */
-  ioPending = false;
-  ioValue = 0;
-  mmioPending = false;
-  mmioGpa = 0;
-  mmioLo = 0;
-  mmioHi = 0;
+  /** The `count` at which the current inner loop stops (a REP string instruction stops its chunk there). */
+  budgetEnd = 0;
+  /** The runner's device intercepts (vm-exit.ts): ports with their I/O-bitmap bit set, and non-RAM accesses. */
+  ports: PortIntercept | null = null;
+  mmio: MmioIntercept | null = null;
+  /** Bytes of a page-straddling access that touches MMIO, assembled or split here (never allocated per access). */
+  private readonly straddleBytes = new Uint8Array(8);
 
   // ---- TLB: tags (linear page number, NaN = empty) and RAM offsets, per kind x (supervisor, user) ----
   // A seventh to ninth region is never filled: user accesses look there while alignment checking is active
@@ -534,6 +541,15 @@ export class CpuCore extends FlagUnit {
    * write (the hardware locks or claims the line for writing on the first access), then the value is read.
    */
   readMemRmw(seg: number, offLo: number, offHi: number, size: number): number {
+    const lo = this.probeWrite(seg, offLo, offHi, size);
+    return this.readLin(lo, this.hi, size);
+  }
+
+  /**
+   * Checks that size bytes at seg:offset may be written (segment, alignment and page checks, faulting as the
+   * write would) without touching them: no device sees an access. Returns the linear address (hi in `hi`).
+   */
+  probeWrite(seg: number, offLo: number, offHi: number, size: number): number {
     const lo = this.linear(seg, offLo, offHi, size, true);
     const hi = this.hi;
     const po = lo & 0xfff;
@@ -547,7 +563,8 @@ export class CpuCore extends FlagUnit {
         this.translate(s2 | 0, (hi + (s2 >= TWO32 ? 1 : 0)) | 0, ACC_WRITE, user);
       }
     }
-    return this.readLin(lo, hi, size);
+    this.hi = hi;
+    return lo;
   }
 
   writeMem(seg: number, offLo: number, offHi: number, size: number, vlo: number, vhi: number): void {
@@ -627,17 +644,22 @@ export class CpuCore extends FlagUnit {
     this.alignCheck(lo, hi, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
-      // Page-straddling: assemble from bytes (each byte translated; faults before any state change).
+      // Page-straddling: both pages are translated first (a fault leaves every device untouched), then each
+      // part is read where it lives: RAM directly, MMIO as the intercept's pieces (straddleRead).
+      const n1 = 4096 - po;
+      const s2 = (lo >>> 0) + n1;
+      const off1 = this.translate(lo, hi, ACC_READ, user);
+      const gpa1 = this.mmioGpaLast;
+      const off2 = this.translate(s2 | 0, (hi + (s2 >= TWO32 ? 1 : 0)) | 0, ACC_READ, user);
+      const gpa2 = this.mmioGpaLast;
+      const b = this.straddleBytes;
+      this.straddleRead(off1, gpa1, n1, 0);
+      this.straddleRead(off2, gpa2, size - n1, n1);
       let vlo = 0;
       let vhi = 0;
       for (let i = 0; i < size; i++) {
-        const s = (lo >>> 0) + i;
-        const blo = s | 0;
-        const bhi = (hi + (s >= TWO32 ? 1 : 0)) | 0;
-        const off = this.translate(blo, bhi, ACC_READ, user);
-        const b = off >= 0 ? this.dv.getUint8(off) : this.mmioRead(this.mmioGpaLast, 1) & 0xff;
-        if (i < 4) vlo |= b << (8 * i);
-        else vhi |= b << (8 * (i - 4));
+        if (i < 4) vlo |= b[i]! << (8 * i);
+        else vhi |= b[i]! << (8 * (i - 4));
       }
       this.hi = vhi;
       return size === 4 || size === 8 ? vlo | 0 : vlo >>> 0;
@@ -661,25 +683,18 @@ export class CpuCore extends FlagUnit {
     this.alignCheck(lo, hi, size, user);
     const po = lo & 0xfff;
     if (po + size > 4096) {
-      // Translate both pages first so a fault on the second leaves memory untouched.
+      // Translate both pages first so a fault on the second leaves memory and devices untouched; then each
+      // part goes where it lives, the lower page first: RAM directly, MMIO as the intercept's pieces.
       const n1 = 4096 - po;
       const s2 = (lo >>> 0) + n1;
-      const lo2 = s2 | 0;
-      const hi2 = (hi + (s2 >= TWO32 ? 1 : 0)) | 0;
       const off1 = this.translate(lo, hi, ACC_WRITE, user);
       const gpa1 = this.mmioGpaLast;
-      const off2 = this.translate(lo2, hi2, ACC_WRITE, user);
+      const off2 = this.translate(s2 | 0, (hi + (s2 >= TWO32 ? 1 : 0)) | 0, ACC_WRITE, user);
       const gpa2 = this.mmioGpaLast;
-      for (let i = 0; i < size; i++) {
-        const b = i < 4 ? (vlo >>> (8 * i)) & 0xff : (vhi >>> (8 * (i - 4))) & 0xff;
-        if (i < n1) {
-          if (off1 >= 0) this.dv.setUint8(off1 + i, b);
-          else if (i === 0) this.mmioWrite(gpa1, size, vlo, vhi);
-        } else if (off2 >= 0) this.dv.setUint8(off2 + i - n1, b);
-        else if (i === n1 && off1 >= 0) this.mmioWrite(gpa2, size - n1, vlo >>> (8 * n1), 0);
-      }
-      if (off1 >= 0) this.mem.noteWrite(off1, n1);
-      if (off2 >= 0) this.mem.noteWrite(off2, size - n1);
+      const b = this.straddleBytes;
+      for (let i = 0; i < size; i++) b[i] = i < 4 ? vlo >>> (8 * i) : vhi >>> (8 * (i - 4));
+      this.straddleWrite(off1, gpa1, n1, 0);
+      this.straddleWrite(off2, gpa2, size - n1, n1);
       return;
     }
     const off = this.translate(lo, hi, ACC_WRITE, user);
@@ -758,32 +773,90 @@ export class CpuCore extends FlagUnit {
     return pageOff + (lo & 0xfff);
   }
 
-  /** MMIO read: replays with the runner's value if this is the completed access, else exits. */
-  mmioRead(gpa: number, size: number): number {
-    if (this.mmioPending && this.mmioGpa === gpa) {
-      this.mmioPending = false;
-      this.hi = size === 8 ? this.mmioHi : 0;
-      const v = this.mmioLo;
-      return size === 1 ? v & 0xff : size === 2 ? v & 0xffff : v;
+  /**
+   * Moves `n` bytes of one part of a page-straddling read into straddleBytes[at..]: from RAM at offset `off`,
+   * or, for MMIO at `gpa`, as naturally aligned 1-, 2- and 4-byte intercept reads (the pieces a bus makes).
+   */
+  private straddleRead(off: number, gpa: number, n: number, at: number): void {
+    const b = this.straddleBytes;
+    if (off >= 0) {
+      for (let i = 0; i < n; i++) b[at + i] = this.dv.getUint8(off + i);
+      return;
     }
-    const x = this.exit;
-    x.gpa = gpa;
-    x.size = size;
-    x.isWrite = false;
-    x.valueLo = 0;
-    x.valueHi = 0;
-    return this.exitNow(ExitReason.Mmio);
+    for (let a = gpa, end = gpa + n; a < end;) {
+      const size = pieceSize(a, end - a);
+      let v = this.mmioRead(a, size);
+      for (let i = 0; i < size; i++, v >>>= 8) b[at++] = v;
+      a += size;
+    }
   }
 
-  /** MMIO write: posted — the instruction completes, then run() reports the exit. */
+  /** The write counterpart of straddleRead: straddleBytes[at..at+n) to RAM at `off` or to MMIO at `gpa`. */
+  private straddleWrite(off: number, gpa: number, n: number, at: number): void {
+    const b = this.straddleBytes;
+    if (off >= 0) {
+      for (let i = 0; i < n; i++) this.dv.setUint8(off + i, b[at + i]!);
+      this.mem.noteWrite(off, n);
+      return;
+    }
+    for (let a = gpa, end = gpa + n; a < end;) {
+      const size = pieceSize(a, end - a);
+      let v = 0;
+      for (let i = size - 1; i >= 0; i--) v = (v << 8) | b[at + i]!;
+      this.mmioWrite(a, size, v >>> 0, 0);
+      at += size;
+      a += size;
+    }
+  }
+
+  /**
+   * MMIO read through the runner's intercept, completed in place (docs/decisions/0004); with no intercept
+   * the address floats to all ones. Same result conventions as readLin.
+   */
+  mmioRead(gpa: number, size: number): number {
+    const m = this.mmio;
+    if (m === null) {
+      this.hi = -1;
+      return size === 1 ? 0xff : size === 2 ? 0xffff : -1;
+    }
+    const v = m.read(gpa, size);
+    // A device may raise an interrupt while it answers: events are looked at after this instruction.
+    this.attn = 1;
+    switch (size) {
+      case 1:
+        this.hi = 0;
+        return v & 0xff;
+      case 2:
+        this.hi = 0;
+        return v & 0xffff;
+      case 4:
+        this.hi = 0;
+        return v | 0;
+      default:
+        this.hi = m.hi | 0;
+        return v | 0;
+    }
+  }
+
+  /**
+   * MMIO write through the runner's intercept; the batch ends once the instruction retires, so the runner
+   * sees what the write changed (pending interrupts, deadlines) before the next instruction runs.
+   */
   mmioWrite(gpa: number, size: number, lo: number, hi: number): void {
-    const x = this.exit;
-    x.reason = ExitReason.Mmio;
-    x.gpa = gpa;
-    x.size = size;
-    x.isWrite = true;
-    x.valueLo = size === 1 ? lo & 0xff : size === 2 ? lo & 0xffff : lo;
-    x.valueHi = size === 8 ? hi : 0;
+    const m = this.mmio;
+    if (m === null) return;
+    m.write(
+      gpa,
+      size,
+      size === 1 ? lo & 0xff : size === 2 ? lo & 0xffff : lo >>> 0,
+      size === 8 ? hi >>> 0 : 0,
+    );
+    this.endBatch();
+  }
+
+  /** After a device write: report the batch as ended once the current instruction retires. */
+  endBatch(): void {
+    if (!this.postedExit) this.exit.reason = ExitReason.BudgetExhausted;
     this.postedExit = true;
     this.attn = 1;
   }
@@ -947,4 +1020,11 @@ export class CpuCore extends FlagUnit {
     this.tscBase += want - off - cur;
     this.tscLast = want - off;
   }
+}
+
+/** The largest naturally aligned access (4, 2 or 1 bytes) at `addr` that fits in `left` bytes. */
+function pieceSize(addr: number, left: number): number {
+  if (left >= 4 && (addr & 3) === 0) return 4;
+  if (left >= 2 && (addr & 1) === 0) return 2;
+  return 1;
 }

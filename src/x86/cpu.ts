@@ -2,8 +2,9 @@
 // the decoded-instruction cache (per guest-physical page, invalidated through GuestMemory.codePages /
 // onCodeWrite), the translated-block cache riding on it (hotness, entry conditions, precise fault
 // position; docs/decisions/0003), instruction-boundary event handling (NMI, external interrupts with IF
-// and the STI/MOV SS shadow, interrupt-window exits, HLT idling), exit completion (replay for IN/MMIO
-// reads, RIP advance for RDMSR/WRMSR/CPUID/VMCALL), reset, and the register accessors of the contract.
+// and the STI/MOV SS shadow, interrupt-window exits, HLT idling), exit completion (RIP advance for
+// RDMSR/WRMSR/CPUID/VMCALL; device accesses complete in place through the intercepts, docs/decisions/0004),
+// reset, and the register accessors of the contract.
 // Must not: contain instruction semantics (handler modules) or decode bytes itself (decoder.ts).
 // Spec: Intel SDM Vol. 3A 6.6-6.9 (interrupt recognition, priorities, STI/MOV SS shadows), 9.1 (reset
 // state), Vol. 3C 25.2-25.4 (exit conditions, mirrored by vm-exit.ts); docs/x86-internals.md.
@@ -23,7 +24,8 @@ import { Block, isStraight, MAX_BLOCK_INSNS, translateBlock } from "./block-tran
 import { buildDispatch } from "./handlers.js";
 import { Insn } from "./insn.js";
 import { ACC_EXEC } from "./paging.js";
-import type { InterruptSource, Processor, Reg, Seg, SegmentState } from "./processor.js";
+import type { InterruptSource } from "../contracts/platform.js";
+import type { Processor, Reg, Seg, SegmentState } from "./processor.js";
 import { ExitReason } from "./vm-exit.js";
 
 export type { CpuOptions } from "./core.js";
@@ -57,8 +59,8 @@ export class Cpu extends CpuCore implements Processor {
   private readonly straddle = new Insn();
   private readonly fetchBuf = new Uint8Array(16);
   private nmiPending = false;
-  /** The next instruction is a replay completing an exit (no event may intervene). */
-  private replay = false;
+  /** Exceptions delivered at an instruction that then did not retire (Processor.faults). */
+  private faultCount = 0;
   /** Processor is in shutdown (triple fault) until reset. */
   private shutdown = false;
   private exitNextLo = 0;
@@ -88,6 +90,10 @@ export class Cpu extends CpuCore implements Processor {
 
   get retired(): number {
     return this.retiredCount;
+  }
+
+  get faults(): number {
+    return this.faultCount;
   }
 
   /** Blocks translated since construction (tests and benchmarks look at it). */
@@ -241,17 +247,10 @@ export class Cpu extends CpuCore implements Processor {
     // handler faults forever (e.g. an unmapped handler reached through an IST stack) cannot hang run().
     let faults = 0;
     while (this.count + faults < budget) {
-      if (this.replay) {
-        // The replayed instruction completes an exit; interrupt sources may have changed meanwhile, so
-        // events are looked at right after it.
-        this.replay = false;
-        this.attn = 1;
-      } else {
-        const ev = this.boundary();
-        if (ev >= 0) {
-          reason = ev;
-          break;
-        }
+      const ev = this.boundary();
+      if (ev >= 0) {
+        reason = ev;
+        break;
       }
       try {
         // Single-step (RFLAGS.TF at the start of an instruction): one instruction, then a #DB trap.
@@ -295,6 +294,7 @@ export class Cpu extends CpuCore implements Processor {
       }
     }
     this.retiredCount += this.count;
+    this.faultCount += faults;
     x.reason = reason;
     return reason;
   }
@@ -302,6 +302,8 @@ export class Cpu extends CpuCore implements Processor {
   /** Executes instructions until the budget, a posted exit, or a reason to re-check events. */
   private inner(budget: number): void {
     const dispatch = this.dispatch;
+    // REP string instructions count each iteration and stop their chunk at the budget (string-ops.ts).
+    this.budgetEnd = budget;
     const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
     for (;;) {
       // The instruction's own RIP first: faults while fetching/decoding (#PF, #GP, #UD) report it.
@@ -444,11 +446,9 @@ export class Cpu extends CpuCore implements Processor {
       deliverEvent(this, vector, kind, hasCode, code);
       return true;
     } catch (e) {
+      // An access-violation exit while reading the IDT or writing the frame cannot be completed by the
+      // runner either: shutdown, like a fault there.
       if (e !== SHUTDOWN && e !== EXIT) throw e;
-      if (e === EXIT) {
-        // An access-violation or MMIO exit while writing the exception frame: treat as shutdown, since
-        // the frame cannot be completed by the runner.
-      }
       this.shutdown = true;
       this.exit.reason = ExitReason.TripleFault;
       return false;
@@ -461,20 +461,6 @@ export class Cpu extends CpuCore implements Processor {
     this.ripLo = this.exitNextLo;
     this.ripHi = this.exitNextHi;
     this.retiredCount++;
-  }
-
-  completeIoRead(value: number): void {
-    this.ioPending = true;
-    this.ioValue = value;
-    this.replay = true;
-  }
-
-  completeMmioRead(lo: number, hi: number): void {
-    this.mmioPending = true;
-    this.mmioGpa = this.exit.gpa;
-    this.mmioLo = lo;
-    this.mmioHi = hi;
-    this.replay = true;
   }
 
   completeRdmsr(lo: number, hi: number): void {
@@ -500,9 +486,6 @@ export class Cpu extends CpuCore implements Processor {
   }
 
   injectException(vector: number, errorCode?: number): void {
-    this.ioPending = false;
-    this.mmioPending = false;
-    this.replay = false;
     const hasCode = errorCode !== undefined;
     if (!this.deliver(vector & 0xff, EventKind.Exception, hasCode, hasCode ? errorCode : 0)) return;
     this.halted = false;
@@ -554,9 +537,6 @@ export class Cpu extends CpuCore implements Processor {
     this.nmiPending = false;
     this.nmiBlocked = false;
     this.shadow = 0;
-    this.replay = false;
-    this.ioPending = false;
-    this.mmioPending = false;
     this.postedExit = false;
     this.attn = 0;
     this.flushTlb();

@@ -411,6 +411,65 @@ test("#AC for a misaligned ring-3 access with CR0.AM and RFLAGS.AC; WAIT with CR
   assert.equal(reg64(cpu, 15), 7n);
 });
 
+test("#AC for 16-byte SSE operands follows the model: unaligned moves and MASKMOVDQU at 8-byte granularity, PCMPxSTRx never", () => {
+  // docs/x86-internals.md "Model-specific behaviour": SDM Vol. 3A 6.15 lets MOVUPS/MOVUPD/MOVDQU/LDDQU raise
+  // #AC when not 8-byte aligned (Viridian does, and MASKMOVDQU likewise whatever its mask); an 8-byte aligned
+  // one, and PCMPxSTRx (exception type 4, which has no #AC), must not raise it.
+  const user = (insn: string): ReturnType<typeof run64> =>
+    run64(`
+    lea rax, [rel tss]
+    mov qword [rax + 4], 0x70000
+    mov rbx, 0x1000 + 0x38
+    mov word [rbx], 0x67
+    mov [rbx + 2], ax
+    shr rax, 16
+    mov [rbx + 4], al
+    mov byte [rbx + 5], 0x89
+    mov [rbx + 7], ah
+    shr rax, 16
+    mov [rbx + 8], eax
+    mov ax, 0x38
+    ltr ax
+    mov rax, cr0
+    or eax, 0x40000
+    mov cr0, rax
+    mov rax, cr4
+    or eax, 0x600
+    mov cr4, rax
+    mov r15, -1
+    push 0x23
+    push 0x50000
+    push 0x40002
+    push 0x2b
+    lea rax, [rel user]
+    push rax
+    iretq
+  user:
+    mov eax, 0xc
+    mov edx, 0xc
+    ${insn}
+    hlt
+  align 16
+  tss: times 0x68 db 0`);
+  // At ring 3 HLT is #GP(0): vector 13 means the instruction completed; 17 is its own #AC.
+  const cases: Array<[string, bigint]> = [
+    ["movups xmm0, [0x50008]", 13n],
+    ["movups [0x50008], xmm0", 13n],
+    ["movdqu xmm0, [0x50018]", 13n],
+    ["lddqu xmm0, [0x50008]", 13n],
+    ["movupd xmm0, [0x50004]", 17n],
+    ["movdqu [0x50001], xmm0", 17n],
+    ["lddqu xmm0, [0x50002]", 17n],
+    ["pcmpestri xmm0, [0x50001], 0x0c", 13n],
+    ["pcmpistrm xmm0, [0x50004], 0x0c", 13n],
+    ["movq xmm0, [0x50004]", 17n],
+    ["mov edi, 0x50008\n    pcmpeqb xmm1, xmm1\n    maskmovdqu xmm0, xmm1", 13n],
+    ["mov edi, 0x50004\n    pcmpeqb xmm1, xmm1\n    maskmovdqu xmm0, xmm1", 17n],
+    ["mov edi, 0x50002\n    pxor xmm1, xmm1\n    maskmovdqu xmm0, xmm1", 17n],
+  ];
+  for (const [insn, vector] of cases) assert.equal(reg64(user(insn), 15), vector, insn);
+});
+
 test("segment loads: beyond the GDT limit #GP(sel), not present #NP(sel), SS with DPL != CPL #GP(sel), null SS in 64-bit ring 0", () => {
   let cpu = run64("mov ax, 0x80\nmov ds, ax\nhlt");
   assert.equal(reg64(cpu, 15), 13n);

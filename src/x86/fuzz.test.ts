@@ -29,9 +29,7 @@ function fuzz(mode: Mode, seeds: number): { exits: Map<number, number>; retired:
       const r = cpu.run(500);
       exits.set(r, (exits.get(r) ?? 0) + 1);
       if (r === ExitReason.TripleFault || r === ExitReason.Hlt || r === ExitReason.BudgetExhausted) break;
-      if (r === ExitReason.Io && !cpu.exit.isWrite) cpu.completeIoRead(0);
-      else if (r === ExitReason.Mmio && !cpu.exit.isWrite) cpu.completeMmioRead(0, 0);
-      else if (r === ExitReason.Rdmsr) cpu.injectException(13, 0);
+      if (r === ExitReason.Rdmsr) cpu.injectException(13, 0);
       else if (r === ExitReason.Wrmsr) cpu.injectException(13, 0);
       else if (r === ExitReason.Cpuid) cpu.completeCpuid(0, 0, 0, 0);
       else if (r === ExitReason.Vmcall) cpu.completeVmcall();

@@ -1,9 +1,10 @@
 // Tests the mode transitions a Multiboot kernel performs: real mode -> 32-bit protected mode (LGDT, MOV CR0,
 // far JMP) -> PAE paging -> long mode (EFER.LME via WRMSR, CR0.PG, far JMP to a 64-bit segment), printing
-// over port 0x3F8 with OUT (posted Io exits), plus CPUID/RDMSR answered by the processor itself.
+// over port 0x3F8 with OUT (through the port intercept), plus CPUID/RDMSR answered by the processor itself,
+// and the device intercepts: IN and MMIO reads complete in place, MMIO writes reach the device.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assemble, CODE_BASE, machine } from "./nasm-harness.test.js";
+import { assemble, CODE_BASE, machine, RecordingDevices, runToExit } from "./nasm-harness.test.js";
 import { ExitReason } from "./vm-exit.js";
 
 const BOOT = `
@@ -89,21 +90,13 @@ gdtr:
   dd gdt
 `;
 
-test("real -> protected -> PAE long mode, printing over COM1 with OUT exits", () => {
+test("real -> protected -> PAE long mode, printing over COM1 through the port intercept", () => {
   const { cpu } = machine("real", assemble(BOOT, 16, CODE_BASE));
   // Real mode cannot reach 0x10000 with CS=0 and 16-bit IP; run from CS=0x1000:0.
-  let out = "";
-  for (let guard = 0; guard < 100; guard++) {
-    const r = cpu.run(100000);
-    if (r === ExitReason.Io) {
-      assert.equal(cpu.exit.isWrite, true);
-      assert.equal(cpu.exit.port, 0x3f8);
-      out += String.fromCharCode(cpu.exit.valueLo);
-      continue;
-    }
-    assert.equal(r, ExitReason.Hlt, `stopped with ${r} at ${cpu.getRip().lo.toString(16)}`);
-    break;
-  }
+  const dev = new RecordingDevices().attach(cpu);
+  const r = runToExit(cpu, 10_000_000);
+  assert.equal(r, ExitReason.Hlt, `stopped with ${r} at ${cpu.getRip().lo.toString(16)}`);
+  const out = dev.written(0x3f8);
   assert.equal(out, "RPL");
   assert.equal(cpu.getReg(15).lo & 0x500, 0x500, "EFER.LME and LMA");
   assert.ok(cpu.getReg(14).lo & (1 << 29), "CPUID reports long mode");
@@ -111,35 +104,33 @@ test("real -> protected -> PAE long mode, printing over COM1 with OUT exits", ()
   assert.equal(cpu.getReg(3).hi >>> 0, 0x12345678);
 });
 
-test("IN exits before retiring and completes with the runner's value", () => {
+test("IN completes in place with the intercept's value", () => {
   const { cpu } = machine("long64", assemble("mov dx, 0x60\nin al, dx\nmov bl, al\nhlt", 64));
-  assert.equal(cpu.run(1000), ExitReason.Io);
-  assert.equal(cpu.exit.isWrite, false);
-  assert.equal(cpu.exit.port, 0x60);
-  assert.equal(cpu.exit.size, 1);
-  cpu.completeIoRead(0xab);
+  const dev = new RecordingDevices((port) => (port === 0x60 ? 0xab : -1)).attach(cpu);
   assert.equal(cpu.run(1000), ExitReason.Hlt);
+  assert.deepEqual(dev.log, ["in 60 1"]);
   assert.equal(cpu.getReg(3).lo & 0xff, 0xab);
 });
 
-test("MMIO read exits, completes by replay; MMIO write is posted", () => {
-  const src = "mov eax, [0xfee00030]\nmov ebx, eax\nmov dword [0xfee000b0], 0x55\nhlt";
-  const { cpu } = machine("long64", assemble(src, 64));
-  // Map the APIC page: 4 GiB identity is not in the harness tables, so use a 32-bit flat machine instead.
-  void cpu;
-  const m = machine("prot32", assemble(src, 32));
-  const c = m.cpu;
-  assert.equal(c.run(1000), ExitReason.Mmio);
-  assert.equal(c.exit.gpa, 0xfee00030);
-  assert.equal(c.exit.isWrite, false);
-  assert.equal(c.exit.size, 4);
-  c.completeMmioRead(0x50014, 0);
-  assert.equal(c.run(1000), ExitReason.Mmio);
-  assert.equal(c.exit.isWrite, true);
-  assert.equal(c.exit.gpa, 0xfee000b0);
-  assert.equal(c.exit.valueLo, 0x55);
+test("MMIO reads complete in place; an MMIO write reaches the device and ends the batch", () => {
+  const src = "mov eax, [0xfee00030]\nmov ebx, eax\nmov dword [0xfee000b0], 0x55\nmov ecx, 1\nhlt";
+  const { cpu: c } = machine("prot32", assemble(src, 32));
+  const dev = new RecordingDevices(undefined, () => ({ lo: 0x50014, hi: 0 })).attach(c);
+  assert.equal(c.run(1000), ExitReason.BudgetExhausted, "the write ended the batch");
+  assert.equal(c.retired, 3, "after the write's instruction retired");
+  assert.deepEqual(dev.log, ["mr fee00030 4", "mw fee000b0 4 55 0"]);
   assert.equal(c.getReg(3).lo, 0x50014);
   assert.equal(c.run(1000), ExitReason.Hlt);
+  assert.equal(c.getReg(1).lo, 1);
+});
+
+test("without intercepts, ports and MMIO float to all ones and writes vanish", () => {
+  const src =
+    "mov eax, [0xfee00030]\nmov dword [0xfee000b0], 0x55\nmov dx, 0x60\nin al, dx\nmov ebx, eax\nhlt";
+  const { cpu: c } = machine("prot32", assemble(src, 32));
+  c.controls.ioBitmap.fill(0xff);
+  assert.equal(c.run(1000), ExitReason.Hlt);
+  assert.equal(c.getReg(3).lo, -1);
 });
 
 test("CPUID exiting, RDMSR of an unowned MSR and VMCALL leave the instruction for the runner", () => {

@@ -13,7 +13,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { GuestMemory } from "../memory/guest-memory.js";
 import { Cpu } from "./cpu.js";
-import { ExitReason } from "./vm-exit.js";
+import { ExitReason, type MmioIntercept, type PortIntercept } from "./vm-exit.js";
 
 export const CODE_BASE = 0x10000;
 export const STACK_TOP = 0x80000;
@@ -113,10 +113,75 @@ export function setupMode(cpu: Cpu, mem: GuestMemory, mode: Mode, code: Uint8Arr
 
 /** Runs until HLT (or another exit / the budget); returns the exit reason. */
 export function runToHlt(cpu: Cpu, budget = 1_000_000): ExitReason {
+  return cpu.run(budget);
+}
+
+/**
+ * A recording device layer for the processor's intercepts: every port and MMIO access in order, as text
+ * ("in 60 1", "out 3f8 1 41", "mr fee00030 4", "mw fee000b0 4 55 0"), reads answered by `answer` (default:
+ * all ones, or the low bytes of the address for MMIO so that every byte read is identifiable).
+ */
+export class RecordingDevices {
+  readonly log: string[] = [];
+  readonly ports: PortIntercept;
+  readonly mmio: MmioIntercept;
+
+  constructor(
+    answerPort: (port: number, size: number) => number = () => -1,
+    answerMmio: (gpa: number, size: number) => { lo: number; hi: number } = (gpa) => ({
+      lo: ((gpa & 0xff) * 0x01010101) | 0,
+      hi: ((gpa & 0xff) * 0x01010101) | 0,
+    }),
+  ) {
+    const log = this.log;
+    this.ports = {
+      read: (port, size) => {
+        log.push(`in ${port.toString(16)} ${size}`);
+        return answerPort(port, size);
+      },
+      write: (port, size, value) => {
+        log.push(`out ${port.toString(16)} ${size} ${(value >>> 0).toString(16)}`);
+      },
+    };
+    const mmio: MmioIntercept = {
+      hi: 0,
+      read: (gpa, size) => {
+        log.push(`mr ${gpa.toString(16)} ${size}`);
+        const v = answerMmio(gpa, size);
+        mmio.hi = v.hi;
+        return v.lo;
+      },
+      write: (gpa, size, lo, hi) => {
+        log.push(`mw ${gpa.toString(16)} ${size} ${(lo >>> 0).toString(16)} ${(hi >>> 0).toString(16)}`);
+      },
+    };
+    this.mmio = mmio;
+  }
+
+  /** Connects this recorder to `cpu` (every port intercepted). */
+  attach(cpu: Cpu): this {
+    cpu.ports = this.ports;
+    cpu.mmio = this.mmio;
+    cpu.controls.ioBitmap.fill(0xff);
+    return this;
+  }
+
+  /** The bytes written to `port`, as a string. */
+  written(port: number): string {
+    const prefix = `out ${port.toString(16)} `;
+    return this.log
+      .filter((l) => l.startsWith(prefix))
+      .map((l) => String.fromCharCode(parseInt(l.split(" ")[3]!, 16)))
+      .join("");
+  }
+}
+
+/** Runs until the processor reports anything but the end of a batch (a device write ends one early). */
+export function runToExit(cpu: Cpu, budget = 1_000_000): ExitReason {
+  const limit = cpu.retired + budget;
   for (;;) {
-    const r = cpu.run(budget);
-    if (r === ExitReason.Io && cpu.exit.isWrite) continue;
-    return r;
+    const r = cpu.run(Math.max(1, limit - cpu.retired));
+    if (r !== ExitReason.BudgetExhausted || cpu.retired >= limit) return r;
   }
 }
 

@@ -4,7 +4,8 @@
 // Spec: register numbering follows the Intel SDM Vol. 2A 2.1.5 (ModRM reg field, REX extension);
 // segment numbering follows the SReg encoding (ES=0, CS=1, SS=2, DS=3, FS=4, GS=5).
 
-import type { ExitControls, ExitInfo, ExitReason } from "./vm-exit.js";
+import type { InterruptSource } from "../contracts/platform.js";
+import type { ExitControls, ExitInfo, ExitReason, MmioIntercept, PortIntercept } from "./vm-exit.js";
 
 export const enum Reg {
   RAX = 0,
@@ -44,26 +45,26 @@ export interface SegmentState {
   access: number;
 }
 
-/** The interrupt controller as the processor sees it (the local APIC in src/hv, the PIC in test platforms). */
-export interface InterruptSource {
-  /** Whether a maskable external interrupt is pending. */
-  hasInterrupt(): boolean;
-  /** Acknowledges the highest-priority pending interrupt and returns its vector (INTA cycle). */
-  acknowledge(): number;
-}
-
 export interface Processor {
   readonly exit: ExitInfo;
   readonly controls: ExitControls;
   /** Instructions retired since reset (a double; exact to 2^53). */
   readonly retired: number;
+  /**
+   * Exceptions delivered at an instruction that did not retire (a fault restarts it), since construction.
+   * A guest whose handlers fault forever retires nothing, so a runner bounds a run by retired + faults.
+   */
+  readonly faults: number;
+  /** The interrupt controller as the processor sees it (the local APIC, or the 8259 pair on its own). */
   interrupts: InterruptSource | null;
+  /** Where IN/OUT of ports with their I/O-bitmap bit set go; null: they read all ones, writes vanish. */
+  ports: PortIntercept | null;
+  /** Where accesses outside RAM go; null: reads float to all ones, writes vanish. */
+  mmio: MmioIntercept | null;
 
   /** Runs up to `budget` instructions, or until an exit; returns why it stopped (details in `exit`). */
   run(budget: number): ExitReason;
 
-  completeIoRead(value: number): void;
-  completeMmioRead(lo: number, hi: number): void;
   completeRdmsr(lo: number, hi: number): void;
   completeWrmsr(): void;
   completeCpuid(eax: number, ebx: number, ecx: number, edx: number): void;

@@ -7,11 +7,13 @@
 // MXCSR), 13.1-13.2 (CR4.OSFXSR / OSXMMEXCPT), Vol. 2 "Exceptions (Protected Mode)" tables in 2.5 (Table 2-18
 // for legacy SSE: #UD if CR0.EM or !CR4.OSFXSR, #NM if CR0.TS), Vol. 3A 2.5 (CR0.EM/MP/TS).
 
-import { CR0_EM, CR0_NE, CR0_TS, CR4_OSFXSR, CR4_OSXMMEXCPT, type CpuCore, Vec } from "./core.js";
+import { CR0_EM, CR0_NE, CR0_TS, CR4_OSFXSR, CR4_OSXMMEXCPT, type CpuCore, TLB_SIZE, Vec } from "./core.js";
 import { type Insn, OpKind } from "./insn.js";
 import { ACC_WRITE } from "./paging.js";
 
 const TWO32 = 0x1_0000_0000;
+/** `CpuCore.tlbUser` while alignment checking is live (CR0.AM, RFLAGS.AC, CPL 3): see `CpuCore.alignCheck`. */
+const AC_LIVE = 6 * TLB_SIZE;
 
 /** Legacy SSE availability (SDM Vol. 2 Table 2-18 "Exception class"): #UD, then #NM. */
 export function sseCheck(c: CpuCore): void {
@@ -58,9 +60,11 @@ function memLinear(c: CpuCore, d: Insn, size: number, write: boolean, align: boo
   if (align && c.long64 && ((c.eaLo + (d.seg < 4 ? 0 : c.segBaseLo[d.seg]!)) & 15) !== 0) c.gp(0);
   const lo = c.linear(d.seg, c.eaLo, c.eaHi, size, write);
   if (align && (lo & 15) !== 0) c.gp(0);
-  // The unaligned-capable 16-byte forms raise #AC on a non-16-byte-aligned operand when alignment checking
-  // is active at CPL 3 (SDM Vol. 2 exception class 4, "#AC(0)"; observed on hardware).
-  if (!align && size === 16) c.alignCheck(lo, c.hi, 16, c.cpl === 3);
+  // Alignment checking of 16-byte operands is model-specific (docs/x86-internals.md "Model-specific
+  // behaviour"): the explicitly unaligned moves (MOVUPS/MOVUPD/MOVDQU/LDDQU) raise #AC(0) at CPL 3 when the
+  // address is not 8-byte aligned, the latitude SDM Vol. 3A 6.15 ("Interrupt 17") gives them; the other
+  // unaligned-capable 16-byte operands (PCMPxSTRx, exception type 4) never raise #AC.
+  if (!align && size === 16 && d.entry?.handler === "movUnaligned") c.alignCheck(lo, c.hi, 8, c.cpl === 3);
   return lo;
 }
 
@@ -99,6 +103,15 @@ export function load(
     if (size === 16) {
       const lo = memLinear(c, d, 16, false, align);
       const hi = c.hi;
+      if (!align && (lo & 7) !== 0 && c.tlbUser === AC_LIVE && d.entry?.handler !== "movUnaligned") {
+        // No #AC for these operands even while alignment checking is live (see memLinear): the 8-byte
+        // halves would be checked, so the bytes are read one by one (1-byte accesses are never checked).
+        for (let i = 0; i < 16; i++) {
+          const s = (lo >>> 0) + i;
+          dst.u8[i] = c.readLin(s | 0, (hi + (s >= TWO32 ? 1 : 0)) | 0, 1);
+        }
+        return;
+      }
       o[0] = c.readLin(lo, hi, 8);
       o[1] = c.hi;
       const s = (lo >>> 0) + 8;
@@ -178,8 +191,9 @@ export function store(
         const p2 = (lo >>> 0) + (4096 - po);
         c.translate(p2 | 0, (hi + (p2 >= TWO32 ? 1 : 0)) | 0, ACC_WRITE, c.cpl === 3);
       }
-      c.writeLin(lo2, hi2, 8, v[2]!, v[3]!);
+      // Lowest address first, as a device behind an MMIO range sees a 16-byte store (docs/decisions/0004).
       c.writeLin(lo, hi, 8, v[0]!, v[1]!);
+      c.writeLin(lo2, hi2, 8, v[2]!, v[3]!);
       return;
     }
     c.writeMem(d.seg, c.eaLo, c.eaHi, size, v[0]!, v[1]!);

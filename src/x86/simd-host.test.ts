@@ -1,14 +1,18 @@
 // Runs XMM/MMX instructions in the emulator and natively on the host (a C program with the same instruction
 // text in Intel syntax, compiled here with gcc -masm=intel) on the same random inputs — XMM0-2, RAX, RDX,
 // MXCSR (random rounding control, DAZ/FTZ; exceptions masked) — and compares XMM0-2, RAX, RCX, MXCSR and
-// the status flags bit for bit. Covers the integer, shuffle, conversion, compare and SSE3/SSSE3/SSE4.x
-// groups at instruction level; RCPPS/RSQRTPS (approximations, `approx` rows) are excluded.
+// the status flags bit for bit, except where the SDM leaves the result to the implementation: there the
+// host may show exactly the alternatives documented in tests/conformance/model-specific.ts (DPPS/DPPD NaN
+// forwarding). Covers the integer, shuffle, conversion, compare and SSE3/SSSE3/SSE4.x groups at instruction
+// level; RCPPS/RSQRTPS (approximations, `approx` rows) are excluded. A failure names the host processor.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { hostProcessor } from "../../tests/conformance/host-processor.js";
+import { judgeSimd } from "../../tests/conformance/model-specific.js";
 import { assemble, CODE_BASE, machine } from "./nasm-harness.test.js";
 import { ExitReason } from "./vm-exit.js";
 
@@ -194,6 +198,7 @@ test("XMM instructions match the host processor bit for bit (registers, MXCSR, f
     const per = process.env.VIRIDIAN_FULL === "1" ? 2000 : 150;
     const count = per * INSNS.length;
     const input = new DataView(new ArrayBuffer(count * 76));
+    const input8 = new Uint8Array(input.buffer);
     for (let i = 0; i < count; i++) {
       input.setUint32(i * 76, i % INSNS.length, true);
       for (let k = 0; k < 12; k++) input.setInt32(i * 76 + 4 + k * 4, lane(), true);
@@ -214,7 +219,6 @@ test("XMM instructions match the host processor bit for bit (registers, MXCSR, f
       input: new Uint8Array(input.buffer),
       maxBuffer: count * 72 + 1024,
     });
-    const host = new DataView(out.buffer, out.byteOffset, out.byteLength);
     assert.equal(out.byteLength, count * 72);
     // Every instruction's snippet in one nasm run, each at a 256-byte slot (nasm is slow to start).
     const code = assemble(
@@ -233,6 +237,20 @@ test("XMM instructions match the host processor bit for bit (registers, MXCSR, f
     cpu.setControl("cr4", 0x20 | 0x600, 0);
     const dv = new DataView(mem.buffer);
     const fails: string[] = [];
+    const accepted = new Map<string, number>();
+    const ours = new Uint8Array(mem.buffer, 0x200100, 72);
+    /** The differences of a host record from ours (RFLAGS: the status flags only). */
+    const differs = (h: Uint8Array): string => {
+      const hv = new DataView(h.buffer, h.byteOffset, 72);
+      let d = "";
+      for (let k = 0; k < 72; k += 4) {
+        const mask = k === 68 ? 0x8d5 : 0xffffffff;
+        const a = hv.getUint32(k, true) & mask;
+        const b = dv.getUint32(0x200100 + k, true) & mask;
+        if (a !== b) d += ` [${k}] host ${a.toString(16)} ours ${b.toString(16)}`;
+      }
+      return d;
+    };
     for (let i = 0; i < count; i++) {
       const op = i % INSNS.length;
       for (let k = 0; k < 72; k++) dv.setUint8(0x200000 + k, input.getUint8(i * 76 + 4 + k));
@@ -240,13 +258,15 @@ test("XMM instructions match the host processor bit for bit (registers, MXCSR, f
       cpu.setRflags(2);
       const r = cpu.run(1000);
       assert.equal(r, ExitReason.Hlt, `${INSNS[op]}: exit ${r}`);
-      let bad = "";
-      for (let k = 0; k < 72; k += 4) {
-        let mask = 0xffffffff;
-        if (k === 68) mask = 0x8d5; // status flags
-        const h = host.getUint32(i * 72 + k, true) & mask;
-        const o = dv.getUint32(0x200100 + k, true) & mask;
-        if (h !== o) bad += ` [${k}] host ${h.toString(16)} ours ${o.toString(16)}`;
+      const native = new Uint8Array(out.buffer, out.byteOffset + i * 72, 72);
+      let bad = differs(native);
+      if (bad) {
+        const record = new Uint8Array(input8.buffer, i * 76 + 4, 72);
+        const r = judgeSimd(text(INSNS[op]!), record, native, ours);
+        if (r.accepted.length > 0 && !differs(r.host)) {
+          bad = "";
+          for (const id of r.accepted) accepted.set(id, (accepted.get(id) ?? 0) + 1);
+        }
       }
       if (bad) {
         let inp = "";
@@ -255,10 +275,15 @@ test("XMM instructions match the host processor bit for bit (registers, MXCSR, f
         fails.push(`${text(INSNS[op]!)}: in${inp}:${bad}`);
       }
     }
+    console.log(
+      `simd-host: ${count} cases on ${hostProcessor()}; documented model-specific alternatives shown: ${
+        [...accepted].map(([id, n]) => `${id} ${n}`).join(", ") || "none"
+      }`,
+    );
     assert.equal(
       fails.length,
       0,
-      `${fails.length} mismatches of ${count}:\n${fails.slice(0, 30).join("\n")}`,
+      `${fails.length} mismatches of ${count} on ${hostProcessor()}:\n${fails.slice(0, 30).join("\n")}`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -9,9 +9,12 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { hostProcessor } from "../../tests/conformance/host-processor.js";
 import {
   cvt32to64,
   cvt64to32,
+  F_PE,
+  F_UE,
   FOp,
   intTo32,
   intTo64,
@@ -247,9 +250,64 @@ test("softfloat matches the host SSE unit bit for bit (results and MXCSR flags)"
     assert.equal(
       fails.length,
       0,
-      `${fails.length} mismatches of ${count}:\n${fails.slice(0, 25).join("\n")}`,
+      `${fails.length} mismatches of ${count} on ${hostProcessor()}:\n${fails.slice(0, 25).join("\n")}`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test("an unmasked underflow reports PE only when the result with an unbounded exponent is inexact", () => {
+  // SDM Vol. 1 11.5.2.5 / 4.9.1.5: with UM clear the destination is left alone, so inexactness is that of
+  // the full-significand result, not of a denormal that is never delivered (as hardware reports it).
+  const saved = { ...sf };
+  const flags = (mxcsr: number, f: () => void): number => {
+    sf.mxcsr = mxcsr;
+    sf.flags = 0;
+    f();
+    return sf.flags;
+  };
+  const unmasked = 0x1f80 & ~0x800;
+  try {
+    // binary32: a 24-bit significand times 2^-126 is exact however tiny; (1+2^-23)(1.5+2^-23) is not.
+    assert.equal(
+      flags(unmasked, () => op32(FOp.Mul, 0xa34df469 | 0, 0x00800000)),
+      F_UE,
+    );
+    assert.equal(
+      flags(unmasked, () => op32(FOp.Mul, 0x3f000001, 0x00c00001)),
+      F_UE | F_PE,
+    );
+    assert.equal(
+      flags(0x1f80, () => op32(FOp.Mul, 0xa34df469 | 0, 0x00800000)),
+      F_UE | F_PE,
+      "masked",
+    );
+    // binary64 products and quotients.
+    assert.equal(
+      flags(unmasked, () => op64(FOp.Mul, 1, 0x3fe00000, 0, 0x00100000)),
+      F_UE,
+    );
+    assert.equal(
+      flags(unmasked, () => op64(FOp.Mul, 1, 0x3fe80000, 1, 0x00100000)),
+      F_UE | F_PE,
+    );
+    assert.equal(
+      flags(unmasked, () => op64(FOp.Div, 0, 0x00100000, 0, 0x40100000)),
+      F_UE,
+      "2^-1022 / 4",
+    );
+    assert.equal(
+      flags(unmasked, () => op64(FOp.Div, 0, 0x00100000, 0, 0x40080000)),
+      F_UE | F_PE,
+      "/ 3",
+    );
+    assert.equal(
+      flags(0x1f80, () => op64(FOp.Mul, 1, 0x3fe00000, 0, 0x00100000)),
+      F_UE | F_PE,
+      "masked",
+    );
+  } finally {
+    Object.assign(sf, saved);
   }
 });

@@ -21,6 +21,8 @@ export const F_OE = 0x08;
 export const F_UE = 0x10;
 export const F_PE = 0x20;
 const UM = 0x800; // MXCSR underflow mask bit
+const MIN_NORMAL32 = 1.1754943508222875e-38;
+const MIN_NORMAL64 = 2.2250738585072014e-308;
 const OM = 0x400; // MXCSR overflow mask bit
 const DAZ = 0x40;
 const FTZ = 0x8000;
@@ -214,7 +216,8 @@ export function round32(s: number, e: number): number {
     sf.flags |= F_OE | F_PE;
     return bits32(r);
   }
-  return finishTiny(r, sgn, 1.1754943508222875e-38, true);
+  const tiny = Math.abs(r) < MIN_NORMAL32 && !(sf.mxcsr & UM);
+  return finishTiny(r, sgn, MIN_NORMAL32, true, tiny && (e !== 0 || Math.fround(frexp(s)) !== frexp(s)));
 }
 
 /**
@@ -233,10 +236,22 @@ function overflow32(pos: boolean, m: number, inexact: boolean): number {
   return bits32(pos ? (toInf ? Infinity : max) : toInf ? -Infinity : -max);
 }
 
-function finishTiny(r: number, sgn: number, minNormal: number, is32: boolean): number {
+/**
+ * Underflow flags. A masked underflow delivers the denormal (or, with FTZ, zero) result: PE when that is
+ * inexact. An unmasked one leaves the destination alone and reports PE only when the result rounded to the
+ * full significand with an unbounded exponent is inexact (`unboundedInexact`), as hardware does (SDM Vol. 1
+ * 11.5.2.5, 4.9.1.5; the underflow counterpart of overflowFlags).
+ */
+function finishTiny(
+  r: number,
+  sgn: number,
+  minNormal: number,
+  is32: boolean,
+  unboundedInexact: boolean,
+): number {
   const tiny = (r !== 0 || sgn !== 0) && Math.abs(r) < minNormal;
   if (tiny) {
-    if (!(sf.mxcsr & UM)) sf.flags |= F_UE | (sgn !== 0 ? F_PE : 0);
+    if (!(sf.mxcsr & UM)) sf.flags |= F_UE | (unboundedInexact ? F_PE : 0);
     else if (sf.mxcsr & FTZ) {
       sf.flags |= F_UE | F_PE;
       r = r < 0 || Object.is(r, -0) ? -0 : 0;
@@ -245,8 +260,17 @@ function finishTiny(r: number, sgn: number, minNormal: number, is32: boolean): n
   return is32 ? bits32(r) : bits64(r);
 }
 
-/** Rounds T = s + e to binary64; s = RN(T) already. Returns the low bits, high in sf.hi. */
-export function round64(s: number, sgn: number, overflowed: boolean, inexact = true): number {
+/**
+ * Rounds T = s + e to binary64; s = RN(T) already. Returns the low bits, high in sf.hi. `unboundedInexact`:
+ * whether T needs more than 53 significant bits (for an unmasked underflow; sums are exact when tiny).
+ */
+export function round64(
+  s: number,
+  sgn: number,
+  overflowed: boolean,
+  inexact = true,
+  unboundedInexact = sgn !== 0,
+): number {
   const m = mode();
   if (overflowed) {
     overflowFlags(inexact);
@@ -264,7 +288,7 @@ export function round64(s: number, sgn: number, overflowed: boolean, inexact = t
     sf.flags |= F_OE | F_PE;
     return bits64(r);
   }
-  return finishTiny(r, sgn, 2.2250738585072014e-308, false);
+  return finishTiny(r, sgn, MIN_NORMAL64, false, unboundedInexact);
 }
 
 // ---------------------------------------------------------------- arithmetic
@@ -427,7 +451,11 @@ export function op64(op: FOp, alo: number, ahi: number, blo: number, bhi: number
         twoProd(frexp(a), frexp(b));
         return round64(p, 0, true, tpLo !== 0);
       }
-      return round64(p, mulErrSign(a, b, p), false);
+      if (Math.abs(p) >= MIN_NORMAL64 || sf.mxcsr & UM) return round64(p, mulErrSign(a, b, p), false);
+      // A tiny product with underflow unmasked: PE depends on the product's full significand.
+      twoProd(frexp(a), frexp(b));
+      const inexact = tpLo !== 0;
+      return round64(p, mulErrSign(a, b, p), false, true, inexact);
     }
     default: {
       if ((a === 0 && b === 0) || (Math.abs(a) === Infinity && Math.abs(b) === Infinity)) return qnan64();
@@ -443,7 +471,12 @@ export function op64(op: FOp, alo: number, ahi: number, blo: number, bhi: number
         const h = twoProd(ma / mb, mb);
         return round64(q, 0, true, h !== ma || tpLo !== 0);
       }
-      return round64(q, divErrSign(a, b, q), false);
+      if (Math.abs(q) >= MIN_NORMAL64 || sf.mxcsr & UM) return round64(q, divErrSign(a, b, q), false);
+      // A tiny quotient with underflow unmasked: PE depends on the quotient's full significand.
+      const ma = frexp(a);
+      const mb = frexp(b);
+      const inexact = twoProd(ma / mb, mb) !== ma || tpLo !== 0;
+      return round64(q, divErrSign(a, b, q), false, true, inexact);
     }
   }
 }

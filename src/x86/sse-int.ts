@@ -309,10 +309,10 @@ function maskmov(c: CpuCore, d: Insn): void {
   load(c, d, d.k1, d.r1, n, LB, false);
   const di = c.getGpr(7, d.asize);
   const diHi = d.asize === 8 ? c.hi : 0;
-  // Alignment checking treats the store as one n-byte access at rDI (observed on hardware: #AC whatever
-  // the mask selects).
+  // Alignment checking treats the store as 8-byte accesses at rDI, whatever the mask selects: #AC(0) when
+  // rDI is not 8-byte aligned (a model-specific choice: docs/x86-internals.md "Model-specific behaviour").
   const first = c.linear(d.seg, di, diHi, 1, true);
-  c.alignCheck(first, c.hi, n, c.cpl === 3);
+  c.alignCheck(first, c.hi, 8, c.cpl === 3);
   // Validate every selected byte's address (limits, paging) before the first write.
   for (let pass = 0; pass < 2; pass++) {
     for (let i = 0; i < n; i++) {

@@ -1,7 +1,9 @@
 // Owns: string instructions MOVS, CMPS, STOS, LODS, SCAS, INS, OUTS with REP/REPE/REPNE in 16/32/64-bit
-// address sizes, and the port-I/O primitives they share with IN/OUT (I/O permission checks, exits).
-// Must not: run a REP loop unboundedly inside one step: at most REP_CHUNK iterations run per execution, then
-// RIP stays on the instruction so interrupts, exits and the budget are honoured between chunks.
+// address sizes, and the port-I/O primitives they share with IN/OUT (I/O permission checks, the intercept).
+// Must not: run a REP loop unboundedly inside one step: at most REP_CHUNK iterations run per execution, and
+// no more than the run's budget has left, then RIP stays on the instruction so interrupts, exits and the
+// budget are honoured between chunks. Every iteration counts as a retired instruction (as QEMU's instruction
+// counter counts them), so the budget, `--max-instructions` and deterministic time bound a REP with any count.
 // Spec: Intel SDM Vol. 2B MOVS, CMPS, STOS, LODS, SCAS, INS, OUTS, REP/REPE/REPNE (incl. "interrupted
 // repeated string operations"), Vol. 1 18.5.2 (I/O permission bit map), Vol. 3A 20.2.8.
 
@@ -10,7 +12,6 @@ import { CR0_PE, type CpuCore, type Handler } from "./core.js";
 import { LazyOp } from "./flags.js";
 import { type Insn, PFX_REP, PFX_REPNE } from "./insn.js";
 import { FLAG_DF, FLAG_VM } from "./opcode-table.js";
-import { ExitReason } from "./vm-exit.js";
 
 const REP_CHUNK = 4096;
 
@@ -45,9 +46,15 @@ function elemSize(d: Insn): number {
   return (d.opcode & 1) === 0 ? 1 : d.osize;
 }
 
+/** Iterations a REP chunk may run now: at most REP_CHUNK, and no more than the budget has left (at least 1). */
+function chunk(c: CpuCore): number {
+  return Math.max(1, Math.min(REP_CHUNK, c.budgetEnd - c.count));
+}
+
 /**
  * Runs `body` once, or as a REP loop. body returns false to stop early (REPE/REPNE condition or a posted
- * exit). When iterations remain after a chunk, RIP is moved back to the instruction.
+ * exit). When iterations remain after a chunk, RIP is moved back to the instruction. Every iteration after
+ * the first is added to the retired count (the dispatch counts the first).
  */
 function repeat(c: CpuCore, d: Insn, body: (c: CpuCore, d: Insn) => boolean, conditional: boolean): void {
   const rep = d.prefixes & (PFX_REP | PFX_REPNE);
@@ -56,17 +63,28 @@ function repeat(c: CpuCore, d: Insn, body: (c: CpuCore, d: Insn) => boolean, con
     return;
   }
   const as = d.asize;
-  for (let n = 0; n < REP_CHUNK; n++) {
-    if (countZero(c, as)) return;
+  const max = chunk(c);
+  let n = 0;
+  let finished = false;
+  while (n < max) {
+    if (countZero(c, as)) {
+      finished = true;
+      break;
+    }
     const cont = body(c, d);
     step(c, 1, as, -1);
+    n++;
     if (conditional) {
       const zf = c.getZF();
-      if ((rep & PFX_REP) !== 0 ? zf === 0 : zf === 1) return;
+      if ((rep & PFX_REP) !== 0 ? zf === 0 : zf === 1) {
+        finished = true;
+        break;
+      }
     }
     if (!cont) break;
   }
-  if (!countZero(c, as)) {
+  if (n > 1) c.count += n - 1;
+  if (!finished && !countZero(c, as)) {
     c.ripLo = c.curRipLo;
     c.ripHi = c.curRipHi;
   }
@@ -167,36 +185,26 @@ export function checkIoPermission(c: CpuCore, port: number, size: number): void 
   if (w & mask) c.gp(0);
 }
 
-/** Port read: the runner's value when completing a replayed IN, all ones for a non-exiting port. */
+/**
+ * Port read: the runner's PortIntercept for a port whose I/O-bitmap bit is set, else all ones (no device).
+ * A device may raise an interrupt while it answers, so events are looked at after this instruction.
+ */
 export function portIn(c: CpuCore, port: number, size: number): number {
-  if (c.ioPending) {
-    c.ioPending = false;
-    return usize(c.ioValue, size);
-  }
-  if ((c.controls.ioBitmap[port >>> 3]! >> (port & 7)) & 1) {
-    const x = c.exit;
-    x.port = port;
-    x.size = size;
-    x.isWrite = false;
-    x.valueLo = 0;
-    x.valueHi = 0;
-    c.exitNow(ExitReason.Io);
+  const p = c.ports;
+  if (p !== null && (c.controls.ioBitmap[port >>> 3]! >> (port & 7)) & 1) {
+    const v = p.read(port, size);
+    c.attn = 1;
+    return usize(v, size);
   }
   return usize(-1, size);
 }
 
-/** Port write: posted exit when the port exits, discarded otherwise. */
+/** Port write: to the runner's PortIntercept (ending the batch after this instruction), else discarded. */
 export function portOut(c: CpuCore, port: number, size: number, value: number): void {
-  if ((c.controls.ioBitmap[port >>> 3]! >> (port & 7)) & 1) {
-    const x = c.exit;
-    x.reason = ExitReason.Io;
-    x.port = port;
-    x.size = size;
-    x.isWrite = true;
-    x.valueLo = usize(value, size) | 0;
-    x.valueHi = 0;
-    c.postedExit = true;
-    c.attn = 1;
+  const p = c.ports;
+  if (p !== null && (c.controls.ioBitmap[port >>> 3]! >> (port & 7)) & 1) {
+    p.write(port, size, usize(value, size));
+    c.endBatch();
   }
 }
 
@@ -206,8 +214,9 @@ function insBody(c: CpuCore, d: Insn): boolean {
   const port = c.rlo[2]! & 0xffff;
   checkIoPermission(c, port, size);
   const t = idx(c, 7, as);
-  // Probe the destination first so a fault does not lose the port data (SDM INS: checked before the read).
-  c.readMemRmw(0, t, c.hi, size);
+  // Probe the destination first so a fault does not lose the port data (SDM INS: checked before the read);
+  // a probe, not a read, so a device behind the destination sees only the store.
+  c.probeWrite(0, t, c.hi, size);
   const v = portIn(c, port, size);
   c.writeMem(0, t, as === 8 ? c.rhi[7]! : 0, size, v, 0);
   step(c, 7, as, dir(c, size));
@@ -242,7 +251,8 @@ function repFast(c: CpuCore, d: Insn, movs: boolean): boolean {
     if (c.segBaseLo[0] !== 0 || (movs && c.segBaseLo[srcSeg] !== 0)) return false;
   }
   const user = c.cpl === 3;
-  let budget = REP_CHUNK * 4;
+  const allowed = Math.max(1, Math.min(REP_CHUNK * 4, c.budgetEnd - c.count));
+  let budget = allowed;
   while (budget > 0 && !countZero(c, as)) {
     const cnt = as === 8 ? (c.rhi[1] !== 0 ? 0x7fffffff : c.rlo[1]! >>> 0) : c.rlo[1]! >>> 0;
     const dLo = c.rlo[7]!;
@@ -292,6 +302,8 @@ function repFast(c: CpuCore, d: Insn, movs: boolean): boolean {
     step(c, 1, as, -n);
     budget -= n;
   }
+  // Each element is an iteration, counted as a retired instruction (the dispatch counts the first).
+  if (allowed - budget > 1) c.count += allowed - budget - 1;
   if (!countZero(c, as)) {
     c.ripLo = c.curRipLo;
     c.ripHi = c.curRipHi;

@@ -9,6 +9,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { hostProcessor } from "../../tests/conformance/host-processor.js";
 import { assemble, CODE_BASE, machine } from "./nasm-harness.test.js";
 import { ExitReason } from "./vm-exit.js";
 import { faultVector, run } from "./simd-harness.test.js";
@@ -209,7 +210,7 @@ test("x87 arithmetic, conversions and compares match the host FPU bit for bit", 
     assert.equal(
       fails.length,
       0,
-      `${fails.length} mismatches of ${count}:\n${fails.slice(0, 30).join("\n")}`,
+      `${fails.length} mismatches of ${count} on ${hostProcessor()}:\n${fails.slice(0, 30).join("\n")}`,
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });

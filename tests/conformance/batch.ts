@@ -163,7 +163,11 @@ const REG_NAMES = GPR64_NAMES;
 /** RFLAGS bits compared: every defined bit except RF (set in fault frames by hardware and kernel alike). */
 export const FLAGS_COMPARED = 0x3f7fd5 & ~0x10000;
 
-/** Lists the differences between the native and emulated outcome (empty = match). */
+/**
+ * Lists the differences between the native and emulated outcome (empty = match): bit for bit, except the
+ * SDM's undefined flags of a completed instruction and the #PF P bit where the harnesses' page tables differ.
+ * Behaviour the SDM leaves to the implementation is reconciled before this (model-specific.ts).
+ */
 export function compareOutcomes(nat: Outcome, emu: Outcome, c: Case): string[] {
   const d: string[] = [];
   const hex = (v: bigint | number): string => v.toString(16);
@@ -173,11 +177,6 @@ export function compareOutcomes(nat: Outcome, emu: Outcome, c: Case): string[] {
   for (let r = 0; r < 16; r++) {
     const a = nat.regs[r]!;
     const b = emu.regs[r]!;
-    if (r === c.looseUpper && a !== b) {
-      // Either vendor behaviour is accepted, but both sides must show one of them.
-      const ok = (v: bigint): boolean => v >> 32n === 0n || v >> 32n === c.regs[r]! >> 32n;
-      if ((a & 0xffff_ffffn) === (b & 0xffff_ffffn) && ok(a) && ok(b)) continue;
-    }
     if (a !== b) d.push(`${REG_NAMES[r]} ${hex(a)} vs ${hex(b)}`);
   }
   let mask = FLAGS_COMPARED;
@@ -197,7 +196,7 @@ export function compareOutcomes(nat: Outcome, emu: Outcome, c: Case): string[] {
   for (let x = 0; x < 16; x++) {
     const a = nat.xmm.subarray(x * 16, x * 16 + 16);
     const b = emu.xmm.subarray(x * 16, x * 16 + 16);
-    if (xmmEqual(a, b, c.approx !== null && c.approx.reg === x ? c.approx.lanes : 0)) continue;
+    if (a.every((v, i) => v === b[i])) continue;
     d.push(`xmm${x} ${xmmHex(a)} vs ${xmmHex(b)}`);
   }
   if (nat.mxcsr !== emu.mxcsr) d.push(`mxcsr ${hex(nat.mxcsr)} vs ${hex(emu.mxcsr)}`);
@@ -216,32 +215,11 @@ export function compareOutcomes(nat: Outcome, emu: Outcome, c: Case): string[] {
   return d;
 }
 
-function xmmHex(a: Uint8Array): string {
+export function xmmHex(a: Uint8Array): string {
   return [...a]
     .reverse()
     .map((x) => x.toString(16).padStart(2, "0"))
     .join("");
-}
-
-/**
- * Bit-exact, except the low `lanes` single-precision lanes of an `approx` form (RCPPS/RSQRTPS...), whose
- * results the SDM defines only to |relative error| <= 1.5 * 2^-12 of the true value: two conforming
- * results may then differ by up to twice that.
- */
-function xmmEqual(a: Uint8Array, b: Uint8Array, lanes: number): boolean {
-  const fa = new DataView(a.buffer, a.byteOffset, 16);
-  const fb = new DataView(b.buffer, b.byteOffset, 16);
-  for (let i = 0; i < 16; i += 4) {
-    const x = fa.getUint32(i, true);
-    const y = fb.getUint32(i, true);
-    if (x === y) continue;
-    if (i / 4 >= lanes) return false;
-    const u = fa.getFloat32(i, true);
-    const v = fb.getFloat32(i, true);
-    if (!Number.isFinite(u) || !Number.isFinite(v) || Math.sign(u) !== Math.sign(v)) return false;
-    if (Math.abs(u - v) > 3 * 2 ** -12 * Math.max(Math.abs(u), Math.abs(v))) return false;
-  }
-  return true;
 }
 
 export function describeCase(c: Case): string {

@@ -45,19 +45,31 @@ export interface Case {
   pokes: Poke[];
   /** RFLAGS bits left undefined by this case's instruction (masked when it completes). */
   undefMask: number;
-  /**
-   * A register whose upper 32 bits the vendors leave differently (zeroed or unchanged): a 32-bit CMPXCHG
-   * with a register destination whose comparison fails (Intel writes the destination back, AMD does not).
-   * -1 when none.
-   */
-  looseUpper: number;
   /** XMM0-15 (256 bytes, little-endian) and MXCSR loaded before the instruction. */
   xmm: Uint8Array;
   mxcsr: number;
   /** Whether the form has XMM operands (for reporting). */
   simd: boolean;
-  /** For `approx` rows: the destination XMM register and how many single-precision lanes are approximate. */
-  approx: { reg: number; lanes: number } | null;
+  /** What the encoding selected, for the rules of documented model-specific behaviour (model-specific.ts). */
+  ops: Operands;
+}
+
+/** The operands a case's encoding selected (not sent to the runner: both sides decode the bytes). */
+export interface Operands {
+  /** ModRM.mod (3: register form, -1: no ModRM), ModRM.reg and ModRM.rm with REX.R / REX.B applied. */
+  mod: number;
+  reg: number;
+  rm: number;
+  /** Operand size in bytes (2, 4 or 8) and whether a 67h prefix selected 32-bit addressing. */
+  osz: number;
+  a32: boolean;
+  /** The F3/F2 repeat prefix of a string form, or -1. */
+  rep: number;
+  /** Linear address of the ModRM/moffs memory operand (null without one) and its data-page offset (-1: outside). */
+  ea: bigint | null;
+  memOff: number;
+  /** The first 8-bit immediate, or -1. */
+  imm8: number;
 }
 
 export interface Form {
@@ -429,11 +441,12 @@ export function generateCase(form: Form, formIndex: number, rng: Rng): Case {
   const memOp = ops.find((o) => /^[EMRQW]/.test(o) || o === "M") ?? "";
   const memSize = memOp === "M" ? 1 : sizeOfType(memOp.slice(1) || "q", osz);
   let memOff = -1; // data-page offset of the effective address, when it is in the data pages
+  let memEa: bigint | null = null;
   if (e.modrm) {
     if (mod === 3) {
       b.bytes.push(0xc0 | (regField << 3) | rmField);
     } else {
-      memOff = encodeMemory(rng, b, mod, regField, rmField, {
+      const m = encodeMemory(rng, b, mod, regField, rmField, {
         regs,
         fixed,
         rexX,
@@ -443,11 +456,14 @@ export function generateCase(form: Form, formIndex: number, rng: Rng): Case {
         btReg: (h === "bt" || h === "bts" || h === "btr" || h === "btc") && !ops.includes("Ib"),
         stackForm,
       });
+      memOff = m.off;
+      memEa = m.ea;
     }
   }
 
   // ---- immediates ----
   let shiftCount = -1;
+  let imm8 = -1;
   for (const o of ops) {
     if (o === "Ib" || o === "Ibs") {
       let v = rng.int(256);
@@ -462,6 +478,7 @@ export function generateCase(form: Form, formIndex: number, rng: Rng): Case {
       // SHLD/SHRD r/m16 with a masked count above 16: result undefined (SDM SHLD/SHRD); keep it defined.
       if ((h === "shld" || h === "shrd") && osz === 2 && (v & 31) > 16) v &= 15;
       if (SHIFT_HANDLERS.has(h)) shiftCount = v;
+      if (imm8 < 0) imm8 = v;
       b.bytes.push(v);
     } else if (o === "Iw") {
       const v = h === "enter" ? (rng.chance(0.9) ? rng.int(0x200) : rng.int(0x10000)) : Number(edge(rng, 16));
@@ -476,7 +493,8 @@ export function generateCase(form: Form, formIndex: number, rng: Rng): Case {
       let t = memTarget(rng, accessSize);
       if (a32 && !nearData(t.ea)) t = { ea: BigInt(DATA_BASE + DATA_SIZE + rng.int(4096)), off: -1 };
       memOff = t.off;
-      b.bytes.push(...leBytes(a32 ? t.ea & 0xffffffffn : t.ea, n));
+      memEa = a32 ? t.ea & 0xffffffffn : t.ea;
+      b.bytes.push(...leBytes(memEa, n));
     } else if (o === "Jb" || o === "Jz") {
       b.bytes.push(...branchPlaceholder(o));
     }
@@ -617,11 +635,7 @@ export function generateCase(form: Form, formIndex: number, rng: Rng): Case {
     }
   }
   if (h === "maskmov") regs[7] = BigInt(DATA_BASE + 64 + rng.int(DATA_SIZE - 128));
-  const vReg = ops[0]?.startsWith("V") === true ? regField + (rexR ? 8 : 0) : -1;
-  const approx =
-    e.approximate && vReg >= 0 ? { reg: vReg, lanes: ops[0]?.endsWith("ss") === true ? 1 : 4 } : null;
   const code = Uint8Array.from(b.bytes);
-  const looseUpper = h === "cmpxchg" && mod === 3 && osz === 4 && ops[0] === "Ev" ? rmReg : -1;
   return {
     form: formIndex,
     code,
@@ -631,11 +645,20 @@ export function generateCase(form: Form, formIndex: number, rng: Rng): Case {
     rflags,
     pokes: pokes.slice(0, 2),
     undefMask: undef,
-    looseUpper,
     xmm,
     mxcsr,
     simd,
-    approx,
+    ops: {
+      mod: e.modrm ? mod : -1,
+      reg: e.modrm ? regReg : -1,
+      rm: e.modrm ? rmReg : -1,
+      osz,
+      a32,
+      rep,
+      ea: memEa,
+      memOff,
+      imm8,
+    },
   };
 }
 
@@ -774,9 +797,17 @@ function memTarget(rng: Rng, size: number): { ea: bigint; off: number } {
 
 /**
  * Emits ModRM (+SIB, +displacement) for a memory operand and sets the base/index registers so the
- * effective address hits the chosen target. Returns the data-page offset of the address, or -1.
+ * effective address hits the chosen target. Returns the linear address and its data-page offset (-1 when it
+ * is outside the data pages).
  */
-function encodeMemory(rng: Rng, b: Build, mod: number, regField: number, rmField: number, c: MemCtx): number {
+function encodeMemory(
+  rng: Rng,
+  b: Build,
+  mod: number,
+  regField: number,
+  rmField: number,
+  c: MemCtx,
+): { off: number; ea: bigint } {
   const mask = c.a32 ? 0xffff_ffffn : M64;
   let target = memTarget(rng, c.memSize);
   // 32-bit addressing truncates: keep such targets where truncation cannot reach host mappings.
@@ -829,7 +860,7 @@ function encodeMemory(rng: Rng, b: Build, mod: number, regField: number, rmField
     b.ripTarget = target.ea;
     b.dispAt = b.bytes.length;
     b.bytes.push(0, 0, 0, 0);
-    return target.off;
+    return { off: target.off, ea: target.ea };
   }
   let idxVal = 0n;
   if (index >= 0) {
@@ -838,10 +869,11 @@ function encodeMemory(rng: Rng, b: Build, mod: number, regField: number, rmField
       c.regs[index] = c.a32 && rng.chance(0.5) ? (rng.u64() & ~mask & M64) | (idxVal & mask) : idxVal & M64;
   }
   let off = target.off;
+  let ea = target.ea & mask;
   if (fixedBase) {
     // The base (RSP/RBP of a stack form) keeps its value; the operand lands near it.
     if (dispSize === 4) disp = smallDisp();
-    const ea = (c.regs[base]! + (idxVal << BigInt(scale)) + disp) & mask;
+    ea = (c.regs[base]! + (idxVal << BigInt(scale)) + disp) & mask;
     const o = Number(ea) - DATA_BASE;
     off = o >= 0 && o + c.memSize <= DATA_SIZE ? o : -1;
   } else if (base >= 0) {
@@ -851,14 +883,14 @@ function encodeMemory(rng: Rng, b: Build, mod: number, regField: number, rmField
     // No base: disp32 carries the address (index value small).
     disp = BigInt.asIntN(32, target.ea - (idxVal << BigInt(scale)));
     dispSize = 4;
-    const ea = (disp + (idxVal << BigInt(scale))) & mask;
+    ea = (disp + (idxVal << BigInt(scale))) & mask;
     const o = Number(ea & 0xffff_ffffn) - DATA_BASE;
     off = ea === target.ea && o >= 0 && o + c.memSize <= DATA_SIZE ? o : -1;
   }
   if (base >= 0) c.fixed.add(base);
   if (index >= 0) c.fixed.add(index);
   b.bytes.push(...leBytes(BigInt.asUintN(dispSize * 8, disp), dispSize));
-  return off;
+  return { off, ea };
 }
 
 /** All cases for all forms; `perForm` cases each, deterministic in `seed`. */

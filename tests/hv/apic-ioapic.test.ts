@@ -4,7 +4,8 @@
 // Spec: Intel 82093AA datasheet (remote IRR, level mode); Intel SDM Vol. 3A 11.8.4-11.8.5 (EOI broadcast).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { IoApic, type ApicMessageSink } from "../../src/chipset/ioapic.js";
+import type { ApicMessageSink } from "../../src/contracts/platform.js";
+import { IoApic } from "../../src/chipset/ioapic.js";
 import { ApicBus, LocalApic } from "../../src/hv/local-apic.js";
 
 test("I/O APIC -> APIC bus -> local APIC; level-triggered EOI clears remote IRR and re-delivers", () => {

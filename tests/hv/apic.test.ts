@@ -15,7 +15,7 @@ import { GuestMemory } from "../../src/memory/guest-memory.js";
 import { Cpu } from "../../src/x86/cpu.js";
 import { ExitReason } from "../../src/x86/vm-exit.js";
 import { loadMultiboot } from "../../src/firmware/multiboot.js";
-import { applyEntryState } from "../../src/worker/machine.js";
+import { applyEntryState } from "../../src/worker/processor-state.js";
 import { LocalApic } from "../../src/hv/local-apic.js";
 import { KERNEL_SOURCE_DIR } from "../kernels/assemble.js";
 
@@ -59,22 +59,31 @@ test("a long-mode microkernel takes APIC timer, self-IPI and TSC-deadline interr
   let msrs = 0;
   let gps = 0;
   const periodicDeadlines: number[] = [];
+  cpu.ports = {
+    read: (port) => (port === 0x3fd ? 0x60 : 0xffffffff),
+    write: (port, _size, value) => {
+      if (port === 0xf4) status = value;
+      else if (port === 0x3fb) dlab = (value & 0x80) !== 0;
+      else if (port === 0x3f8 && !dlab) serial += String.fromCharCode(value & 0xff);
+    },
+  };
+  cpu.mmio = {
+    hi: 0,
+    read: (gpa, size) => {
+      assert.ok(apic.claimsMmio(gpa), `MMIO outside the APIC page: ${gpa.toString(16)}`);
+      mmio++;
+      return apic.readMmio(gpa - apic.mmioBase, size);
+    },
+    write: (gpa, size, lo) => {
+      assert.ok(apic.claimsMmio(gpa), `MMIO outside the APIC page: ${gpa.toString(16)}`);
+      mmio++;
+      apic.writeMmio(gpa - apic.mmioBase, size, lo);
+    },
+  };
   for (let exits = 0; status < 0 && exits < 200_000; exits++) {
     const r = cpu.run(10_000);
     const e = cpu.exit;
     switch (r) {
-      case ExitReason.Io:
-        if (e.isWrite && e.port === 0xf4) status = e.valueLo;
-        else if (e.isWrite && e.port === 0x3fb) dlab = (e.valueLo & 0x80) !== 0;
-        else if (e.isWrite && e.port === 0x3f8 && !dlab) serial += String.fromCharCode(e.valueLo & 0xff);
-        else if (!e.isWrite) cpu.completeIoRead(e.port === 0x3fd ? 0x60 : 0xffffffff);
-        break;
-      case ExitReason.Mmio:
-        assert.ok(apic.claimsMmio(e.gpa), `MMIO outside the APIC page: ${e.gpa.toString(16)}`);
-        mmio++;
-        if (e.isWrite) apic.writeMmio(e.gpa - apic.mmioBase, e.size, e.valueLo);
-        else cpu.completeMmioRead(apic.readMmio(e.gpa - apic.mmioBase, e.size), 0);
-        break;
       case ExitReason.Rdmsr:
       case ExitReason.Wrmsr: {
         assert.ok(LocalApic.ownsMsr(e.msr), `MSR ${e.msr.toString(16)}`);

@@ -10,12 +10,10 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { readFileSync } from "node:fs";
 import { loadMultiboot } from "../../src/firmware/multiboot.js";
-import { applyEntryState } from "../../src/worker/machine.js";
+import { applyEntryState } from "../../src/worker/processor-state.js";
 import { ExitHandling, Partition, type PartitionOptions } from "../../src/hv/partition.js";
-import type { MsrRead } from "../../src/hv/synic.js";
 import { ExitReason } from "../../src/x86/vm-exit.js";
-import { LocalApic } from "../../src/hv/local-apic.js";
-import type { InterruptSource } from "../../src/x86/processor.js";
+import type { InterruptSource } from "../../src/contracts/platform.js";
 
 export const HV_SOURCE_DIR = fileURLToPath(new URL("../../../tests/hv/", import.meta.url));
 const KERNEL_INCLUDE_DIR = fileURLToPath(new URL("../../../tests/kernels/", import.meta.url));
@@ -76,8 +74,9 @@ const RFLAGS_IF = 1 << 9;
 
 /**
  * Runs VP 0 of `p` (already loaded) until debug-exit, a stop, or `maxInstructions`. With `useApic` the VP's
- * interrupt controller is the real local APIC (src/hv/local-apic.ts) on the partition clock, its x2APIC MSRs
- * and IA32_APIC_BASE routed through the intercept interface, instead of the test controller.
+ * interrupt controller is its own local APIC (src/hv/local-apic.ts, on the partition clock, its MMIO page and
+ * MSRs answered by the VP), instead of the test controller. COM1 and isa-debug-exit are registered with the
+ * partition as the worker registers its devices.
  */
 export function runPartition(p: Partition, maxInstructions = 20_000_000, useApic = false): RunResult {
   let output = "";
@@ -86,43 +85,37 @@ export function runPartition(p: Partition, maxInstructions = 20_000_000, useApic
   let dlab = false;
   const vp = p.vps[0]!;
   const testIrq = new TestInterrupts();
-  const cpu = vp.cpu;
-  const apic = useApic
-    ? new LocalApic({
-        clock: p.clock,
-        timerHz: p.apicHz,
-        tscHz: p.time.tscHz,
-        readTsc: () => {
-          const lo = cpu.readTsc();
-          return (cpu.hi >>> 0) * 0x1_0000_0000 + (lo >>> 0);
-        },
-        cr8: cpu,
-      })
-    : null;
-  const irq = apic ?? testIrq;
-  cpu.interrupts = irq;
-  p.setInterruptTarget(0, irq);
-  const apicMsr = (msr: number): boolean => apic !== null && (msr === 0x1b || (msr >= 0x800 && msr <= 0x8ff));
-  p.intercepts = {
-    ioRead: (_vp, port) => (port === 0x3fd ? 0x60 : 0xff),
-    ioWrite: (_vp, port, _size, value) => {
-      // With LCR.DLAB set, port 0x3f8 is the divisor latch, not data.
-      if (port === 0x3fb) dlab = (value & 0x80) !== 0;
-      else if (port === 0x3f8 && !dlab) output += String.fromCharCode(value & 0xff);
-      else if (port === 0xf4 && exitValue === null) {
-        exitValue = value;
-        stop = "debug-exit";
-      }
+  const apic = useApic ? vp.apic : null;
+  if (useApic && apic === null) throw new Error("useApic needs a partition with local APICs");
+  if (!useApic) p.setInterruptController(0, testIrq);
+  const irq: InterruptSource = apic ?? testIrq;
+  p.registerPorts(
+    0x3f8,
+    8,
+    {
+      read: (_vp, port) => (port === 0x3fd ? 0x60 : 0xff),
+      write: (_vp, port, _size, value) => {
+        // With LCR.DLAB set, port 0x3f8 is the divisor latch, not data.
+        if (port === 0x3fb) dlab = (value & 0x80) !== 0;
+        else if (port === 0x3f8 && !dlab) output += String.fromCharCode(value & 0xff);
+      },
     },
-    mmioRead: () => ({ lo: -1, hi: -1 }),
-    mmioWrite: () => undefined,
-    rdmsr: (_vp, msr): MsrRead => {
-      if (!apicMsr(msr)) return { ok: false };
-      const r = apic!.readMsr(msr);
-      return r.ok ? { ok: true, lo: r.lo, hi: r.hi } : { ok: false };
+    "COM1 (test)",
+  );
+  p.registerPorts(
+    0xf4,
+    4,
+    {
+      read: () => 0xffffffff,
+      write: (_vp, _port, _size, value) => {
+        if (exitValue === null) {
+          exitValue = value;
+          stop = "debug-exit";
+        }
+      },
     },
-    wrmsr: (_vp, msr, lo, hi) => apicMsr(msr) && apic!.writeMsr(msr, lo, hi).ok,
-  };
+    "isa-debug-exit (test)",
+  );
   const ns = p.clock.nsPerInstruction;
   while (exitValue === null && stop === "") {
     if (vp.cpu.retired >= maxInstructions) {
@@ -130,12 +123,10 @@ export function runPartition(p: Partition, maxInstructions = 20_000_000, useApic
       break;
     }
     const now = p.clock.nowNs();
-    const nextDeadline = (): number => Math.min(p.nextDeadlineNs(), apic?.nextDeadlineNs() ?? Infinity);
-    let deadline = nextDeadline();
+    let deadline = p.nextDeadlineNs();
     if (deadline <= now) {
       p.tick(now);
-      apic?.tick(now);
-      deadline = nextDeadline();
+      deadline = p.nextDeadlineNs();
     }
     let budget = BATCH;
     if (deadline !== Infinity && p.clock.source === "deterministic") {
@@ -150,12 +141,11 @@ export function runPartition(p: Partition, maxInstructions = 20_000_000, useApic
       case ExitReason.Hlt: {
         // HLT retired; the processor idles until an interrupt: skip time to the next timer deadline.
         if (irq.hasInterrupt()) break;
-        const next = nextDeadline();
+        const next = p.nextDeadlineNs();
         if ((vp.cpu.getRflags() & RFLAGS_IF) === 0 || next === Infinity) stop = "halted";
         else {
           p.clock.skipTo(next);
           p.tick(p.clock.nowNs());
-          apic?.tick(p.clock.nowNs());
         }
         break;
       }

@@ -66,13 +66,13 @@ test("crafted addresses in one partition's MSRs and hypercalls never reach the o
     const [lo, hi] = split(gpa);
     for (const msr of [T.MSR_HYPERCALL, T.MSR_SIMP, T.MSR_SIEFP, T.MSR_VP_ASSIST_PAGE]) {
       assert.equal(
-        a.writeMsr(vp, msr, lo | 1, hi),
+        a.writeMsr(vp, msr, lo | 1, hi).ok,
         false,
         `MSR ${msr.toString(16)} at 0x${gpa.toString(16)}: #GP`,
       );
     }
     // The reference TSC page is accepted but inaccessible (timers.md): nothing is written.
-    assert.equal(a.writeMsr(vp, T.MSR_REFERENCE_TSC, lo | 1, hi), true);
+    assert.equal(a.writeMsr(vp, T.MSR_REFERENCE_TSC, lo | 1, hi).ok, true);
     // Crash message pointing at it: reported without a message.
     a.writeMsr(vp, T.MSR_CRASH_P0 + 3, lo, hi);
     a.writeMsr(vp, T.MSR_CRASH_P0 + 4, 4096, 0);

@@ -4,47 +4,17 @@
 // sdm-only.expected, whose lines follow the Intel SDM.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { assembleKernel, KERNEL_SOURCE_DIR } from "./assemble.js";
 import { runQemu } from "../../src/host/qemu-runner.js";
+import { runViridian } from "./run-viridian.js";
 
-const VIRIDIAN = fileURLToPath(new URL("../../../bin/viridian.js", import.meta.url));
 /** Far more than any test kernel needs; a runaway guest stops here instead of hanging the suite. */
 const MAX_INSTRUCTIONS = 5_000_000;
 const QEMU_TIMEOUT_MS = 120_000;
-
-export interface ViridianResult {
-  output: string;
-  stderr: string;
-  status: number | null;
-}
-
-/** Runs `viridian run`; `jitThreshold` sets VIRIDIAN_JIT_THRESHOLD (0: translate on first execution). */
-export function runViridian(args: string[], jitThreshold?: number): Promise<ViridianResult> {
-  return new Promise((resolve, reject) => {
-    const env = { ...process.env };
-    if (jitThreshold !== undefined) env.VIRIDIAN_JIT_THRESHOLD = String(jitThreshold);
-    const child = spawn(process.execPath, [VIRIDIAN, "run", ...args], {
-      stdio: ["ignore", "pipe", "pipe"],
-      env,
-    });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on("data", (c: Buffer) => out.push(c));
-    child.stderr.on("data", (c: Buffer) => err.push(c));
-    child.on("error", reject);
-    child.on("close", (status) =>
-      resolve({
-        output: Buffer.concat(out).toString("latin1"),
-        stderr: Buffer.concat(err).toString("utf8"),
-        status,
-      }),
-    );
-  });
-}
 
 function tail(text: string, lines = 50): string {
   return text.split("\n").slice(-lines).join("\n");
@@ -60,7 +30,19 @@ function firstDifference(a: string, b: string): string {
   return "none";
 }
 
-const KERNELS = ["longmode", "realmode", "exceptions", "exc32", "paging", "ring3", "cpuid", "fpu"];
+const KERNELS = [
+  "longmode",
+  "realmode",
+  "exceptions",
+  "exc32",
+  "paging",
+  "ring3",
+  "cpuid",
+  "fpu",
+  "pc-interrupts",
+  "mmio-string",
+  "multiboot-info",
+];
 
 /**
  * Kernels that currently expose processor gaps (reported to the cpu branch with the instruction bytes).
@@ -166,4 +148,31 @@ test("the bundled demo guest: `viridian run --kernel guest/demo.elf` computes th
   const withoutCpu = (s: string): string => s.replace(/^cpu: .*\n/m, "");
   assert.equal(withoutCpu(ours.output), withoutCpu(qemu.output));
   assert.equal(qemu.status, 1, "QEMU reports debug-exit value 0 as status 1");
+});
+
+test("--cmdline and --initrd reach a Multiboot kernel as QEMU's -append and -initrd do (command line, modules)", async () => {
+  const elf = assembleKernel("multiboot-info");
+  const dir = mkdtempSync(join(tmpdir(), "viridian-modules-"));
+  try {
+    const m1 = join(dir, "first.bin");
+    const m2 = join(dir, "second.bin");
+    writeFileSync(m1, "MOD1contents");
+    writeFileSync(m2, Uint8Array.from([1, 2, 3, 4, 0x78, 0x79]));
+    const modules = `${m1} arg1 arg2,${m2}`;
+    const [ours, qemu] = await Promise.all([
+      runViridian(["--kernel", elf, "--cmdline", "hello world", "--initrd", modules, "--state"]),
+      runQemu(elf, { timeoutMs: QEMU_TIMEOUT_MS, append: "hello world", initrd: modules }),
+    ]);
+    assert.match(qemu.output, /done\n$/, `the kernel itself fails under QEMU:\n${tail(qemu.output)}`);
+    assert.equal(ours.output, qemu.output, `viridian stderr:\n${ours.stderr}`);
+    assert.equal(ours.status, qemu.status);
+    assert.match(ours.output, /cmdline=\[\S*multiboot-info\.elf hello world\]/);
+    assert.match(ours.output, /mods=0x2\n/);
+    assert.match(
+      ours.output,
+      /first\.bin arg1 arg2\] size=0xc page-aligned:0x1 above-kernel:0x1 first=0x31444f4d/,
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

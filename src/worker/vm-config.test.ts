@@ -1,0 +1,100 @@
+// Tests of the VM configuration as data (defaults, a JSON round trip, hostile files refused field by field)
+// and of buildVm's refusals (files it cannot read, images it cannot boot, devices that do not exist yet).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { checkVmConfig, vmConfig, VmConfigError } from "./vm-config.js";
+import { buildVm, VmBuildError } from "./build-vm.js";
+
+test("a VmConfig is plain data: defaults, and it survives JSON unchanged", () => {
+  const c = vmConfig({ memoryBytes: 64 << 20, boot: { kernel: "/k", cmdline: "x" }, time: { paceMips: 20 } });
+  assert.deepEqual(c, {
+    memoryBytes: 64 << 20,
+    processors: 1,
+    boot: { kernel: "/k", initrd: null, cmdline: "x" },
+    disks: [],
+    dvd: null,
+    time: { source: "host", paceMips: 20 },
+    rtcOffsetSeconds: 0,
+  });
+  const withDisks = { ...c, disks: [{ path: "/d.vhdx", readOnly: true }], dvd: "/x.iso" };
+  assert.deepEqual(checkVmConfig(JSON.parse(JSON.stringify(withDisks))), withDisks);
+});
+
+test("a hostile configuration is refused with the field that is wrong", () => {
+  const good = vmConfig({});
+  const bad: Array<[string, unknown]> = [
+    ["config", null],
+    ["config", []],
+    ["extra", { ...good, extra: 1 }],
+    ["memoryBytes", { ...good, memoryBytes: 1.5 }],
+    ["memoryBytes", { ...good, memoryBytes: 4095 * 1024 }],
+    ["memoryBytes", { ...good, memoryBytes: 2 ** 60 }],
+    ["memoryBytes", { ...good, memoryBytes: "256M" }],
+    ["processors", { ...good, processors: 0 }],
+    ["processors", { ...good, processors: 65 }],
+    ["boot", { ...good, boot: "vmlinuz" }],
+    ["boot.kernel", { ...good, boot: { ...good.boot, kernel: "" } }],
+    ["boot.kernel", { ...good, boot: { ...good.boot, kernel: "a\0b" } }],
+    ["boot.kernel", { ...good, boot: { ...good.boot, kernel: 7 } }],
+    ["boot.cmdline", { ...good, boot: { ...good.boot, cmdline: "x".repeat(5000) } }],
+    ["boot.initrd", { ...good, boot: { ...good.boot, initrd: 1 } }],
+    ["boot.root", { ...good, boot: { ...good.boot, root: "/" } }],
+    ["disks", { ...good, disks: {} }],
+    ["disks", { ...good, disks: new Array(65).fill({ path: "/d", readOnly: false }) }],
+    ["disks[0]", { ...good, disks: ["/d"] }],
+    ["disks[0].readOnly", { ...good, disks: [{ path: "/d", readOnly: "yes" }] }],
+    ["disks[0].path", { ...good, disks: [{ path: "", readOnly: false }] }],
+    ["dvd", { ...good, dvd: 3 }],
+    ["time.source", { ...good, time: { source: "deterministic", paceMips: null } }],
+    ["time.paceMips", { ...good, time: { source: "host", paceMips: 0 } }],
+    ["time.paceMips", { ...good, time: { source: "host", paceMips: Number.NaN } }],
+    ["rtcOffsetSeconds", { ...good, rtcOffsetSeconds: 1e12 }],
+    ["rtcOffsetSeconds", { ...good, rtcOffsetSeconds: 0.5 }],
+  ];
+  for (const [field, value] of bad) {
+    assert.throws(
+      () => checkVmConfig(value),
+      (e: unknown) => e instanceof VmConfigError && e.field === field,
+      `expected a refusal of ${field}: ${JSON.stringify(value)?.slice(0, 80)}`,
+    );
+  }
+});
+
+test("buildVm refuses what it cannot build, with a clear error and no machine", () => {
+  const dir = mkdtempSync(join(tmpdir(), "viridian-buildvm-"));
+  const host = { serial: () => undefined };
+  try {
+    assert.throws(
+      () => buildVm(vmConfig({ disks: [{ path: join(dir, "d.vhdx"), readOnly: false }] }), host),
+      (e: unknown) => e instanceof VmBuildError && /storage VSP/.test(e.message),
+    );
+    assert.throws(
+      () => buildVm(vmConfig({ dvd: join(dir, "x.iso") }), host),
+      (e: unknown) => e instanceof VmBuildError && /storage VSP/.test(e.message),
+    );
+    assert.throws(
+      () => buildVm(vmConfig({ boot: { kernel: join(dir, "missing") } }), host),
+      (e: unknown) => e instanceof VmBuildError && /cannot read kernel/.test(e.message),
+    );
+    writeFileSync(join(dir, "junk"), new Uint8Array(64));
+    assert.throws(
+      () => buildVm(vmConfig({ boot: { kernel: join(dir, "junk") } }), host),
+      (e: unknown) => e instanceof VmBuildError && /no Multiboot v1 header/.test(e.message),
+    );
+    // A bzImage signature with nothing valid behind it: the Linux loader names the field.
+    const fake = new Uint8Array(0x400);
+    fake.set([0x55, 0xaa], 0x1fe);
+    fake.set([0x48, 0x64, 0x72, 0x53], 0x202);
+    writeFileSync(join(dir, "fake-bzimage"), fake);
+    assert.throws(
+      () => buildVm(vmConfig({ boot: { kernel: join(dir, "fake-bzimage") } }), host),
+      (e: unknown) => e instanceof VmBuildError && e.message.startsWith(join(dir, "fake-bzimage")),
+    );
+    assert.throws(() => buildVm({ ...vmConfig({}), processors: 0 }, host), VmConfigError);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -1,0 +1,195 @@
+// Owns: a VM's configuration as plain, serialisable data (`VmConfig`: what the CLI builds from its flags today
+// and what the service will store in a VM's file), its defaults, and its validation: a configuration read
+// from a file is untrusted input, so every field is checked and a bad one is a `VmConfigError` naming it.
+// Must not: read files or build anything (`buildVm` in build-vm.ts does), or hold functions, class instances
+// or host handles (it must survive JSON.stringify / JSON.parse unchanged).
+// Spec: docs/architecture.md "The seam" (a VM is data first); ../shared/ARCHITECTURE.md "A VM is data first".
+
+import { MAX_GUEST_MEMORY } from "../memory/guest-memory.js";
+
+/** What to boot. */
+export interface BootConfig {
+  /** A kernel file: a bzImage (Linux boot protocol) or a Multiboot v1 image, told apart by content; null: the bundled Linux guest (guest/bzImage). */
+  kernel: string | null;
+  /**
+   * Linux: the initrd file (null with the bundled kernel: the bundled initramfs). Multiboot: the modules, in
+   * QEMU's `-initrd` form: comma-separated, each "path" or "path arguments" (the module's string).
+   */
+  initrd: string | null;
+  /** The kernel command line; null: the default (Linux "console=ttyS0", Multiboot empty). */
+  cmdline: string | null;
+}
+
+/** A virtual disk image (raw, VHD, VHDX). */
+export interface DiskConfig {
+  path: string;
+  readOnly: boolean;
+}
+
+/** Where guest time comes from. */
+export interface TimeConfig {
+  /** Host time ("host"): the partition clock follows the host's monotonic clock. */
+  source: "host";
+  /**
+   * A pacing floor in millions of instructions per virtual second (docs/architecture.md "One time base"):
+   * guest time advances at most 1/N us per instruction while the processor computes; null: none.
+   */
+  paceMips: number | null;
+}
+
+export interface VmConfig {
+  /** Guest RAM in bytes: a multiple of 4 KiB, 2 MiB to 16 GiB. */
+  memoryBytes: number;
+  /** Virtual processors, 1-64 (the MADT lists them all; one runs until SMP exists). */
+  processors: number;
+  boot: BootConfig;
+  /** Disks on the storage controller, in LUN order (the storage VSP does not exist yet: must be empty). */
+  disks: DiskConfig[];
+  /** An ISO image as a read-only DVD (as for disks: not yet). */
+  dvd: string | null;
+  time: TimeConfig;
+  /** Shift of the guest's calendar time from the host's, in whole seconds (within 100 years). */
+  rtcOffsetSeconds: number;
+}
+
+export const MIN_MEMORY_BYTES = 2 * 1024 * 1024;
+export const MAX_MEMORY_BYTES = MAX_GUEST_MEMORY;
+export const MAX_PROCESSORS = 64;
+const MAX_RTC_OFFSET_SECONDS = 100 * 366 * 86400;
+const MAX_PATH_CHARS = 4096;
+const MAX_CMDLINE_CHARS = 4095;
+
+export class VmConfigError extends Error {
+  override name = "VmConfigError";
+  constructor(
+    /** The offending field, e.g. "boot.kernel" or "disks[1].path". */
+    readonly field: string,
+    message: string,
+  ) {
+    super(`${field}: ${message}`);
+  }
+}
+
+/** A configuration with the defaults for every field not given. */
+export function vmConfig(
+  partial: Partial<Omit<VmConfig, "boot" | "time">> & {
+    boot?: Partial<BootConfig>;
+    time?: Partial<TimeConfig>;
+  },
+): VmConfig {
+  return {
+    memoryBytes: partial.memoryBytes ?? 256 * 1024 * 1024,
+    processors: partial.processors ?? 1,
+    boot: {
+      kernel: partial.boot?.kernel ?? null,
+      initrd: partial.boot?.initrd ?? null,
+      cmdline: partial.boot?.cmdline ?? null,
+    },
+    disks: partial.disks ?? [],
+    dvd: partial.dvd ?? null,
+    time: { source: "host", paceMips: partial.time?.paceMips ?? null },
+    rtcOffsetSeconds: partial.rtcOffsetSeconds ?? 0,
+  };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+function onlyKeys(v: Record<string, unknown>, keys: string[], field: string): void {
+  for (const k of Object.keys(v))
+    if (!keys.includes(k)) throw new VmConfigError(field === "" ? k : `${field}.${k}`, "unknown field");
+}
+
+function path(v: unknown, field: string): string {
+  if (typeof v !== "string" || v.length === 0 || v.length > MAX_PATH_CHARS || v.includes("\0"))
+    throw new VmConfigError(field, `must be a file path (1-${MAX_PATH_CHARS} characters, no NUL)`);
+  return v;
+}
+
+function nullable<T>(v: unknown, field: string, check: (v: unknown, field: string) => T): T | null {
+  return v === null || v === undefined ? null : check(v, field);
+}
+
+/**
+ * Checks untrusted data (e.g. a parsed VM file) and returns it as a VmConfig; throws VmConfigError naming the
+ * first bad field. Every field must be present (the file is written complete by `vmConfig`).
+ */
+export function checkVmConfig(value: unknown): VmConfig {
+  if (!isRecord(value)) throw new VmConfigError("config", "must be an object");
+  onlyKeys(value, ["memoryBytes", "processors", "boot", "disks", "dvd", "time", "rtcOffsetSeconds"], "");
+  const memoryBytes = value.memoryBytes;
+  if (
+    typeof memoryBytes !== "number" ||
+    !Number.isSafeInteger(memoryBytes) ||
+    memoryBytes < MIN_MEMORY_BYTES ||
+    memoryBytes > MAX_MEMORY_BYTES ||
+    memoryBytes % 4096 !== 0
+  )
+    throw new VmConfigError(
+      "memoryBytes",
+      `must be a multiple of 4 KiB between 2 MiB and ${MAX_GUEST_MEMORY / 1024 ** 3} GiB`,
+    );
+  const processors = value.processors;
+  if (
+    typeof processors !== "number" ||
+    !Number.isInteger(processors) ||
+    processors < 1 ||
+    processors > MAX_PROCESSORS
+  )
+    throw new VmConfigError("processors", `must be an integer 1-${MAX_PROCESSORS}`);
+  const boot = value.boot;
+  if (!isRecord(boot)) throw new VmConfigError("boot", "must be an object");
+  onlyKeys(boot, ["kernel", "initrd", "cmdline"], "boot");
+  const cmdline = boot.cmdline;
+  if (
+    cmdline !== null &&
+    cmdline !== undefined &&
+    (typeof cmdline !== "string" || cmdline.length > MAX_CMDLINE_CHARS)
+  )
+    throw new VmConfigError("boot.cmdline", `must be a string of at most ${MAX_CMDLINE_CHARS} characters`);
+  const initrd = boot.initrd;
+  if (
+    initrd !== null &&
+    initrd !== undefined &&
+    (typeof initrd !== "string" || initrd.length === 0 || initrd.length > MAX_PATH_CHARS * 16)
+  )
+    throw new VmConfigError(
+      "boot.initrd",
+      "must be a non-empty string (paths, comma-separated for Multiboot modules)",
+    );
+  const disks = value.disks;
+  if (!Array.isArray(disks) || disks.length > 64)
+    throw new VmConfigError("disks", "must be a list of at most 64 disks");
+  const checkedDisks = disks.map((d: unknown, i): DiskConfig => {
+    const field = `disks[${i}]`;
+    if (!isRecord(d)) throw new VmConfigError(field, "must be an object");
+    onlyKeys(d, ["path", "readOnly"], field);
+    if (typeof d.readOnly !== "boolean")
+      throw new VmConfigError(`${field}.readOnly`, "must be true or false");
+    return { path: path(d.path, `${field}.path`), readOnly: d.readOnly };
+  });
+  const time = value.time;
+  if (!isRecord(time)) throw new VmConfigError("time", "must be an object");
+  onlyKeys(time, ["source", "paceMips"], "time");
+  if (time.source !== "host") throw new VmConfigError("time.source", 'must be "host"');
+  const paceMips = time.paceMips;
+  if (paceMips !== null && (typeof paceMips !== "number" || !(paceMips >= 0.1 && paceMips <= 100_000)))
+    throw new VmConfigError("time.paceMips", "must be null or a number of MIPS in 0.1-100000");
+  const rtc = value.rtcOffsetSeconds;
+  if (typeof rtc !== "number" || !Number.isSafeInteger(rtc) || Math.abs(rtc) > MAX_RTC_OFFSET_SECONDS)
+    throw new VmConfigError("rtcOffsetSeconds", "must be a whole number of seconds within 100 years");
+  return {
+    memoryBytes,
+    processors,
+    boot: {
+      kernel: nullable(boot.kernel, "boot.kernel", path),
+      initrd: (initrd as string | null | undefined) ?? null,
+      cmdline: (cmdline as string | null | undefined) ?? null,
+    },
+    disks: checkedDisks,
+    dvd: nullable(value.dvd, "dvd", path),
+    time: { source: "host", paceMips: paceMips as number | null },
+    rtcOffsetSeconds: rtc,
+  };
+}
