@@ -59,6 +59,10 @@ function toApiError(err: unknown): ApiError {
       return new ApiError("unsupported-media-type", "request bodies are application/json");
     case "FST_ERR_NOT_FOUND":
       return new ApiError("not-found", "no such route");
+    case "FST_ERR_MAX_PARAM_LENGTH":
+      return new ApiError("bad-request", "a path parameter is longer than 200 characters");
+    case "FST_ERR_BAD_URL":
+      return new ApiError("bad-request", "the URL does not decode");
   }
   const status = e.statusCode ?? 500;
   if (status === 429) return new ApiError("rate-limited", e.message ?? "too many requests");
@@ -82,6 +86,8 @@ export async function createApp(parts: ServiceParts): Promise<FastifyInstance> {
     connectionTimeout: 0,
     requestTimeout: 120_000,
     return503OnClosing: true,
+    // Errors the router raises before any route runs (bad URL encoding, over-long parameters).
+    frameworkErrors: (err, _req, reply) => sendError(reply, toApiError(err)),
   });
   const requests = new RequestCounter();
   app.decorateRequest("identity", undefined as unknown as Identity);

@@ -6,8 +6,12 @@
 import { closeSync, openSync, readFileSync, statSync, writeSync, fdatasyncSync } from "node:fs";
 import type { AuditEntry } from "../api/schemas.js";
 
+/** Entries kept in memory for reading; older ones are read from the file. */
+const RECENT = 20_000;
+
 export class AuditLog {
   private fd: number;
+  private recent: AuditEntry[] = [];
   private seq = 0;
   private listeners = new Set<(e: AuditEntry) => void>();
   private unsynced = 0;
@@ -42,6 +46,8 @@ export class AuditLog {
     while (off < line.length) off += writeSync(this.fd, line, off, line.length - off);
     // Durable in batches: a host crash can lose the last few entries, a service crash none (the page cache keeps them).
     if (++this.unsynced >= 256) this.sync();
+    this.recent.push(e);
+    if (this.recent.length > RECENT * 2) this.recent = this.recent.slice(-RECENT);
     for (const l of this.listeners) l(e);
     return e;
   }
@@ -59,6 +65,11 @@ export class AuditLog {
 
   /** Entries with seq > after, oldest first, at most `limit`. */
   read(after: number, limit: number): AuditEntry[] {
+    const first = this.recent[0];
+    if (first !== undefined && after >= first.seq - 1) {
+      const start = after - first.seq + 1;
+      return this.recent.slice(start, start + limit);
+    }
     const out: AuditEntry[] = [];
     for (const line of readFileSync(this.path, "utf8").split("\n")) {
       if (line === "") continue;

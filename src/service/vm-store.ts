@@ -75,6 +75,13 @@ export function serializeVmFile(file: VmFile): string {
 }
 
 export class VmStore {
+  /**
+   * Parsed files by id, each with the identity of the bytes it came from (inode, size, mtime, ctime): a read
+   * whose stat matches reuses the validated parse of those same bytes; any change, by us or by hand, is read
+   * and validated again.
+   */
+  private cache = new Map<string, { key: string; rec: VmRecord }>();
+
   constructor(
     readonly dirs: DataDir,
     private readonly migrations: readonly Migration[] = MIGRATIONS,
@@ -101,8 +108,12 @@ export class VmStore {
   read(id: string): VmRecord {
     const path = this.dirs.vmConfig(id);
     let bytes: Buffer;
+    let key: string;
     try {
-      const st = statSync(path);
+      const st = statSync(path, { bigint: true });
+      key = `${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+      const hit = this.cache.get(id);
+      if (hit && hit.key === key) return hit.rec;
       if (!st.isFile()) return { id, ok: false, error: "config.json is not a regular file", etag: null };
       if (st.size > MAX_CONFIG_BYTES)
         return {
@@ -121,13 +132,18 @@ export class VmStore {
       };
     }
     const etag = etagOf(bytes);
+    let rec: VmRecord;
     try {
       const file = parseVmFile(bytes.toString("utf8"), this.migrations);
-      if (file.id !== id) return { id, ok: false, error: `id ${file.id} does not match its directory`, etag };
-      return { id, ok: true, file, etag };
+      rec =
+        file.id !== id
+          ? { id, ok: false, error: `id ${file.id} does not match its directory`, etag }
+          : { id, ok: true, file, etag };
     } catch (e) {
-      return { id, ok: false, error: (e as Error).message, etag };
+      rec = { id, ok: false, error: (e as Error).message, etag };
     }
+    this.cache.set(id, { key, rec });
+    return rec;
   }
 
   /** Creates a VM's directory and first configuration file. */
@@ -172,6 +188,7 @@ export class VmStore {
   remove(id: string): void {
     if (!UUID.test(id)) throw new ApiError("not-found", "no such VM");
     rmSync(this.dirs.vmDir(id), { recursive: true, force: true });
+    this.cache.delete(id);
     syncDirectory(this.dirs.vmsDir);
   }
 }
