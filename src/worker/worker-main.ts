@@ -9,11 +9,9 @@
 import { appendFileSync, readFileSync, rmSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { createServer, type Socket } from "node:net";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
-import { GuestMemory } from "../memory/guest-memory.js";
-import { PacedClock } from "./paced-clock.js";
-import { PcMachine, type PcStop } from "./pc-machine.js";
+import { buildVm, VmBuildError } from "./build-vm.js";
+import type { PcMachine, PcStop } from "./pc-machine.js";
 import {
   MAX_FRAME,
   PROTOCOL_VERSION,
@@ -22,25 +20,12 @@ import {
   type WorkerRequest,
   type WorkerRunState,
 } from "./protocol.js";
+import { checkVmConfig, VmConfigError, type VmConfig } from "./vm-config.js";
 
-const BUNDLED_KERNEL = fileURLToPath(new URL("../../../guest/bzImage", import.meta.url));
-const BUNDLED_INITRD = fileURLToPath(new URL("../../../guest/initramfs.cpio.gz", import.meta.url));
 /** Console output kept for late subscribers (a reattached service, a new `vm console`). */
 const CONSOLE_BACKLOG = 64 * 1024;
 /** console.log is cut back to nothing when it passes this size. */
 const CONSOLE_LOG_LIMIT = 4 * 1024 * 1024;
-const LINUX_JIT_THRESHOLD = -1;
-
-/** The machine part of the VM file, as the service wrote it (the service validated it against its schema). */
-interface MachineSection {
-  memoryBytes: number;
-  processors: number;
-  boot: { kernel: string | null; initrd: string | null; cmdline: string | null };
-  disks: Array<{ path: string; readOnly: boolean }>;
-  dvd: string | null;
-  time: { source: "host"; paceMips: number | null };
-  rtcOffsetSeconds: number;
-}
 
 class WorkerError extends Error {
   constructor(
@@ -51,36 +36,23 @@ class WorkerError extends Error {
   }
 }
 
-const NO_STORAGE_VSP = "disks and DVDs need the storage VSP on VMBus, which this build does not have yet";
+const NO_STORAGE_VSP = "DVD media changes need the storage VSP on VMBus, which this build does not have yet";
 const NO_SHUTDOWN_IC =
   "graceful shutdown needs the shutdown integration service on VMBus, which this build does not have yet; turn the VM off instead";
 
-function readMachine(vmDir: string): MachineSection {
-  const doc = JSON.parse(readFileSync(join(vmDir, "config.json"), "utf8")) as { machine?: MachineSection };
-  if (typeof doc.machine !== "object" || doc.machine === null)
-    throw new Error("config.json has no machine section");
-  return doc.machine;
+/**
+ * The VM's machine description: the `machine` section of its configuration file, which is a `VmConfig` field
+ * for field. The file is untrusted here too (the service validated it, but the worker reads it on its own),
+ * so it is checked again by `checkVmConfig`.
+ */
+export function readVmConfig(vmDir: string): VmConfig {
+  const doc = JSON.parse(readFileSync(join(vmDir, "config.json"), "utf8")) as { machine?: unknown };
+  return checkVmConfig(doc.machine);
 }
 
-function buildMachine(m: MachineSection, serial: (b: number) => void): PcMachine {
-  if (m.disks.length > 0 || m.dvd !== null) throw new WorkerError("not-available", NO_STORAGE_VSP);
-  const kernel = readFileSync(m.boot.kernel ?? BUNDLED_KERNEL);
-  const initrdPath = m.boot.initrd ?? (m.boot.kernel === null ? BUNDLED_INITRD : null);
-  const machine = new PcMachine({
-    memory: new GuestMemory(m.memoryBytes),
-    clock: new PacedClock(m.time.paceMips !== null ? m.time.paceMips * 1e6 : null),
-    tscHz: 1_000_000_000,
-    jitThreshold: LINUX_JIT_THRESHOLD,
-    rtcOffsetSeconds: m.rtcOffsetSeconds,
-    serial,
-    cpus: 1,
-  });
-  machine.bootLinux({
-    kernel,
-    ...(initrdPath !== null ? { initrd: readFileSync(initrdPath) } : {}),
-    cmdline: m.boot.cmdline ?? "console=ttyS0",
-  });
-  return machine;
+/** Builds the VM its configuration describes, through the one builder every VM goes through. */
+function buildMachine(config: VmConfig, serial: (b: number) => void): PcMachine {
+  return buildVm(config, { serial }).machine;
 }
 
 /** Tries to open `path` for reading under this process's permissions: the confinement measurement. */
@@ -142,9 +114,13 @@ export async function workerMain(argv: string[]): Promise<number> {
 
   let machine: PcMachine;
   try {
-    machine = buildMachine(readMachine(vmDir), serial);
+    machine = buildMachine(readVmConfig(vmDir), serial);
   } catch (e) {
-    console.error(`viridian worker: cannot build the VM: ${(e as Error).message}`);
+    // A configuration or image problem is the VM's, reported on stderr (the service keeps it as the reason).
+    const known = e instanceof VmConfigError || e instanceof VmBuildError || e instanceof SyntaxError;
+    console.error(
+      `viridian worker: cannot build the VM: ${known ? "" : "internal error: "}${(e as Error).message}`,
+    );
     return 2;
   }
 
