@@ -29,6 +29,8 @@ const INSTALL_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const BIN = fileURLToPath(new URL("../../../bin/viridian.js", import.meta.url));
 /** How long a worker may take to build its VM and listen. */
 const START_TIMEOUT_MS = 120_000;
+/** How long a worker whose socket closed may take to end before it counts as lost (and is killed). */
+const EXIT_GRACE_MS = 10_000;
 /** How long a request to a worker may take before the worker counts as not answering. */
 const REQUEST_TIMEOUT_MS = 30_000;
 
@@ -50,6 +52,28 @@ function pidAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * Waits until a worker whose socket closed has ended (`ended()`: our child's exit status is known, or a
+ * reattached worker is no longer alive). One that still lives after
+ * EXIT_GRACE_MS closed its supervisor connection without exiting: it is lost to the service (the VM is reported
+ * Critical and may be started again, which must not meet a second worker), so it is killed. True if it ended.
+ */
+async function processEnd(pid: number, ended: () => boolean): Promise<boolean> {
+  const deadline = Date.now() + EXIT_GRACE_MS;
+  while (!ended()) {
+    if (Date.now() > deadline) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone meanwhile
+      }
+      return false;
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
 }
 
 function tail(path: string, lines = 5): string {
@@ -100,7 +124,7 @@ class WorkerConnection implements WorkerHandle {
     private readonly socket: Socket,
     readonly pid: number,
     hello: WorkerHello,
-    private readonly describeExit: () => string,
+    private readonly describeExit: () => Promise<string>,
   ) {
     this.state = hello.state;
     let buf = Buffer.alloc(0);
@@ -155,10 +179,11 @@ class WorkerConnection implements WorkerHandle {
     this.pending.clear();
     if (this.detached) return;
     // A worker that said "stopped" ended normally; anything else is a lost worker, with what we know of why.
-    const info =
-      this.stoppedReason !== null
-        ? { stopped: true, reason: this.stoppedReason }
-        : { stopped: false, reason: this.describeExit() };
+    if (this.stoppedReason !== null) this.exitWith({ stopped: true, reason: this.stoppedReason });
+    else void this.describeExit().then((reason) => this.exitWith({ stopped: false, reason }));
+  }
+
+  private exitWith(info: { stopped: boolean; reason: string }): void {
     this.exited = info;
     for (const l of this.exitListeners) l(info);
   }
@@ -294,16 +319,21 @@ export class Supervisor implements WorkerLauncher {
     child.unref();
     let exit: { code: number | null; signal: NodeJS.Signals | null } | null = null;
     child.on("exit", (code, sig) => (exit = { code, signal: sig }));
-    const describe = (): string => {
+    const describeNow = (): string => {
       const how = exit
         ? exit.signal
           ? `was killed by ${exit.signal}`
           : `exited with status ${exit.code}`
         : pidAlive(child.pid!)
-          ? "stopped answering"
+          ? "stopped answering (killed)"
           : "is gone";
       const last = tail(logPath, 3);
       return `worker process ${child.pid} ${how}${last ? ` (${last})` : ""}`;
+    };
+    // The socket closes as the process dies, a moment before its exit status is known: wait for it.
+    const describe = async (): Promise<string> => {
+      await processEnd(child.pid!, () => exit !== null);
+      return describeNow();
     };
     const deadline = Date.now() + START_TIMEOUT_MS;
     let socket: Socket | null = null;
@@ -312,7 +342,7 @@ export class Supervisor implements WorkerLauncher {
         child.kill("SIGKILL");
         throw new ApiError("conflict", "cancelled");
       }
-      if (exit !== null) throw new ApiError("unavailable", `the VM did not start: ${describe()}`);
+      if (exit !== null) throw new ApiError("unavailable", `the VM did not start: ${describeNow()}`);
       if (Date.now() > deadline) {
         child.kill("SIGKILL");
         throw new ApiError("unavailable", "the worker did not listen within 120 s");
@@ -345,9 +375,11 @@ export class Supervisor implements WorkerLauncher {
       return null;
     }
     const logPath = this.dirs.workerLog(id);
-    return new WorkerConnection(socket, pid, hello, () => {
+    return new WorkerConnection(socket, pid, hello, async () => {
+      // Not our child: no exit status, only whether it is gone.
+      const gone = await processEnd(pid, () => !pidAlive(pid));
       const last = tail(logPath, 3);
-      return `worker process ${pid} ${pidAlive(pid) ? "stopped answering" : "is gone (killed or crashed)"}${last ? ` (${last})` : ""}`;
+      return `worker process ${pid} ${gone ? "is gone (killed or crashed)" : "stopped answering (killed)"}${last ? ` (${last})` : ""}`;
     });
   }
 }
