@@ -218,7 +218,13 @@ function registerRoute(
   if (route.websocket) response["101"] = { description: "Switching Protocols (WebSocket)", type: "null" };
   else if (route.status === 204) response["204"] = { description: "Done", type: "null" };
   else if (route.response) response[String(route.status)] = route.response;
-  else response[String(route.status)] = { description: "The document", type: "object" };
+  // additionalProperties: the serializer would otherwise drop every field of a schema-less document.
+  else
+    response[String(route.status)] = {
+      description: "The document",
+      type: "object",
+      additionalProperties: true,
+    };
   const schema: Record<string, unknown> = {
     operationId: route.id,
     summary: route.summary,
