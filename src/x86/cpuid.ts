@@ -22,6 +22,8 @@ export type Capability =
   | "DE"
   | "CR8LEGACY"
   | "INVARIANT_TSC"
+  // MONITOR/MWAIT (monitor-mwait.ts): CPUID.01H:ECX[3] shows it only while IA32_MISC_ENABLE[18] is set.
+  | "MONITOR"
   // Platform capabilities: the processor core does not implement these; the runner enables them when it
   // attaches a local APIC (src/hv/local-apic.ts) that does.
   | "APIC"
@@ -48,6 +50,7 @@ const BITS: Record<Capability, [number, number, number]> = {
   SSE: [1, 3, 25],
   SSE2: [1, 3, 26],
   SSE3: [1, 2, 0],
+  MONITOR: [1, 2, 3],
   SSSE3: [1, 2, 9],
   CX16: [1, 2, 13],
   PCID: [1, 2, 17],
@@ -99,6 +102,7 @@ export const IMPLEMENTED: readonly Capability[] = [
   "RDTSCP",
   "LM",
   "INVARIANT_TSC",
+  "MONITOR",
   // SIMD (simd-table.ts; CPUID.1:ECX.OSXSAVE mirrors CR4.OSXSAVE in system.ts's CPUID handler)
   "FPU",
   "MMX",
@@ -137,10 +141,13 @@ export class CpuidModel {
   /**
    * IA32_MISC_ENABLE controls that change the answers (SDM Vol. 4 Table 2-2), set by WRMSR (system.ts) and
    * cleared by `resetControls` at processor reset: bit 22 (limit CPUID maxval) makes CPUID.0:EAX read 2;
-   * bit 34 (XD bit disable) clears CPUID.80000001H:EDX[20].
+   * bit 34 (XD bit disable) clears CPUID.80000001H:EDX[20]; bit 18 (ENABLE MONITOR FSM) is what sets
+   * CPUID.01H:ECX[3] and lets MONITOR/MWAIT execute. Bit 18 powers on clear (docs/x86-internals.md
+   * "IA32_MISC_ENABLE"): a guest only sees MONITOR after enabling it itself.
    */
   limitMaxLeaf = false;
   xdDisabled = false;
+  monitorEnabled = false;
 
   /**
    * Enumerates the time-stamp counter's rate (SDM Vol. 2A CPUID leaf 0x15: TSC = crystal * EBX / EAX) so
@@ -168,10 +175,16 @@ export class CpuidModel {
     return this.caps.has("NX") && !this.xdDisabled;
   }
 
+  /** MONITOR/MWAIT as software sees them: implemented and enabled through IA32_MISC_ENABLE[18]. */
+  monitorOffered(): boolean {
+    return this.caps.has("MONITOR") && this.monitorEnabled;
+  }
+
   /** Power-on state of the IA32_MISC_ENABLE controls above. */
   resetControls(): void {
     this.limitMaxLeaf = false;
     this.xdDisabled = false;
+    this.monitorEnabled = false;
   }
 
   /** Advertises a capability (for modules that implement more instructions, e.g. SSE). */
@@ -212,7 +225,19 @@ export class CpuidModel {
         o[0] = 0x000306a9;
         o[1] = (this.apicId << 24) | (1 << 16) | (8 << 8); // CLFLUSH line size 8*8 = 64 bytes
         o[2] = this.bits(1, 2);
+        if (!this.monitorEnabled) o[2] = o[2]! & ~(1 << BITS.MONITOR[2]);
         o[3] = this.bits(1, 3);
+        break;
+      case 5:
+        // MONITOR/MWAIT leaf (SDM Vol. 2A Table 3-8): a 64-byte monitor line (the CLFLUSH line of leaf 1),
+        // MWAIT extensions enumerated (ECX[0]) with interrupts as break events (ECX[1]), and no C-state
+        // sub-states (EDX = 0): MWAIT enters no optimized state here, it retires at once
+        // (monitor-mwait.ts). Reported whether or not IA32_MISC_ENABLE[18] has MONITOR enabled.
+        if (this.caps.has("MONITOR")) {
+          o[0] = 64;
+          o[1] = 64;
+          o[2] = 3;
+        }
         break;
       case 7:
         if (subleaf === 0) {
@@ -269,7 +294,7 @@ export class CpuidModel {
         o[0] = 0x3028; // 40 physical address bits, 48 linear
         break;
       default:
-        // Leaves 2..6, 8..0xC and 0x80000005/6: nothing to describe (no cache/topology/power enumeration).
+        // Leaves 2..4, 6, 8..0xC and 0x80000005/6: nothing to describe (no cache/topology/power enumeration).
         break;
     }
     return o;

@@ -11,6 +11,7 @@ import type { CpuCore, Handler } from "./core.js";
 import { dataHandlers } from "./data.js";
 import { fxsaveHandlers } from "./fxsave.js";
 import type { Insn } from "./insn.js";
+import { monitorMwaitHandlers } from "./monitor-mwait.js";
 import { muldivHandlers } from "./muldiv.js";
 import { OPCODES } from "./opcode-table.js";
 import { segmentHandlers } from "./segments.js";
@@ -49,6 +50,7 @@ for (const g of [
   stackHandlers,
   stringHandlers,
   systemHandlers,
+  monitorMwaitHandlers,
   // SIMD groups (x87/MMX/SSE state and instructions)
   sseIntHandlers,
   sseFloatHandlers,

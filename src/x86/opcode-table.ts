@@ -381,6 +381,10 @@ const ROWS: readonly string[] = [
   "VERW | 0F 00 /5 | Ew | host w:Z | verw",
   "VMCALL | 0F 01 !C1 | | host | vmcall",
   "SWAPGS | 0F 01 !F8 | | o64 ring0 | swapgs",
+  // CPL > 0 is #UD, not the table's ring-0 #GP, and availability follows IA32_MISC_ENABLE[18] at run time
+  // (monitor-mwait.ts); `host`: the native conformance run cannot execute them in ring 3 either.
+  "MONITOR | 0F 01 !C8 | | host | monitor",
+  "MWAIT | 0F 01 !C9 | | host | mwait",
   "SGDT | 0F 01 /0 | Ms | mem host | sgdt",
   "SIDT | 0F 01 /1 | Ms | mem host | sidt",
   "LGDT | 0F 01 /2 | Ms | mem ring0 | lgdt",

@@ -5,7 +5,7 @@
 // base and system-call target MSRs, SYSRET to a non-canonical RCX, and FSGSBASE being absent.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { assemble, exec, machine, reg64, run64, runToHlt } from "./nasm-harness.test.js";
+import { assemble, exec, IDT64, machine, PML4_BASE, reg64, run64, runToHlt } from "./nasm-harness.test.js";
 import { ExitReason } from "./vm-exit.js";
 
 const WRMSR = (msr: number, value: string): string =>
@@ -215,9 +215,8 @@ test("identification MSRs Linux reads unchecked: IA32_MISC_ENABLE, PLATFORM_ID, 
   assert.equal(cpu.getReg(10).lo, 0x1800, "fast strings cleared, read-only bits kept");
   assert.equal(cpu.getReg(11).lo, 0);
   assert.equal(cpu.getReg(12).lo, 1, "microcode revision after WRMSR 0 + CPUID");
-  // Enabling a feature the processor does not offer (bit 18: MONITOR FSM) is refused with #GP(0), by the
-  // processor itself.
-  const gp = run64("mov ecx, 0x1a0\nmov eax, 0x41801\nxor edx, edx\nwrmsr\nmov ebx, 1\nhlt");
+  // Setting a reserved bit (17) is refused with #GP(0), by the processor itself.
+  const gp = run64("mov ecx, 0x1a0\nmov eax, 0x21801\nxor edx, edx\nwrmsr\nmov ebx, 1\nhlt");
   assert.equal(reg64(gp, 15), 13n, "IA32_MISC_ENABLE is the processor's, not the runner's");
   assert.equal(gp.getReg(3).lo, 0, "the WRMSR did not retire");
 });
@@ -295,51 +294,161 @@ test("IA32_MISC_ENABLE: writable bits with their CPUID and EFER effects; #GP onl
   const RD = "mov ecx, 0x1a0\nrdmsr\n";
   const CPUID_MAX = "xor eax, eax\ncpuid\n";
   const NX = "mov eax, 0x80000001\ncpuid\nbt edx, 20\nsetc r10b\n";
-  // A value real processors accept, less bit 18 (MONITOR FSM: this processor offers no MONITOR/MWAIT).
+  const MONITOR = "mov eax, 1\ncpuid\nbt ecx, 3\nsetc sil\n";
+  // The value of the issue: real processors and other hypervisors accept it.
   let cpu = run64(
-    WRMSR(0x1a0, "0x400c11809") +
+    WRMSR(0x1a0, "0x400c51809") +
       RD +
       "mov r8d, eax\nmov r9d, edx\n" +
       CPUID_MAX +
       "mov r11d, eax\n" +
+      MONITOR +
       NX +
       "mov ecx, 0xc0000080\nrdmsr\nbts eax, 11\nwrmsr\nmov ebx, 1\nhlt",
   );
-  assert.equal(cpu.getReg(8).lo >>> 0, 0x00c11809, "bits 0, 3, 11, 12, 16, 22, 23 read back");
+  assert.equal(cpu.getReg(8).lo >>> 0, 0x00c51809, "bits 0, 3, 11, 12, 16, 18, 22, 23 read back");
   assert.equal(cpu.getReg(9).lo, 0x4, "bit 34: XD bit disable");
+  assert.equal(cpu.getReg(6).lo & 0xff, 1, "bit 18: CPUID.01H:ECX[3] (MONITOR) reads 1");
   assert.equal(cpu.getReg(11).lo, 2, "limit CPUID maxval: CPUID.0:EAX reads 2");
   assert.equal(cpu.getReg(10).lo & 0xff, 0, "XD disable: CPUID.80000001H:EDX[20] reads 0");
   assert.equal(reg64(cpu, 15), 13n, "XD disable: setting EFER.NXE is #GP(0)");
   assert.equal(cpu.getReg(3).lo, 0, "the WRMSR of EFER did not retire");
   // Clearing bits 22 and 34 brings the maximum leaf and the NX flag back; read-only bits ignore writes.
   cpu = run64(
-    WRMSR(0x1a0, "0x400c11809") +
+    WRMSR(0x1a0, "0x400c51809") +
       WRMSR(0x1a0, "0x80") +
       RD +
       "mov r8d, eax\nmov r9d, edx\n" +
       CPUID_MAX +
       "mov r11d, eax\n" +
+      MONITOR +
       NX +
       "mov ecx, 0xc0000080\nrdmsr\nbts eax, 11\nwrmsr\nrdmsr\nmov ebx, eax\nhlt",
   );
   assert.equal(cpu.getReg(8).lo, 0x1800, "bit 7 (performance monitoring available) is read-only 0 here");
   assert.equal(cpu.getReg(9).lo, 0);
   assert.equal(cpu.getReg(11).lo, 0xd);
+  assert.equal(cpu.getReg(6).lo & 0xff, 0, "bit 18 cleared: MONITOR no longer offered");
   assert.equal(cpu.getReg(10).lo & 0xff, 1);
   assert.equal(cpu.getReg(3).lo & 0x800, 0x800, "EFER.NXE can be set again");
-  for (const bad of ["1 << 18", "1 << 1", "1 << 17", "1 << 24", "1 << 33", "1 << 35", "1 << 63"]) {
+  for (const bad of ["1 << 1", "1 << 17", "1 << 24", "1 << 33", "1 << 35", "1 << 63"]) {
     cpu = run64(WRMSR(0x1a0, `0x1801 | (${bad})`) + RD + "mov r8d, eax\nhlt");
     assert.equal(reg64(cpu, 15), 13n, `bit ${bad} is refused with #GP(0)`);
     assert.equal(reg64(cpu, 14), 0n);
     assert.equal(reg64(cpu, 8), 0n, "the faulting WRMSR changed nothing");
   }
   // A reset returns the MSR and its CPUID effects to their power-on state.
-  const m = machine("long64", assemble(WRMSR(0x1a0, "0x400401801") + "hlt", 64));
+  const m = machine("long64", assemble(WRMSR(0x1a0, "0x400441801") + "hlt", 64));
   assert.equal(runToHlt(m.cpu), ExitReason.Hlt);
   assert.equal(m.cpu.cpuid.query(0, 0)[0], 2);
+  assert.equal(m.cpu.cpuid.query(1, 0)[2]! & 8, 8);
   m.cpu.reset();
   assert.equal(m.cpu.cpuid.query(0, 0)[0], 0xd);
   assert.equal(m.cpu.cpuid.query(0x80000001, 0)[3]! & (1 << 20), 1 << 20);
+  assert.equal(m.cpu.cpuid.query(1, 0)[2]! & 8, 0, "bit 18 powers on clear: MONITOR not offered");
+  // A processor model without MONITOR/MWAIT refuses bit 18 like a reserved bit and has no leaf 5.
+  const plain = machine("long64", assemble(IDT64 + WRMSR(0x1a0, "0x41801") + "mov ebx, 1\nhlt", 64));
+  plain.cpu.cpuid.disable("MONITOR");
+  assert.equal(runToHlt(plain.cpu), ExitReason.Hlt);
+  assert.equal(reg64(plain.cpu, 15), 13n, "bit 18 without MONITOR/MWAIT: #GP(0)");
+  assert.deepEqual([...plain.cpu.cpuid.query(5, 0)], [0, 0, 0, 0]);
+});
+
+/** IA32_MISC_ENABLE with bit 18 (ENABLE MONITOR FSM) set, everything else at its power-on value. */
+const MONITOR_ON = WRMSR(0x1a0, "0x41801");
+/** The monitored byte's address in RAX, ECX (extensions) and EDX (hints) 0. */
+const ARM = (rax: string): string => `mov rax, ${rax}\nxor ecx, ecx\nxor edx, edx\n`;
+
+/** After IDT64: enters ring 3 through IRETQ (TSS.RSP0 for the way back) and runs `user`, then HLT (#GP). */
+const RING3 = (user: string): string => `
+    lea rax, [rel tss]
+    mov qword [rax + 4], 0x70000
+    mov word [rax + 0x66], 0x68
+    mov rbx, 0x1000 + 0x38
+    mov word [rbx], 0x67
+    mov [rbx + 2], ax
+    shr rax, 16
+    mov [rbx + 4], al
+    mov byte [rbx + 5], 0x89
+    mov [rbx + 7], ah
+    shr rax, 16
+    mov [rbx + 8], eax
+    mov ax, 0x38
+    ltr ax
+    push 0x23
+    push 0x50000
+    push 0x2
+    push 0x2b
+    lea rax, [rel user]
+    push rax
+    iretq
+  user:
+    ${user}
+    hlt
+  align 16
+  tss: times 0x68 db 0`;
+
+test("MONITOR/MWAIT: #UD until IA32_MISC_ENABLE[18] offers them, then CPL 0 only; ECX and address checks", () => {
+  const UD: [number, number] = [6, 0];
+  const GP: [number, number] = [13, 0];
+  // Power-on: bit 18 clear, CPUID.01H:ECX[3] = 0, both instructions #UD.
+  const cpuid = exec("mov eax, 1\ncpuid\nmov r8d, ecx\nmov eax, 5\ncpuid\nmov r9d, eax\nmov r10d, ecx\nhlt");
+  assert.equal(cpuid.getReg(8).lo & 8, 0, "CPUID.01H:ECX[3] at power-on");
+  assert.equal(cpuid.getReg(9).lo, 64, "leaf 5: 64-byte monitor line");
+  assert.equal(cpuid.getReg(10).lo, 3, "leaf 5: extensions, interrupts as break events");
+  assert.deepEqual(faultOf(ARM("0x40000") + "monitor"), UD, "MONITOR with bit 18 clear");
+  assert.deepEqual(faultOf("xor eax, eax\nxor ecx, ecx\nmwait"), UD, "MWAIT with bit 18 clear");
+  // Enabled: both retire at CPL 0; MWAIT ECX[0] (interrupt as break event) is offered, with IF = 0.
+  assert.equal(
+    faultOf(
+      MONITOR_ON + ARM("0x40000") + "monitor\nxor eax, eax\nmwait\nmov ecx, 1\nmwait\nmov eax, 0x10\nmwait",
+    ),
+    null,
+  );
+  // Clearing bit 18 again takes them away.
+  assert.deepEqual(faultOf(MONITOR_ON + WRMSR(0x1a0, "0x1801") + ARM("0x40000") + "monitor"), UD);
+  // No MONITOR extensions; MWAIT extensions other than bit 0 are reserved (64-bit mode: all of RCX).
+  assert.deepEqual(faultOf(MONITOR_ON + ARM("0x40000") + "mov ecx, 1\nmonitor"), GP, "MONITOR ECX = 1");
+  assert.deepEqual(faultOf(MONITOR_ON + ARM("0x40000") + "mov rcx, 1 << 32\nmonitor"), GP, "MONITOR RCX[32]");
+  assert.deepEqual(faultOf(MONITOR_ON + "xor eax, eax\nmov ecx, 2\nmwait"), GP, "MWAIT ECX[1]");
+  assert.deepEqual(faultOf(MONITOR_ON + "xor eax, eax\nmov ecx, 0x80000001\nmwait"), GP, "MWAIT ECX[31]");
+  assert.deepEqual(faultOf(MONITOR_ON + "xor eax, eax\nmov rcx, (1 << 32) | 1\nmwait"), GP, "MWAIT RCX[32]");
+  assert.equal(faultOf(MONITOR_ON + "mov eax, -1\nxor ecx, ecx\nmwait"), null, "EAX hints are never checked");
+  // The address is checked like a byte load: canonical form (#SS for SS), paging (#PF, read, supervisor).
+  assert.deepEqual(faultOf(MONITOR_ON + ARM("0x0000800000040000") + "monitor"), GP, "non-canonical");
+  assert.equal(
+    faultOf(MONITOR_ON + ARM("0x0000800000040000") + "db 0x67\nmonitor"),
+    null,
+    "32-bit address size: EAX only",
+  );
+  const pf = run64(MONITOR_ON + ARM("0x40000000") + "monitor\nhlt");
+  assert.equal(reg64(pf, 15), 14n, "#PF for an unmapped address");
+  assert.equal(reg64(pf, 14), 0n, "not present, read, supervisor");
+  assert.equal(reg64(pf, 13), 0x40000000n, "CR2");
+  // DS by default, FS/GS overrides add their base.
+  const FS_BASE = WRMSR(0xc0000100, "0x40000000");
+  assert.equal(faultOf(MONITOR_ON + FS_BASE + ARM("0x1000") + "monitor"), null, "DS: 0x1000 is mapped");
+  const fs = run64(MONITOR_ON + FS_BASE + ARM("0x1000") + "fs monitor\nhlt");
+  assert.equal(reg64(fs, 15), 14n, "FS: base 0x40000000 + 0x1000 is not mapped");
+  assert.equal(reg64(fs, 13), 0x40001000n, "CR2");
+  // Like a load, MONITOR sets the accessed bit of the translation, not the dirty bit.
+  const PDE3 = PML4_BASE + 0x2000 + 3 * 8;
+  const ad = run64(
+    MONITOR_ON +
+      `and qword [${PDE3}], ~0x60\ninvlpg [0x600000]\n` +
+      ARM("0x600100") +
+      `monitor\nmov r8, [${PDE3}]\nhlt`,
+  );
+  assert.equal(reg64(ad, 15), 0n, "no fault");
+  assert.equal(Number(reg64(ad, 8) & 0x60n), 0x20, "accessed set, dirty clear");
+  // CPL 3: #UD even while offered (ring-3 MONITOR/MWAIT is not offered); the harness first reaches ring 3.
+  assert.equal(reg64(run64(MONITOR_ON + RING3("nop")), 15), 13n, "ring 3 reached: its HLT is #GP");
+  assert.equal(reg64(run64(MONITOR_ON + RING3(ARM("0x40000") + "monitor")), 15), 6n, "MONITOR at CPL 3");
+  assert.equal(
+    reg64(run64(MONITOR_ON + RING3("xor eax, eax\nxor ecx, ecx\nmwait")), 15),
+    6n,
+    "MWAIT at CPL 3",
+  );
 });
 
 /** After IDT64: #GP(0) increments r15 and skips the 2-byte faulting instruction (WRMSR). */

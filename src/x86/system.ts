@@ -298,16 +298,18 @@ const MICROCODE_REVISION = 1;
 /**
  * IA32_MISC_ENABLE (SDM Vol. 4 Table 2-2), low dword. Read/write: fast strings (0), automatic thermal control
  * (3), enhanced SpeedStep (16) and xTPR message disable (23) only read back (no thermal control, P-states or
- * xTPR messages exist here); limit CPUID maxval (22) acts on CPUID (cpuid.ts). Read-only: performance
- * monitoring available (7) reads 0 (CPUID leaf 0xA enumerates none), BTS and PEBS unavailable (11, 12) read
- * 1; writes leave them. ENABLE MONITOR FSM (18) reads 0: MONITOR/MWAIT are not offered (CPUID.01H:ECX[3] =
- * 0), so setting it is #GP(0) like every reserved bit.
+ * xTPR messages exist here); limit CPUID maxval (22) acts on CPUID (cpuid.ts); ENABLE MONITOR FSM (18),
+ * writable while the processor implements MONITOR/MWAIT, sets CPUID.01H:ECX[3] and lets MONITOR/MWAIT run
+ * (monitor-mwait.ts). It powers on clear, unlike a bare Intel part (docs/x86-internals.md
+ * "IA32_MISC_ENABLE"). Read-only: performance monitoring available (7) reads 0 (CPUID leaf 0xA enumerates
+ * none), BTS and PEBS unavailable (11, 12) read 1; writes leave them.
  */
 const MISC_ENABLE_RESET = 0x1801;
 const MISC_ENABLE_READ_ONLY = 0x1880;
 const MISC_ENABLE_READ_ONLY_VALUE = 0x1800;
 const MISC_ENABLE_WRITABLE = 0x1 | 0x8 | 0x10000 | 0x400000 | 0x800000;
 const MISC_LIMIT_CPUID = 0x400000;
+const MISC_MONITOR_FSM = 0x40000;
 /** High dword: XD bit disable (34), writable when the processor implements NX. */
 const MISC_XD_DISABLE_HI = 0x4;
 
@@ -459,11 +461,14 @@ export function writeMsr(c: CpuCore, n: number, lo: number, hi: number): boolean
     case MSR_MISC_ENABLE: {
       // Reserved bits are #GP(0); so is XD disable without NX ("may generate a #GP", Table 2-2). Setting XD
       // disable while EFER.NXE = 1 leaves NXE set: the SDM defines the effect on CPUID and on later writes.
+      // Bit 18 likewise without MONITOR/MWAIT ("may generate a #GP" when SSE3 is not offered, Table 2-2).
       const hiWritable = c.cpuid.has("NX") ? MISC_XD_DISABLE_HI : 0;
-      if (lo & ~(MISC_ENABLE_WRITABLE | MISC_ENABLE_READ_ONLY) || hi & ~hiWritable) c.gp(0);
-      const newLo = (lo & MISC_ENABLE_WRITABLE) | MISC_ENABLE_READ_ONLY_VALUE;
+      const loWritable = MISC_ENABLE_WRITABLE | (c.cpuid.has("MONITOR") ? MISC_MONITOR_FSM : 0);
+      if (lo & ~(loWritable | MISC_ENABLE_READ_ONLY) || hi & ~hiWritable) c.gp(0);
+      const newLo = (lo & loWritable) | MISC_ENABLE_READ_ONLY_VALUE;
       c.msrStore.set(MSR_MISC_ENABLE, [newLo, hi]);
       c.cpuid.limitMaxLeaf = (lo & MISC_LIMIT_CPUID) !== 0;
+      c.cpuid.monitorEnabled = (lo & MISC_MONITOR_FSM) !== 0;
       c.cpuid.xdDisabled = (hi & MISC_XD_DISABLE_HI) !== 0;
       return true;
     }
