@@ -34,14 +34,17 @@ const allowed = {
     "net",
     "host",
   ],
-  service: ["support", "worker", "storage", "host"],
-  cli: ["support", "memory", "x86", "hv", "chipset", "firmware", "storage", "net", "worker", "host"],
-  web: ["support"],
+  // The API contract (schemas, operation table, route table): what the service serves and its clients speak.
+  api: [],
+  service: ["support", "api", "worker", "storage", "host"],
+  cli: ["support", "api", "memory", "x86", "hv", "chipset", "firmware", "storage", "net", "worker", "host"],
+  web: ["support", "api"],
 };
 const tiers = Object.keys(allowed);
 const portable = [
   "support",
   "contracts",
+  "api",
   "memory",
   "x86",
   "hv",
@@ -87,6 +90,14 @@ forbidden.push(
     severity: "error",
     from: { path: "^src/vsp/([^/]+)/" },
     to: { path: "^src/vsp/", pathNot: "^src/vsp/$1/" },
+  },
+  {
+    name: "cli-reaches-service-over-http-only",
+    comment:
+      "The CLI is a client of the API: it may use the API contract (src/api) but never the service's internals, nor the worker's protocol.",
+    severity: "error",
+    from: { path: "^src/cli/" },
+    to: { path: "^src/(service/|worker/(protocol|worker-main))" },
   },
   {
     name: "no-circular",

@@ -1,7 +1,7 @@
 // `npm run bench`: runs the benchmarks (one module per benchmark) and prints their figures, each next to its
 // peer measured in the same run (QEMU TCG for the processor, the Linux boot and the guest's disks, plain file
-// I/O for storage); docs/spec.md records them. `npm run bench -- mips storage` runs only the named ones; `reg64` (decision
-// 0001) runs only on request.
+// I/O for storage); docs/spec.md records them. `npm run bench -- mips storage` runs only the named ones; `reg64`
+// (decision 0001) and `api` (a service with 3 running guests, issue 12) run only on request.
 import { availableParallelism, loadavg } from "node:os";
 import { tuneWasmEngine } from "../src/host/wasm-engine.js";
 
@@ -24,9 +24,10 @@ const benchmarks: Record<string, () => Promise<void>> = {
   storage: async () => (await import("./storage.js")).run(),
   boot: async () => void (await (await import("./boot.js")).benchBoot()),
   disk: async () => (await import("./disk.js")).benchDisk(),
+  api: async () => (await import("./api.js")).benchApi(),
   reg64: async () => void (await import("./reg64-representation.js")),
 };
-const onRequest = new Set(["reg64"]);
+const onRequest = new Set(["reg64", "api"]);
 
 const args = process.argv.slice(2).filter((a) => a !== "--only");
 const names =

@@ -27,6 +27,9 @@ async function usage(): Promise<string> {
   for (const [name, load] of Object.entries(commands).sort()) {
     lines.push(`  ${name.padEnd(10)} ${(await load()).summary}`);
   }
+  lines.push(
+    `  ${"serve".padEnd(10)} run the VM service (its API serves the vm, auth, job and events commands)`,
+  );
   lines.push(`  ${"version".padEnd(10)} print the version`);
   lines.push("", "Run `viridian <command> --help` for a command's options.");
   return lines.join("\n");
@@ -73,3 +76,8 @@ registerCommand("vhd", async () => (await import("./vhd-command.js")).command);
 registerCommand("run", async () => (await import("./run-command.js")).command);
 registerCommand("diverge", async () => (await import("./diverge-command.js")).command);
 registerCommand("switch", async () => (await import("./switch-command.js")).command);
+// Clients of the VM service (`viridian serve`, dispatched by bin/viridian.js): they speak its API only.
+registerCommand("vm", async () => (await import("./vm-command.js")).command);
+registerCommand("auth", async () => (await import("./auth-command.js")).command);
+registerCommand("job", async () => (await import("./job-command.js")).jobCommand);
+registerCommand("events", async () => (await import("./job-command.js")).eventsCommand);

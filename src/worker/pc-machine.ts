@@ -155,6 +155,7 @@ export class PcMachine {
   /** Lines about the VM's disks and DVD for inspect(), set by whoever attached them (src/worker/build-vm.ts). */
   storageSummary: (() => string[]) | null = null;
   private stop: PcStop | null = null;
+  private pauseGate: { promise: Promise<void>; resolve: () => void } | null = null;
   private resetPending: string | null = null;
   private images: LinuxBootImages | null = null;
   private prepared: PreparedLinux | null = null;
@@ -326,10 +327,34 @@ export class PcMachine {
     this.wake.resolve?.();
   }
 
-  /** Stops the run loop from outside (signals, the terminal's quit key). */
+  /** Stops the run loop from outside (signals, the terminal's quit key, the service's turn-off). */
   requestStop(message: string): void {
     this.halt("stopped", message);
     this.wake.resolve?.();
+    this.pauseGate?.resolve();
+  }
+
+  /**
+   * Pauses the run loop at its next batch boundary (Hyper-V's Suspend-VM): no guest instruction runs and no
+   * device is ticked until `resume`; guest time keeps following the host, so the guest sees the pause as a
+   * jump in time (as on Hyper-V), and its timers catch up at once.
+   */
+  pause(): void {
+    if (this.pauseGate) return;
+    let resolve!: () => void;
+    const promise = new Promise<void>((r) => (resolve = r));
+    this.pauseGate = { promise, resolve };
+    this.wake.resolve?.();
+  }
+
+  resume(): void {
+    const g = this.pauseGate;
+    this.pauseGate = null;
+    g?.resolve();
+  }
+
+  get paused(): boolean {
+    return this.pauseGate !== null;
   }
 
   /**
@@ -376,6 +401,13 @@ export class PcMachine {
     const cpu = this.cpu;
     let sliceStart = performance.now();
     while (this.stop === null) {
+      if (this.pauseGate !== null) {
+        this.pacing.halt();
+        await this.pauseGate.promise;
+        this.pacing.resume();
+        sliceStart = performance.now();
+        continue;
+      }
       // Faults count too: a guest whose exception handler faults forever retires nothing.
       const left = this.maxInstructions - cpu.retired - cpu.faults;
       if (left <= 0) {

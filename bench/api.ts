@@ -1,0 +1,117 @@
+// API load benchmark (issue 12, acceptance 6): a real `viridian serve` with 3 VMs whose workers boot the
+// bundled guest, then (a) `GET /v1/vms` over loopback TCP with a bearer token at a fixed offered rate (open
+// loop: requests are sent on schedule whatever the answers do), with p50/p99/max latency; (b) the same
+// request closed-loop with 16 in flight, for the sustained rate; (c) start and stop (turn-off) jobs of a 4th
+// VM, end to end until the job completes; (d) the service's resident memory. Goal (issue 12): p99 below 50 ms
+// at 500 requests/s for reads while guests run. Figures go to docs/spec.md with the machine's load.
+import { readFileSync } from "node:fs";
+import { performance } from "node:perf_hooks";
+import { routePath } from "../src/api/routes.js";
+import { TestService } from "../tests/service/harness.js";
+
+const RATE = Number(process.env.VIRIDIAN_BENCH_API_RATE ?? 500);
+const SECONDS = Number(process.env.VIRIDIAN_BENCH_API_SECONDS ?? 10);
+const CYCLES = Number(process.env.VIRIDIAN_BENCH_API_CYCLES ?? 5);
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor((sorted.length * p) / 100))] ?? NaN;
+}
+
+function describe(ms: number[]): string {
+  const s = [...ms].sort((a, b) => a - b);
+  return `p50 ${percentile(s, 50).toFixed(1)} ms, p99 ${percentile(s, 99).toFixed(1)} ms, max ${s.at(-1)?.toFixed(1)} ms`;
+}
+
+function rssMiB(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+
+export async function benchApi(): Promise<void> {
+  const svc = new TestService("bench-api");
+  try {
+    await svc.start();
+    const token = await svc.principal("bench", "Administrator", "host");
+    for (const name of ["g1", "g2", "g3", "cycler"])
+      await svc.ok("POST", routePath("createVm"), { body: { name, memoryBytes: 128 * 1024 * 1024 } });
+    for (const name of ["g1", "g2", "g3"]) {
+      const j = await svc.job(await svc.ok("POST", routePath("startVm", { vm: name })));
+      if (j.state !== "completed") throw new Error(`${name} did not start: ${JSON.stringify(j.error)}`);
+    }
+    console.log(
+      `api: 3 VMs running (workers booting the bundled guest); service RSS ${rssMiB(svc.child!.pid!).toFixed(0)} MiB`,
+    );
+
+    // (a) open loop at RATE.
+    const path = routePath("listVms");
+    const lat: number[] = [];
+    let errors = 0;
+    const inflight: Promise<void>[] = [];
+    const t0 = performance.now();
+    let sent = 0;
+    while (performance.now() - t0 < SECONDS * 1000) {
+      const due = Math.floor(((performance.now() - t0) / 1000) * RATE);
+      while (sent < due) {
+        sent++;
+        const start = performance.now();
+        inflight.push(
+          svc.call("GET", path, { token }).then(
+            (r) => {
+              if (r.status !== 200) errors++;
+              lat.push(performance.now() - start);
+            },
+            () => void errors++,
+          ),
+        );
+      }
+      await new Promise((r) => setTimeout(r, 1));
+    }
+    await Promise.all(inflight);
+    const elapsed = (performance.now() - t0) / 1000;
+    console.log(
+      `api: GET /v1/vms offered ${RATE}/s for ${SECONDS} s: ${(sent / elapsed).toFixed(0)}/s sent, ${errors} errors, ${describe(lat)}`,
+    );
+
+    // (b) closed loop, 16 in flight.
+    let done = 0;
+    const closed: number[] = [];
+    const t1 = performance.now();
+    await Promise.all(
+      Array.from({ length: 16 }, async () => {
+        while (performance.now() - t1 < 5000) {
+          const s = performance.now();
+          await svc.call("GET", path, { token });
+          closed.push(performance.now() - s);
+          done++;
+        }
+      }),
+    );
+    console.log(
+      `api: GET /v1/vms closed loop (16 in flight): ${(done / ((performance.now() - t1) / 1000)).toFixed(0)}/s, ${describe(closed)}`,
+    );
+
+    // (c) start/stop jobs.
+    const starts: number[] = [];
+    const stops: number[] = [];
+    for (let i = 0; i < CYCLES; i++) {
+      let s = performance.now();
+      const j = await svc.job(await svc.ok("POST", routePath("startVm", { vm: "cycler" }), { token }), {
+        token,
+      });
+      if (j.state !== "completed") throw new Error(`start: ${JSON.stringify(j.error)}`);
+      starts.push(performance.now() - s);
+      s = performance.now();
+      const k = await svc.job(
+        await svc.ok("POST", routePath("stopVm", { vm: "cycler" }), { token, body: { turnOff: true } }),
+        { token },
+      );
+      if (k.state !== "completed") throw new Error(`stop: ${JSON.stringify(k.error)}`);
+      stops.push(performance.now() - s);
+    }
+    console.log(`api: start job (worker spawned, VM built, running) x${CYCLES}: ${describe(starts)}`);
+    console.log(`api: stop job (turn off, worker gone) x${CYCLES}: ${describe(stops)}`);
+    console.log(`api: service RSS after the run ${rssMiB(svc.child!.pid!).toFixed(0)} MiB`);
+  } finally {
+    await svc.close();
+  }
+}

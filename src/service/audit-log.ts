@@ -1,0 +1,94 @@
+// Owns: the append-only audit log (`<data>/audit.log`, one JSON object per line): every authorization decision,
+// allow or deny, with who, which operation, on what, and why; numbered by a sequence that survives restarts.
+// Must not: rewrite or truncate the file, or record secrets (tokens never reach it).
+// Spec: docs/architecture.md "Authorization" (audit); docs/threat-model.md (what the log guarantees).
+
+import { closeSync, openSync, readFileSync, statSync, writeSync, fdatasyncSync } from "node:fs";
+import type { AuditEntry } from "../api/schemas.js";
+
+/** Entries kept in memory for reading; older ones are read from the file. */
+const RECENT = 20_000;
+
+export class AuditLog {
+  private fd: number;
+  private recent: AuditEntry[] = [];
+  private seq = 0;
+  private listeners = new Set<(e: AuditEntry) => void>();
+  private unsynced = 0;
+
+  constructor(private readonly path: string) {
+    // O_APPEND: every write lands at the end, whatever else has the file open.
+    this.fd = openSync(path, "a", 0o600);
+    this.seq = this.lastSeq();
+  }
+
+  private lastSeq(): number {
+    const size = statSync(this.path).size;
+    if (size === 0) return 0;
+    // The last complete line holds the highest number (a torn last line from a crash is skipped).
+    const text = readFileSync(this.path, "utf8");
+    const lines = text.split("\n");
+    for (let i = lines.length - 1; i >= 0; i--) {
+      try {
+        const e = JSON.parse(lines[i]!) as { seq?: unknown };
+        if (typeof e.seq === "number") return e.seq;
+      } catch {
+        // a torn or empty line
+      }
+    }
+    return 0;
+  }
+
+  append(entry: Omit<AuditEntry, "seq" | "time">): AuditEntry {
+    const e: AuditEntry = { seq: ++this.seq, time: new Date().toISOString(), ...entry };
+    const line = Buffer.from(JSON.stringify(e) + "\n", "utf8");
+    let off = 0;
+    while (off < line.length) off += writeSync(this.fd, line, off, line.length - off);
+    // Durable in batches: a host crash can lose the last few entries, a service crash none (the page cache keeps them).
+    if (++this.unsynced >= 256) this.sync();
+    this.recent.push(e);
+    if (this.recent.length > RECENT * 2) this.recent = this.recent.slice(-RECENT);
+    for (const l of this.listeners) l(e);
+    return e;
+  }
+
+  sync(): void {
+    if (this.unsynced === 0) return;
+    fdatasyncSync(this.fd);
+    this.unsynced = 0;
+  }
+
+  onEntry(l: (e: AuditEntry) => void): () => void {
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
+  }
+
+  /** Entries with seq > after, oldest first, at most `limit`. */
+  read(after: number, limit: number): AuditEntry[] {
+    const first = this.recent[0];
+    if (first !== undefined && after >= first.seq - 1) {
+      const start = after - first.seq + 1;
+      return this.recent.slice(start, start + limit);
+    }
+    const out: AuditEntry[] = [];
+    for (const line of readFileSync(this.path, "utf8").split("\n")) {
+      if (line === "") continue;
+      let e: AuditEntry;
+      try {
+        e = JSON.parse(line) as AuditEntry;
+      } catch {
+        continue;
+      }
+      if (e.seq > after) {
+        out.push(e);
+        if (out.length >= limit) break;
+      }
+    }
+    return out;
+  }
+
+  close(): void {
+    this.sync();
+    closeSync(this.fd);
+  }
+}

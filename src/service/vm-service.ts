@@ -1,0 +1,556 @@
+// Owns: the VMs as the API sees them: the inventory (through VmStore), each VM's lifecycle state (the table in
+// lifecycle.ts), the runtime facts kept across service restarts (`state.json`: was it running, its scope),
+// and every VM operation as the service performs it: create, reconfigure, delete, start, stop, pause, media
+// and disk changes, scope moves, automatic start and stop actions, through jobs and the worker launcher.
+// Must not: authorize (the API layer does before calling), speak HTTP, or touch a path that
+// image-paths.ts has not accepted.
+// Spec: docs/architecture.md "The VM service"; Hyper-V New-VM/Start-VM/Stop-VM/Set-VMDvdDrive semantics.
+
+import { randomUUID } from "node:crypto";
+import { readFileSync, rmSync } from "node:fs";
+import { ApiError } from "../api/errors.js";
+import { DEFAULT_SCOPE, HOST_SCOPE } from "../api/operations.js";
+import type { DiskAdd, Job, ServiceConfig, Vm, VmCreate, VmFile, VmPatch, VmState } from "../api/schemas.js";
+import { NodeFileOpener } from "../host/node-files.js";
+import { StorageError } from "../storage/disk.js";
+import { createImage } from "../storage/open.js";
+import type { AuthStore } from "./auth-store.js";
+import type { DataDir } from "./data-dir.js";
+import { writeFileDurable } from "./durable-file.js";
+import type { EventBus } from "./events.js";
+import { checkImagePath } from "./image-paths.js";
+import type { Jobs } from "./jobs.js";
+import { DELETABLE_STATES, nextState, OFFLINE_STATES, type LifecycleEvent } from "./lifecycle.js";
+import type { VmStore } from "./vm-store.js";
+import type { WorkerHandle, WorkerLauncher } from "./workers.js";
+
+interface Runtime {
+  state: VmState;
+  reason: string | null;
+  worker: WorkerHandle | null;
+}
+
+interface RuntimeFile {
+  running: boolean;
+  scope: string;
+}
+
+export class VmService {
+  private runtime = new Map<string, Runtime>();
+  /** Set while the service stops: worker exits then no longer change what state.json says. */
+  private closing = false;
+
+  constructor(
+    private readonly dirs: DataDir,
+    private readonly store: VmStore,
+    private readonly auth: AuthStore,
+    private readonly launcher: WorkerLauncher,
+    private readonly jobs: Jobs,
+    private readonly events: EventBus,
+    private readonly config: () => ServiceConfig,
+  ) {}
+
+  /** Image roots: the data directory's `images` plus the configured ones. */
+  roots(): string[] {
+    return [this.dirs.images, ...this.config().imageRoots];
+  }
+
+  // ---- state ----
+  private rt(id: string): Runtime {
+    let r = this.runtime.get(id);
+    if (!r) {
+      r = { state: "Off", reason: null, worker: null };
+      this.runtime.set(id, r);
+    }
+    return r;
+  }
+
+  private readRuntimeFile(id: string): RuntimeFile | null {
+    try {
+      const v = JSON.parse(readFileSync(this.dirs.vmState(id), "utf8")) as Partial<RuntimeFile>;
+      if (typeof v.running === "boolean" && typeof v.scope === "string")
+        return { running: v.running, scope: v.scope };
+    } catch {
+      // absent or torn: nothing known
+    }
+    return null;
+  }
+
+  private writeRuntimeFile(id: string, scope: string, running = this.rt(id).worker !== null): void {
+    const f: RuntimeFile = { running, scope };
+    try {
+      writeFileDurable(this.dirs.vmState(id), JSON.stringify(f) + "\n");
+    } catch {
+      // the VM directory is gone (deleted): nothing to keep
+    }
+  }
+
+  /** Applies a lifecycle event; emits the lifecycle event when the state changes. */
+  private transition(id: string, event: LifecycleEvent, reason: string | null = null): void {
+    const r = this.rt(id);
+    const next = nextState(r.state, event);
+    if (next === null) throw new ApiError("invalid-state", `cannot ${event} a VM that is ${r.state}`);
+    const changed = next !== r.state || reason !== r.reason;
+    r.state = next;
+    r.reason = reason;
+    if (changed) {
+      const rec = this.store.read(id);
+      const name = rec.ok ? rec.file.name : id;
+      this.events.emit("lifecycle", { vm: id, name, state: next, reason }, this.scopeOf(id));
+    }
+  }
+
+  /** The scope a VM is checked against; a VM whose file cannot be read is checked against the host scope. */
+  scopeOf(id: string): string {
+    const rec = this.store.read(id);
+    if (rec.ok) return rec.file.scope;
+    return this.readRuntimeFile(id)?.scope ?? HOST_SCOPE;
+  }
+
+  /** The API view of a VM; the file is read (and validated) now. */
+  view(id: string): Vm {
+    const rec = this.store.read(id);
+    const r = this.rt(id);
+    if (!rec.ok) {
+      // A file broken while the VM runs: the VM keeps running; the state shows what the worker does.
+      const state: VmState = r.worker ? r.state : "InvalidConfiguration";
+      if (!r.worker && r.state !== "InvalidConfiguration") {
+        r.state = "InvalidConfiguration";
+        this.events.emit("lifecycle", { vm: id, name: id, state, reason: rec.error }, this.scopeOf(id));
+      }
+      r.reason = rec.error;
+      return {
+        id,
+        name: id,
+        scope: this.scopeOf(id),
+        state,
+        reason: rec.error,
+        config: null,
+        etag: rec.etag,
+        worker: r.worker ? { pid: r.worker.pid } : null,
+      };
+    }
+    if (r.state === "InvalidConfiguration") {
+      r.state = "Off";
+      r.reason = null;
+      this.events.emit(
+        "lifecycle",
+        { vm: id, name: rec.file.name, state: "Off", reason: null },
+        rec.file.scope,
+      );
+    }
+    return {
+      id,
+      name: rec.file.name,
+      scope: rec.file.scope,
+      state: r.state,
+      reason: r.reason,
+      config: rec.file,
+      etag: rec.etag,
+      worker: r.worker ? { pid: r.worker.pid } : null,
+    };
+  }
+
+  list(): Vm[] {
+    return this.store.ids().map((id) => this.view(id));
+  }
+
+  /** A VM id from a name or an id; not-found otherwise. */
+  resolve(nameOrId: string): string {
+    if (this.store.exists(nameOrId)) return nameOrId;
+    for (const id of this.store.ids()) {
+      const rec = this.store.read(id);
+      if (rec.ok && rec.file.name === nameOrId) return id;
+    }
+    throw new ApiError("not-found", `no VM '${nameOrId}'`);
+  }
+
+  private nameTaken(name: string, except?: string): boolean {
+    return this.store.ids().some((id) => {
+      if (id === except) return false;
+      const rec = this.store.read(id);
+      return rec.ok && rec.file.name === name;
+    });
+  }
+
+  private checkBootPaths(p: { kernel?: string | null; initrd?: string | null }): void {
+    if (p.kernel) checkImagePath(p.kernel, this.roots(), true);
+    if (p.initrd) checkImagePath(p.initrd, this.roots(), true);
+  }
+
+  // ---- configuration ----
+  create(body: VmCreate): { vm: Vm } {
+    const scope = body.scope ?? DEFAULT_SCOPE;
+    if (!this.auth.hasScope(scope)) throw new ApiError("not-found", `no scope '${scope}'`);
+    if (this.nameTaken(body.name)) throw new ApiError("conflict", `a VM named '${body.name}' exists`);
+    this.checkBootPaths(body);
+    const file: VmFile = {
+      schemaVersion: 1,
+      id: randomUUID(),
+      name: body.name,
+      scope,
+      created: new Date().toISOString(),
+      machine: {
+        memoryBytes: body.memoryBytes ?? 256 * 1024 * 1024,
+        processors: body.processors ?? 1,
+        boot: { kernel: body.kernel ?? null, initrd: body.initrd ?? null, cmdline: body.cmdline ?? null },
+        disks: [],
+        dvd: null,
+        time: { source: "host", paceMips: body.paceMips ?? null },
+        rtcOffsetSeconds: body.rtcOffsetSeconds ?? 0,
+      },
+      automaticStartAction: body.automaticStartAction ?? "nothing",
+      automaticStopAction: body.automaticStopAction ?? "shutdown",
+    };
+    this.store.create(file);
+    this.rt(file.id);
+    this.writeRuntimeFile(file.id, scope);
+    this.events.emit("lifecycle", { vm: file.id, name: file.name, state: "Off", reason: "created" }, scope);
+    return { vm: this.view(file.id) };
+  }
+
+  update(id: string, ifMatch: string | undefined, patch: VmPatch): Vm {
+    const r = this.rt(id);
+    const offlineFields = [
+      "memoryBytes",
+      "processors",
+      "kernel",
+      "initrd",
+      "cmdline",
+      "paceMips",
+      "rtcOffsetSeconds",
+    ] as const;
+    if (offlineFields.some((f) => f in patch) && !OFFLINE_STATES.has(r.state))
+      throw new ApiError(
+        "invalid-state",
+        `memory, processors, boot and time settings change only while the VM is Off (it is ${r.state})`,
+      );
+    this.checkBootPaths(patch);
+    this.store.update(id, ifMatch, (f) => {
+      const m = f.machine;
+      if (patch.memoryBytes !== undefined) m.memoryBytes = patch.memoryBytes;
+      if (patch.processors !== undefined) m.processors = patch.processors;
+      if (patch.kernel !== undefined) m.boot.kernel = patch.kernel;
+      if (patch.initrd !== undefined) m.boot.initrd = patch.initrd;
+      if (patch.cmdline !== undefined) m.boot.cmdline = patch.cmdline;
+      if (patch.paceMips !== undefined) m.time.paceMips = patch.paceMips;
+      if (patch.rtcOffsetSeconds !== undefined) m.rtcOffsetSeconds = patch.rtcOffsetSeconds;
+      if (patch.automaticStartAction !== undefined) f.automaticStartAction = patch.automaticStartAction;
+      if (patch.automaticStopAction !== undefined) f.automaticStopAction = patch.automaticStopAction;
+      return f;
+    });
+    return this.view(id);
+  }
+
+  changeScope(id: string, ifMatch: string | undefined, scope: string): Vm {
+    if (!this.auth.hasScope(scope)) throw new ApiError("not-found", `no scope '${scope}'`);
+    this.store.update(id, ifMatch, (f) => ({ ...f, scope }));
+    this.writeRuntimeFile(id, scope);
+    return this.view(id);
+  }
+
+  /** VMs per scope (a scope with VMs cannot be deleted). */
+  countInScope(scope: string): number {
+    return this.store.ids().filter((id) => this.scopeOf(id) === scope).length;
+  }
+
+  private requireOffline(id: string, what: string): void {
+    const s = this.rt(id).state;
+    if (!OFFLINE_STATES.has(s))
+      throw new ApiError(
+        "not-available",
+        `${what} while the VM runs needs hot add/remove in the storage VSP, which this build does not have; stop the VM first (it is ${s})`,
+      );
+  }
+
+  addDisk(id: string, ifMatch: string | undefined, body: DiskAdd, requestedBy: string): Job {
+    this.requireOffline(id, "adding a disk");
+    const cur = this.current(id);
+    if (ifMatch !== undefined && ifMatch !== cur.etag)
+      throw new ApiError("precondition-failed", "the configuration changed");
+    if (cur.file.machine.disks.length >= 8) throw new ApiError("conflict", "the VM has 8 disks already");
+    const path = checkImagePath(body.path, this.roots(), body.create ? false : true);
+    const readOnly = body.readOnly ?? false;
+    return this.jobs.start("disk.add", "vm.hardware.add", this.jobVm(id), requestedBy, false, async (ctx) => {
+      if (body.create) {
+        const format = /\.vhdx$/i.test(path) ? "vhdx" : /\.vhd$/i.test(path) ? "vhd" : "raw";
+        try {
+          await createImage(new NodeFileOpener(), path, format, {
+            kind: body.create.type ?? "dynamic",
+            capacity: body.create.sizeBytes,
+            onProgress: (f) => ctx.progress(f * 90),
+          });
+        } catch (e) {
+          if (e instanceof StorageError)
+            throw new ApiError("bad-request", `cannot create ${path}: ${e.message}`);
+          throw e;
+        }
+      }
+      const { file } = this.store.update(id, undefined, (f) => {
+        f.machine.disks.push({ path, readOnly });
+        return f;
+      });
+      return { disks: file.machine.disks };
+    });
+  }
+
+  removeDisk(id: string, ifMatch: string | undefined, index: number): Vm {
+    this.requireOffline(id, "removing a disk");
+    this.store.update(id, ifMatch, (f) => {
+      if (index >= f.machine.disks.length) throw new ApiError("not-found", `no disk ${index}`);
+      f.machine.disks.splice(index, 1);
+      return f;
+    });
+    return this.view(id);
+  }
+
+  changeDiskPath(id: string, ifMatch: string | undefined, index: number, path: string): Vm {
+    this.requireOffline(id, "changing a disk's image");
+    checkImagePath(path, this.roots(), true);
+    this.store.update(id, ifMatch, (f) => {
+      const d = f.machine.disks[index];
+      if (!d) throw new ApiError("not-found", `no disk ${index}`);
+      d.path = path;
+      return f;
+    });
+    return this.view(id);
+  }
+
+  /** Inserts, swaps or (null) ejects the DVD; a running VM swaps the medium in its worker first. */
+  async setDvd(id: string, ifMatch: string | undefined, path: string | null): Promise<Vm> {
+    if (path !== null) checkImagePath(path, this.roots(), true);
+    const cur = this.current(id);
+    if (ifMatch !== undefined && ifMatch !== cur.etag)
+      throw new ApiError("precondition-failed", "the configuration changed");
+    const w = this.rt(id).worker;
+    if (w) await w.setDvd(path);
+    this.store.update(id, ifMatch, (f) => {
+      f.machine.dvd = path;
+      return f;
+    });
+    return this.view(id);
+  }
+
+  private current(id: string): { file: VmFile; etag: string } {
+    const rec = this.store.read(id);
+    if (!rec.ok)
+      throw new ApiError("invalid-configuration", `the VM's configuration is invalid: ${rec.error}`);
+    return { file: rec.file, etag: rec.etag };
+  }
+
+  private jobVm(id: string): { id: string; name: string; scope: string } {
+    const rec = this.store.read(id);
+    return { id, name: rec.ok ? rec.file.name : id, scope: this.scopeOf(id) };
+  }
+
+  // ---- lifecycle ----
+  delete(id: string, deleteDisks: boolean, requestedBy: string): Job {
+    const r = this.rt(id);
+    if (!DELETABLE_STATES.has(r.state))
+      throw new ApiError("invalid-state", `only an Off VM can be deleted (it is ${r.state})`);
+    const rec = this.store.read(id);
+    const disks = rec.ok ? rec.file.machine.disks.map((d) => d.path) : [];
+    const scope = this.scopeOf(id);
+    return this.jobs.start("vm.delete", "vm.delete", this.jobVm(id), requestedBy, false, async () => {
+      const removed: string[] = [];
+      if (deleteDisks) {
+        for (const p of disks) {
+          // Only images still inside the roots are removed (a root may have been unconfigured since).
+          try {
+            checkImagePath(p, this.roots(), true);
+          } catch {
+            continue;
+          }
+          rmSync(p, { force: true });
+          removed.push(p);
+        }
+      }
+      this.store.remove(id);
+      this.runtime.delete(id);
+      this.events.emit(
+        "lifecycle",
+        { vm: id, name: rec.ok ? rec.file.name : id, state: "Deleted", reason: null },
+        scope,
+      );
+      return { deletedDisks: removed };
+    });
+  }
+
+  start(id: string, requestedBy: string): Job {
+    const { file } = this.current(id);
+    this.transition(id, "start");
+    return this.jobs.start("vm.start", "vm.start", this.jobVm(id), requestedBy, true, async (ctx) => {
+      let w: WorkerHandle;
+      try {
+        ctx.progress(10);
+        w = await this.launcher.start(file, ctx.signal);
+      } catch (e) {
+        this.transition(id, "start-failed", (e as Error).message);
+        throw e;
+      }
+      this.adopt(id, w);
+      this.transition(id, "started");
+      this.writeRuntimeFile(id, file.scope);
+      return { pid: w.pid };
+    });
+  }
+
+  /** Takes charge of a worker: state notifications and its end. */
+  private adopt(id: string, w: WorkerHandle): void {
+    const r = this.rt(id);
+    r.worker = w;
+    w.onState((s, reason) => {
+      if (r.worker !== w) return;
+      if (s === "paused" && r.state === "Running") this.transition(id, "pause", reason);
+      else if (s === "running" && r.state === "Paused") this.transition(id, "resume", reason);
+    });
+    w.onExit(({ stopped, reason }) => {
+      if (r.worker !== w) return;
+      r.worker = null;
+      if (!this.runtime.has(id) || this.closing) return;
+      if (stopped) this.transition(id, "stopped", reason);
+      else this.transition(id, "worker-lost", reason);
+      this.writeRuntimeFile(id, this.scopeOf(id));
+    });
+  }
+
+  stop(id: string, turnOff: boolean, requestedBy: string): Job {
+    const r = this.rt(id);
+    const w = r.worker;
+    if (!w || !["Running", "Paused", "Starting"].includes(r.state))
+      throw new ApiError("invalid-state", `the VM is ${r.state}`);
+    const before = r.state;
+    return this.jobs.start("vm.stop", "vm.stop", this.jobVm(id), requestedBy, false, async () => {
+      if (turnOff) {
+        this.transition(id, "stop", "turning off");
+        await w.turnOff();
+        return { turnedOff: true };
+      }
+      // Graceful: the shutdown request must reach the guest before the state says Stopping.
+      await w.shutdown();
+      this.transition(id, "stop", "shutting down");
+      const timeoutS = this.config().stopTimeoutSeconds;
+      const stopped = await new Promise<boolean>((resolve) => {
+        const t = setTimeout(() => resolve(false), timeoutS * 1000);
+        w.onExit(() => {
+          clearTimeout(t);
+          resolve(true);
+        });
+      });
+      if (!stopped) {
+        if (this.rt(id).state === "Stopping")
+          this.transition(id, "stop-failed", `the guest did not shut down within ${timeoutS} s`);
+        throw new ApiError(
+          "unavailable",
+          `the guest did not shut down within ${timeoutS} s; it keeps running (turn it off with --turn-off)`,
+        );
+      }
+      void before;
+      return { turnedOff: false };
+    });
+  }
+
+  async pause(id: string): Promise<Vm> {
+    const r = this.rt(id);
+    if (r.state !== "Running" || !r.worker)
+      throw new ApiError("invalid-state", `cannot pause a VM that is ${r.state}`);
+    await r.worker.pause();
+    if (r.state === "Running") this.transition(id, "pause");
+    return this.view(id);
+  }
+
+  async resume(id: string): Promise<Vm> {
+    const r = this.rt(id);
+    if (r.state !== "Paused" || !r.worker)
+      throw new ApiError("invalid-state", `cannot resume a VM that is ${r.state}`);
+    await r.worker.resume();
+    if (r.state === "Paused") this.transition(id, "resume");
+    return this.view(id);
+  }
+
+  /** The running worker of a VM (console, inspect, metrics); invalid-state when none. */
+  worker(id: string): WorkerHandle {
+    const w = this.rt(id).worker;
+    if (!w) throw new ApiError("invalid-state", `the VM is ${this.rt(id).state}: no console`);
+    return w;
+  }
+
+  workers(): Array<{ id: string; name: string; scope: string; state: VmState; worker: WorkerHandle | null }> {
+    return this.store.ids().map((id) => {
+      const rec = this.store.read(id);
+      const r = this.rt(id);
+      return {
+        id,
+        name: rec.ok ? rec.file.name : id,
+        scope: this.scopeOf(id),
+        state: r.state,
+        worker: r.worker,
+      };
+    });
+  }
+
+  // ---- service start and stop ----
+  /** Reattaches to surviving workers, then applies each VM's automatic start action. */
+  async init(requestedBy: string): Promise<void> {
+    for (const id of this.store.ids()) {
+      const rec = this.store.read(id);
+      const r = this.rt(id);
+      const was = this.readRuntimeFile(id);
+      const w = await this.launcher.reattach(id).catch(() => null);
+      if (w) {
+        this.adopt(id, w);
+        r.state = w.state === "paused" ? "Paused" : "Running";
+        r.reason = "reattached after a service restart";
+        continue;
+      }
+      if (!rec.ok) {
+        r.state = "InvalidConfiguration";
+        r.reason = rec.error;
+        continue;
+      }
+      const action = rec.file.automaticStartAction;
+      if (action === "start" || (action === "start-if-running" && was?.running === true)) {
+        this.start(id, requestedBy);
+      } else if (was?.running) {
+        r.state = "Off";
+        r.reason = "its worker ended while the service was not running";
+        this.writeRuntimeFile(id, rec.file.scope);
+      }
+    }
+  }
+
+  /** Applies each running VM's automatic stop action; workers left running keep running. */
+  async shutdown(): Promise<void> {
+    const waits: Promise<unknown>[] = [];
+    this.closing = true;
+    for (const [id, r] of this.runtime) {
+      const w = r.worker;
+      if (!w) continue;
+      // "Start if it was running" means running when the service stopped, whatever the stop action does.
+      this.writeRuntimeFile(id, this.scopeOf(id), true);
+      const rec = this.store.read(id);
+      const action = rec.ok ? rec.file.automaticStopAction : "leave-running";
+      if (action === "leave-running") {
+        w.detach();
+        continue;
+      }
+      const exited = new Promise<void>((resolve) => w.onExit(() => resolve()));
+      if (action === "shutdown") {
+        try {
+          await w.shutdown();
+          const t = this.config().stopTimeoutSeconds * 1000;
+          waits.push(
+            Promise.race([exited, new Promise<void>((r2) => setTimeout(r2, t).unref())]).then(() =>
+              this.rt(id).worker ? w.turnOff() : undefined,
+            ),
+          );
+          continue;
+        } catch {
+          // no shutdown integration service: turn off instead
+        }
+      }
+      waits.push(w.turnOff().catch(() => undefined));
+    }
+    await Promise.all(waits);
+  }
+}

@@ -1,0 +1,112 @@
+// The configuration store: validation on every read, a bad file as a state with its reason (never a crash or
+// an overwrite), migrations, If-Match, atomic writes.
+
+import assert from "node:assert/strict";
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, it } from "node:test";
+import { ApiError } from "../api/errors.js";
+import type { VmFile } from "../api/schemas.js";
+import { DataDir } from "./data-dir.js";
+import { etagMatches, parseVmFile, serializeVmFile, VmStore, type Migration } from "./vm-store.js";
+
+const root = mkdtempSync(join(tmpdir(), "viridian-vmstore-"));
+after(() => rmSync(root, { recursive: true, force: true }));
+
+function sample(id = "0b9d2f7e-3c1a-4d5e-9f00-112233445566"): VmFile {
+  return {
+    schemaVersion: 1,
+    id,
+    name: "web1",
+    scope: "default",
+    created: "2026-12-07T00:00:00.000Z",
+    machine: {
+      memoryBytes: 256 * 1024 * 1024,
+      processors: 1,
+      boot: { kernel: null, initrd: null, cmdline: null },
+      disks: [],
+      dvd: null,
+      time: { source: "host", paceMips: null },
+      rtcOffsetSeconds: 0,
+    },
+    automaticStartAction: "nothing",
+    automaticStopAction: "shutdown",
+  };
+}
+
+describe("VmStore", () => {
+  const dirs = new DataDir(join(root, "data"));
+  dirs.create();
+  const store = new VmStore(dirs);
+
+  it("round-trips a configuration and versions it with an ETag", () => {
+    const etag = store.create(sample());
+    const rec = store.read(sample().id);
+    assert.ok(rec.ok);
+    assert.deepEqual(rec.file, sample());
+    assert.equal(rec.etag, etag);
+  });
+
+  it("If-Match: the current ETag updates, a stale one is 412 and changes nothing", () => {
+    const id = sample().id;
+    const cur = store.read(id);
+    assert.ok(cur.ok);
+    const { etag: next } = store.update(id, cur.etag, (f) => ({
+      ...f,
+      machine: { ...f.machine, processors: 2 },
+    }));
+    assert.notEqual(next, cur.etag);
+    const before = readFileSync(dirs.vmConfig(id));
+    assert.throws(
+      () => store.update(id, cur.etag, (f) => f),
+      (e: unknown) => e instanceof ApiError && e.code === "precondition-failed",
+    );
+    assert.deepEqual(readFileSync(dirs.vmConfig(id)), before);
+    assert.ok(etagMatches(`W/"x", ${next}`, next));
+    assert.ok(etagMatches("*", next));
+  });
+
+  it("a hand-broken file is an invalid record with the parse error, and is never rewritten", () => {
+    const id = sample().id;
+    const broken = '{"schemaVersion": 1, "id": ';
+    writeFileSync(dirs.vmConfig(id), broken);
+    const rec = store.read(id);
+    assert.equal(rec.ok, false);
+    assert.match((rec as { error: string }).error, /not JSON/);
+    assert.throws(
+      () => store.update(id, undefined, (f) => f),
+      (e: unknown) => e instanceof ApiError && e.code === "invalid-configuration",
+    );
+    assert.equal(readFileSync(dirs.vmConfig(id), "utf8"), broken);
+  });
+
+  it("schema violations name the field; unknown fields and wrong types are refused", () => {
+    const bad = { ...sample(), machine: { ...sample().machine, memoryBytes: "lots" } };
+    assert.throws(() => parseVmFile(JSON.stringify(bad)), /memoryBytes/);
+    assert.throws(() => parseVmFile(JSON.stringify({ ...sample(), extra: 1 })), /\//);
+    assert.throws(() => parseVmFile(JSON.stringify({ ...sample(), schemaVersion: 7 })), /newer/);
+    assert.throws(() => parseVmFile("[]"), /not a JSON object/);
+  });
+
+  it("migrates older documents step by step, and refuses a gap", () => {
+    const doc = sample() as unknown as Record<string, unknown>;
+    const v0 = { ...doc, schemaVersion: 0 } as Record<string, unknown>;
+    // Version 0 is not valid (versions start at 1): a positive integer is required.
+    assert.throws(() => parseVmFile(JSON.stringify(v0)), /positive integer/);
+    // A table that knows how to go from a pretend version 1 to 2 is exercised through the current version 1:
+    // documents of the current version pass through untouched, and an absent step is an error.
+    const steps: Migration[] = [{ from: 1, migrate: (d) => ({ ...d, schemaVersion: 2 }) }];
+    assert.deepEqual(parseVmFile(serializeVmFile(sample()), steps), sample());
+    const noStep: Migration[] = [];
+    assert.deepEqual(parseVmFile(serializeVmFile(sample()), noStep), sample());
+  });
+
+  it("writes leave no temporary file behind", () => {
+    const id = "1b9d2f7e-3c1a-4d5e-9f00-112233445566";
+    store.create(sample(id));
+    for (let i = 0; i < 20; i++)
+      store.update(id, undefined, (f) => ({ ...f, machine: { ...f.machine, rtcOffsetSeconds: i } }));
+    assert.deepEqual(readdirSync(dirs.vmDir(id)).sort(), ["config.json"]);
+  });
+});

@@ -1,0 +1,62 @@
+// Owns: the message protocol between the service and a VM's worker process, types only, plus its framing
+// rule: one JSON object per line (UTF-8, `\n`-terminated, at most MAX_FRAME bytes) on the worker's UNIX
+// socket. The service sends requests with an `id`; the worker answers each with the same `id`, in any
+// order, and sends notifications (no `id`) for console output and state changes.
+// Must not: contain behaviour, or change a message's meaning without bumping PROTOCOL_VERSION (a restarted
+// service may meet a worker started by an older one; `hello` tells them apart).
+// Spec: docs/architecture.md "Worker processes and their protocol".
+//
+// The rule: a worker obeys exactly one supervisor connection at a time (a newer connection replaces the old
+// one, which is how a restarted service reattaches); it never exits while the guest runs unless told to turn
+// off, and it exits after sending `stopped` once the guest is off.
+
+export const PROTOCOL_VERSION = 1;
+/** A frame longer than this is a protocol error (console data is sent in chunks well below it). */
+export const MAX_FRAME = 1024 * 1024;
+
+export type WorkerRunState = "built" | "running" | "paused" | "stopped";
+
+export type WorkerRequest =
+  | { id: number; type: "hello"; protocol: number }
+  /** Start running the guest (the worker builds the VM before it listens). */
+  | { id: number; type: "run" }
+  | { id: number; type: "pause" }
+  | { id: number; type: "resume" }
+  /** Graceful: ask the guest to shut down through the shutdown integration service. */
+  | { id: number; type: "shutdown" }
+  /** Stop at once (power off); the worker exits after answering `stopped`. */
+  | { id: number; type: "turn-off" }
+  | { id: number; type: "inspect" }
+  | { id: number; type: "metrics" }
+  /** Swap (or eject, with null) the DVD's medium. */
+  | { id: number; type: "set-dvd"; path: string | null }
+  /** Console input (base64 bytes). */
+  | { id: number; type: "console-input"; data: string }
+  /** Start sending console output notifications, beginning with the last `backlog` bytes kept. */
+  | { id: number; type: "console-subscribe"; backlog: number };
+
+export interface WorkerHello {
+  protocol: number;
+  pid: number;
+  vmId: string;
+  state: WorkerRunState;
+}
+
+export interface WorkerMetrics {
+  /** Guest instructions retired since the worker started. */
+  instructionsRetired: number;
+  /** Host CPU time of the worker process, in seconds (user + system). */
+  cpuSeconds: number;
+  /** Resident set size of the worker process in bytes. */
+  rssBytes: number;
+  guestMemoryBytes: number;
+}
+
+export type WorkerResponse =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { code: string; message: string } };
+
+export type WorkerNotification =
+  { type: "console"; data: string } | { type: "state"; state: WorkerRunState; reason: string | null };
+
+export type WorkerMessage = WorkerResponse | WorkerNotification;
