@@ -70,3 +70,4 @@ export async function main(argv: string[]): Promise<number> {
 registerCommand("vhd", async () => (await import("./vhd-command.js")).command);
 registerCommand("run", async () => (await import("./run-command.js")).command);
 registerCommand("diverge", async () => (await import("./diverge-command.js")).command);
+registerCommand("switch", async () => (await import("./switch-command.js")).command);
