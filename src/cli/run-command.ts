@@ -137,7 +137,8 @@ export function parseNicArg(text: string): NicConfig {
     const val = eq < 0 ? "" : part.slice(eq + 1);
     if (key === "switch" && val !== "" && target === undefined) target = val;
     else if (key === "mac" && val !== "" && mac === undefined) mac = val;
-    else throw new UsageError(`--nic: cannot use '${part}' (expected switch=NAME|PATH[,mac=aa:bb:cc:dd:ee:ff])`);
+    else
+      throw new UsageError(`--nic: cannot use '${part}' (expected switch=NAME|PATH[,mac=aa:bb:cc:dd:ee:ff])`);
   }
   if (target === undefined) throw new UsageError("--nic needs switch=NAME or switch=PATH");
   let switchSocket: string;

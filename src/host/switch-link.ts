@@ -77,7 +77,12 @@ export function connectSwitchLink(path: string, events: SwitchLinkEvents): Promi
           e.code === "ENOENT" || e.code === "ECONNREFUSED"
             ? " (is the switch running? `viridian switch create NAME` prints its ports socket)"
             : "";
-        reject(new NetError("not-found", `cannot connect to the switch socket ${path}: ${e.code ?? e.message}${hint}`));
+        reject(
+          new NetError(
+            "not-found",
+            `cannot connect to the switch socket ${path}: ${e.code ?? e.message}${hint}`,
+          ),
+        );
         return;
       }
       finish(e.message);

@@ -57,7 +57,13 @@ test("a hostile configuration is refused with the field that is wrong", () => {
     ["disks[0].path", { ...good, disks: [{ path: "", readOnly: false }] }],
     ["dvd", { ...good, dvd: 3 }],
     ["nics", { ...good, nics: {} }],
-    ["nics", { ...good, nics: new Array(9).fill(null).map((_, i) => ({ mac: `00:15:5d:00:00:0${i}`, switchSocket: "/s" })) }],
+    [
+      "nics",
+      {
+        ...good,
+        nics: new Array(9).fill(null).map((_, i) => ({ mac: `00:15:5d:00:00:0${i}`, switchSocket: "/s" })),
+      },
+    ],
     ["nics[0]", { ...good, nics: ["/s"] }],
     ["nics[0].mac", { ...good, nics: [{ mac: "00:15:5d:00:00", switchSocket: "/s" }] }],
     ["nics[0].mac", { ...good, nics: [{ mac: "01:00:5e:00:00:01", switchSocket: "/s" }] }],

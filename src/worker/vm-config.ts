@@ -133,7 +133,11 @@ function nullable<T>(v: unknown, field: string, check: (v: unknown, field: strin
  */
 export function checkVmConfig(value: unknown): VmConfig {
   if (!isRecord(value)) throw new VmConfigError("config", "must be an object");
-  onlyKeys(value, ["memoryBytes", "processors", "boot", "disks", "dvd", "nics", "time", "rtcOffsetSeconds"], "");
+  onlyKeys(
+    value,
+    ["memoryBytes", "processors", "boot", "disks", "dvd", "nics", "time", "rtcOffsetSeconds"],
+    "",
+  );
   const memoryBytes = value.memoryBytes;
   if (
     typeof memoryBytes !== "number" ||
@@ -202,7 +206,10 @@ export function checkVmConfig(value: unknown): VmConfig {
     if (typeof mac !== "string" || !MAC_TEXT.test(mac))
       throw new VmConfigError(`${field}.mac`, "must be a MAC address aa:bb:cc:dd:ee:ff");
     if ((parseInt(mac.slice(0, 2), 16) & 1) !== 0)
-      throw new VmConfigError(`${field}.mac`, `${mac} is a group (multicast) address; a NIC needs a unicast one`);
+      throw new VmConfigError(
+        `${field}.mac`,
+        `${mac} is a group (multicast) address; a NIC needs a unicast one`,
+      );
     return { mac: mac.toLowerCase(), switchSocket: path(n.switchSocket, `${field}.switchSocket`) };
   });
   const macs = checkedNics.map((n) => n.mac);

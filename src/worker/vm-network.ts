@@ -92,7 +92,8 @@ export class VmNetwork {
       const dropped = Object.entries(c.rxDropped)
         .map(([k, m]) => `${k} ${m}`)
         .join(", ");
-      const nvsp = v.protocolVersion === 0 ? "" : `, NVSP ${v.protocolVersion >>> 16}.${v.protocolVersion & 0xffff}`;
+      const nvsp =
+        v.protocolVersion === 0 ? "" : `, NVSP ${v.protocolVersion >>> 16}.${v.protocolVersion & 0xffff}`;
       return (
         `nic ${i}: ${n.config.mac} on ${n.config.switchSocket}${n.ended() ? ` (disconnected: ${n.ended()})` : ""}; ` +
         `netvsp ${v.state}${nvsp}, RNDIS ${v.rndis.state}, link ${v.linkUp ? "up" : "down"}; ` +

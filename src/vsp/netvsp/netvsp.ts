@@ -307,7 +307,12 @@ export class NetVsp implements ChannelHandler {
         this.send = null;
         return;
       case NvspType.SendRndisPacket:
-        return this.rndisPacket(p, field(RNDIS_PKT_CHANNEL_TYPE), field(RNDIS_PKT_SECTION_INDEX), field(RNDIS_PKT_SECTION_SIZE));
+        return this.rndisPacket(
+          p,
+          field(RNDIS_PKT_CHANNEL_TYPE),
+          field(RNDIS_PKT_SECTION_INDEX),
+          field(RNDIS_PKT_SECTION_SIZE),
+        );
       default:
         // SUBCHANNEL (none offered), VF association, host-to-guest types, unknown ones.
         this.refuse(`nvsp-type-${type >>> 0}`);
@@ -417,7 +422,8 @@ export class NetVsp implements ChannelHandler {
       this.rndisComplete(p, false);
     };
     if (this.phase !== "ready") return fail("rndis-before-ready");
-    if (channelType !== CHANNEL_TYPE_DATA && channelType !== CHANNEL_TYPE_CONTROL) return fail("channel-type");
+    if (channelType !== CHANNEL_TYPE_DATA && channelType !== CHANNEL_TYPE_CONTROL)
+      return fail("channel-type");
     const parts: { list: GuestPageList; start: number; length: number }[] = [];
     if (index !== NO_SECTION) {
       if (this.send === null) return fail("no-send-buffer");
@@ -434,12 +440,14 @@ export class NetVsp implements ChannelHandler {
     const source = new MessageSource(parts);
     const { messages, problem } = splitMessages(source, MAX_PACKETS_PER_MESSAGE);
     if (problem !== null) this.refuse(`rndis-${problem}`);
+    let ok = problem === null;
     for (const m of messages) {
       if (m.type === RndisType.Packet) {
         const frame = packetFrame(source, m);
         if (typeof frame === "string") {
           this.refuse(`tx-${frame}`);
           this.rndis.counters.xmitError++;
+          ok = false;
           continue;
         }
         if (this.rndis.state !== "initialized" || !this.rndis.linkUp) {
@@ -453,7 +461,7 @@ export class NetVsp implements ChannelHandler {
         this.control(source, m.offset, m.length);
       }
     }
-    this.rndisComplete(p, problem === null);
+    this.rndisComplete(p, ok);
   }
 
   private control(source: MessageSource, offset: number, length: number): void {
@@ -491,7 +499,8 @@ export class NetVsp implements ChannelHandler {
       const mine = this.mac.every((b, i) => d[i] === b);
       return (filter & NDIS_PACKET_TYPE_DIRECTED) !== 0 && mine ? true : this.drop("filter");
     }
-    const broadcast = d[0] === 0xff && d[1] === 0xff && d[2] === 0xff && d[3] === 0xff && d[4] === 0xff && d[5] === 0xff;
+    const broadcast =
+      d[0] === 0xff && d[1] === 0xff && d[2] === 0xff && d[3] === 0xff && d[4] === 0xff && d[5] === 0xff;
     if (broadcast) return (filter & NDIS_PACKET_TYPE_BROADCAST) !== 0 ? true : this.drop("filter");
     // No multicast list is kept (Linux never sets one): MULTICAST passes every group address, as ALL_MULTICAST.
     const multicast = NDIS_PACKET_TYPE_MULTICAST | NDIS_PACKET_TYPE_ALL_MULTICAST;
@@ -551,7 +560,13 @@ export class NetVsp implements ChannelHandler {
     payload.view.setUint32(RNDIS_PKT_SECTION_SIZE, 0, true);
     const id = this.nextTransaction;
     this.nextTransaction = this.nextTransaction >= 0xffff_ffff ? 1 : this.nextTransaction + 1;
-    const status = this.channel.sendTransferPages(RECEIVE_BUFFER_ID, ranges, payload.bytes, { lo: id, hi: 0 }, true);
+    const status = this.channel.sendTransferPages(
+      RECEIVE_BUFFER_ID,
+      ranges,
+      payload.bytes,
+      { lo: id, hi: 0 },
+      true,
+    );
     if (status === "ok") {
       this.inFlight.set(id, sections);
       return true;
@@ -570,7 +585,9 @@ export class NetVsp implements ChannelHandler {
       rndis: this.rndis.state,
       link: this.rndis.linkUp ? "up" : "down",
       packetFilter: this.rndis.packetFilter,
-      receiveSections: this.recv ? { size: this.recv.sectionBytes, count: this.recv.sections, free: this.recv.free.length } : null,
+      receiveSections: this.recv
+        ? { size: this.recv.sectionBytes, count: this.recv.sections, free: this.recv.free.length }
+        : null,
       sendSections: this.send?.sections ?? null,
       rxQueued: this.rxQueue.length,
       counters: {
@@ -583,4 +600,3 @@ export class NetVsp implements ChannelHandler {
     };
   }
 }
-

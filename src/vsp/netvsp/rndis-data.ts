@@ -92,7 +92,8 @@ export function splitMessages(
     const type = hv.getUint32(0, true);
     const length = hv.getUint32(4, true);
     if (type === 0 && length === 0 && messages.length > 0) break; // padding to the end of the section
-    if (length < RNDIS_HEADER_SIZE || length > source.length - at) return { messages, problem: "message-length" };
+    if (length < RNDIS_HEADER_SIZE || length > source.length - at)
+      return { messages, problem: "message-length" };
     messages.push({ type, offset: at, length });
     at += length;
   }
@@ -119,17 +120,18 @@ export function packetFrame(source: MessageSource, m: TxMessage): Uint8Array | T
   const ppiOffset = v.getUint32(20, true);
   const ppiLength = v.getUint32(24, true);
   const body = m.length - RNDIS_HEADER_SIZE;
-  if (dataOffset < RNDIS_PACKET_SIZE || dataOffset > body || dataLength > body - dataOffset) return "data-range";
+  if (dataOffset < RNDIS_PACKET_SIZE || dataOffset > body || dataLength > body - dataOffset)
+    return "data-range";
   let vlanTag = -1;
   if (ppiOffset !== 0 && ppiLength !== 0) {
     if (ppiOffset < RNDIS_PACKET_SIZE || ppiOffset > body || ppiLength > body - ppiOffset) return "ppi-range";
     const ppis = new Uint8Array(ppiLength);
     if (!source.read(m.offset + RNDIS_HEADER_SIZE + ppiOffset, ppis)) return "unreadable";
     const pv = new DataView(ppis.buffer);
-    for (let at = 0; at + PPI_HEADER_SIZE <= ppiLength; ) {
+    for (let at = 0; at + PPI_HEADER_SIZE <= ppiLength;) {
       const size = pv.getUint32(at, true);
       const type = pv.getUint32(at + 4, true) & 0x7fff_ffff;
-      const internal = (pv.getUint32(at + 4, true) >>> 31) !== 0;
+      const internal = pv.getUint32(at + 4, true) >>> 31 !== 0;
       const valueAt = at + pv.getUint32(at + 8, true);
       if (size < PPI_HEADER_SIZE || size > ppiLength - at) return "ppi-range";
       if (!internal) {
