@@ -97,13 +97,15 @@ export interface GuestOptions {
   /** Viridian: disk images (`--disk PATH[:ro]`, LUN 0, 1, ...) and an ISO as the DVD (`--dvd`). */
   disks?: ReadonlyArray<{ path: string; readOnly?: boolean }>;
   dvd?: string;
+  /** Viridian: NICs, each the value of one `--nic` (e.g. `switch=/path/ports.sock,mac=00:15:5d:00:00:01`). */
+  nics?: readonly string[];
 }
 
 /** The command line that starts a guest; exported so that the bench runs exactly what the tests run. */
 export function guestCommand(o: GuestOptions, now = Date.now()): { command: string; args: string[] } {
   if (o.emulator === "qemu") {
-    if (o.disks !== undefined || o.dvd !== undefined)
-      throw new Error("disks and DVDs are Viridian options here");
+    if (o.disks !== undefined || o.dvd !== undefined || o.nics !== undefined)
+      throw new Error("disks, DVDs and NICs are Viridian options here");
     const args = ["-accel", "tcg", "-m", String(o.memoryMiB ?? 256), "-nographic"];
     if (!o.allowReboot) args.push("-no-reboot");
     args.push("-kernel", o.kernel ?? BUNDLED_KERNEL, "-initrd", o.initrd ?? BUNDLED_INITRD);
@@ -119,6 +121,7 @@ export function guestCommand(o: GuestOptions, now = Date.now()): { command: stri
   if (o.rtcOffsetSeconds !== undefined) args.push("--rtc-offset", String(o.rtcOffsetSeconds));
   for (const d of o.disks ?? []) args.push("--disk", d.readOnly === true ? `${d.path}:ro` : d.path);
   if (o.dvd !== undefined) args.push("--dvd", o.dvd);
+  for (const n of o.nics ?? []) args.push("--nic", n);
   return { command: process.execPath, args };
 }
 
