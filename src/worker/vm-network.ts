@@ -8,12 +8,14 @@
 import { guidConstant } from "../support/ms-guid.js";
 import { NetError } from "../net/net-error.js";
 import { NetVsp } from "../vsp/netvsp/netvsp.js";
-import type { ChannelOfferer } from "../vsp/storvsp/storvsp.js";
 import { connectSwitchLink, type SwitchLink } from "../host/switch-link.js";
 import type { NicConfig } from "./vm-config.js";
 
 /** The first NIC's instance GUID; NIC i has i added to its last byte. */
 const NIC_INSTANCE_BASE = "{9b5e7c1a-4d2f-4e83-a6b1-0c3d5e7f9a00}";
+
+/** What a NetVsp offers its channel on (the machine's VMBus server). */
+type ChannelOfferer = ConstructorParameters<typeof NetVsp>[0];
 
 export class VmNetworkError extends Error {
   override name = "VmNetworkError";
