@@ -70,6 +70,7 @@ test("run options parse; unknown options and missing values are usage errors", (
     rtcOffset: -3600,
     state: false,
     disks: [],
+    nics: [],
   });
   // --disk is repeatable (LUN order), ":ro" makes one read-only; one --dvd.
   const d = parseRunArgs(["--disk", "a.vhdx", "--disk", "b.img:ro", "--dvd", "c.iso", "--disk", "x:y"]);
@@ -93,6 +94,54 @@ test("run options parse; unknown options and missing values are usage errors", (
   assert.throws(() => parseRunArgs(["--kernel"]), UsageError);
   assert.throws(() => parseRunArgs(["--bogus"]), UsageError);
   assert.throws(() => parseRunArgs(["--max-instructions", "0"]), UsageError);
+});
+
+test("--nic: a switch name or socket path, an optional MAC (else 00:15:5d:xx:xx:xx); bad forms are usage errors", () => {
+  const prev = process.env.VIRIDIAN_RUNTIME_DIR;
+  process.env.VIRIDIAN_RUNTIME_DIR = "/run/v";
+  try {
+    const o = parseRunArgs([
+      "--nic",
+      "switch=lab,mac=00:15:5D:00:00:01",
+      "--nic",
+      "switch=/tmp/s/ports.sock",
+    ]);
+    assert.deepEqual(o.nics[0], { mac: "00:15:5d:00:00:01", switchSocket: "/run/v/switches/lab/ports.sock" });
+    assert.equal(o.nics[1]!.switchSocket, "/tmp/s/ports.sock");
+    assert.match(o.nics[1]!.mac, /^00:15:5d(:[0-9a-f]{2}){3}$/);
+    for (const bad of [
+      "",
+      "lab",
+      "switch=",
+      "mac=00:15:5d:00:00:01",
+      "switch=a,switch=b",
+      "switch=a,mac=zz",
+      "switch=a,vlan=3",
+      "switch=bad name",
+    ])
+      assert.throws(() => parseRunArgs(["--nic", bad]), UsageError, bad);
+  } finally {
+    if (prev === undefined) delete process.env.VIRIDIAN_RUNTIME_DIR;
+    else process.env.VIRIDIAN_RUNTIME_DIR = prev;
+  }
+});
+
+test("a NIC whose switch is not running is a clear build error (status 2), not a crash", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "viridian-nic-"));
+  const errors: string[] = [];
+  const orig = console.error;
+  console.error = (...a: unknown[]) => void errors.push(a.join(" "));
+  try {
+    const status = await command.run(["--nic", `switch=${join(dir, "ports.sock")}`]);
+    assert.equal(status, 2);
+    assert.match(
+      errors.join("\n"),
+      /NIC 0 \(00:15:5d:[0-9a-f:]+\): cannot connect to the switch socket .*ports\.sock: ENOENT/,
+    );
+  } finally {
+    console.error = orig;
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test("a kernel that halts with interrupts off ends with status 3; its serial output reaches the log", async () => {

@@ -8,7 +8,11 @@
 // (src/worker) or parse images (src/firmware).
 // Spec: QEMU's isa-debug-exit status convention ((value << 1) | 1); Multiboot 0.6.96; Linux boot.rst.
 
+import { randomBytes } from "node:crypto";
 import { qemuExitStatus } from "../chipset/debug-exit.js";
+import { switchDir } from "../host/switch-client.js";
+import { portsSocketOf } from "../host/switch-daemon.js";
+import { NetError } from "../net/net-error.js";
 import { buildVm, DEFAULT_LINUX_CMDLINE, VmBuildError, type Vm } from "../worker/build-vm.js";
 import type { PcMachine } from "../worker/pc-machine.js";
 import {
@@ -17,6 +21,7 @@ import {
   vmConfig,
   VmConfigError,
   type DiskConfig,
+  type NicConfig,
   type VmConfig,
 } from "../worker/vm-config.js";
 import type { Command } from "./command.js";
@@ -33,7 +38,8 @@ export const STATUS_OUTPUT_FAILED = 74;
 
 const USAGE = `usage: viridian run [--kernel FILE] [--initrd FILE] [--cmdline S] [--memory SIZE] [--cpus N]
                     [--serial-log FILE] [--rtc-offset SECONDS] [--pace-mips N] [--stop-timeout SECONDS]
-                    [--disk PATH[:ro]]... [--dvd ISO] [--trace] [--max-instructions N] [--state]
+                    [--disk PATH[:ro]]... [--dvd ISO] [--nic switch=NAME|PATH[,mac=MAC]]...
+                    [--trace] [--max-instructions N] [--state]
 
 Without --kernel, boots the bundled Linux guest (guest/bzImage + guest/initramfs.cpio.lz4) with COM1 on
 the terminal (raw mode; Ctrl-A X turns the VM off, Ctrl-A S asks the guest to shut down) or on
@@ -53,6 +59,10 @@ open; 74 when the host output or closing a disk image (its final flush) fails.
                        disk of the synthetic controller on VMBus, LUN 0 for the first, 1 for the next, ...
                        (repeatable, with --dvd up to 64); ":ro" attaches it read-only. Linux guests only
   --dvd ISO            an ISO 9660 image as a read-only DVD drive on the LUN after the last disk
+  --nic switch=NAME|PATH[,mac=MAC]
+                       a synthetic NIC (Linux: hv_netvsc, eth0 for the first) on the switch NAME (started
+                       with 'viridian switch create NAME') or on the ports socket PATH (a name with a '/');
+                       mac=aa:bb:cc:dd:ee:ff, default 00:15:5d and three random bytes (repeatable, up to 8)
   --memory SIZE        guest RAM in MiB or with a K, M or G suffix up to 64G (default 256M)
   --cpus N             processors in the ACPI tables (SMP is not supported yet, so 1 runs)
   --serial-log FILE    also write COM1 output to FILE
@@ -104,6 +114,46 @@ export interface RunOptions {
   /** `--disk` images in order (LUN 0, 1, ...). */
   disks: DiskConfig[];
   dvd?: string;
+  /** `--nic` in order (eth0, eth1, ...). */
+  nics: NicConfig[];
+}
+
+/** A MAC address in Hyper-V's range (00:15:5d, the OUI its dynamic MACs use) with three random bytes. */
+export function randomMac(): string {
+  const tail = [...randomBytes(3)].map((b) => b.toString(16).padStart(2, "0"));
+  return ["00", "15", "5d", ...tail].join(":");
+}
+
+/**
+ * `--nic switch=NAME|PATH[,mac=MAC]`: a switch name (its ports socket in the runtime directory) or a socket
+ * path (anything with a '/'), and optionally the MAC address.
+ */
+export function parseNicArg(text: string): NicConfig {
+  let target: string | undefined;
+  let mac: string | undefined;
+  for (const part of text.split(",")) {
+    const eq = part.indexOf("=");
+    const key = eq < 0 ? part : part.slice(0, eq);
+    const val = eq < 0 ? "" : part.slice(eq + 1);
+    if (key === "switch" && val !== "" && target === undefined) target = val;
+    else if (key === "mac" && val !== "" && mac === undefined) mac = val;
+    else
+      throw new UsageError(`--nic: cannot use '${part}' (expected switch=NAME|PATH[,mac=aa:bb:cc:dd:ee:ff])`);
+  }
+  if (target === undefined) throw new UsageError("--nic needs switch=NAME or switch=PATH");
+  let switchSocket: string;
+  if (target.includes("/")) switchSocket = target;
+  else {
+    try {
+      switchSocket = portsSocketOf(switchDir(target));
+    } catch (e) {
+      if (e instanceof NetError) throw new UsageError(`--nic: ${e.message}`);
+      throw e;
+    }
+  }
+  if (mac !== undefined && !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac))
+    throw new UsageError(`--nic: '${mac}' is not a MAC address (aa:bb:cc:dd:ee:ff)`);
+  return { mac: (mac ?? randomMac()).toLowerCase(), switchSocket };
 }
 
 /** `--disk PATH[:ro]`: an image path, read-only with the `:ro` suffix. */
@@ -115,7 +165,7 @@ export function parseDiskArg(text: string): DiskConfig {
 }
 
 export function parseRunArgs(args: string[]): RunOptions {
-  const o: RunOptions = { trace: false, state: false, disks: [] };
+  const o: RunOptions = { trace: false, state: false, disks: [], nics: [] };
   for (let i = 0; i < args.length; i++) {
     const a = args[i]!;
     const value = (): string => {
@@ -129,6 +179,9 @@ export function parseRunArgs(args: string[]): RunOptions {
         break;
       case "--disk":
         o.disks.push(parseDiskArg(value()));
+        break;
+      case "--nic":
+        o.nics.push(parseNicArg(value()));
         break;
       case "--dvd":
         if (o.dvd !== undefined) throw new UsageError("--dvd can be given once (one DVD drive)");
@@ -207,6 +260,7 @@ export function runConfig(o: RunOptions): VmConfig {
     rtcOffsetSeconds: o.rtcOffset ?? 0,
     disks: o.disks,
     dvd: o.dvd ?? null,
+    nics: o.nics,
   });
 }
 

@@ -2,7 +2,8 @@
 // it names (the bundled guest when it names none; Multiboot modules in QEMU's `-initrd` form), telling a
 // bzImage from a Multiboot kernel by content, allocating guest RAM, choosing the time source, building the PC
 // machine (with isa-debug-exit for Multiboot kernels, as the kernel tests run QEMU) and loading the guest into
-// it; for Linux, opening the configured disks and DVD as the SCSI controller on VMBus (./vm-storage.ts).
+// it; for Linux, opening the configured disks and DVD as the SCSI controller on VMBus (./vm-storage.ts) and
+// connecting each configured NIC to its switch as a network VSP on VMBus (./vm-network.ts).
 // The CLI's `run` and `diverge`, tests and benches (and later the worker process) build VMs here only; the
 // caller ends every VM with `vm.close()` (storage flushed and closed).
 // Must not: run the machine or touch the host terminal (the caller does), or accept what it cannot build (a
@@ -20,6 +21,7 @@ import { PcMachine } from "./pc-machine.js";
 import type { TraceRecord } from "./processor-state.js";
 import { checkVmConfig, type VmConfig } from "./vm-config.js";
 import { VmStorage, VmStorageError } from "./vm-storage.js";
+import { VmNetwork, VmNetworkError } from "./vm-network.js";
 import { NodeFileOpener } from "../host/node-files.js";
 
 const BUNDLED_KERNEL = new URL("../../../guest/bzImage", import.meta.url);
@@ -50,7 +52,9 @@ export type Vm =
       machine: PcMachine;
       /** The SCSI controller with the configured disks and DVD, or null without any. */
       storage: VmStorage | null;
-      /** Ends the VM's use of host resources: storage I/O finished, images flushed and closed. */
+      /** The NICs and their switch connections, or null without any. */
+      network: VmNetwork | null;
+      /** Ends the VM's use of host resources: NICs disconnected, storage I/O finished, images flushed and closed. */
       close(): Promise<void>;
     }
   /** `loaded`: where the kernel went and its entry point (the divergence finder aligns QEMU's log with it). */
@@ -60,6 +64,7 @@ export type Vm =
       machine: PcMachine;
       loaded: MultibootLoadResult;
       storage: null;
+      network: null;
       close(): Promise<void>;
     };
 
@@ -111,6 +116,9 @@ export async function buildVm(config: VmConfig, host: VmHost): Promise<Vm> {
     // A Multiboot kernel gets no VMBus device in its ACPI tables, so it could never see them.
     throw new VmBuildError(`disks and DVDs need a Linux guest (VMBus); ${kernelPath} is a Multiboot kernel`);
   }
+  if (c.nics.length > 0) {
+    throw new VmBuildError(`NICs need a Linux guest (VMBus); ${kernelPath} is a Multiboot kernel`);
+  }
   return buildMultiboot(c, host, kernelPath, kernel);
 }
 
@@ -161,14 +169,27 @@ async function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel:
     if (e instanceof VmStorageError) throw new VmBuildError(e.message);
     throw e;
   }
-  if (storage !== null) machine.storageSummary = () => storage.summary();
+  let network: VmNetwork | null;
+  try {
+    network = await VmNetwork.open(machine.vmbus, c.nics);
+  } catch (e) {
+    await storage?.close().catch(() => undefined);
+    if (e instanceof VmNetworkError) throw new VmBuildError(e.message);
+    throw e;
+  }
+  if (storage !== null || network !== null)
+    machine.deviceSummary = () => [...(storage?.summary() ?? []), ...(network?.summary() ?? [])];
   return {
     kind: "linux",
     config: c,
     machine,
     storage,
+    network,
     // A flush or close that fails is a VmStorageError naming the image.
-    close: () => storage?.close() ?? Promise.resolve(),
+    close: () => {
+      network?.close();
+      return storage?.close() ?? Promise.resolve();
+    },
   };
 }
 
@@ -201,5 +222,13 @@ function buildMultiboot(c: VmConfig, host: VmHost, kernelPath: string, kernel: U
     if (e instanceof MultibootError) throw new VmBuildError(`${kernelPath}: ${e.message}`);
     throw e;
   }
-  return { kind: "multiboot", config: c, machine, loaded, storage: null, close: () => Promise.resolve() };
+  return {
+    kind: "multiboot",
+    config: c,
+    machine,
+    loaded,
+    storage: null,
+    network: null,
+    close: () => Promise.resolve(),
+  };
 }

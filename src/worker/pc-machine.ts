@@ -152,8 +152,8 @@ export class PcMachine {
   /** The VMBus server (root side) and the integration services offered on it. */
   readonly vmbus: VmbusServer;
   readonly ics: IntegrationServices;
-  /** Lines about the VM's disks and DVD for inspect(), set by whoever attached them (src/worker/build-vm.ts). */
-  storageSummary: (() => string[]) | null = null;
+  /** Lines about the VM's disks, DVD and NICs for inspect(), set by whoever attached them (src/worker/build-vm.ts). */
+  deviceSummary: (() => string[]) | null = null;
   private stop: PcStop | null = null;
   private pauseGate: { promise: Promise<void>; resolve: () => void } | null = null;
   private resetPending: string | null = null;
@@ -588,7 +588,7 @@ export class PcMachine {
           `refused: ${refused || "none"}`,
         "integration services:",
         ...this.ics.summary(),
-        ...(this.storageSummary?.() ?? []),
+        ...(this.deviceSummary?.() ?? []),
       ].join("\n"),
     );
   }

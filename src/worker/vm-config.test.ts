@@ -16,10 +16,16 @@ test("a VmConfig is plain data: defaults, and it survives JSON unchanged", () =>
     boot: { kernel: "/k", initrd: null, cmdline: "x" },
     disks: [],
     dvd: null,
+    nics: [],
     time: { source: "host", paceMips: 20 },
     rtcOffsetSeconds: 0,
   });
-  const withDisks = { ...c, disks: [{ path: "/d.vhdx", readOnly: true }], dvd: "/x.iso" };
+  const withDisks = {
+    ...c,
+    disks: [{ path: "/d.vhdx", readOnly: true }],
+    dvd: "/x.iso",
+    nics: [{ mac: "00:15:5d:01:02:03", switchSocket: "/run/sw/ports.sock" }],
+  };
   assert.deepEqual(checkVmConfig(JSON.parse(JSON.stringify(withDisks))), withDisks);
 });
 
@@ -50,6 +56,30 @@ test("a hostile configuration is refused with the field that is wrong", () => {
     ["disks[0].readOnly", { ...good, disks: [{ path: "/d", readOnly: "yes" }] }],
     ["disks[0].path", { ...good, disks: [{ path: "", readOnly: false }] }],
     ["dvd", { ...good, dvd: 3 }],
+    ["nics", { ...good, nics: {} }],
+    [
+      "nics",
+      {
+        ...good,
+        nics: new Array(9).fill(null).map((_, i) => ({ mac: `00:15:5d:00:00:0${i}`, switchSocket: "/s" })),
+      },
+    ],
+    ["nics[0]", { ...good, nics: ["/s"] }],
+    ["nics[0].mac", { ...good, nics: [{ mac: "00:15:5d:00:00", switchSocket: "/s" }] }],
+    ["nics[0].mac", { ...good, nics: [{ mac: "01:00:5e:00:00:01", switchSocket: "/s" }] }],
+    ["nics[0].mac", { ...good, nics: [{ mac: 42, switchSocket: "/s" }] }],
+    ["nics[0].switchSocket", { ...good, nics: [{ mac: "00:15:5d:00:00:01", switchSocket: "" }] }],
+    ["nics[0].vlan", { ...good, nics: [{ mac: "00:15:5d:00:00:01", switchSocket: "/s", vlan: 2 }] }],
+    [
+      "nics",
+      {
+        ...good,
+        nics: [
+          { mac: "00:15:5d:00:00:01", switchSocket: "/s" },
+          { mac: "00:15:5D:00:00:01", switchSocket: "/t" },
+        ],
+      },
+    ],
     ["time.source", { ...good, time: { source: "deterministic", paceMips: null } }],
     ["time.paceMips", { ...good, time: { source: "host", paceMips: 0 } }],
     ["time.paceMips", { ...good, time: { source: "host", paceMips: Number.NaN } }],

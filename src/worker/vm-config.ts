@@ -26,6 +26,14 @@ export interface DiskConfig {
   readOnly: boolean;
 }
 
+/** A synthetic NIC (hv_netvsc in the guest) plugged into a switch. */
+export interface NicConfig {
+  /** The NIC's MAC address, "aa:bb:cc:dd:ee:ff" (a unicast address). */
+  mac: string;
+  /** The switch's ports socket (`viridian switch create` prints it), or any socket speaking the stream wire format. */
+  switchSocket: string;
+}
+
 /** Where guest time comes from. */
 export interface TimeConfig {
   /** Host time ("host"): the partition clock follows the host's monotonic clock. */
@@ -47,6 +55,8 @@ export interface VmConfig {
   disks: DiskConfig[];
   /** An ISO image as a read-only DVD, on the LUN after the last disk. */
   dvd: string | null;
+  /** Synthetic NICs, one VMBus network channel each (Linux names them eth0, eth1, ... in this order). */
+  nics: NicConfig[];
   time: TimeConfig;
   /** Shift of the guest's calendar time from the host's, in whole seconds (within 100 years). */
   rtcOffsetSeconds: number;
@@ -57,9 +67,12 @@ export const MAX_MEMORY_BYTES = MAX_GUEST_MEMORY;
 export const MAX_PROCESSORS = 64;
 /** LUNs of the one SCSI controller: disks and the DVD together. */
 export const MAX_LUNS = 64;
+/** Synthetic NICs per VM (Hyper-V allows 8 synthetic adapters per VM). */
+export const MAX_NICS = 8;
 const MAX_RTC_OFFSET_SECONDS = 100 * 366 * 86400;
 const MAX_PATH_CHARS = 4096;
 const MAX_CMDLINE_CHARS = 4095;
+const MAC_TEXT = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
 
 export class VmConfigError extends Error {
   override name = "VmConfigError";
@@ -89,6 +102,7 @@ export function vmConfig(
     },
     disks: partial.disks ?? [],
     dvd: partial.dvd ?? null,
+    nics: partial.nics ?? [],
     time: { source: "host", paceMips: partial.time?.paceMips ?? null },
     rtcOffsetSeconds: partial.rtcOffsetSeconds ?? 0,
   };
@@ -119,7 +133,11 @@ function nullable<T>(v: unknown, field: string, check: (v: unknown, field: strin
  */
 export function checkVmConfig(value: unknown): VmConfig {
   if (!isRecord(value)) throw new VmConfigError("config", "must be an object");
-  onlyKeys(value, ["memoryBytes", "processors", "boot", "disks", "dvd", "time", "rtcOffsetSeconds"], "");
+  onlyKeys(
+    value,
+    ["memoryBytes", "processors", "boot", "disks", "dvd", "nics", "time", "rtcOffsetSeconds"],
+    "",
+  );
   const memoryBytes = value.memoryBytes;
   if (
     typeof memoryBytes !== "number" ||
@@ -177,6 +195,26 @@ export function checkVmConfig(value: unknown): VmConfig {
       "disks",
       `at most ${MAX_LUNS} disks and DVD together (the SCSI controller's LUNs)`,
     );
+  const nics = value.nics;
+  if (!Array.isArray(nics) || nics.length > MAX_NICS)
+    throw new VmConfigError("nics", `must be a list of at most ${MAX_NICS} NICs`);
+  const checkedNics = nics.map((n: unknown, i): NicConfig => {
+    const field = `nics[${i}]`;
+    if (!isRecord(n)) throw new VmConfigError(field, "must be an object");
+    onlyKeys(n, ["mac", "switchSocket"], field);
+    const mac = n.mac;
+    if (typeof mac !== "string" || !MAC_TEXT.test(mac))
+      throw new VmConfigError(`${field}.mac`, "must be a MAC address aa:bb:cc:dd:ee:ff");
+    if ((parseInt(mac.slice(0, 2), 16) & 1) !== 0)
+      throw new VmConfigError(
+        `${field}.mac`,
+        `${mac} is a group (multicast) address; a NIC needs a unicast one`,
+      );
+    return { mac: mac.toLowerCase(), switchSocket: path(n.switchSocket, `${field}.switchSocket`) };
+  });
+  const macs = checkedNics.map((n) => n.mac);
+  const twice = macs.find((m, i) => macs.indexOf(m) !== i);
+  if (twice !== undefined) throw new VmConfigError("nics", `two NICs have the MAC address ${twice}`);
   const time = value.time;
   if (!isRecord(time)) throw new VmConfigError("time", "must be an object");
   onlyKeys(time, ["source", "paceMips"], "time");
@@ -197,6 +235,7 @@ export function checkVmConfig(value: unknown): VmConfig {
     },
     disks: checkedDisks,
     dvd,
+    nics: checkedNics,
     time: { source: "host", paceMips: paceMips as number | null },
     rtcOffsetSeconds: rtc,
   };

@@ -100,12 +100,15 @@ export interface GuestOptions {
    */
   disks?: ReadonlyArray<{ path: string; readOnly?: boolean }>;
   dvd?: string;
+  /** Viridian: NICs, each the value of one `--nic` (e.g. `switch=/path/ports.sock,mac=00:15:5d:00:00:01`). */
+  nics?: readonly string[];
 }
 
 /** The command line that starts a guest; exported so that the bench runs exactly what the tests run. */
 export function guestCommand(o: GuestOptions, now = Date.now()): { command: string; args: string[] } {
   if (o.emulator === "qemu") {
-    if (o.dvd !== undefined) throw new Error("the DVD is a Viridian option here");
+    if (o.dvd !== undefined || o.nics !== undefined)
+      throw new Error("DVDs and NICs are Viridian options here");
     const args = ["-accel", "tcg", "-m", String(o.memoryMiB ?? 256), "-nographic"];
     // Disks as virtio-blk (the reference for storvsc), in order (/dev/vda, vdb, ...), without the host's
     // page cache in the way (cache=none needs O_DIRECT on the host file system, which tmpfs lacks).
@@ -128,6 +131,7 @@ export function guestCommand(o: GuestOptions, now = Date.now()): { command: stri
   if (o.rtcOffsetSeconds !== undefined) args.push("--rtc-offset", String(o.rtcOffsetSeconds));
   for (const d of o.disks ?? []) args.push("--disk", d.readOnly === true ? `${d.path}:ro` : d.path);
   if (o.dvd !== undefined) args.push("--dvd", o.dvd);
+  for (const n of o.nics ?? []) args.push("--nic", n);
   return { command: process.execPath, args };
 }
 

@@ -13,6 +13,7 @@ import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
+import { decodeLz4Legacy } from "../guest/lz4.js";
 import { BUNDLED_INITRD, QEMU } from "../linux/guest-console.js";
 import { stockKernel, stockKernelDir } from "../linux/stock-kernel.js";
 
@@ -162,7 +163,11 @@ export function netGuestImages(): NetGuestImages {
   ]);
   // Written aside and renamed, so a test in another process never reads half a file.
   const initrd = join(stockKernelDir(), "net-guest.cpio.gz");
-  writeFileSync(`${initrd}.${process.pid}`, Buffer.concat([readFileSync(BUNDLED_INITRD), gzipSync(extra)]));
+  // The bundled initramfs is LZ4 legacy, which has no end marker: Linux's unlz4 cannot find where a second
+  // compressed archive begins. So both archives go into one gzip stream (the unpacker takes consecutive
+  // cpio archives; the later archive's /init replaces the bundled one).
+  const bundled = decodeLz4Legacy(readFileSync(BUNDLED_INITRD), 256 << 20);
+  writeFileSync(`${initrd}.${process.pid}`, gzipSync(Buffer.concat([bundled, extra])));
   renameSync(`${initrd}.${process.pid}`, initrd);
   images = { kernel, initrd };
   return images;

@@ -1,0 +1,237 @@
+// Hostile hv_netvsc traffic through the real partition, VMBus server and network VSP: after a proper
+// bring-up, 12,000 random and mutated NVSP messages and RNDIS messages (lying msg_len, data/PPI/info offsets
+// and lengths, unknown OIDs and types, batches running past the end of a section, section indices and sizes
+// at and past the send buffer's end, GPA-direct ranges beyond RAM, forged and repeated receive completions,
+// re-negotiation, buffer revocation) while frames arrive from a virtual switch. No host exception; guest RAM
+// outside the receive buffer and the rings never changes; a second, well-behaved VM on the same switch still
+// exchanges frames afterwards; two runs with the same seed end in the same state hash.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
+import { PAGE_SIZE } from "../../src/memory/guest-memory.js";
+import { VirtualSwitch, type SwitchPort } from "../../src/net/virtual-switch.js";
+import * as P from "../../src/vmbus/protocol.js";
+import type { NicPort } from "../../src/vsp/netvsp/netvsp.js";
+import { NvspType, RndisType } from "../../src/vsp/netvsp/nvsp-protocol.js";
+import { rng } from "../storage/memory-disks.js";
+import { gpaDirectExtra, guestPacket } from "../vmbus/guest-client.js";
+import {
+  frame,
+  NetvscGuest,
+  nvsp,
+  RECV_PAGES,
+  rndisMessage,
+  rndisPacket,
+  SEND_PAGES,
+} from "./netvsc-guest.js";
+
+const MESSAGES = 12_000;
+const HOSTILE_MAC = [0x00, 0x15, 0x5d, 0x0b, 0xad, 0x01];
+const GOOD_MAC = [0x00, 0x15, 0x5d, 0x00, 0x00, 0x02];
+const PROBE_MAC = [0x00, 0x15, 0x5d, 0x00, 0x00, 0x03];
+const OIDS = [
+  0x00010101, 0x00010106, 0x00010107, 0x0001010e, 0x00010114, 0x00010203, 0x0001021b, 0x00020101, 0x00020216,
+  0x01010101, 0x01010102, 0x01010103, 0xfc01020c, 0xfc01020d, 0x12345678, 0xffffffff, 0,
+];
+const EDGES = [0, 1, 4, 7, 8, 35, 36, 44, 6143, 6144, 6145, 0x7fffffff, 0x80000000, 0xfffffff8, 0xffffffff];
+
+/** A switch port that hands a VSP's frames to the switch. */
+function switchPort(sw: VirtualSwitch, port: SwitchPort): NicPort {
+  return { send: (f) => (sw.input(port, f), true) };
+}
+
+async function fuzz(seed: number): Promise<{ hash: string; messages: number }> {
+  const r = rng(seed);
+  const int = (n: number): number => Math.floor(r() * n);
+  const pick = <T>(a: readonly T[]): T => a[int(a.length)]!;
+  const sw = new VirtualSwitch({ clock: () => 0 });
+  const pHostile = sw.addPort({ name: "hostile" });
+  const pGood = sw.addPort({ name: "good" });
+  const pProbe = sw.addPort({ name: "probe" });
+  const hostile = new NetvscGuest([switchPort(sw, pHostile)], [HOSTILE_MAC]);
+  const good = new NetvscGuest([switchPort(sw, pGood)], [GOOD_MAC]);
+  // Frames the switch queues for the VMs go straight to their VSPs.
+  pHostile.onQueued = () => {
+    for (let f = pHostile.take(); f; f = pHostile.take()) hostile.vsps[0]!.receiveFrame(f);
+  };
+  pGood.onQueued = () => {
+    for (let f = pGood.take(); f; f = pGood.take()) good.vsps[0]!.receiveFrame(f);
+  };
+  const ch = hostile.open(0);
+  hostile.bringUp();
+  good.open(0);
+  good.bringUp();
+  good.take();
+  // Everything the host may write (rings, receive buffer) lies below this; it must never change.
+  const guard = hostile.guest.memory.offsetOf(hostile.guest.alloc(4));
+  const mem = hostile.guest.memory.bytes;
+  const pattern = (i: number): number => (i * 7 + 3) & 0xff;
+  for (let i = 0; i < 4 * PAGE_SIZE; i++) mem[guard + i] = pattern(i);
+  const hash = createHash("sha256");
+  const outstanding: number[] = [];
+  const relid = ch.offer.relid;
+
+  const mutate = (b: Uint8Array): Uint8Array => {
+    const out = r() < 0.1 ? b.slice(0, int(b.length + 1)) : b.slice();
+    const v = new DataView(out.buffer);
+    const n = 1 + int(3);
+    for (let i = 0; i < n && out.length >= 4; i++) {
+      const at = int(out.length - 3) & ~3;
+      if (r() < 0.5) v.setUint32(at, pick(EDGES), true);
+      else out[int(out.length)] = int(256);
+    }
+    return out;
+  };
+  const validRndis = (): Uint8Array => {
+    const req = int(1000);
+    switch (int(8)) {
+      case 0:
+        return rndisMessage(RndisType.Init, [req, 1, 0, 0x4000]);
+      case 1:
+        return rndisMessage(RndisType.Query, [req, pick(OIDS), 0, 20, 0]);
+      case 2:
+        return rndisMessage(RndisType.Set, [req, pick(OIDS), 4, 20, 0], new Uint8Array([int(256), 0, 0, 0]));
+      case 3:
+        return rndisMessage(
+          pick([RndisType.KeepAlive, RndisType.Reset, RndisType.Halt, RndisType.Indicate]),
+          [req],
+        );
+      default: {
+        const dst = r() < 0.5 ? PROBE_MAC : [0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        return rndisPacket(frame(dst, HOSTILE_MAC, req, 14 + int(1600)));
+      }
+    }
+  };
+
+  let sent = 0;
+  for (let i = 0; i < MESSAGES; i++) {
+    const kind = int(100);
+    if (kind < 15) {
+      // An NVSP message: a known type with random fields, or anything.
+      const type = pick([
+        1,
+        100,
+        101,
+        103,
+        104,
+        106,
+        107,
+        108,
+        125,
+        128,
+        129,
+        133,
+        134,
+        int(300),
+        int(2 ** 32),
+      ]);
+      const m = nvsp(type, pick(EDGES), pick(EDGES), pick(EDGES));
+      hostile.sendInband(r() < 0.5 ? mutate(m) : m.slice(0, int(41)), r() < 0.7);
+    } else if (kind < 20) {
+      // Forged completions: known, repeated and unknown transaction ids.
+      const t = r() < 0.6 && outstanding.length > 0 ? outstanding[int(outstanding.length)]! : int(2 ** 32);
+      const b = mutate(new Uint8Array([108, 0, 0, 0, 1, 0, 0, 0]));
+      hostile.client.sendPacket(ch, guestPacket(P.PacketType.Completion, b, t, int(2), false));
+    } else if (kind < 22) {
+      // Re-negotiation or buffers announced again, with real or made-up GPADL handles.
+      const pages = (gpa: number, n: number) => Array.from({ length: n }, (_, k) => gpa / PAGE_SIZE + k);
+      if (r() < 0.3) hostile.sendInband(nvsp(NvspType.Init, 0x60001, 0x60001));
+      const g =
+        r() < 0.5
+          ? hostile.client.createGpadl(relid, pages(hostile.recvGpa, 1 + int(RECV_PAGES))).handle
+          : int(2 ** 32);
+      hostile.sendInband(nvsp(NvspType.SendReceiveBuffer, g, 0xcafe));
+      const s =
+        r() < 0.5
+          ? hostile.client.createGpadl(relid, pages(hostile.sendGpa, 1 + int(SEND_PAGES))).handle
+          : int(2 ** 32);
+      hostile.sendInband(nvsp(NvspType.SendSendBuffer, s, 0));
+    } else if (kind < 60) {
+      // RNDIS bytes in a send-buffer section: batches, mutated, sizes past the message or the section.
+      const msgs = Array.from({ length: 1 + int(4) }, () =>
+        r() < 0.6 ? mutate(validRndis()) : validRndis(),
+      );
+      const index = r() < 0.8 ? int((SEND_PAGES * 4096) / 6144) : pick(EDGES);
+      const base = hostile.guest.memory.offsetOf(hostile.sendGpa) + (index < 5 ? index * 6144 : 0);
+      let at = 0;
+      for (const m of msgs) {
+        if (at + m.length > 6144) break;
+        mem.set(m, base + at);
+        at += (m.length + 7) & ~7;
+      }
+      const size = r() < 0.7 ? at : pick(EDGES);
+      const payload = nvsp(NvspType.SendRndisPacket, int(3), index, size);
+      hostile.client.sendPacket(ch, guestPacket(P.PacketType.Inband, payload, hostile.nextTrans(), 0, true));
+    } else {
+      // RNDIS bytes in GPA-direct ranges: valid pages, pages beyond RAM, lengths past the page list.
+      const m = r() < 0.6 ? mutate(validRndis()) : validRndis();
+      const off = int(PAGE_SIZE);
+      mem.set(
+        m.subarray(0, Math.min(m.length, 2 * PAGE_SIZE - off)),
+        hostile.guest.memory.offsetOf(hostile.scratch) + off,
+      );
+      const len = Math.max(1, Math.min(m.length, 2 * PAGE_SIZE - off));
+      const pages = Math.ceil((off + len) / PAGE_SIZE);
+      const pfns = Array.from({ length: pages }, (_, k) =>
+        r() < 0.1
+          ? pick([0x7ffff, 0xfffff, 2 ** 40, hostile.scratch / PAGE_SIZE + k])
+          : hostile.scratch / PAGE_SIZE + k,
+      );
+      const extra = gpaDirectExtra([{ length: len, offset: off, pfns }]);
+      const payload = nvsp(NvspType.SendRndisPacket, int(2), r() < 0.9 ? 0xffffffff : int(5), int(200));
+      hostile.client.sendPacket(
+        ch,
+        guestPacket(P.PacketType.GpaDirect, payload, hostile.nextTrans(), 0, true, extra),
+      );
+    }
+    sent++;
+    if (int(10) === 0) {
+      // Frames for the hostile VM from the switch (unicast and broadcast).
+      sw.input(
+        pProbe,
+        frame(r() < 0.5 ? HOSTILE_MAC : [0xff, 0xff, 0xff, 0xff, 0xff, 0xff], PROBE_MAC, i, 60 + int(1400)),
+      );
+    }
+    // The guest reads its ring most of the time, completes most transfer-page packets, and sometimes lags.
+    if (r() < 0.8) {
+      for (const raw of hostile.client.receivePackets(ch)) {
+        hash.update(raw);
+        const v = new DataView(raw.buffer, raw.byteOffset);
+        if (v.getUint16(0, true) === P.PacketType.TransferPages) {
+          const t = v.getUint32(8, true);
+          if (r() < 0.9) hostile.completeReceive(t);
+          else outstanding.push(t);
+        }
+      }
+    }
+    // The probe's queue is the switch's business; empty it so it never fills.
+    for (let f = pProbe.take(); f; f = pProbe.take()) hash.update(f);
+  }
+  // The guest's own memory outside the receive buffer and rings: the host never wrote there.
+  for (let k = 0; k < 4 * PAGE_SIZE; k++) assert.equal(mem[guard + k], pattern(k), "guard RAM changed");
+  hash.update(JSON.stringify(hostile.vsps[0]!.inspect()));
+
+  // The well-behaved VM still works through the same switch: a frame from the probe arrives, one goes out.
+  // It saw the hostile VM's broadcasts meanwhile without reading them: it catches up first.
+  for (let n = good.take(); n.length > 0; n = good.take()) {
+    for (const p of n) if (p.type === P.PacketType.TransferPages) good.completeReceive(p.transLo);
+  }
+  const toGood = frame(GOOD_MAC, PROBE_MAC, 0x5a, 200);
+  sw.input(pProbe, toGood);
+  const got = good.take().filter((p) => p.type === P.PacketType.TransferPages);
+  assert.equal(got.length, 1, "the good VM receives its frame");
+  assert.deepEqual(got[0]!.messages[0]!.slice(44), toGood);
+  const fromGood = frame(PROBE_MAC, GOOD_MAC, 0xa5, 300);
+  good.sendRndisDirect(rndisPacket(fromGood), 0);
+  const out: Uint8Array[] = [];
+  for (let f = pProbe.take(); f; f = pProbe.take()) out.push(f);
+  assert.deepEqual(out, [fromGood]);
+  return { hash: hash.digest("hex"), messages: sent };
+}
+
+test("12,000 hostile NVSP/RNDIS messages: no host exception, RAM intact, the neighbour still forwards, same hash twice", async () => {
+  const a = await fuzz(0x5eed);
+  const b = await fuzz(0x5eed);
+  assert.ok(a.messages >= 10_000);
+  assert.equal(a.hash, b.hash);
+});
