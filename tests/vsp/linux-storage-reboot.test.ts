@@ -186,6 +186,9 @@ describe("storage across SIGKILLed boots: file system, copy-on-write and merge, 
       } finally {
         await d.close();
       }
+      // The other two were SIGKILLed with a session open too: reopen them read-write (log replay), then check.
+      for (const path of [img.fresh, img.child])
+        await (await openImage(opener, path, { readOnly: false })).close();
       for (const path of [img.durable, img.fresh, img.child]) {
         const c = viridianVhd("check", path);
         assert.equal(c.status, 0, `viridian vhd check ${path}:\n${c.out}`);
