@@ -22,7 +22,9 @@ import {
   type WorkerRequest,
   type WorkerRunState,
 } from "../worker/protocol.js";
+import { bundledGuestFiles } from "../worker/build-vm.js";
 import type { DataDir } from "./data-dir.js";
+import { openMedium, ServedMedium } from "./served-medium.js";
 import type { WorkerHandle, WorkerLauncher } from "./workers.js";
 
 const INSTALL_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -94,8 +96,7 @@ export function workerPermissionArgs(file: VmFile, vmDir: string): string[] {
     `${INSTALL_ROOT}package.json`,
     vmDir,
   ];
-  if (m.boot.kernel === null)
-    read.push(`${INSTALL_ROOT}guest/bzImage`, `${INSTALL_ROOT}guest/initramfs.cpio.gz`);
+  if (m.boot.kernel === null) read.push(bundledGuestFiles().kernel, bundledGuestFiles().initrd);
   else read.push(m.boot.kernel);
   if (m.boot.initrd !== null) read.push(m.boot.initrd);
   for (const d of m.disks) read.push(d.path);
@@ -118,6 +119,8 @@ class WorkerConnection implements WorkerHandle {
   private stoppedReason: string | null = null;
   private exited: { stopped: boolean; reason: string } | null = null;
   private detached = false;
+  /** The DVD medium this service reads for the worker (one inserted while the VM runs). */
+  private readonly medium: ServedMedium;
   state: WorkerRunState;
 
   constructor(
@@ -127,6 +130,7 @@ class WorkerConnection implements WorkerHandle {
     private readonly describeExit: () => Promise<string>,
   ) {
     this.state = hello.state;
+    this.medium = new ServedMedium(hello.remoteMedium);
     let buf = Buffer.alloc(0);
     socket.on("data", (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
@@ -161,7 +165,16 @@ class WorkerConnection implements WorkerHandle {
       else p.reject(new ApiError(isErrorCode(m.error.code) ? m.error.code : "unavailable", m.error.message));
       return;
     }
-    if (m.type === "console") {
+    if (m.type === "medium-read") {
+      void this.medium.read(m.path, m.offset, m.length).then((r) => {
+        if (this.socket.destroyed) return;
+        const answer =
+          "data" in r
+            ? { type: "medium-data", rid: m.rid, data: Buffer.from(r.data).toString("base64"), error: null }
+            : { type: "medium-data", rid: m.rid, data: null, error: r.error };
+        this.socket.write(JSON.stringify(answer) + "\n");
+      });
+    } else if (m.type === "console") {
       const bytes = Buffer.from(m.data, "base64");
       for (const l of this.consoleListeners) l(bytes);
     } else if (m.type === "state") {
@@ -172,6 +185,7 @@ class WorkerConnection implements WorkerHandle {
   }
 
   private onClose(): void {
+    void this.medium.close();
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
       p.reject(new ApiError("unavailable", "the worker went away"));
@@ -226,8 +240,18 @@ class WorkerConnection implements WorkerHandle {
     }
     await gone;
   }
+  /** The worker cannot open a new file: the service opens the ISO and reads it for the worker. */
   async setDvd(path: string | null): Promise<void> {
-    await this.request({ type: "set-dvd", path });
+    const next = path === null ? null : await openMedium(path);
+    // Served before the swap: the guest may read the new medium before the worker answers.
+    if (next !== null) await this.medium.add(next.info.path, next.disk);
+    try {
+      await this.request({ type: "set-dvd", medium: next?.info ?? null });
+    } catch (e) {
+      if (next !== null) await this.medium.remove(next.info.path);
+      throw e;
+    }
+    await this.medium.keepOnly(path);
   }
   async inspect(): Promise<string> {
     return ((await this.request({ type: "inspect" })) as { text: string }).text;

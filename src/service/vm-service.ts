@@ -426,9 +426,11 @@ export class VmService {
         await w.turnOff();
         return { turnedOff: true };
       }
-      // Graceful: the shutdown request must reach the guest before the state says Stopping.
+      // Graceful: the guest must accept the shutdown request before the state says Stopping (a guest without
+      // the shutdown IC, or one that refuses, leaves the VM as it was and fails the job).
       await w.shutdown();
-      this.transition(id, "stop", "shutting down");
+      // A guest quick to power off may already be Off.
+      if (this.rt(id).worker === w) this.transition(id, "stop", "shutting down");
       const timeoutS = this.config().stopTimeoutSeconds;
       const stopped = await new Promise<boolean>((resolve) => {
         const t = setTimeout(() => resolve(false), timeoutS * 1000);

@@ -12,7 +12,7 @@ export interface WorkerHandle {
   readonly state: WorkerRunState;
   pause(): Promise<void>;
   resume(): Promise<void>;
-  /** Asks the guest to shut down (shutdown integration service); resolves when the request was delivered. */
+  /** Asks the guest to shut down (shutdown integration service); resolves when the guest accepted. */
   shutdown(): Promise<void>;
   /** Powers off at once; resolves once the worker reported the VM stopped. */
   turnOff(): Promise<void>;

@@ -26,6 +26,10 @@ import { NodeFileOpener } from "../host/node-files.js";
 
 const BUNDLED_KERNEL = new URL("../../../guest/bzImage", import.meta.url);
 const BUNDLED_INITRD = new URL("../../../guest/initramfs.cpio.lz4", import.meta.url);
+/** The bundled guest's files (what a worker booting it must be allowed to read). */
+export function bundledGuestFiles(): { kernel: string; initrd: string } {
+  return { kernel: fileURLToPath(BUNDLED_KERNEL), initrd: fileURLToPath(BUNDLED_INITRD) };
+}
 /** The bundled guest's console is COM1; everything else is the kernel's default. */
 export const DEFAULT_LINUX_CMDLINE = "console=ttyS0";
 /** The TSC rate the processor reports (virtual time is the host's, so 1 GHz). */
@@ -43,6 +47,11 @@ export interface VmHost {
   jitThreshold?: number | undefined;
   /** Host calendar seconds (for the RTC); default Date.now() / 1000. */
   hostSeconds?: (() => number) | undefined;
+  /**
+   * A Linux VM gets a DVD drive even without a medium, so one can be inserted while it runs (the service's
+   * VMs, as Hyper-V's New-VM gives one); `viridian run` offers storage only for what it was given.
+   */
+  dvdDrive?: boolean | undefined;
 }
 
 export type Vm =
@@ -164,7 +173,13 @@ async function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel:
   }
   let storage: VmStorage | null;
   try {
-    storage = await VmStorage.open(machine.vmbus, new NodeFileOpener(), c.disks, c.dvd);
+    storage = await VmStorage.open(
+      machine.vmbus,
+      new NodeFileOpener(),
+      c.disks,
+      c.dvd,
+      host.dvdDrive ?? false,
+    );
   } catch (e) {
     if (e instanceof VmStorageError) throw new VmBuildError(e.message);
     throw e;

@@ -1,7 +1,9 @@
 // Owns: the message protocol between the service and a VM's worker process, types only, plus its framing
 // rule: one JSON object per line (UTF-8, `\n`-terminated, at most MAX_FRAME bytes) on the worker's UNIX
 // socket. The service sends requests with an `id`; the worker answers each with the same `id`, in any
-// order, and sends notifications (no `id`) for console output and state changes.
+// order, and sends notifications (no `id`) for console output and state changes. The one request in the
+// other direction: `medium-read` (the worker asks for bytes of a DVD medium the service opened for it, see
+// src/worker/remote-medium.ts), answered by `medium-data` with the same `rid`.
 // Must not: contain behaviour, or change a message's meaning without bumping PROTOCOL_VERSION (a restarted
 // service may meet a worker started by an older one; `hello` tells them apart).
 // Spec: docs/architecture.md "Worker processes and their protocol".
@@ -10,7 +12,7 @@
 // one, which is how a restarted service reattaches); it never exits while the guest runs unless told to turn
 // off, and it exits after sending `stopped` once the guest is off.
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 /** A frame longer than this is a protocol error (console data is sent in chunks well below it). */
 export const MAX_FRAME = 1024 * 1024;
 
@@ -28,18 +30,41 @@ export type WorkerRequest =
   | { id: number; type: "turn-off" }
   | { id: number; type: "inspect" }
   | { id: number; type: "metrics" }
-  /** Swap (or eject, with null) the DVD's medium. */
-  | { id: number; type: "set-dvd"; path: string | null }
+  /**
+   * Swap (or eject, with null) the DVD's medium. The worker cannot open a new file (its permissions are fixed
+   * when it starts): the service opened and checked the ISO, and answers the worker's `medium-read`s.
+   */
+  | { id: number; type: "set-dvd"; medium: MediumInfo | null }
   /** Console input (base64 bytes). */
   | { id: number; type: "console-input"; data: string }
   /** Start sending console output notifications, beginning with the last `backlog` bytes kept. */
   | { id: number; type: "console-subscribe"; backlog: number };
+
+/** The answer to the worker's `medium-read` `rid`: base64 bytes, or why not. */
+export interface MediumData {
+  type: "medium-data";
+  rid: number;
+  data: string | null;
+  error: string | null;
+}
+
+/** Everything the service sends a worker. */
+export type SupervisorMessage = WorkerRequest | MediumData;
+
+/** A DVD medium the service reads for the worker (an ISO 9660 image, 2048-byte sectors). */
+export interface MediumInfo {
+  path: string;
+  capacity: number;
+  identity: string;
+}
 
 export interface WorkerHello {
   protocol: number;
   pid: number;
   vmId: string;
   state: WorkerRunState;
+  /** The DVD medium the service must read for the worker (one inserted while it ran), or null. */
+  remoteMedium: MediumInfo | null;
 }
 
 export interface WorkerMetrics {
@@ -57,6 +82,9 @@ export type WorkerResponse =
   | { id: number; ok: false; error: { code: string; message: string } };
 
 export type WorkerNotification =
-  { type: "console"; data: string } | { type: "state"; state: WorkerRunState; reason: string | null };
+  | { type: "console"; data: string }
+  | { type: "state"; state: WorkerRunState; reason: string | null }
+  /** Bytes [offset, offset + length) of the medium at `path`, which the service opened for the worker. */
+  | { type: "medium-read"; rid: number; path: string; offset: number; length: number };
 
 export type WorkerMessage = WorkerResponse | WorkerNotification;

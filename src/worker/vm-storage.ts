@@ -1,17 +1,19 @@
 // Owns: a VM's storage as its configuration describes it: every `VmConfig.disks` image and the `dvd` ISO
 // opened with `openImage` (raw, VHD, VHDX, differencing chains; the ISO read-only), attached as SCSI logical
 // units of one synthetic SCSI controller (disks on LUN 0, 1, ... in order, the DVD on the next LUN) offered
-// on the VM's VMBus server by one storage VSP, and closed in order at the end of the VM (commands in flight
-// finish, writable images are flushed, then every image is closed).
+// on the VM's VMBus server by one storage VSP, the DVD's medium swapped while the VM runs (the old medium is
+// closed once no command uses it), and closed in order at the end of the VM (commands in flight finish,
+// writable images are flushed, then every image is closed).
 // Must not: run SCSI or storvsc itself (src/vsp/storvsp does), read or write guest memory, or leave an image
 // open when it fails: a configuration that cannot be opened closes what it opened and is one `VmBuildError`
 // naming the image.
 // Spec: docs/architecture.md "Storage in a VM"; issue 10 (disks and DVD per VM, asynchronous I/O with a bound).
 
-import { StorageError, type FileOpener } from "../storage/disk.js";
+import { StorageError, type Disk, type FileOpener } from "../storage/disk.js";
 import type { ImageDisk } from "../storage/image-format.js";
 import { openImage } from "../storage/open.js";
 import { guidConstant } from "../support/ms-guid.js";
+import type { DvdLun } from "../vsp/storvsp/dvd-lun.js";
 import { ScsiController } from "../vsp/storvsp/scsi-controller.js";
 import { StorageVsp, type ChannelOfferer } from "../vsp/storvsp/storvsp.js";
 import type { DiskConfig } from "./vm-config.js";
@@ -31,7 +33,14 @@ export class VmStorageError extends Error {
 interface Attached {
   lun: number;
   what: string;
-  disk: ImageDisk;
+  disk: Disk;
+}
+
+/** The DVD drive: its unit, and the medium it holds (closed by whoever replaces it, or by close()). */
+interface DvdDrive {
+  lun: number;
+  unit: DvdLun;
+  medium: Attached | null;
 }
 
 export class VmStorage {
@@ -41,19 +50,23 @@ export class VmStorage {
     readonly controller: ScsiController,
     readonly vsp: StorageVsp,
     private readonly attached: readonly Attached[],
+    private readonly dvdDrive: DvdDrive | null,
   ) {}
 
   /**
-   * Opens `disks` and `dvd` and offers them on `server` as one SCSI controller. Nothing is offered (and null
-   * returned) when there is neither.
+   * Opens `disks` and `dvd` and offers them on `server` as one SCSI controller. With `dvdDrive` the DVD drive
+   * exists even without a medium (one can be inserted while the VM runs); otherwise nothing is offered (and
+   * null returned) when there are no disks and no DVD.
    */
   static async open(
     server: ChannelOfferer,
     opener: FileOpener,
     disks: readonly DiskConfig[],
     dvd: string | null,
+    dvdDrive = false,
   ): Promise<VmStorage | null> {
-    if (disks.length === 0 && dvd === null) return null;
+    if (disks.length === 0 && dvd === null && !dvdDrive) return null;
+    let drive: DvdDrive | null = null;
     const attached: Attached[] = [];
     const controller = new ScsiController({
       maxTransferBytes: MAX_TRANSFER_BYTES,
@@ -69,29 +82,65 @@ export class VmStorage {
         const block = disk.info().blockSize;
         controller.attachDisk(lun, disk, block > 0 ? { unmapGranularityBytes: block } : {});
       }
-      if (dvd !== null) {
+      if (dvd !== null || dvdDrive) {
         const lun = disks.length;
-        const what = `the DVD (${dvd})`;
-        const medium = await openOne(opener, dvd, true, what);
-        attached.push({ lun, what, disk: medium });
-        if (medium.logicalSectorSize !== 2048 || medium.info().format !== "iso") {
-          throw new VmStorageError(
-            `${what}: not an ISO 9660 image (no CD001 volume descriptor at sector 16)`,
-          );
+        let medium: Attached | null = null;
+        if (dvd !== null) {
+          const what = `the DVD (${dvd})`;
+          const disk = await openOne(opener, dvd, true, what);
+          medium = { lun, what, disk };
+          attached.push(medium);
+          checkIso(disk, what);
         }
-        controller.attachDvd(lun, medium);
+        drive = { lun, unit: controller.attachDvd(lun, medium?.disk ?? null), medium };
       }
     } catch (e) {
       await closeAll(attached);
       throw e;
     }
     const vsp = new StorageVsp(server, controller, { instanceId: SCSI_CONTROLLER_INSTANCE, name: "storvsp" });
-    return new VmStorage(controller, vsp, attached);
+    // The DVD's medium changes over the VM's life: the drive owns it, not the fixed list.
+    return new VmStorage(
+      controller,
+      vsp,
+      attached.filter((a) => a !== drive?.medium),
+      drive,
+    );
+  }
+
+  /** Whether the controller has a DVD drive (media can be changed). */
+  get hasDvdDrive(): boolean {
+    return this.dvdDrive !== null;
+  }
+
+  /**
+   * Puts `medium` (an ISO its opener checked; null ejects) in the DVD drive while the VM runs; the guest sees
+   * a media change. The old medium is closed once no command uses it. `what` names the medium in messages.
+   */
+  async changeDvd(medium: Disk | null, what: string): Promise<void> {
+    const drive = this.dvdDrive;
+    if (drive === null) throw new VmStorageError("this VM has no DVD drive");
+    if (this.closing) throw new VmStorageError("the VM's storage is closing");
+    if (medium !== null && medium.logicalSectorSize !== 2048)
+      throw new VmStorageError(
+        `${what}: a DVD medium has 2048-byte sectors, not ${medium.logicalSectorSize}`,
+      );
+    const before = drive.medium;
+    drive.medium = medium === null ? null : { lun: drive.lun, what: `the DVD (${what})`, disk: medium };
+    await drive.unit.changeMedium(medium);
+    if (before !== null && before.disk !== medium) {
+      const failures = await closeAll([before]);
+      if (failures.length > 0) throw new VmStorageError(failures.join("; "));
+    }
   }
 
   /** LUN, role and path of each image, for inspect(). */
   describe(): string[] {
-    return this.attached.map((a) => `LUN ${a.lun}: ${a.what}${a.disk.readOnly ? ", read-only" : ""}`);
+    const lines = this.attached.map((a) => `LUN ${a.lun}: ${a.what}${a.disk.readOnly ? ", read-only" : ""}`);
+    const d = this.dvdDrive;
+    if (d !== null)
+      lines.push(d.medium ? `LUN ${d.lun}: ${d.medium.what}, read-only` : `LUN ${d.lun}: DVD drive, empty`);
+    return lines;
   }
 
   /** The controller's state and its images in a few lines (the machine's inspect()). */
@@ -127,11 +176,22 @@ export class VmStorage {
           failures.push(`${a.what}: flush failed: ${(e as Error).message}`);
         }
       }
+      const d = this.dvdDrive;
+      if (d !== null) {
+        await this.controller.detach(d.lun);
+        if (d.medium !== null) failures.push(...(await closeAll([d.medium])));
+      }
       failures.push(...(await closeAll(this.attached)));
       if (failures.length > 0) throw new VmStorageError(failures.join("; "));
     })();
     return this.closing;
   }
+}
+
+/** A DVD medium opened here must be an ISO 9660 image: 2048-byte sectors, a CD001 volume descriptor. */
+function checkIso(disk: ImageDisk, what: string): void {
+  if (disk.logicalSectorSize !== 2048 || disk.info().format !== "iso")
+    throw new VmStorageError(`${what}: not an ISO 9660 image (no CD001 volume descriptor at sector 16)`);
 }
 
 async function openOne(

@@ -1,7 +1,8 @@
 // Owns: `viridian worker`, the process that runs one VM for the service: reads the VM's configuration file,
 // builds the machine, listens on the VM's socket (`<vm dir>/worker.sock`, this user only) and writes its pid
-// file, then obeys the protocol of protocol.ts: run, pause, resume, turn off, console streams, inspect,
-// metrics. It keeps running when the service goes away and takes the next connection as its new supervisor.
+// file, then obeys the protocol of protocol.ts: run, pause, resume, shut down (the guest's shutdown IC), turn
+// off, console streams, inspect, metrics, DVD media changes (a medium inserted while it runs is read through
+// the service, ./remote-medium.ts). It keeps running when the service goes away and takes the next connection as its new supervisor.
 // Must not: touch any file its VM's configuration does not name (the service starts it under Node's
 // permission model, see src/service/supervisor.ts), or exit while the guest runs unless told to turn off.
 // Spec: docs/architecture.md "Worker processes and their protocol".
@@ -14,12 +15,15 @@ import { buildVm, VmBuildError, type Vm } from "./build-vm.js";
 import type { PcMachine, PcStop } from "./pc-machine.js";
 import {
   MAX_FRAME,
+  type MediumInfo,
   PROTOCOL_VERSION,
+  type SupervisorMessage,
   type WorkerMessage,
   type WorkerMetrics,
   type WorkerRequest,
   type WorkerRunState,
 } from "./protocol.js";
+import { MediumReads, RemoteMedium } from "./remote-medium.js";
 import { checkVmConfig, VmConfigError, type VmConfig } from "./vm-config.js";
 
 /** Console output kept for late subscribers (a reattached service, a new `vm console`). */
@@ -36,9 +40,9 @@ class WorkerError extends Error {
   }
 }
 
-const NO_STORAGE_VSP = "DVD media changes need the storage VSP on VMBus, which this build does not have yet";
+const NO_DVD_DRIVE = "this VM has no DVD drive (a Multiboot kernel has no VMBus devices)";
 const NO_SHUTDOWN_IC =
-  "graceful shutdown needs the shutdown integration service on VMBus, which this build does not have yet; turn the VM off instead";
+  "the guest has not connected the shutdown integration service (no hv_utils driver, or it is still booting); turn the VM off instead";
 
 /**
  * The VM's machine description: the `machine` section of its configuration file, which is a `VmConfig` field
@@ -50,9 +54,12 @@ export function readVmConfig(vmDir: string): VmConfig {
   return checkVmConfig(doc.machine);
 }
 
-/** Builds the VM its configuration describes, through the one builder every VM goes through. */
+/**
+ * Builds the VM its configuration describes, through the one builder every VM goes through; a Linux VM gets
+ * a DVD drive even when empty, so `vm dvd set` can insert a medium while it runs.
+ */
 function buildMachine(config: VmConfig, serial: (b: number) => void): Promise<Vm> {
-  return buildVm(config, { serial });
+  return buildVm(config, { serial, dvdDrive: true });
 }
 
 /** Tries to open `path` for reading under this process's permissions: the confinement measurement. */
@@ -124,12 +131,61 @@ export async function workerMain(argv: string[]): Promise<number> {
     return 2;
   }
   const machine: PcMachine = vm.machine;
+  const mediumReads = new MediumReads();
+  /** The DVD medium the service reads for this worker (inserted while it ran), or null. */
+  let remoteMedium: MediumInfo | null = null;
+  const sendMediumRead = (rid: number, path: string, offset: number, length: number): boolean => {
+    if (!conn || conn.destroyed) return false;
+    send({ type: "medium-read", rid, path, offset, length });
+    return true;
+  };
+  const setDvd = async (medium: MediumInfo | null): Promise<null> => {
+    const storage = vm.storage;
+    if (storage === null || !storage.hasDvdDrive) throw new WorkerError("not-available", NO_DVD_DRIVE);
+    const disk = medium === null ? null : new RemoteMedium(medium, sendMediumRead, mediumReads);
+    await storage.changeDvd(disk, medium?.path ?? "none");
+    remoteMedium = medium;
+    return null;
+  };
 
   let running: Promise<PcStop> | null = null;
   let stopped: PcStop | null = null;
   const setState = (s: WorkerRunState, reason: string | null): void => {
     state = s;
     send({ type: "state", state: s, reason });
+  };
+
+  /**
+   * Hyper-V's Stop-VM through the machine's one entry (PcMachine.requestShutdown, as `viridian run` uses it):
+   * answered once the guest said it will shut down; a refusal or no answer is an error, and so is a guest that
+   * cannot answer (no shutdown IC, or paused). What follows (waiting, turning off) is the service's decision.
+   */
+  const askShutdown = (): Promise<{ state: WorkerRunState }> => {
+    if (!running) throw new WorkerError("invalid-state", "the guest is not running");
+    if (machine.paused)
+      throw new WorkerError(
+        "invalid-state",
+        "the guest is paused and cannot answer a shutdown request; resume it first",
+      );
+    return new Promise((resolve, reject) => {
+      const asked = machine.requestShutdown("shutdown", (answer) => {
+        if (answer === "accepted") resolve({ state });
+        else
+          reject(
+            new WorkerError(
+              "unavailable",
+              answer === "refused"
+                ? "the guest refused the shutdown request"
+                : "the guest did not answer the shutdown request",
+            ),
+          );
+      });
+      if (asked) return;
+      // Refused at once: the IC is not connected, or it is and a request is still waiting for its answer.
+      if (machine.ics.shutdown.state === "ready")
+        reject(new WorkerError("conflict", "a shutdown request is already waiting for the guest's answer"));
+      else reject(new WorkerError("not-available", NO_SHUTDOWN_IC));
+    });
   };
 
   const handle = async (req: WorkerRequest): Promise<unknown> => {
@@ -140,7 +196,7 @@ export async function workerMain(argv: string[]): Promise<number> {
             "protocol",
             `protocol ${req.protocol} asked; this worker speaks ${PROTOCOL_VERSION}`,
           );
-        return { protocol: PROTOCOL_VERSION, pid: process.pid, vmId, state };
+        return { protocol: PROTOCOL_VERSION, pid: process.pid, vmId, state, remoteMedium };
       case "run":
         if (running) return { state };
         running = machine.run();
@@ -161,7 +217,7 @@ export async function workerMain(argv: string[]): Promise<number> {
         setState("running", null);
         return { state };
       case "shutdown":
-        throw new WorkerError("not-available", NO_SHUTDOWN_IC);
+        return askShutdown();
       case "turn-off":
         machine.requestStop("turned off");
         if (running) await running;
@@ -179,7 +235,7 @@ export async function workerMain(argv: string[]): Promise<number> {
         return m;
       }
       case "set-dvd":
-        throw new WorkerError("not-available", NO_STORAGE_VSP);
+        return setDvd(req.medium);
       case "console-input":
         machine.sendInput(Buffer.from(req.data, "base64"));
         return null;
@@ -195,6 +251,7 @@ export async function workerMain(argv: string[]): Promise<number> {
   const server = createServer((s) => {
     // A newer connection is the supervisor now (a restarted service); the old one is dropped.
     conn?.destroy();
+    mediumReads.failAll();
     conn = s;
     subscribed = false;
     let buf = Buffer.alloc(0);
@@ -208,13 +265,23 @@ export async function workerMain(argv: string[]): Promise<number> {
       while ((nl = buf.indexOf(0x0a)) >= 0) {
         const line = buf.subarray(0, nl).toString("utf8");
         buf = buf.subarray(nl + 1);
-        let req: WorkerRequest;
+        let msg: SupervisorMessage;
         try {
-          req = JSON.parse(line) as WorkerRequest;
+          msg = JSON.parse(line) as SupervisorMessage;
         } catch {
           s.destroy();
           return;
         }
+        if (msg.type === "medium-data") {
+          if (conn === s)
+            mediumReads.answer(
+              msg.rid,
+              typeof msg.data === "string" ? Buffer.from(msg.data, "base64") : null,
+              msg.error,
+            );
+          continue;
+        }
+        const req: WorkerRequest = msg;
         handle(req).then(
           (result) => {
             if (conn === s) send({ id: req.id, ok: true, result: result ?? null });
@@ -231,6 +298,7 @@ export async function workerMain(argv: string[]): Promise<number> {
       if (conn === s) {
         conn = null;
         subscribed = false;
+        mediumReads.failAll();
       }
     });
   });

@@ -1,6 +1,7 @@
 // A VM's storage (src/worker/vm-storage.ts) over in-memory files and a real VMBus server: disks on LUN 0.. in
 // order and the DVD after them, the image's block size as the unmap granularity (VPD B0), one controller
-// offered only when there is storage, images that do not open (or a DVD that is no ISO) refused by name with
+// offered only when there is storage (or an empty DVD drive is asked for, whose medium is swapped and the old
+// one closed), images that do not open (or a DVD that is no ISO) refused by name with
 // everything already opened closed again, and the end of the VM flushing writable images and closing all.
 // Must not: boot a guest (tests/vsp/linux-storage.test.ts does) or assert timings.
 // Spec: docs/architecture.md "Storage in a VM".
@@ -8,7 +9,7 @@ import { strict as assert } from "node:assert";
 import { test } from "node:test";
 import type { FileHandle, FileOpener } from "../../src/storage/disk.js";
 import { MemoryFileSystem } from "../../src/storage/memory-file.js";
-import { createImage } from "../../src/storage/open.js";
+import { createImage, openImage } from "../../src/storage/open.js";
 import { VmbusServer } from "../../src/vmbus/server.js";
 import { VmStorage, VmStorageError } from "../../src/worker/vm-storage.js";
 import { TestGuest } from "../vmbus/guest-client.js";
@@ -181,4 +182,41 @@ test("the end of the VM waits for commands, flushes writable images and closes e
   assert.equal((await run(reopened.controller, 0, rw("read", 10, 100, 8), back)).status, 0);
   assert.ok(back.bytes.every((b) => b === 0x5a));
   await reopened.close();
+});
+
+test("an empty DVD drive when asked for one; a medium swapped in while it runs, the old one closed", async () => {
+  const fs = await images();
+  const storage = await VmStorage.open(server(), fs, [], null, true);
+  assert.ok(storage);
+  assert.ok(storage.hasDvdDrive);
+  assert.deepEqual(storage.controller.luns, [0]);
+  assert.deepEqual(storage.describe(), ["LUN 0: DVD drive, empty"]);
+  const dvd = storage.controller.unit(0);
+  assert.equal(dvd?.kind, "dvd");
+  // Empty: TEST UNIT READY is NOT READY (sense key 2).
+  assert.equal((await run(storage.controller, 0, cdb(6, 0x00), new ArrayData("in", 0))).status, 2);
+
+  const first = await openImage(fs, "/media.iso", { readOnly: true });
+  await storage.changeDvd(first, "/media.iso");
+  assert.deepEqual(storage.describe(), ["LUN 0: the DVD (/media.iso), read-only"]);
+  assert.equal(fs.handles, 1);
+  const second = await openImage(fs, "/media.iso", { readOnly: true });
+  await storage.changeDvd(second, "/media.iso");
+  assert.equal(fs.handles, 1, "the first medium was closed by the swap");
+  await storage.changeDvd(null, "none");
+  assert.equal(fs.handles, 0, "eject closes the medium");
+  await assert.rejects(
+    storage.changeDvd(await openImage(fs, "/raw.img", { readOnly: true }), "/raw.img"),
+    VmStorageError,
+  );
+  await storage.close();
+});
+
+test("no DVD drive asked for: a VM without storage has no controller, and a medium change is refused", async () => {
+  const fs = await images();
+  assert.equal(await VmStorage.open(server(), fs, [], null), null);
+  const storage = await VmStorage.open(server(), fs, [{ path: "/raw.img", readOnly: true }], null);
+  assert.ok(storage && !storage.hasDvdDrive);
+  await assert.rejects(storage.changeDvd(null, "none"), /no DVD drive/);
+  await storage.close();
 });
