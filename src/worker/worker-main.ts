@@ -46,12 +46,15 @@ const NO_SHUTDOWN_IC =
 
 /**
  * The VM's machine description: the `machine` section of its configuration file, which is a `VmConfig` field
- * for field. The file is untrusted here too (the service validated it, but the worker reads it on its own),
- * so it is checked again by `checkVmConfig`.
+ * for field except `nics`: the service's schema (version 1) has no NICs yet (docs/architecture.md, "Not
+ * yet"), so a section without them means none. The file is untrusted here too (the service validated it, but
+ * the worker reads it on its own), so it is checked again by `checkVmConfig`.
  */
 export function readVmConfig(vmDir: string): VmConfig {
   const doc = JSON.parse(readFileSync(join(vmDir, "config.json"), "utf8")) as { machine?: unknown };
-  return checkVmConfig(doc.machine);
+  const m = doc.machine;
+  const withNics = m !== null && typeof m === "object" && !("nics" in m) ? { ...m, nics: [] } : m;
+  return checkVmConfig(withNics);
 }
 
 /**
