@@ -70,7 +70,10 @@ test("a reader that closes stderr early while --trace writes to it ends the run 
   assert.equal(r.signal, null);
   // stderr is gone, so the status is all there is to tell.
   assert.equal(r.status, STATUS_OUTPUT_FAILED);
-  assert.equal(r.stdout, "running away\n".length);
+  // How far the guest got before the host saw stderr close depends on scheduling (the trace fills the pipe
+  // within the first few hundred instructions, while the banner is still being printed), so the console
+  // holds at most the banner, never more (the VM stopped).
+  assert.ok(r.stdout <= "running away\n".length, `${r.stdout} bytes on stdout`);
 });
 
 test("a slow reader is waited for: the run ends at its own limit and the reader gets its output", async () => {
