@@ -106,8 +106,11 @@ test("--nic: a switch name or socket path, an optional MAC (else 00:15:5d:xx:xx:
       "--nic",
       "switch=/tmp/s/ports.sock",
     ]);
-    assert.deepEqual(o.nics[0], { mac: "00:15:5d:00:00:01", switchSocket: "/run/v/switches/lab/ports.sock" });
-    assert.equal(o.nics[1]!.switchSocket, "/tmp/s/ports.sock");
+    assert.deepEqual(o.nics[0], {
+      mac: "00:15:5d:00:00:01",
+      attach: { kind: "switch", socket: "/run/v/switches/lab/ports.sock" },
+    });
+    assert.deepEqual(o.nics[1]!.attach, { kind: "switch", socket: "/tmp/s/ports.sock" });
     assert.match(o.nics[1]!.mac, /^00:15:5d(:[0-9a-f]{2}){3}$/);
     for (const bad of [
       "",

@@ -153,7 +153,7 @@ export function parseNicArg(text: string): NicConfig {
   }
   if (mac !== undefined && !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac))
     throw new UsageError(`--nic: '${mac}' is not a MAC address (aa:bb:cc:dd:ee:ff)`);
-  return { mac: (mac ?? randomMac()).toLowerCase(), switchSocket };
+  return { mac: (mac ?? randomMac()).toLowerCase(), attach: { kind: "switch", socket: switchSocket } };
 }
 
 /** `--disk PATH[:ro]`: an image path, read-only with the `:ro` suffix. */

@@ -24,13 +24,44 @@ test("a VmConfig is plain data: defaults, and it survives JSON unchanged", () =>
     ...c,
     disks: [{ path: "/d.vhdx", readOnly: true }],
     dvd: "/x.iso",
-    nics: [{ mac: "00:15:5d:01:02:03", switchSocket: "/run/sw/ports.sock" }],
+    nics: [
+      { mac: "00:15:5d:01:02:03", attach: { kind: "switch" as const, socket: "/run/sw/ports.sock" } },
+      {
+        mac: "00:15:5d:01:02:04",
+        attach: {
+          kind: "user" as const,
+          hostForwards: [
+            { protocol: "tcp" as const, hostAddress: "127.0.0.1", hostPort: 2222, guestPort: 22 },
+            { protocol: "udp" as const, hostAddress: "0.0.0.0", hostPort: 5353, guestPort: 53 },
+          ],
+        },
+      },
+    ],
   };
   assert.deepEqual(checkVmConfig(JSON.parse(JSON.stringify(withDisks))), withDisks);
 });
 
+test("a NIC written before attachments existed ({mac, switchSocket}) is read as a switch NIC", () => {
+  const old = { ...vmConfig({}), nics: [{ mac: "00:15:5D:01:02:03", switchSocket: "/run/sw/ports.sock" }] };
+  assert.deepEqual(checkVmConfig(JSON.parse(JSON.stringify(old))).nics, [
+    { mac: "00:15:5d:01:02:03", attach: { kind: "switch", socket: "/run/sw/ports.sock" } },
+  ]);
+});
+
 test("a hostile configuration is refused with the field that is wrong", () => {
   const good = vmConfig({});
+  const sw = (socket: string) => ({ kind: "switch", socket });
+  const fwd = (f: Record<string, unknown>) => ({
+    protocol: "tcp",
+    hostAddress: "127.0.0.1",
+    hostPort: 8080,
+    guestPort: 80,
+    ...f,
+  });
+  const user = (...hostForwards: unknown[]) => ({
+    mac: "00:15:5d:00:00:01",
+    attach: { kind: "user", hostForwards },
+  });
   const bad: Array<[string, unknown]> = [
     ["config", null],
     ["config", []],
@@ -61,22 +92,76 @@ test("a hostile configuration is refused with the field that is wrong", () => {
       "nics",
       {
         ...good,
-        nics: new Array(9).fill(null).map((_, i) => ({ mac: `00:15:5d:00:00:0${i}`, switchSocket: "/s" })),
+        nics: new Array(9).fill(null).map((_, i) => ({ mac: `00:15:5d:00:00:0${i}`, attach: sw("/s") })),
       },
     ],
     ["nics[0]", { ...good, nics: ["/s"] }],
-    ["nics[0].mac", { ...good, nics: [{ mac: "00:15:5d:00:00", switchSocket: "/s" }] }],
-    ["nics[0].mac", { ...good, nics: [{ mac: "01:00:5e:00:00:01", switchSocket: "/s" }] }],
-    ["nics[0].mac", { ...good, nics: [{ mac: 42, switchSocket: "/s" }] }],
+    ["nics[0].mac", { ...good, nics: [{ mac: "00:15:5d:00:00", attach: sw("/s") }] }],
+    ["nics[0].mac", { ...good, nics: [{ mac: "01:00:5e:00:00:01", attach: sw("/s") }] }],
+    ["nics[0].mac", { ...good, nics: [{ mac: 42, attach: sw("/s") }] }],
+    ["nics[0].mac", { ...good, nics: [{ attach: sw("/s") }] }],
     ["nics[0].switchSocket", { ...good, nics: [{ mac: "00:15:5d:00:00:01", switchSocket: "" }] }],
     ["nics[0].vlan", { ...good, nics: [{ mac: "00:15:5d:00:00:01", switchSocket: "/s", vlan: 2 }] }],
+    // The old form and the new one are not mixed.
+    [
+      "nics[0].attach",
+      { ...good, nics: [{ mac: "00:15:5d:00:00:01", switchSocket: "/s", attach: sw("/t") }] },
+    ],
+    ["nics[0].attach", { ...good, nics: [{ mac: "00:15:5d:00:00:01" }] }],
+    ["nics[0].attach", { ...good, nics: [{ mac: "00:15:5d:00:00:01", attach: "/s" }] }],
+    ["nics[0].attach.kind", { ...good, nics: [{ mac: "00:15:5d:00:00:01", attach: { kind: "tap" } }] }],
+    ["nics[0].attach.socket", { ...good, nics: [{ mac: "00:15:5d:00:00:01", attach: sw("") }] }],
+    [
+      "nics[0].attach.hostForwards",
+      {
+        ...good,
+        nics: [{ mac: "00:15:5d:00:00:01", attach: { kind: "switch", socket: "/s", hostForwards: [] } }],
+      },
+    ],
+    [
+      "nics[0].attach.hostForwards",
+      { ...good, nics: [{ mac: "00:15:5d:00:00:01", attach: { kind: "user" } }] },
+    ],
+    [
+      "nics[0].attach.hostForwards",
+      { ...good, nics: [user(...new Array(33).fill(null).map((_, i) => fwd({ hostPort: 1000 + i })))] },
+    ],
+    ["nics[0].attach.hostForwards[0]", { ...good, nics: [user("tcp:127.0.0.1:80-:80")] }],
+    ["nics[0].attach.hostForwards[0].protocol", { ...good, nics: [user(fwd({ protocol: "sctp" }))] }],
+    ["nics[0].attach.hostForwards[0].hostAddress", { ...good, nics: [user(fwd({ hostAddress: "" }))] }],
+    [
+      "nics[0].attach.hostForwards[0].hostAddress",
+      { ...good, nics: [user(fwd({ hostAddress: "localhost" }))] },
+    ],
+    [
+      "nics[0].attach.hostForwards[0].hostAddress",
+      { ...good, nics: [user(fwd({ hostAddress: "127.0.0.256" }))] },
+    ],
+    ["nics[0].attach.hostForwards[0].hostAddress", { ...good, nics: [user(fwd({ hostAddress: "::1" }))] }],
+    ["nics[0].attach.hostForwards[0].hostPort", { ...good, nics: [user(fwd({ hostPort: 0 }))] }],
+    ["nics[0].attach.hostForwards[0].hostPort", { ...good, nics: [user(fwd({ hostPort: 65536 }))] }],
+    ["nics[0].attach.hostForwards[0].hostPort", { ...good, nics: [user(fwd({ hostPort: "80" }))] }],
+    ["nics[0].attach.hostForwards[0].guestPort", { ...good, nics: [user(fwd({ guestPort: 8.5 }))] }],
+    [
+      "nics[0].attach.hostForwards[0].guestAddress",
+      { ...good, nics: [user(fwd({ guestAddress: "10.0.2.15" }))] },
+    ],
+    // Two forwards that want the same host socket, in one NIC or in two.
+    ["nics[0].attach.hostForwards[1]", { ...good, nics: [user(fwd({}), fwd({ guestPort: 81 }))] }],
+    [
+      "nics[1].attach.hostForwards[0]",
+      {
+        ...good,
+        nics: [user(fwd({})), { ...user(fwd({ hostAddress: "0.0.0.0" })), mac: "00:15:5d:00:00:02" }],
+      },
+    ],
     [
       "nics",
       {
         ...good,
         nics: [
-          { mac: "00:15:5d:00:00:01", switchSocket: "/s" },
-          { mac: "00:15:5D:00:00:01", switchSocket: "/t" },
+          { mac: "00:15:5d:00:00:01", attach: sw("/s") },
+          { mac: "00:15:5D:00:00:01", attach: sw("/t") },
         ],
       },
     ],

@@ -6,6 +6,7 @@
 // Spec: docs/architecture.md "The seam" (a VM is data first); ../shared/ARCHITECTURE.md "A VM is data first".
 
 import { MAX_GUEST_MEMORY } from "../memory/guest-memory.js";
+import type { HostForward } from "../net/host-forward.js";
 
 /** What to boot. */
 export interface BootConfig {
@@ -26,12 +27,31 @@ export interface DiskConfig {
   readOnly: boolean;
 }
 
-/** A synthetic NIC (hv_netvsc in the guest) plugged into a switch. */
+/** A NIC plugged into a switch: its ports socket, or any socket speaking the stream wire format. */
+export interface SwitchAttachment {
+  kind: "switch";
+  /** The switch's ports socket (`viridian switch create` prints it). */
+  socket: string;
+}
+
+/**
+ * A NIC with its own user-mode NAT (QEMU's `-nic user`): a passt process attached to this NIC alone, with
+ * DHCP, DNS forwarding, NAT to the host (the gateway address reaches the host's 127.0.0.1) and port forwards.
+ */
+export interface UserAttachment {
+  kind: "user";
+  /** Host ports forwarded to the guest; each names the host address it listens on (never "every address" by omission). */
+  hostForwards: HostForward[];
+}
+
+export type NicAttachment = SwitchAttachment | UserAttachment;
+
+/** A synthetic NIC (hv_netvsc in the guest). */
 export interface NicConfig {
   /** The NIC's MAC address, "aa:bb:cc:dd:ee:ff" (a unicast address). */
   mac: string;
-  /** The switch's ports socket (`viridian switch create` prints it), or any socket speaking the stream wire format. */
-  switchSocket: string;
+  /** Where its frames go. */
+  attach: NicAttachment;
 }
 
 /** Where guest time comes from. */
@@ -69,10 +89,13 @@ export const MAX_PROCESSORS = 64;
 export const MAX_LUNS = 64;
 /** Synthetic NICs per VM (Hyper-V allows 8 synthetic adapters per VM). */
 export const MAX_NICS = 8;
+/** Port forwards of one user NIC (each is a listening socket of its passt). */
+export const MAX_HOST_FORWARDS = 32;
 const MAX_RTC_OFFSET_SECONDS = 100 * 366 * 86400;
 const MAX_PATH_CHARS = 4096;
 const MAX_CMDLINE_CHARS = 4095;
 const MAC_TEXT = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+const IPV4_TEXT = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 
 export class VmConfigError extends Error {
   override name = "VmConfigError";
@@ -127,9 +150,75 @@ function nullable<T>(v: unknown, field: string, check: (v: unknown, field: strin
   return v === null || v === undefined ? null : check(v, field);
 }
 
+function port(v: unknown, field: string): number {
+  if (typeof v !== "number" || !Number.isInteger(v) || v < 1 || v > 65535)
+    throw new VmConfigError(field, "must be a port number 1-65535");
+  return v;
+}
+
+function checkAttachment(a: unknown, field: string): NicAttachment {
+  if (!isRecord(a)) throw new VmConfigError(field, 'must be an object with kind "switch" or "user"');
+  if (a.kind === "switch") {
+    onlyKeys(a, ["kind", "socket"], field);
+    return { kind: "switch", socket: path(a.socket, `${field}.socket`) };
+  }
+  if (a.kind !== "user") throw new VmConfigError(`${field}.kind`, 'must be "switch" or "user"');
+  onlyKeys(a, ["kind", "hostForwards"], field);
+  const forwards = a.hostForwards;
+  if (!Array.isArray(forwards) || forwards.length > MAX_HOST_FORWARDS)
+    throw new VmConfigError(
+      `${field}.hostForwards`,
+      `must be a list of at most ${MAX_HOST_FORWARDS} port forwards`,
+    );
+  const hostForwards = forwards.map((f: unknown, j): HostForward => {
+    const ff = `${field}.hostForwards[${j}]`;
+    if (!isRecord(f)) throw new VmConfigError(ff, "must be an object");
+    onlyKeys(f, ["protocol", "hostAddress", "hostPort", "guestPort"], ff);
+    if (f.protocol !== "tcp" && f.protocol !== "udp")
+      throw new VmConfigError(`${ff}.protocol`, 'must be "tcp" or "udp"');
+    // The address is always explicit: a forward open to every interface must be asked for (0.0.0.0).
+    if (typeof f.hostAddress !== "string" || !IPV4_TEXT.test(f.hostAddress))
+      throw new VmConfigError(`${ff}.hostAddress`, "must be an IPv4 address (e.g. 127.0.0.1)");
+    return {
+      protocol: f.protocol,
+      hostAddress: f.hostAddress,
+      hostPort: port(f.hostPort, `${ff}.hostPort`),
+      guestPort: port(f.guestPort, `${ff}.guestPort`),
+    };
+  });
+  return { kind: "user", hostForwards };
+}
+
+/**
+ * No two forwards of the VM may want the same host socket: the same protocol and port on the same address, or
+ * on any address when one of them listens on 0.0.0.0 (Linux refuses the second bind either way).
+ */
+function checkForwardsDisjoint(nics: readonly NicConfig[]): void {
+  const seen: Array<{ f: HostForward; where: string }> = [];
+  nics.forEach((n, i) => {
+    if (n.attach.kind !== "user") return;
+    n.attach.hostForwards.forEach((f, j) => {
+      const where = `nics[${i}].attach.hostForwards[${j}]`;
+      const clash = seen.find(
+        (s) =>
+          s.f.protocol === f.protocol &&
+          s.f.hostPort === f.hostPort &&
+          (s.f.hostAddress === f.hostAddress || s.f.hostAddress === "0.0.0.0" || f.hostAddress === "0.0.0.0"),
+      );
+      if (clash)
+        throw new VmConfigError(
+          where,
+          `${f.protocol} ${f.hostAddress}:${f.hostPort} is already forwarded by ${clash.where}`,
+        );
+      seen.push({ f, where });
+    });
+  });
+}
+
 /**
  * Checks untrusted data (e.g. a parsed VM file) and returns it as a VmConfig; throws VmConfigError naming the
- * first bad field. Every field must be present (the file is written complete by `vmConfig`).
+ * first bad field. Every field must be present (the file is written complete by `vmConfig`). A NIC in the form
+ * written before attachments existed, `{mac, switchSocket}`, is read as `{mac, attach: {kind: "switch", socket}}`.
  */
 export function checkVmConfig(value: unknown): VmConfig {
   if (!isRecord(value)) throw new VmConfigError("config", "must be an object");
@@ -201,7 +290,9 @@ export function checkVmConfig(value: unknown): VmConfig {
   const checkedNics = nics.map((n: unknown, i): NicConfig => {
     const field = `nics[${i}]`;
     if (!isRecord(n)) throw new VmConfigError(field, "must be an object");
-    onlyKeys(n, ["mac", "switchSocket"], field);
+    // A configuration written before NICs had attachments: `{mac, switchSocket}` is a switch NIC.
+    const legacy = "switchSocket" in n;
+    onlyKeys(n, legacy ? ["mac", "switchSocket"] : ["mac", "attach"], field);
     const mac = n.mac;
     if (typeof mac !== "string" || !MAC_TEXT.test(mac))
       throw new VmConfigError(`${field}.mac`, "must be a MAC address aa:bb:cc:dd:ee:ff");
@@ -210,11 +301,15 @@ export function checkVmConfig(value: unknown): VmConfig {
         `${field}.mac`,
         `${mac} is a group (multicast) address; a NIC needs a unicast one`,
       );
-    return { mac: mac.toLowerCase(), switchSocket: path(n.switchSocket, `${field}.switchSocket`) };
+    const attach: NicAttachment = legacy
+      ? { kind: "switch", socket: path(n.switchSocket, `${field}.switchSocket`) }
+      : checkAttachment(n.attach, `${field}.attach`);
+    return { mac: mac.toLowerCase(), attach };
   });
   const macs = checkedNics.map((n) => n.mac);
   const twice = macs.find((m, i) => macs.indexOf(m) !== i);
   if (twice !== undefined) throw new VmConfigError("nics", `two NICs have the MAC address ${twice}`);
+  checkForwardsDisjoint(checkedNics);
   const time = value.time;
   if (!isRecord(time)) throw new VmConfigError("time", "must be an object");
   onlyKeys(time, ["source", "paceMips"], "time");

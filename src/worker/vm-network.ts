@@ -50,7 +50,12 @@ export class VmNetwork {
       for (const [i, config] of configs.entries()) {
         let vsp: NetVsp | null = null;
         let ended: string | null = null;
-        const link = await connectSwitchLink(config.switchSocket, {
+        const attach = config.attach;
+        if (attach.kind !== "switch")
+          throw new VmNetworkError(
+            `NIC ${i} (${config.mac}): user networking is not available in this build`,
+          );
+        const link = await connectSwitchLink(attach.socket, {
           onFrame: (frame) => vsp?.receiveFrame(frame),
           onDrain: () => vsp?.resumeTransmit(),
           onClose: (reason) => {
@@ -97,7 +102,7 @@ export class VmNetwork {
       const nvsp =
         v.protocolVersion === 0 ? "" : `, NVSP ${v.protocolVersion >>> 16}.${v.protocolVersion & 0xffff}`;
       return (
-        `nic ${i}: ${n.config.mac} on ${n.config.switchSocket}${n.ended() ? ` (disconnected: ${n.ended()})` : ""}; ` +
+        `nic ${i}: ${n.config.mac} on ${n.config.attach.kind === "switch" ? n.config.attach.socket : "user NAT"}${n.ended() ? ` (disconnected: ${n.ended()})` : ""}; ` +
         `netvsp ${v.state}${nvsp}, RNDIS ${v.rndis.state}, link ${v.linkUp ? "up" : "down"}; ` +
         `${c.txFrames} frames out, ${c.rxFrames} in; dropped: ${dropped || "none"}; refused: ${refused || "none"}`
       );
