@@ -129,6 +129,44 @@ test("--nic: a switch name or socket path, an optional MAC (else 00:15:5d:xx:xx:
   }
 });
 
+test("--nic user: QEMU's hostfwd spelling, 127.0.0.1 when no host address is given; bad forms are usage errors", () => {
+  const o = parseRunArgs([
+    "--nic",
+    "user",
+    "--nic",
+    "user,hostfwd=tcp::8080-:80,hostfwd=udp:0.0.0.0:5353-:53,hostfwd=:127.0.0.2:2222-:22,mac=00:15:5d:00:00:02",
+  ]);
+  assert.deepEqual(o.nics[0]!.attach, { kind: "user", hostForwards: [] });
+  assert.match(o.nics[0]!.mac, /^00:15:5d(:[0-9a-f]{2}){3}$/);
+  assert.deepEqual(o.nics[1], {
+    mac: "00:15:5d:00:00:02",
+    attach: {
+      kind: "user",
+      hostForwards: [
+        { protocol: "tcp", hostAddress: "127.0.0.1", hostPort: 8080, guestPort: 80 },
+        { protocol: "udp", hostAddress: "0.0.0.0", hostPort: 5353, guestPort: 53 },
+        { protocol: "tcp", hostAddress: "127.0.0.2", hostPort: 2222, guestPort: 22 },
+      ],
+    },
+  });
+  for (const bad of [
+    "user,switch=lab",
+    "user,hostfwd",
+    "user,hostfwd=",
+    "user,hostfwd=tcp::0-:80",
+    "user,hostfwd=tcp::8080-:65536",
+    "user,hostfwd=tcp::8080-10.0.2.15:80",
+    "user,hostfwd=sctp::8080-:80",
+    "user,hostfwd=tcp:localhost:8080-:80",
+    "user,mac=01:00:5e:00:00:01,mac=00:15:5d:00:00:01",
+    "user,mac=zz",
+    "user,vlan=3",
+    "users",
+    "switch=lab,hostfwd=tcp::8080-:80",
+  ])
+    assert.throws(() => parseRunArgs(["--nic", bad]), UsageError, bad);
+});
+
 test("a NIC whose switch is not running is a clear build error (status 2), not a crash", async () => {
   const dir = mkdtempSync(join(tmpdir(), "viridian-nic-"));
   const errors: string[] = [];

@@ -12,6 +12,7 @@ import { randomBytes } from "node:crypto";
 import { qemuExitStatus } from "../chipset/debug-exit.js";
 import { switchDir } from "../host/switch-client.js";
 import { portsSocketOf } from "../host/switch-daemon.js";
+import { parseHostForward, type HostForward } from "../net/host-forward.js";
 import { NetError } from "../net/net-error.js";
 import { buildVm, DEFAULT_LINUX_CMDLINE, VmBuildError, type Vm } from "../worker/build-vm.js";
 import type { PcMachine } from "../worker/pc-machine.js";
@@ -38,7 +39,8 @@ export const STATUS_OUTPUT_FAILED = 74;
 
 const USAGE = `usage: viridian run [--kernel FILE] [--initrd FILE] [--cmdline S] [--memory SIZE] [--cpus N]
                     [--serial-log FILE] [--rtc-offset SECONDS] [--pace-mips N] [--stop-timeout SECONDS]
-                    [--disk PATH[:ro]]... [--dvd ISO] [--nic switch=NAME|PATH[,mac=MAC]]...
+                    [--disk PATH[:ro]]... [--dvd ISO]
+                    [--nic switch=NAME|PATH[,mac=MAC] | --nic user[,hostfwd=tcp:[ADDR]:H-:G]...[,mac=MAC]]...
                     [--trace] [--max-instructions N] [--state]
 
 Without --kernel, boots the bundled Linux guest (guest/bzImage + guest/initramfs.cpio.lz4) with COM1 on
@@ -63,6 +65,13 @@ open; 74 when the host output or closing a disk image (its final flush) fails.
                        a synthetic NIC (Linux: hv_netvsc, eth0 for the first) on the switch NAME (started
                        with 'viridian switch create NAME') or on the ports socket PATH (a name with a '/');
                        mac=aa:bb:cc:dd:ee:ff, default 00:15:5d and three random bytes (repeatable, up to 8)
+  --nic user[,hostfwd=tcp:[ADDR]:HOSTPORT-:GUESTPORT]...[,mac=MAC]
+                       a synthetic NIC with its own NAT (passt, Debian package 'passt'), as QEMU's user
+                       network: DHCP gives the guest 10.0.2.15/24, gateway 10.0.2.2 (reaches the host's
+                       127.0.0.1) and the host's name servers (10.0.2.3 is forwarded to the first one too);
+                       hostfwd (tcp or udp, repeatable) listens on ADDR:HOSTPORT (default 127.0.0.1, not
+                       every address as in QEMU) and forwards to the guest's GUESTPORT; passt's output goes
+                       to a log in the runtime directory's logs/ (kept when passt fails)
   --memory SIZE        guest RAM in MiB or with a K, M or G suffix up to 64G (default 256M)
   --cpus N             processors in the ACPI tables (SMP is not supported yet, so 1 runs)
   --serial-log FILE    also write COM1 output to FILE
@@ -124,36 +133,52 @@ export function randomMac(): string {
   return ["00", "15", "5d", ...tail].join(":");
 }
 
+const NIC_FORMS = "switch=NAME|PATH[,mac=MAC] or user[,hostfwd=tcp:[ADDR]:HOSTPORT-:GUESTPORT]...[,mac=MAC]";
+
 /**
  * `--nic switch=NAME|PATH[,mac=MAC]`: a switch name (its ports socket in the runtime directory) or a socket
- * path (anything with a '/'), and optionally the MAC address.
+ * path (anything with a '/'); `--nic user[,hostfwd=...]...[,mac=MAC]`: the NIC's own NAT with port forwards
+ * in QEMU's spelling, a forward without a host address listening on 127.0.0.1 only (QEMU's would listen on
+ * every address). Without `mac=` the NIC gets a random one in Hyper-V's range.
  */
 export function parseNicArg(text: string): NicConfig {
+  const parts = text.split(",");
+  const user = parts[0] === "user";
   let target: string | undefined;
   let mac: string | undefined;
-  for (const part of text.split(",")) {
+  const forwards: HostForward[] = [];
+  for (const part of user ? parts.slice(1) : parts) {
     const eq = part.indexOf("=");
     const key = eq < 0 ? part : part.slice(0, eq);
     const val = eq < 0 ? "" : part.slice(eq + 1);
-    if (key === "switch" && val !== "" && target === undefined) target = val;
+    if (!user && key === "switch" && val !== "" && target === undefined) target = val;
     else if (key === "mac" && val !== "" && mac === undefined) mac = val;
-    else
-      throw new UsageError(`--nic: cannot use '${part}' (expected switch=NAME|PATH[,mac=aa:bb:cc:dd:ee:ff])`);
+    else if (user && key === "hostfwd" && eq >= 0) {
+      try {
+        const f = parseHostForward(val);
+        forwards.push({ ...f, hostAddress: f.hostAddress || "127.0.0.1" });
+      } catch (e) {
+        if (e instanceof NetError) throw new UsageError(`--nic: ${e.message}`);
+        throw e;
+      }
+    } else throw new UsageError(`--nic: cannot use '${part}' (expected ${NIC_FORMS})`);
   }
-  if (target === undefined) throw new UsageError("--nic needs switch=NAME or switch=PATH");
-  let switchSocket: string;
-  if (target.includes("/")) switchSocket = target;
+  if (mac !== undefined && !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac))
+    throw new UsageError(`--nic: '${mac}' is not a MAC address (aa:bb:cc:dd:ee:ff)`);
+  const nicMac = (mac ?? randomMac()).toLowerCase();
+  if (user) return { mac: nicMac, attach: { kind: "user", hostForwards: forwards } };
+  if (target === undefined) throw new UsageError(`--nic needs ${NIC_FORMS}`);
+  let socket: string;
+  if (target.includes("/")) socket = target;
   else {
     try {
-      switchSocket = portsSocketOf(switchDir(target));
+      socket = portsSocketOf(switchDir(target));
     } catch (e) {
       if (e instanceof NetError) throw new UsageError(`--nic: ${e.message}`);
       throw e;
     }
   }
-  if (mac !== undefined && !/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(mac))
-    throw new UsageError(`--nic: '${mac}' is not a MAC address (aa:bb:cc:dd:ee:ff)`);
-  return { mac: (mac ?? randomMac()).toLowerCase(), attach: { kind: "switch", socket: switchSocket } };
+  return { mac: nicMac, attach: { kind: "switch", socket } };
 }
 
 /** `--disk PATH[:ro]`: an image path, read-only with the `:ro` suffix. */

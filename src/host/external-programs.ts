@@ -5,9 +5,10 @@
 // 4-byte-length wire format), vde_plug(1) (`vde_plug tap://IF` carries
 // frames on stdin/stdout with a 2-byte big-endian length).
 
-import { spawn, spawnSync, type ChildProcess, type StdioOptions } from "node:child_process";
-import { existsSync } from "node:fs";
+import { spawn, type ChildProcess, type StdioOptions } from "node:child_process";
+import { accessSync, constants, existsSync, statSync } from "node:fs";
 import { Socket } from "node:net";
+import { delimiter, join } from "node:path";
 import type { Duplex } from "node:stream";
 import { NetError } from "../net/net-error.js";
 import type { HostForward } from "../net/host-forward.js";
@@ -17,9 +18,22 @@ export const NAT_MTU = 1500;
 
 const PACKAGES: Record<string, string> = { passt: "passt", vde_plug: "vdeplug" };
 
+/** Whether `program` is an executable file in a directory of $PATH (where spawn will look for it). */
+function onPath(program: string): boolean {
+  return (process.env.PATH ?? "").split(delimiter).some((dir) => {
+    if (dir === "") return false;
+    const file = join(dir, program);
+    try {
+      accessSync(file, constants.X_OK);
+      return statSync(file).isFile();
+    } catch {
+      return false;
+    }
+  });
+}
+
 export function requireProgram(program: "passt" | "vde_plug"): void {
-  const r = spawnSync("sh", ["-c", `command -v ${program}`], { encoding: "utf8" });
-  if (r.status !== 0) {
+  if (!onPath(program)) {
     throw new NetError(
       "not-found",
       `${program} is not installed: install the Debian package '${PACKAGES[program]}' (apt-get install ${PACKAGES[program]})`,

@@ -29,63 +29,69 @@ export interface SwitchLink {
   close(): void;
 }
 
+/**
+ * A link over a socket that is already connected (e.g. one end of a socketpair whose other end a NAT program
+ * holds): the same framing, back-pressure and end as a switch connection. `peer` names the other end in
+ * close reasons ("the user NAT").
+ */
+export function streamLink(socket: Socket, events: SwitchLinkEvents, peer = "the switch"): SwitchLink {
+  const decoder = new FrameDecoder();
+  let closed = false;
+  const finish = (reason: string): void => {
+    if (closed) return;
+    closed = true;
+    socket.destroy();
+    events.onClose(reason);
+  };
+  socket.on("data", (chunk: Buffer) => {
+    let frames: Uint8Array[];
+    try {
+      frames = decoder.push(chunk);
+    } catch (e) {
+      finish((e as Error).message);
+      return;
+    }
+    for (const f of frames) events.onFrame(f);
+  });
+  socket.on("drain", () => events.onDrain());
+  socket.on("end", () => finish(`${peer} closed the connection`));
+  socket.on("close", () => finish("the connection closed"));
+  socket.on("error", (e) => finish(e.message));
+  return {
+    send(frame: Uint8Array): boolean {
+      if (closed || frame.length < ETHERNET_HEADER || frame.length > MAX_FRAME) return true;
+      socket.write(encodeFrame(frame));
+      return socket.writableLength < LINK_HIGH_WATER;
+    },
+    get open() {
+      return !closed;
+    },
+    close: () => finish("closed by the VM"),
+  };
+}
+
 /** Connects to the stream socket at `path`; rejects with a NetError naming the path when that fails. */
 export function connectSwitchLink(path: string, events: SwitchLinkEvents): Promise<SwitchLink> {
   return new Promise((resolve, reject) => {
     const socket: Socket = connect(path);
-    const decoder = new FrameDecoder();
-    let open = false;
-    let closed = false;
-    const finish = (reason: string): void => {
-      if (closed) return;
-      closed = true;
+    const refuse = (e: NodeJS.ErrnoException): void => {
       socket.destroy();
-      if (open) events.onClose(reason);
+      const hint =
+        e.code === "ENOENT" || e.code === "ECONNREFUSED"
+          ? " (is the switch running? `viridian switch create NAME` prints its ports socket)"
+          : "";
+      reject(
+        new NetError(
+          "not-found",
+          `cannot connect to the switch socket ${path}: ${e.code ?? e.message}${hint}`,
+        ),
+      );
     };
+    socket.once("error", refuse);
     socket.once("connect", () => {
-      open = true;
+      socket.off("error", refuse);
       socket.setNoDelay(true);
-      resolve({
-        send(frame: Uint8Array): boolean {
-          if (closed || frame.length < ETHERNET_HEADER || frame.length > MAX_FRAME) return true;
-          socket.write(encodeFrame(frame));
-          return socket.writableLength < LINK_HIGH_WATER;
-        },
-        get open() {
-          return !closed;
-        },
-        close: () => finish("closed by the VM"),
-      });
-    });
-    socket.on("data", (chunk: Buffer) => {
-      let frames: Uint8Array[];
-      try {
-        frames = decoder.push(chunk);
-      } catch (e) {
-        finish((e as Error).message);
-        return;
-      }
-      for (const f of frames) events.onFrame(f);
-    });
-    socket.on("drain", () => events.onDrain());
-    socket.on("end", () => finish("the switch closed the connection"));
-    socket.on("close", () => finish("the connection closed"));
-    socket.on("error", (e: NodeJS.ErrnoException) => {
-      if (!open) {
-        closed = true;
-        const hint =
-          e.code === "ENOENT" || e.code === "ECONNREFUSED"
-            ? " (is the switch running? `viridian switch create NAME` prints its ports socket)"
-            : "";
-        reject(
-          new NetError(
-            "not-found",
-            `cannot connect to the switch socket ${path}: ${e.code ?? e.message}${hint}`,
-          ),
-        );
-        return;
-      }
-      finish(e.message);
+      resolve(streamLink(socket, events));
     });
   });
 }

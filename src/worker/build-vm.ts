@@ -52,6 +52,8 @@ export interface VmHost {
    * VMs, as Hyper-V's New-VM gives one); `viridian run` offers storage only for what it was given.
    */
   dvdDrive?: boolean | undefined;
+  /** Where user NICs' NATs (passt) log; default `logs/` in the runtime directory (the service: the VM's directory). */
+  natLogDir?: string | undefined;
 }
 
 export type Vm =
@@ -61,7 +63,7 @@ export type Vm =
       machine: PcMachine;
       /** The SCSI controller with the configured disks and DVD, or null without any. */
       storage: VmStorage | null;
-      /** The NICs and their switch connections, or null without any. */
+      /** The NICs and their switch connections or NATs, or null without any. */
       network: VmNetwork | null;
       /** Ends the VM's use of host resources: NICs disconnected, storage I/O finished, images flushed and closed. */
       close(): Promise<void>;
@@ -186,7 +188,11 @@ async function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel:
   }
   let network: VmNetwork | null;
   try {
-    network = await VmNetwork.open(machine.vmbus, c.nics);
+    network = await VmNetwork.open(
+      machine.vmbus,
+      c.nics,
+      host.natLogDir !== undefined ? { natLogDir: host.natLogDir } : {},
+    );
   } catch (e) {
     await storage?.close().catch(() => undefined);
     if (e instanceof VmNetworkError) throw new VmBuildError(e.message);

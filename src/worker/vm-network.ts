@@ -1,14 +1,28 @@
-// Owns: a VM's NICs as its configuration describes them: for each `VmConfig.nics` entry a connection to the
-// switch's ports socket (src/host/switch-link.ts) and a network VSP (src/vsp/netvsp) offered on the VM's
-// VMBus server with the configured MAC, joined both ways (frames, back-pressure, link state), and their end.
+// Owns: a VM's NICs as its configuration describes them: for each `VmConfig.nics` entry a link — a connection
+// to the switch's ports socket (src/host/switch-link.ts), or for a user NIC its own passt NAT on a socketpair
+// (src/host/user-nat.ts) — and a network VSP (src/vsp/netvsp) offered on the VM's VMBus server with the
+// configured MAC, joined both ways (frames, back-pressure, link state), and their end (a user NIC's NAT ends
+// with it).
 // Must not: run NVSP/RNDIS itself or touch guest memory (the VSP does), or start a VM whose switch cannot be
-// reached (a failed connection closes the others and is one `VmNetworkError` naming the NIC).
-// Spec: docs/architecture.md "Networking in a VM"; issue 13 (one channel per NIC, the stream wire format).
+// reached or whose NAT does not start (a failure closes the NICs opened so far, stops their NATs, and is one
+// `VmNetworkError` naming the NIC).
+// Spec: docs/architecture.md "Networking in a VM" and "User networking"; issue 13 (one channel per NIC, the
+// stream wire format).
 
+import { mkdirSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { guidConstant } from "../support/ms-guid.js";
+import { formatHostForward } from "../net/host-forward.js";
 import { NetError } from "../net/net-error.js";
 import { NetVsp } from "../vsp/netvsp/netvsp.js";
-import { connectSwitchLink, type SwitchLink } from "../host/switch-link.js";
+import { runtimeDir } from "../host/switch-client.js";
+import {
+  connectSwitchLink,
+  streamLink,
+  type SwitchLink,
+  type SwitchLinkEvents,
+} from "../host/switch-link.js";
+import { startUserNat, USER_NET, type UserNat } from "../host/user-nat.js";
 import type { NicConfig } from "./vm-config.js";
 
 /** The first NIC's instance GUID; NIC i has i added to its last byte. */
@@ -25,8 +39,20 @@ interface Nic {
   readonly config: NicConfig;
   readonly vsp: NetVsp;
   readonly link: SwitchLink;
-  /** Why the switch connection ended, once it did. */
+  /** A user NIC's NAT. */
+  readonly nat: UserNat | null;
+  /** Why the link ended, once it did. */
   readonly ended: () => string | null;
+}
+
+export interface VmNetworkOptions {
+  /** Where a user NIC's passt writes its output (default: `logs/` in the runtime directory). */
+  natLogDir?: string;
+}
+
+/** The default directory of NAT logs: beside the switches' logs. */
+export function defaultNatLogDir(): string {
+  return join(runtimeDir(), "logs");
 }
 
 function macBytes(text: string): Uint8Array {
@@ -42,20 +68,22 @@ export function nicInstanceId(index: number): Uint8Array {
 export class VmNetwork {
   private constructor(private readonly nics: readonly Nic[]) {}
 
-  /** Connects every NIC to its switch and offers it on `server`; null when the VM has no NIC. */
-  static async open(server: ChannelOfferer, configs: readonly NicConfig[]): Promise<VmNetwork | null> {
+  /**
+   * Connects every NIC to its switch (or starts its NAT) and offers it on `server`; null when the VM has no
+   * NIC.
+   */
+  static async open(
+    server: ChannelOfferer,
+    configs: readonly NicConfig[],
+    options: VmNetworkOptions = {},
+  ): Promise<VmNetwork | null> {
     if (configs.length === 0) return null;
     const nics: Nic[] = [];
     try {
       for (const [i, config] of configs.entries()) {
         let vsp: NetVsp | null = null;
         let ended: string | null = null;
-        const attach = config.attach;
-        if (attach.kind !== "switch")
-          throw new VmNetworkError(
-            `NIC ${i} (${config.mac}): user networking is not available in this build`,
-          );
-        const link = await connectSwitchLink(attach.socket, {
+        const events: SwitchLinkEvents = {
           onFrame: (frame) => vsp?.receiveFrame(frame),
           onDrain: () => vsp?.resumeTransmit(),
           onClose: (reason) => {
@@ -64,21 +92,39 @@ export class VmNetwork {
             vsp?.setLink(false);
             vsp?.resumeTransmit();
           },
-        }).catch((e: unknown) => {
+        };
+        const attach = config.attach;
+        let nat: UserNat | null = null;
+        let link: SwitchLink;
+        try {
+          if (attach.kind === "switch") link = await connectSwitchLink(attach.socket, events);
+          else {
+            const dir = options.natLogDir ?? defaultNatLogDir();
+            mkdirSync(dir, { recursive: true, mode: 0o700 });
+            nat = await startUserNat({
+              forwards: attach.hostForwards,
+              logPath: join(dir, `user-nat-${process.pid}-nic${i}.log`),
+            });
+            link = streamLink(nat.socket, events, "the user NAT");
+          }
+        } catch (e) {
           if (e instanceof NetError) throw new VmNetworkError(`NIC ${i} (${config.mac}): ${e.message}`);
           throw e;
-        });
+        }
         vsp = new NetVsp(server, {
           instanceId: nicInstanceId(i),
           mac: macBytes(config.mac),
           name: `netvsp${i}`,
-          // Frames to a switch that went away are dropped; the VSP never stalls on a dead link.
+          // Frames to a link that went away are dropped; the VSP never stalls on a dead link.
           port: { send: (frame) => (link.open ? link.send(frame) : true) },
         });
-        nics.push({ config, vsp, link, ended: () => ended });
+        nics.push({ config, vsp, link, nat, ended: () => ended });
       }
     } catch (e) {
-      for (const n of nics) n.link.close();
+      for (const n of nics) {
+        n.link.close();
+        n.nat?.stop();
+      }
       throw e;
     }
     return new VmNetwork(nics);
@@ -102,15 +148,49 @@ export class VmNetwork {
       const nvsp =
         v.protocolVersion === 0 ? "" : `, NVSP ${v.protocolVersion >>> 16}.${v.protocolVersion & 0xffff}`;
       return (
-        `nic ${i}: ${n.config.mac} on ${n.config.attach.kind === "switch" ? n.config.attach.socket : "user NAT"}${n.ended() ? ` (disconnected: ${n.ended()})` : ""}; ` +
+        `nic ${i}: ${n.config.mac} on ${where(n)}${n.ended() ? ` (disconnected: ${ended(n)})` : ""}; ` +
         `netvsp ${v.state}${nvsp}, RNDIS ${v.rndis.state}, link ${v.linkUp ? "up" : "down"}; ` +
         `${c.txFrames} frames out, ${c.rxFrames} in; dropped: ${dropped || "none"}; refused: ${refused || "none"}`
       );
     });
   }
 
-  /** Disconnects every NIC from its switch. Safe to call more than once. */
-  close(): void {
-    for (const n of this.nics) n.link.close();
+  /** The user NATs' passt processes, in NIC order (null for a switch NIC). */
+  get natPids(): Array<number | null> {
+    return this.nics.map((n) => n.nat?.pid ?? null);
   }
+
+  /**
+   * Disconnects every NIC from its switch and stops the NATs. A NAT's log is removed when the NAT was still
+   * serving its NIC (nothing went wrong); one that ended on its own keeps its log for the post-mortem. Safe to
+   * call more than once.
+   */
+  close(): void {
+    for (const n of this.nics) {
+      const failed = n.ended() !== null;
+      n.link.close();
+      if (n.nat) {
+        n.nat.stop();
+        if (!failed) rmSync(n.nat.logPath, { force: true });
+      }
+    }
+  }
+}
+
+function where(n: Nic): string {
+  const a = n.config.attach;
+  if (a.kind === "switch") return a.socket;
+  const forwards = a.hostForwards.map(formatHostForward).join(" ");
+  return (
+    `the user NAT (passt ${n.nat?.pid}: ${USER_NET.guest}/${USER_NET.prefixLength} via ${USER_NET.gateway}` +
+    `${forwards ? `, forwards ${forwards}` : ""}; log ${n.nat?.logPath})`
+  );
+}
+
+/** Why a link ended; for a NAT, how passt ended and its last words. */
+function ended(n: Nic): string {
+  const reason = n.ended() ?? "";
+  const status = n.nat?.exitStatus();
+  if (!n.nat || status === null || status === undefined) return reason;
+  return `${reason}; passt exited (${status}): ${n.nat.outputTail().split("\n").slice(-2).join(" / ") || "no output"}`;
 }
