@@ -183,3 +183,16 @@ test(
     }
   },
 );
+
+test(
+  "a log that cannot be written is an error naming it, and no passt is started",
+  { skip: !havePasst && "passt is not installed" },
+  async () => {
+    const log = join(tmpdir(), `viridian-no-such-dir-${process.pid}`, "nat.log");
+    await assert.rejects(
+      () => startUserNat({ forwards: [], logPath: log }),
+      (e: unknown) =>
+        e instanceof NetError && e.message.startsWith(`cannot write passt's log ${log}: ENOENT`),
+    );
+  },
+);

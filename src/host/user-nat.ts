@@ -11,7 +11,15 @@
 
 import { spawn, type ChildProcess } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { chmodSync, createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  createWriteStream,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { createServer, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -148,7 +156,20 @@ export async function startUserNat(options: UserNatOptions): Promise<UserNat> {
     rmSync(pid.dir, { recursive: true, force: true });
     throw e;
   }
-  const log = createWriteStream(options.logPath, { mode: 0o600 });
+  let logFd: number;
+  try {
+    // Opened here, synchronously, so that a log that cannot be written is this error and not a stream event.
+    logFd = openSync(options.logPath, "w", 0o600);
+  } catch (e) {
+    rmSync(pid.dir, { recursive: true, force: true });
+    throw new NetError(
+      "invalid-argument",
+      `cannot write passt's log ${options.logPath}: ${(e as Error).message}`,
+    );
+  }
+  const log = createWriteStream("", { fd: logFd });
+  // A log that fails later (a full disk) loses passt's output, nothing else.
+  log.on("error", () => undefined);
   let tail = "";
   const child: ChildProcess = spawn("passt", args, { stdio: ["ignore", "pipe", "pipe", "pipe"] });
   const keep = (chunk: Buffer): void => {

@@ -100,7 +100,13 @@ export class VmNetwork {
           if (attach.kind === "switch") link = await connectSwitchLink(attach.socket, events);
           else {
             const dir = options.natLogDir ?? defaultNatLogDir();
-            mkdirSync(dir, { recursive: true, mode: 0o700 });
+            try {
+              mkdirSync(dir, { recursive: true, mode: 0o700 });
+            } catch (e) {
+              throw new VmNetworkError(
+                `NIC ${i} (${config.mac}): cannot create the NAT's log directory ${dir}: ${(e as Error).message}`,
+              );
+            }
             nat = await startUserNat({
               forwards: attach.hostForwards,
               logPath: join(dir, `user-nat-${process.pid}-nic${i}.log`),
@@ -121,10 +127,8 @@ export class VmNetwork {
         nics.push({ config, vsp, link, nat, ended: () => ended });
       }
     } catch (e) {
-      for (const n of nics) {
-        n.link.close();
-        n.nat?.stop();
-      }
+      // The NICs opened so far did nothing wrong: their NATs stop and their logs go.
+      new VmNetwork(nics).close();
       throw e;
     }
     return new VmNetwork(nics);
