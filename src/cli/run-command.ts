@@ -325,6 +325,8 @@ async function run(args: string[]): Promise<number> {
       serial: (byte) => out.push(byte),
       trace: trace === null ? undefined : (_record, line) => trace.line(line),
       maxInstructions: opts.maxInstructions,
+      // The terminal may be in raw mode: CR LF, and a line of its own.
+      notice: (text) => void process.stderr.write(`\r\nviridian: ${text}\r\n`),
       // VIRIDIAN_JIT_THRESHOLD (tests, experiments): block translation threshold, -1 for the interpreter only.
       jitThreshold: jitThresholdFromEnv(),
     });

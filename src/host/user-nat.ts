@@ -54,7 +54,7 @@ export interface UserNat {
   readonly logPath: string;
   /** passt's exit status ("1", "SIGTERM") once it has exited, else null. */
   exitStatus(): string | null;
-  /** The end of passt's output, for messages (syslog noise removed). */
+  /** The last lines of passt's output on one line, for messages (syslog noise removed). */
   outputTail(): string;
   /** Settles when passt has exited. */
   readonly exited: Promise<void>;
@@ -198,8 +198,10 @@ export async function startUserNat(options: UserNatOptions): Promise<UserNat> {
       .replace(/^Failed to send \d+ bytes to syslog\n/gm, "")
       .trim()
       .split("\n")
-      .slice(-8)
-      .join("\n");
+      .map((l) => l.trim())
+      .filter((l) => l !== "")
+      .slice(-4)
+      .join(" / ");
   const stop = (): void => {
     if (socket instanceof Socket) socket.destroy();
     if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");

@@ -54,6 +54,8 @@ export interface VmHost {
   dvdDrive?: boolean | undefined;
   /** Where user NICs' NATs (passt) log; default `logs/` in the runtime directory (the service: the VM's directory). */
   natLogDir?: string | undefined;
+  /** One-line notices while the VM runs (a user NIC's NAT that ended); default: none. */
+  notice?: ((text: string) => void) | undefined;
 }
 
 export type Vm =
@@ -188,11 +190,10 @@ async function buildLinux(c: VmConfig, host: VmHost, kernelPath: string, kernel:
   }
   let network: VmNetwork | null;
   try {
-    network = await VmNetwork.open(
-      machine.vmbus,
-      c.nics,
-      host.natLogDir !== undefined ? { natLogDir: host.natLogDir } : {},
-    );
+    network = await VmNetwork.open(machine.vmbus, c.nics, {
+      ...(host.natLogDir !== undefined ? { natLogDir: host.natLogDir } : {}),
+      ...(host.notice !== undefined ? { notice: host.notice } : {}),
+    });
   } catch (e) {
     await storage?.close().catch(() => undefined);
     if (e instanceof VmNetworkError) throw new VmBuildError(e.message);

@@ -48,6 +48,8 @@ interface Nic {
 export interface VmNetworkOptions {
   /** Where a user NIC's passt writes its output (default: `logs/` in the runtime directory). */
   natLogDir?: string;
+  /** Told, in one line, when a user NIC's NAT ends while the VM still uses it (the guest's link goes down). */
+  notice?: (text: string) => void;
 }
 
 /** The default directory of NAT logs: beside the switches' logs. */
@@ -66,7 +68,10 @@ export function nicInstanceId(index: number): Uint8Array {
 }
 
 export class VmNetwork {
-  private constructor(private readonly nics: readonly Nic[]) {}
+  private constructor(
+    private readonly nics: readonly Nic[],
+    private readonly closing: { done: boolean },
+  ) {}
 
   /**
    * Connects every NIC to its switch (or starts its NAT) and offers it on `server`; null when the VM has no
@@ -79,6 +84,8 @@ export class VmNetwork {
   ): Promise<VmNetwork | null> {
     if (configs.length === 0) return null;
     const nics: Nic[] = [];
+    // Set when the VM lets its NICs go: a NAT that exits after that was asked to.
+    const closing = { done: false };
     try {
       for (const [i, config] of configs.entries()) {
         let vsp: NetVsp | null = null;
@@ -112,6 +119,15 @@ export class VmNetwork {
               logPath: join(dir, `user-nat-${process.pid}-nic${i}.log`),
             });
             link = streamLink(nat.socket, events, "the user NAT");
+            const started = nat;
+            void started.exited.then(() => {
+              if (closing.done) return;
+              options.notice?.(
+                `NIC ${i} (${config.mac}): its NAT (passt) exited (${started.exitStatus()}): ` +
+                  `${started.outputTail() || "no output"}; ` +
+                  `the guest's link is down; log: ${started.logPath}`,
+              );
+            });
           }
         } catch (e) {
           if (e instanceof NetError) throw new VmNetworkError(`NIC ${i} (${config.mac}): ${e.message}`);
@@ -128,10 +144,11 @@ export class VmNetwork {
       }
     } catch (e) {
       // The NICs opened so far did nothing wrong: their NATs stop and their logs go.
-      new VmNetwork(nics).close();
+      closing.done = true;
+      new VmNetwork(nics, closing).close();
       throw e;
     }
-    return new VmNetwork(nics);
+    return new VmNetwork(nics, closing);
   }
 
   /** The VSPs, in NIC order (tests and inspect). */
@@ -170,6 +187,7 @@ export class VmNetwork {
    * call more than once.
    */
   close(): void {
+    this.closing.done = true;
     for (const n of this.nics) {
       const failed = n.ended() !== null;
       n.link.close();
@@ -196,5 +214,5 @@ function ended(n: Nic): string {
   const reason = n.ended() ?? "";
   const status = n.nat?.exitStatus();
   if (!n.nat || status === null || status === undefined) return reason;
-  return `${reason}; passt exited (${status}): ${n.nat.outputTail().split("\n").slice(-2).join(" / ") || "no output"}`;
+  return `${reason}; passt exited (${status}): ${n.nat.outputTail() || "no output"}`;
 }

@@ -4,8 +4,9 @@
 // wget from an HTTP server this test runs on the host's 127.0.0.1, through the gateway address, and its md5
 // matches; busybox httpd in the guest serves a page that the test fetches from the host at 127.0.0.1:P. After
 // `poweroff` (status 0) the NIC's passt has exited, nothing listens on P, the NAT's log is gone, and the boot
-// log is clean. Also without a guest: `viridian run` refusals (a forwarded port in use, passt not installed,
-// a bad port) and no orphan passt after `viridian run` is killed with SIGKILL.
+// log is clean. Also without a guest boot: `viridian run` refusals (a forwarded port in use, passt not
+// installed, a bad port), no orphan passt after `viridian run` is killed with SIGKILL, and a passt killed
+// under a running VM reported on stderr with its log kept.
 // Must not: assert timings (limits only keep a hang from hanging the suite), or send anything beyond this
 // machine's loopback (the guest reaches only the test's server, through the gateway).
 // Spec: issue 13 acceptance 1 (the bundled guest's part: hv_netvsc, DHCP, wget through the gateway) and 2
@@ -185,6 +186,47 @@ describe("viridian run --nic user: refusals and no orphan NAT (no guest boot)", 
         await exited;
         // Its socketpair's other end died with the process: passt quits (--fd implies --one-off).
         await waitUntil(`passt ${pids[0]} has exited`, () => !runs(pids[0]!), 60_000);
+      } finally {
+        child.kill("SIGKILL");
+        await exited;
+      }
+    },
+  );
+  it(
+    "a NAT that dies while the VM runs is reported on stderr, and its log is kept",
+    { timeout: 180_000 },
+    async () => {
+      const child = spawn(process.execPath, [BIN, "run", "--nic", "user"], {
+        env,
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let stderr = "";
+      // The guest's console output means the VM runs, so its NAT is past its start.
+      let consoleBytes = 0;
+      child.stdout.on("data", (c: Buffer) => (consoleBytes += c.length));
+      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+      const exited = new Promise<void>((r) => child.once("close", () => r()));
+      try {
+        let pids: number[] = [];
+        await waitUntil(
+          "the guest runs, with passt as a child of viridian run",
+          () => consoleBytes > 0 && (pids = passtChildren(child.pid!)).length > 0,
+          120_000,
+        );
+        process.kill(pids[0]!, "SIGKILL");
+        await waitUntil(
+          "viridian run reports the NAT's end",
+          () => /its NAT \(passt\) exited/.test(stderr),
+          60_000,
+        ).catch((e: Error) => {
+          throw new Error(`${e.message}\nviridian stderr:\n${stderr}`);
+        });
+        const m =
+          /NIC 0 \(00:15:5d(:[0-9a-f]{2}){3}\): its NAT \(passt\) exited \(SIGKILL\): .*; the guest's link is down; log: (\S+)\r?\n/.exec(
+            stderr,
+          );
+        assert.ok(m, stderr);
+        assert.ok(existsSync(m[2]!), `the log ${m[2]} is kept`);
       } finally {
         child.kill("SIGKILL");
         await exited;
