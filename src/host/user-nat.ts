@@ -184,6 +184,7 @@ export async function startUserNat(options: UserNatOptions): Promise<UserNat> {
     child.once("error", (e) => {
       spawnError = e;
       status ??= "not started";
+      log.end();
       resolve();
     });
     child.once("close", (code, signal) => {
