@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ApiError, isErrorCode } from "../api/errors.js";
 import type { VmFile } from "../api/schemas.js";
@@ -330,7 +331,15 @@ export class Supervisor implements WorkerLauncher {
     try {
       child = spawn(
         process.execPath,
-        [...workerPermissionArgs(file, vmDir), BIN, "worker", "--vm-dir", vmDir],
+        [
+          ...workerPermissionArgs(file, vmDir),
+          BIN,
+          "worker",
+          "--vm-dir",
+          vmDir,
+          "--switches",
+          join(this.dirs.switchRuntime, "switches"),
+        ],
         {
           detached: true,
           stdio: ["ignore", log, log],

@@ -46,16 +46,35 @@ const NO_SHUTDOWN_IC =
 
 /**
  * The VM's machine description: the `machine` section of its configuration file, which is a `VmConfig` field
- * for field except `nics`: the service's schema (version 1) has no NICs yet (docs/architecture.md, "Not
- * yet"), so a section without them means none. The file is untrusted here too (the service validated it, but
- * the worker reads it on its own), so it is checked again by `checkVmConfig`.
+ * for field except the NICs: the file names each NIC's switch (`{ mac, switch }`), which the worker resolves
+ * to that switch's ports socket under `switchesDir` (the service's switches, `<data>/run/switches`); a
+ * section without `nics` (schema 1, if one reaches the worker) means none. The file is untrusted here too
+ * (the service validated it, but the worker reads it on its own), so it is checked again by `checkVmConfig`.
  */
-export function readVmConfig(vmDir: string): VmConfig {
+export function readVmConfig(vmDir: string, switchesDir: string | null = null): VmConfig {
   const doc = JSON.parse(readFileSync(join(vmDir, "config.json"), "utf8")) as { machine?: unknown };
   const m = doc.machine;
-  const withNics = m !== null && typeof m === "object" && !("nics" in m) ? { ...m, nics: [] } : m;
-  return checkVmConfig(withNics);
+  if (m === null || typeof m !== "object" || Array.isArray(m)) return checkVmConfig(m);
+  const nics = (m as { nics?: unknown }).nics ?? [];
+  const resolved = Array.isArray(nics)
+    ? nics.map((n: unknown, i) => {
+        if (n === null || typeof n !== "object" || !("switch" in n)) return n;
+        const { switch: name, ...rest } = n as { switch: unknown };
+        if (typeof name !== "string" || !SWITCH_NAME.test(name))
+          throw new VmConfigError(`nics[${i}].switch`, "must be a switch name");
+        if (switchesDir === null)
+          throw new VmConfigError(
+            `nics[${i}].switch`,
+            "a switch NIC needs the worker's --switches directory",
+          );
+        return { ...rest, switchSocket: join(switchesDir, name, "ports.sock") };
+      })
+    : nics;
+  return checkVmConfig({ ...m, nics: resolved });
 }
+
+/** The service's switch names (src/api/schemas.ts SWITCH_NAME_PATTERN): never a path. */
+const SWITCH_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 
 /**
  * Builds the VM its configuration describes, through the one builder every VM goes through; a Linux VM gets
@@ -80,7 +99,11 @@ function probeOpen(path: string): number {
 export async function workerMain(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { "vm-dir": { type: "string" }, "probe-open": { type: "string" } },
+    options: {
+      "vm-dir": { type: "string" },
+      switches: { type: "string" },
+      "probe-open": { type: "string" },
+    },
     strict: true,
   });
   const vmDir = values["vm-dir"];
@@ -124,7 +147,7 @@ export async function workerMain(argv: string[]): Promise<number> {
 
   let vm: Vm;
   try {
-    vm = await buildMachine(readVmConfig(vmDir), serial);
+    vm = await buildMachine(readVmConfig(vmDir, values.switches ?? null), serial);
   } catch (e) {
     // A configuration or image problem is the VM's, reported on stderr (the service keeps it as the reason).
     const known = e instanceof VmConfigError || e instanceof VmBuildError || e instanceof SyntaxError;

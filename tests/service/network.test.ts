@@ -1,0 +1,143 @@
+// Switches and NICs through the service (issue 12, NICs and switches): a private switch created through the
+// API, two VMs with a NIC on it (one MAC given, one generated and kept in the file) boot the bundled guest,
+// get static addresses and ping each other; the switch cannot be deleted while they run (409 in-use); it
+// survives a SIGKILL of the service (the same process, and the guests still reach each other after the
+// restart); once the VMs are off it is deleted and its process ends.
+// Real HTTP over the service's UNIX socket, real worker and switch processes; one boot per VM.
+
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { after, before, describe, it } from "node:test";
+import { routePath } from "../../src/api/routes.js";
+import { Console, TestService } from "./harness.js";
+
+const PROMPT = "viridian-guest:~ # ";
+const LOCAL_UNICAST = /^[0-9a-f][26ae](:[0-9a-f]{2}){5}$/;
+
+interface SwitchView {
+  name: string;
+  state: string;
+  pid: number | null;
+  ports: unknown[];
+  vms: Array<{ name: string; running: boolean }>;
+}
+interface VmView {
+  etag: string;
+  config: { machine: { nics: Array<{ mac: string; switch: string }> } };
+}
+
+/** True while the process exists and is not a zombie (an orphaned switch may wait for a slow reaper). */
+function alive(pid: number): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Runs a command in the guest and waits for the marker it prints (computed, so the echoed command never matches). */
+async function run(con: Console, command: string, tag: string): Promise<string> {
+  const from = con.out.length;
+  con.type(`${command}; echo "${tag}-end-$((40+2))"`);
+  const at = await con.waitFor(`${tag}-end-42`, from);
+  return con.out.slice(from, at);
+}
+
+describe("switches and NICs through the service", { timeout: 1_200_000 }, () => {
+  let svc: TestService;
+  before(async () => {
+    svc = new TestService("net");
+    await svc.start();
+  });
+  after(async () => {
+    await svc.close();
+  });
+
+  it("two VMs on one service switch ping each other; in-use while they run; the switch survives a service restart", async () => {
+    const created = await svc.ok("POST", routePath("createSwitch"), { body: { name: "lan" } });
+    assert.equal(created.status, 201);
+    const sw0 = created.body as SwitchView;
+    assert.equal(sw0.state, "running");
+    const given = "02:00:5e:00:0a:01";
+    await svc.ok("POST", routePath("createVm"), {
+      body: { name: "a", memoryBytes: 128 * 1024 * 1024, nics: [{ switch: "lan", mac: given }] },
+    });
+    await svc.ok("POST", routePath("createVm"), { body: { name: "b", memoryBytes: 128 * 1024 * 1024 } });
+    const b0 = (await svc.ok("GET", routePath("getVm", { vm: "b" }))).body as VmView;
+    const added = await svc.ok("POST", routePath("addNic", { vm: "b" }), {
+      body: { switch: "lan" },
+      ifMatch: b0.etag,
+    });
+    const generated = (added.body as VmView).config.machine.nics[0]!.mac;
+    assert.match(generated, LOCAL_UNICAST, "a generated MAC is locally administered and unicast");
+    const again = (await svc.ok("GET", routePath("getVm", { vm: "b" }))).body as VmView;
+    assert.equal(again.config.machine.nics[0]!.mac, generated, "the generated MAC is kept in the file");
+    const nope = await svc.call("POST", routePath("addNic", { vm: "b" }), { body: { switch: "nosuch" } });
+    assert.equal(nope.status, 404);
+
+    const jobs = await Promise.all(
+      ["a", "b"].map(async (vm) => svc.job(await svc.ok("POST", routePath("startVm", { vm })))),
+    );
+    for (const j of jobs) assert.equal(j.state, "completed", JSON.stringify(j));
+    const running = await svc.call("POST", routePath("addNic", { vm: "a" }), { body: { switch: "lan" } });
+    assert.equal(running.status, 501, "NIC hot add is not available");
+
+    const [ca, cb] = await Promise.all([Console.open(svc, "a"), Console.open(svc, "b")]);
+    await Promise.all([ca.waitFor(PROMPT), cb.waitFor(PROMPT)]);
+    assert.match(await run(ca, "cat /sys/class/net/eth0/address", "mac"), new RegExp(given));
+    assert.match(await run(cb, "cat /sys/class/net/eth0/address", "mac"), new RegExp(generated));
+    await Promise.all([
+      run(ca, "ip link set eth0 up; ip addr add 10.77.0.1/24 dev eth0", "up"),
+      run(cb, "ip link set eth0 up; ip addr add 10.77.0.2/24 dev eth0", "up"),
+    ]);
+    // The first pings may go while a carrier comes up: retry until one is answered (bounded).
+    const ping = (con: Console, to: string): Promise<string> =>
+      run(
+        con,
+        `for i in $(seq 1 60); do ping -c 1 -W 2 ${to} >/dev/null 2>&1 && echo "ping-ok-$((6*7))" && break; done`,
+        "ping",
+      );
+    assert.match(await ping(ca, "10.77.0.2"), /ping-ok-42/);
+    assert.match(await ping(cb, "10.77.0.1"), /ping-ok-42/);
+
+    const inUse = await svc.call("DELETE", routePath("deleteSwitch", { name: "lan" }));
+    assert.equal(inUse.status, 409, inUse.text);
+    assert.equal((inUse.body as { error: { code: string } }).error.code, "in-use");
+    const sw1 = (await svc.ok("GET", routePath("getSwitch", { name: "lan" }))).body as SwitchView;
+    assert.deepEqual(sw1.vms.map((v) => [v.name, v.running]).sort(), [
+      ["a", true],
+      ["b", true],
+    ]);
+    assert.equal(sw1.ports.length, 2, "one port per running NIC");
+
+    // SIGKILL of the service: the switch process and the workers live on; a new service finds them.
+    ca.close();
+    cb.close();
+    await svc.kill();
+    await svc.start();
+    const sw2 = (await svc.ok("GET", routePath("getSwitch", { name: "lan" }))).body as SwitchView;
+    assert.equal(sw2.state, "running");
+    assert.equal(sw2.pid, sw0.pid, "the same switch process");
+    const ca2 = await Console.open(svc, "a");
+    assert.match(await ping(ca2, "10.77.0.2"), /ping-ok-42/);
+    ca2.close();
+
+    for (const vm of ["a", "b"]) {
+      const j = await svc.job(await svc.ok("POST", routePath("stopVm", { vm }), { body: { turnOff: true } }));
+      assert.equal(j.state, "completed", JSON.stringify(j));
+    }
+    const gone = await svc.call("DELETE", routePath("deleteSwitch", { name: "lan" }));
+    assert.equal(gone.status, 204, gone.text);
+    assert.deepEqual((await svc.ok("GET", routePath("listSwitches"))).body, []);
+    const deadline = Date.now() + 60_000;
+    while (alive(sw0.pid!)) {
+      assert.ok(Date.now() < deadline, "the switch process ended");
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    // A VM whose switch is gone does not start, and says why.
+    const refused = await svc.call("POST", routePath("startVm", { vm: "a" }));
+    assert.equal(refused.status, 409);
+    assert.match(refused.text, /switch 'lan'/);
+  });
+});
