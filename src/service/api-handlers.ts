@@ -123,7 +123,7 @@ export const handlers: Record<string, Handler> = {
     );
   },
   async removeDisk(req, reply, c) {
-    return withEtag(reply, c.vms.removeDisk(req.vmId!, ifMatch(req), diskIndex(req)));
+    return withEtag(reply, await c.vms.removeDisk(req.vmId!, ifMatch(req), diskIndex(req)));
   },
   async addNic(req, reply, c) {
     return withEtag(reply, c.vms.addNic(req.vmId!, ifMatch(req), req.body as NicAdd));

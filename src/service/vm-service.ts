@@ -335,8 +335,23 @@ export class VmService {
     return out;
   }
 
+  /**
+   * The worker of a VM whose disks may change now: null when it is off (only the file changes), the worker
+   * when it runs or is paused (hot add/remove), and invalid-state in between (a start or stop in progress
+   * would miss the change).
+   */
+  private diskWorker(id: string): WorkerHandle | null {
+    const r = this.rt(id);
+    if (OFFLINE_STATES.has(r.state)) return null;
+    if ((r.state === "Running" || r.state === "Paused") && r.worker) return r.worker;
+    throw new ApiError(
+      "invalid-state",
+      `disks change while the VM is Off, Running or Paused (it is ${r.state})`,
+    );
+  }
+
   addDisk(id: string, ifMatch: string | undefined, body: DiskAdd, requestedBy: string): Job {
-    this.requireOffline(id, "adding a disk");
+    this.diskWorker(id);
     const cur = this.current(id);
     if (ifMatch !== undefined && ifMatch !== cur.etag)
       throw new ApiError("precondition-failed", "the configuration changed");
@@ -358,18 +373,29 @@ export class VmService {
           throw e;
         }
       }
+      // Hot add while it runs: the worker has the disk before the file says so (a failure changes nothing).
+      const w = this.diskWorker(id);
+      if (w) await w.addDisk(path, readOnly);
       const { file } = this.store.update(id, undefined, (f) => {
         f.machine.disks.push({ path, readOnly });
         return f;
       });
-      return { disks: file.machine.disks };
+      return { disks: file.machine.disks, hotAdded: w !== null };
     });
   }
 
-  removeDisk(id: string, ifMatch: string | undefined, index: number): Vm {
-    this.requireOffline(id, "removing a disk");
-    this.store.update(id, ifMatch, (f) => {
-      if (index >= f.machine.disks.length) throw new ApiError("not-found", `no disk ${index}`);
+  async removeDisk(id: string, ifMatch: string | undefined, index: number): Promise<Vm> {
+    const w = this.diskWorker(id);
+    const cur = this.current(id);
+    if (ifMatch !== undefined && ifMatch !== cur.etag)
+      throw new ApiError("precondition-failed", "the configuration changed");
+    const disk = cur.file.machine.disks[index];
+    if (!disk) throw new ApiError("not-found", `no disk ${index}`);
+    // Hot remove: the worker detaches, flushes and closes the image before the file forgets it.
+    if (w) await w.removeDisk(index, disk.path);
+    this.store.update(id, w ? undefined : ifMatch, (f) => {
+      if (f.machine.disks[index]?.path !== disk.path)
+        throw new ApiError("conflict", "the VM's disks changed meanwhile");
       f.machine.disks.splice(index, 1);
       return f;
     });

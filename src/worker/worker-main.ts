@@ -17,6 +17,7 @@ import {
   MAX_FRAME,
   type MediumInfo,
   PROTOCOL_VERSION,
+  type RemoteDiskInfo,
   type SupervisorMessage,
   type WorkerMessage,
   type WorkerMetrics,
@@ -24,6 +25,7 @@ import {
   type WorkerRunState,
 } from "./protocol.js";
 import { MediumReads, RemoteMedium } from "./remote-medium.js";
+import { DiskIoRequests, RemoteDisk } from "./remote-disk.js";
 import { checkVmConfig, VmConfigError, type VmConfig } from "./vm-config.js";
 
 /** Console output kept for late subscribers (a reattached service, a new `vm console`). */
@@ -174,6 +176,49 @@ export async function workerMain(argv: string[]): Promise<number> {
     return null;
   };
 
+  const diskIo = new DiskIoRequests();
+  /** Disks the service serves for this worker (hot added while it ran), named in `hello` for a new service. */
+  const remoteDisks: RemoteDiskInfo[] = [];
+  const addDisk = (info: RemoteDiskInfo): { lun: number } => {
+    const storage = vm.storage;
+    if (storage === null)
+      throw new WorkerError(
+        "not-available",
+        "this VM has no SCSI controller (a Multiboot kernel has no VMBus devices)",
+      );
+    let disk: RemoteDisk;
+    try {
+      disk = new RemoteDisk(
+        info,
+        (rid, path, op, offset, length, data) => {
+          if (!conn || conn.destroyed) return false;
+          send({ type: "disk-io", rid, path, op, offset, length, data });
+          return true;
+        },
+        diskIo,
+      );
+    } catch (e) {
+      throw new WorkerError("bad-request", (e as Error).message);
+    }
+    const lun = storage.addDisk(disk, `disk (${info.path}, served by the service)`);
+    remoteDisks.push(info);
+    return { lun };
+  };
+  const removeDisk = async (index: number): Promise<{ lun: number }> => {
+    const storage = vm.storage;
+    if (storage === null || !Number.isInteger(index) || index < 0)
+      throw new WorkerError("not-found", `the VM has no disk ${index}`);
+    const removed = await storage.removeDisk(index).catch((e: unknown) => {
+      throw new WorkerError(
+        /no disk/.test((e as Error).message) ? "not-found" : "unavailable",
+        (e as Error).message,
+      );
+    });
+    const served = removed.disk instanceof RemoteDisk ? removed.disk.info : null;
+    if (served) remoteDisks.splice(remoteDisks.indexOf(served), 1);
+    return { lun: removed.lun };
+  };
+
   let running: Promise<PcStop> | null = null;
   let stopped: PcStop | null = null;
   const setState = (s: WorkerRunState, reason: string | null): void => {
@@ -222,7 +267,7 @@ export async function workerMain(argv: string[]): Promise<number> {
             "protocol",
             `protocol ${req.protocol} asked; this worker speaks ${PROTOCOL_VERSION}`,
           );
-        return { protocol: PROTOCOL_VERSION, pid: process.pid, vmId, state, remoteMedium };
+        return { protocol: PROTOCOL_VERSION, pid: process.pid, vmId, state, remoteMedium, remoteDisks };
       case "run":
         if (running) return { state };
         running = machine.run();
@@ -262,6 +307,10 @@ export async function workerMain(argv: string[]): Promise<number> {
       }
       case "set-dvd":
         return setDvd(req.medium);
+      case "add-disk":
+        return addDisk(req.disk);
+      case "remove-disk":
+        return removeDisk(req.index);
       case "console-input":
         machine.sendInput(Buffer.from(req.data, "base64"));
         return null;
@@ -278,6 +327,7 @@ export async function workerMain(argv: string[]): Promise<number> {
     // A newer connection is the supervisor now (a restarted service); the old one is dropped.
     conn?.destroy();
     mediumReads.failAll();
+    diskIo.failAll();
     conn = s;
     subscribed = false;
     let buf = Buffer.alloc(0);
@@ -297,6 +347,15 @@ export async function workerMain(argv: string[]): Promise<number> {
         } catch {
           s.destroy();
           return;
+        }
+        if (msg.type === "disk-io-done") {
+          if (conn === s)
+            diskIo.answer(
+              msg.rid,
+              typeof msg.data === "string" ? Buffer.from(msg.data, "base64") : null,
+              typeof msg.error === "string" ? msg.error : null,
+            );
+          continue;
         }
         if (msg.type === "medium-data") {
           if (conn === s)
@@ -325,6 +384,7 @@ export async function workerMain(argv: string[]): Promise<number> {
         conn = null;
         subscribed = false;
         mediumReads.failAll();
+        diskIo.failAll();
       }
     });
   });

@@ -1,12 +1,18 @@
-// Switches and NICs through the service (issue 12, NICs and switches): a private switch created through the
-// API, two VMs with a NIC on it (one MAC given, one generated and kept in the file) boot the bundled guest,
-// get static addresses and ping each other; the switch cannot be deleted while they run (409 in-use); it
-// survives a SIGKILL of the service (the same process, and the guests still reach each other after the
-// restart); once the VMs are off it is deleted and its process ends.
+// Devices of running VMs through the service (issue 12): switches and NICs, and disk hot add/remove.
+// A private switch created through the API, two VMs with a NIC on it (one MAC given, one generated and kept
+// in the file) boot the bundled guest, get static addresses and ping each other; the switch cannot be deleted
+// while they run (409 in-use); it survives a SIGKILL of the service (the same process, and the guests still
+// reach each other after the restart). Then, in the same boot, a new disk is hot added to a running guest
+// (it appears as a block device, is written and read), hot removed (the device goes; neither the worker nor
+// the service keeps the image open; what the guest wrote is in the image). Once the VMs are off the switch is
+// deleted and its process ends.
 // Real HTTP over the service's UNIX socket, real worker and switch processes; one boot per VM.
 
 import assert from "node:assert/strict";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
+import { NodeFileOpener } from "../../src/host/node-files.js";
+import { openImage } from "../../src/storage/open.js";
 import { after, before, describe, it } from "node:test";
 import { routePath } from "../../src/api/routes.js";
 import { Console, TestService } from "./harness.js";
@@ -31,6 +37,21 @@ function alive(pid: number): boolean {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
+  } catch {
+    return false;
+  }
+}
+
+/** Whether process `pid` has `path` open (its /proc fd links). */
+function holds(pid: number, path: string): boolean {
+  try {
+    return readdirSync(`/proc/${pid}/fd`).some((fd) => {
+      try {
+        return readlinkSync(`/proc/${pid}/fd/${fd}`) === path;
+      } catch {
+        return false;
+      }
+    });
   } catch {
     return false;
   }
@@ -121,7 +142,49 @@ describe("switches and NICs through the service", { timeout: 1_200_000 }, () => 
     assert.equal(sw2.pid, sw0.pid, "the same switch process");
     const ca2 = await Console.open(svc, "a");
     assert.match(await ping(ca2, "10.77.0.2"), /ping-ok-42/);
+
+    // Disk hot add to the running guest (a new 16 MiB dynamic VHDX): the guest's storvsc rescans and finds it.
+    const image = join(svc.dataDir, "images", "hot.vhdx");
+    const hot = await svc.job(
+      await svc.ok("POST", routePath("addDisk", { vm: "a" }), {
+        body: { path: image, create: { sizeBytes: 16 * 1024 * 1024 } },
+      }),
+    );
+    assert.equal(hot.state, "completed", JSON.stringify(hot));
+    assert.equal((hot.result as { hotAdded: boolean }).hotAdded, true);
+    const appeared = await run(
+      ca2,
+      "for i in $(seq 1 300); do [ -b /dev/sda ] && break; sleep 0.2; done; cat /sys/block/sda/size; " +
+        "echo hot-plugged-data | dd of=/dev/sda bs=512 count=1 conv=sync 2>/dev/null; sync; " +
+        "echo 3 > /proc/sys/vm/drop_caches; dd if=/dev/sda bs=512 count=1 2>/dev/null | head -c 16; echo",
+      "hot",
+    );
+    assert.match(appeared, /\r\n32768\r\n/, `the guest sees a 16 MiB disk: ${appeared}`);
+    assert.match(appeared, /hot-plugged-data/);
+    const vmA = (await svc.ok("GET", routePath("getVm", { vm: "a" }))).body as {
+      worker: { pid: number };
+      config: { machine: { disks: Array<{ path: string }> } };
+    };
+    assert.deepEqual(
+      vmA.config.machine.disks.map((d) => d.path),
+      [image],
+    );
+    // Hot remove: the device goes from the guest, and nobody keeps the image open.
+    await svc.ok("DELETE", routePath("removeDisk", { vm: "a", index: 0 }));
+    const went = await run(
+      ca2,
+      'for i in $(seq 1 300); do [ -e /sys/block/sda ] || break; sleep 0.2; done; [ -e /sys/block/sda ] && echo "still-$((1+1))" || echo "gone-$((1+1))"',
+      "unplug",
+    );
+    assert.match(went, /gone-2/, went);
     ca2.close();
+    assert.equal(holds(vmA.worker.pid, image), false, "the worker does not hold the image");
+    assert.equal(holds(svc.child!.pid!, image), false, "the service does not hold the image");
+    const img = await openImage(new NodeFileOpener(), image, { readOnly: true });
+    const sector = new Uint8Array(512);
+    await img.read(0, sector);
+    await img.close();
+    assert.equal(Buffer.from(sector.subarray(0, 16)).toString(), "hot-plugged-data");
 
     for (const vm of ["a", "b"]) {
       const j = await svc.job(await svc.ok("POST", routePath("stopVm", { vm }), { body: { turnOff: true } }));
