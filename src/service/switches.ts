@@ -8,7 +8,8 @@
 // Spec: docs/architecture.md "Switches and NICs in the service"; src/host/switch-daemon.ts (control protocol).
 
 import { spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Type } from "@sinclair/typebox";
 import { Value } from "@sinclair/typebox/value";
@@ -185,6 +186,18 @@ export class SwitchService {
   /** Starts every switch of the inventory that is not running (after a host restart); failures are kept as reasons. */
   async init(): Promise<void> {
     if (this.loadError) console.error(`viridian serve: ${this.loadError}`);
+    // A switch started for a create that never reached switches.json (the service was killed in between) is
+    // not the inventory's: it is stopped, so the name can be created again.
+    if (!this.loadError) {
+      let running: string[] = [];
+      try {
+        running = readdirSync(join(this.dirs.switchRuntime, "switches"));
+      } catch {
+        // none yet
+      }
+      for (const name of running.filter((n) => !this.has(n)))
+        await this.stopProcess(name).catch(() => undefined);
+    }
     await Promise.all(
       this.entries.map((e) =>
         this.ensureRunning(e).catch((err: unknown) =>
