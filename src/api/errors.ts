@@ -14,6 +14,7 @@ export const ERROR_STATUS = {
   conflict: 409, // a name already taken, a scope still in use, a built-in role
   "invalid-state": 409, // the VM's lifecycle state does not allow the operation (start a Running VM)
   "invalid-configuration": 409, // the VM's configuration file is unreadable; only delete is possible
+  "in-use": 409, // a switch that a running VM is connected to (stop the VM or remove its NIC first)
   "precondition-failed": 412, // If-Match names a version that is no longer current
   "payload-too-large": 413,
   "unsupported-media-type": 415,

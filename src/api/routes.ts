@@ -48,6 +48,12 @@ export interface RouteDef {
   etag?: true;
   /** A second operation that also grants access (the console: input and output are separate rights). */
   alsoAccepts?: OperationId;
+  /**
+   * A second operation needed as well, checked against the host scope (adding a NIC needs vm.hardware.add on
+   * the VM's scope and switch.connect, a host-level right). Routes whose body may ask for it (create a VM
+   * with NICs) check it in their handler instead.
+   */
+  alsoRequires?: OperationId;
   /** Served at the root, not under API_PREFIX (Prometheus expects `/metrics`). */
   root?: true;
 }
@@ -65,6 +71,10 @@ const NameParam = Type.Object(
   { additionalProperties: false },
 );
 const DiskParam = Type.Object(
+  { vm: Type.String({ minLength: 1, maxLength: 64 }), index: Type.String({ pattern: "^[0-9]{1,2}$" }) },
+  { additionalProperties: false },
+);
+const NicParam = Type.Object(
   { vm: Type.String({ minLength: 1, maxLength: 64 }), index: Type.String({ pattern: "^[0-9]{1,2}$" }) },
   { additionalProperties: false },
 );
@@ -216,7 +226,7 @@ export const ROUTES: readonly RouteDef[] = [
     id: "addDisk",
     method: "POST",
     path: "/vms/:vm/disks",
-    summary: "Attach a disk, creating its image first when asked (a job)",
+    summary: "Attach a disk, creating its image first when asked (a job); while the VM runs it is hot added",
     operation: "vm.hardware.add",
     target: "vm",
     params: VmParam,
@@ -242,7 +252,7 @@ export const ROUTES: readonly RouteDef[] = [
     id: "removeDisk",
     method: "DELETE",
     path: "/vms/:vm/disks/:index",
-    summary: "Detach a disk (its image stays)",
+    summary: "Detach a disk (its image stays); while the VM runs it is hot removed",
     operation: "vm.hardware.remove",
     target: "vm",
     params: DiskParam,
@@ -276,6 +286,32 @@ export const ROUTES: readonly RouteDef[] = [
     etag: true,
   },
   {
+    id: "addNic",
+    method: "POST",
+    path: "/vms/:vm/nics",
+    summary: "Add a NIC on a switch (the VM is Off); the MAC is generated unless given",
+    operation: "vm.hardware.add",
+    alsoRequires: "switch.connect",
+    target: "vm",
+    params: VmParam,
+    body: S.NicAdd,
+    status: 200,
+    response: S.Vm,
+    etag: true,
+  },
+  {
+    id: "removeNic",
+    method: "DELETE",
+    path: "/vms/:vm/nics/:index",
+    summary: "Remove a NIC (the VM is Off); the NICs after it move up",
+    operation: "vm.hardware.remove",
+    target: "vm",
+    params: NicParam,
+    status: 200,
+    response: S.Vm,
+    etag: true,
+  },
+  {
     id: "vmConsole",
     method: "GET",
     path: "/vms/:vm/console",
@@ -288,6 +324,50 @@ export const ROUTES: readonly RouteDef[] = [
     status: 200,
     response: null,
     websocket: true,
+  },
+  // Switches
+  {
+    id: "listSwitches",
+    method: "GET",
+    path: "/switches",
+    summary: "The service's virtual switches",
+    operation: "switch.read",
+    target: "host",
+    status: 200,
+    response: List(S.Switch),
+  },
+  {
+    id: "createSwitch",
+    method: "POST",
+    path: "/switches",
+    summary: "Create a switch (private, or NAT with host forwards; optionally a TAP port) and start it",
+    operation: "switch.create",
+    target: "host",
+    body: S.SwitchCreate,
+    status: 201,
+    response: S.Switch,
+  },
+  {
+    id: "getSwitch",
+    method: "GET",
+    path: "/switches/:name",
+    summary: "A switch: its state, ports and the VMs with a NIC on it",
+    operation: "switch.read",
+    target: "host",
+    params: NameParam,
+    status: 200,
+    response: S.Switch,
+  },
+  {
+    id: "deleteSwitch",
+    method: "DELETE",
+    path: "/switches/:name",
+    summary: "Stop and delete a switch (409 in-use while a running VM is connected)",
+    operation: "switch.delete",
+    target: "host",
+    params: NameParam,
+    status: 204,
+    response: null,
   },
   // Jobs and events
   {

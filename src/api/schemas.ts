@@ -42,6 +42,30 @@ export const DiskConfig = Type.Object(
   { additionalProperties: false },
 );
 
+/** A virtual switch's name (the switch's directory and sockets are named after it). */
+export const SWITCH_NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$";
+export const SwitchName = Type.String({
+  pattern: SWITCH_NAME_PATTERN,
+  description: "1-32 characters: letters, digits, _ . - (not first)",
+});
+/** A unicast MAC address in lower case (the first octet's group bit clear). */
+export const MacAddress = Type.String({
+  pattern: "^[0-9a-f][02468ace](:[0-9a-f]{2}){5}$",
+  description: "aa:bb:cc:dd:ee:ff, lower case, unicast",
+});
+
+/**
+ * A synthetic NIC in a VM's file. What it is plugged into is one key: `switch` (a switch the service
+ * manages, by name). Other attachments (a private user-mode NAT, `{ user: { hostForwards } }`) will be
+ * further members of a union keyed the same way, so a file never needs a `kind` field.
+ */
+export const NicConfig = Type.Object(
+  { mac: MacAddress, switch: SwitchName },
+  { additionalProperties: false },
+);
+export type NicConfig = Static<typeof NicConfig>;
+export const MAX_NICS = 8;
+
 /** What the worker builds: the worker tier's `VmConfig`, field for field (a test holds them equal). */
 export const MachineConfig = Type.Object(
   {
@@ -57,6 +81,7 @@ export const MachineConfig = Type.Object(
     ),
     disks: Type.Array(DiskConfig, { maxItems: 8 }),
     dvd: Nullable(FilePath),
+    nics: Type.Array(NicConfig, { maxItems: MAX_NICS }),
     time: Type.Object({ source: Type.Literal("host"), paceMips: PaceMips }, { additionalProperties: false }),
     rtcOffsetSeconds: RtcOffset,
   },
@@ -76,7 +101,7 @@ export const AutomaticStopAction = Type.Union([
 ]);
 
 /** The schema version this build writes; older files are migrated on read (src/service/vm-store.ts). */
-export const VM_FILE_VERSION = 1;
+export const VM_FILE_VERSION = 2;
 
 /** A VM's configuration file (`<data>/vms/<id>/config.json`), validated on every read. */
 export const VmFile = Type.Object(
@@ -118,6 +143,13 @@ export const Vm = Type.Object({
 });
 export type Vm = Static<typeof Vm>;
 
+/** A NIC to add: the MAC is generated (locally administered, unique in the VM) when absent. */
+export const NicAdd = Type.Object(
+  { mac: Type.Optional(MacAddress), switch: SwitchName },
+  { additionalProperties: false },
+);
+export type NicAdd = Static<typeof NicAdd>;
+
 export const VmCreate = Type.Object(
   {
     name: Name,
@@ -131,6 +163,8 @@ export const VmCreate = Type.Object(
     rtcOffsetSeconds: Type.Optional(RtcOffset),
     automaticStartAction: Type.Optional(AutomaticStartAction),
     automaticStopAction: Type.Optional(AutomaticStopAction),
+    /** NICs, in order (eth0, eth1, ...); each needs switch.connect too. */
+    nics: Type.Optional(Type.Array(NicAdd, { maxItems: MAX_NICS })),
   },
   { additionalProperties: false },
 );
@@ -170,6 +204,53 @@ export const DiskAdd = Type.Object(
   { additionalProperties: false },
 );
 export type DiskAdd = Static<typeof DiskAdd>;
+
+export const SwitchKind = Type.Union([Type.Literal("private"), Type.Literal("nat")]);
+/** A host forward of a NAT switch, as `viridian switch --hostfwd` takes it. */
+export const HostForwardText = Type.String({
+  pattern: "^(tcp|udp):[0-9.]{7,15}:[0-9]{1,5}-:[0-9]{1,5}$",
+  description: "tcp|udp:HOSTADDR:HOSTPORT-:GUESTPORT, e.g. tcp:127.0.0.1:2222-:22",
+});
+
+/** A switch in the service's inventory (`<data>/switches.json`); its process keeps it running. */
+export const SwitchCreate = Type.Object(
+  {
+    name: SwitchName,
+    kind: Type.Optional(SwitchKind),
+    /** NAT switches only: host ports forwarded to guests. */
+    hostForwards: Type.Optional(Type.Array(HostForwardText, { maxItems: 32 })),
+    /** An existing TAP device to add as a port (through vde_plug). */
+    tap: Type.Optional(Type.String({ pattern: "^[A-Za-z0-9_.-]{1,15}$" })),
+  },
+  { additionalProperties: false },
+);
+export type SwitchCreate = Static<typeof SwitchCreate>;
+
+export const SwitchPortInfo = Type.Object({
+  id: Type.Integer(),
+  name: Type.String(),
+  kind: Type.String(),
+  rxFrames: Type.Integer(),
+  txFrames: Type.Integer(),
+  rxDropped: Type.Integer(),
+  txDropped: Type.Integer(),
+});
+
+export const Switch = Type.Object({
+  name: Type.String(),
+  kind: SwitchKind,
+  hostForwards: Type.Array(Type.String()),
+  tap: Nullable(Type.String()),
+  /** running: its process answers; stopped: it does not (the reason says why). */
+  state: Type.Union([Type.Literal("running"), Type.Literal("stopped")]),
+  reason: Nullable(Type.String()),
+  pid: Nullable(Type.Integer()),
+  ports: Type.Array(SwitchPortInfo),
+  /** The VMs whose configuration has a NIC on this switch, and whether each runs. */
+  vms: Type.Array(Type.Object({ id: Uuid, name: Type.String(), running: Type.Boolean() })),
+  created: Timestamp,
+});
+export type Switch = Static<typeof Switch>;
 
 export const DiskPathChange = Type.Object({ path: FilePath }, { additionalProperties: false });
 export const DvdSet = Type.Object({ path: FilePath }, { additionalProperties: false });

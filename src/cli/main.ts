@@ -78,6 +78,7 @@ registerCommand("diverge", async () => (await import("./diverge-command.js")).co
 registerCommand("switch", async () => (await import("./switch-command.js")).command);
 // Clients of the VM service (`viridian serve`, dispatched by bin/viridian.js): they speak its API only.
 registerCommand("vm", async () => (await import("./vm-command.js")).command);
+registerCommand("vmswitch", async () => (await import("./vmswitch-command.js")).command);
 registerCommand("auth", async () => (await import("./auth-command.js")).command);
 registerCommand("job", async () => (await import("./job-command.js")).jobCommand);
 registerCommand("events", async () => (await import("./job-command.js")).eventsCommand);

@@ -13,8 +13,8 @@ import type { Command } from "./command.js";
 const USAGE = `usage: viridian vm <verb> ...
 
   new NAME [--memory SIZE] [--cpus N] [--kernel FILE] [--initrd FILE] [--cmdline S] [--scope S]
-           [--new-vhd PATH --size SIZE] [--disk PATH] [--dvd ISO] [--start-action nothing|start|start-if-running]
-           [--stop-action shutdown|turn-off|leave-running]
+           [--new-vhd PATH --size SIZE] [--disk PATH] [--dvd ISO] [--nic switch=SWITCH[,mac=MAC]]...
+           [--start-action nothing|start|start-if-running] [--stop-action shutdown|turn-off|leave-running]
   list                                  the VMs you may see
   show NAME                             configuration and state
   start NAME [--no-wait]                a job; waits for it unless --no-wait
@@ -27,6 +27,8 @@ const USAGE = `usage: viridian vm <verb> ...
   disk add NAME PATH [--new --size SIZE [--fixed]] [--read-only]
   disk remove NAME INDEX
   dvd set NAME ISO | dvd eject NAME
+  nic add NAME SWITCH [--mac MAC]       a NIC on one of the service's switches (viridian vmswitch); VM Off
+  nic remove NAME INDEX
 
 ${CONNECTION_HELP}`;
 
@@ -59,7 +61,23 @@ const VM_OPTIONS = {
   new: { type: "boolean" },
   fixed: { type: "boolean" },
   "read-only": { type: "boolean" },
+  nic: { type: "string", multiple: true },
+  mac: { type: "string" },
 } as const;
+
+/** `--nic switch=SWITCH[,mac=MAC]`, the form `viridian run` takes (here the switch is one of the service's). */
+function parseNic(text: string): { switch: string; mac?: string } {
+  let sw: string | undefined;
+  let mac: string | undefined;
+  for (const part of text.split(",")) {
+    const [k, v] = part.split(/=(.*)/s, 2);
+    if (k === "switch" && v) sw = v;
+    else if (k === "mac" && v) mac = v.toLowerCase();
+    else throw new UsageError(`--nic: cannot use '${part}' (expected switch=SWITCH[,mac=aa:bb:cc:dd:ee:ff])`);
+  }
+  if (sw === undefined) throw new UsageError("--nic needs switch=SWITCH");
+  return mac === undefined ? { switch: sw } : { switch: sw, mac };
+}
 
 function str(p: Parsed, k: string): string | undefined {
   const v = p.values[k];
@@ -120,6 +138,7 @@ function showVm(v: Vm): string {
       `automatic start: ${c.automaticStartAction}; automatic stop: ${c.automaticStopAction}`,
     );
     m.disks.forEach((d, i) => lines.push(`disk ${i}:  ${d.path}${d.readOnly ? " (read-only)" : ""}`));
+    m.nics.forEach((n, i) => lines.push(`nic ${i}:   ${n.mac} on switch ${n.switch}`));
   }
   return lines.join("\n");
 }
@@ -127,6 +146,8 @@ function showVm(v: Vm): string {
 async function vmNew(api: ApiClient, p: Parsed): Promise<number> {
   const [name] = need(p, 1, "viridian vm new NAME [options]");
   const body: Record<string, unknown> = { name: name!, ...settings(p) };
+  const nics = p.values.nic;
+  if (Array.isArray(nics) && nics.length > 0) body.nics = nics.map(parseNic);
   const scope = str(p, "scope");
   if (scope !== undefined) body.scope = scope;
   const newVhd = str(p, "new-vhd");
@@ -281,7 +302,7 @@ async function run(args: string[]): Promise<number> {
   try {
     let sub: string | undefined;
     let tail = rest;
-    if (verb === "disk" || verb === "dvd") {
+    if (verb === "disk" || verb === "dvd" || verb === "nic") {
       sub = rest[0];
       tail = rest.slice(1);
     }
@@ -397,6 +418,29 @@ async function run(args: string[]): Promise<number> {
           return EXIT.ok;
         }
         throw new UsageError("usage: viridian vm dvd set|eject ...");
+      }
+      case "nic": {
+        if (sub === "add") {
+          const [name, sw] = need(p, 2, "viridian vm nic add NAME SWITCH [--mac MAC]");
+          const mac = str(p, "mac");
+          const { body } = await api.call<Vm>(
+            "addNic",
+            { vm: name! },
+            { body: { switch: sw!, ...(mac !== undefined ? { mac: mac.toLowerCase() } : {}) } },
+          );
+          if (p.json) printJson(body);
+          else console.log(showVm(body));
+          return EXIT.ok;
+        }
+        if (sub === "remove") {
+          const [name, index] = need(p, 2, "viridian vm nic remove NAME INDEX");
+          if (!/^[0-9]{1,2}$/.test(index!))
+            throw new UsageError(`INDEX is a NIC number (vm show lists them), got '${index}'`);
+          const { body } = await api.call<Vm>("removeNic", { vm: name!, index: index! });
+          if (p.json) printJson(body);
+          return EXIT.ok;
+        }
+        throw new UsageError("usage: viridian vm nic add|remove ...");
       }
       default:
         throw new UsageError(`unknown verb '${verb}'\n\n${USAGE}`);

@@ -44,9 +44,9 @@ export function switchNames(): string[] {
   }
 }
 
-function open(name: string): Promise<Socket> {
+function open(name: string, dir = switchDir(name)): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const s = connect(controlSocketOf(switchDir(name)));
+    const s = connect(controlSocketOf(dir));
     s.once("connect", () => {
       s.removeAllListeners("error");
       resolve(s);
@@ -56,8 +56,13 @@ function open(name: string): Promise<Socket> {
 }
 
 /** Sends one request and returns the answer line's value (rejects with the switch's error message). */
-export async function controlRequest<T>(name: string, request: ControlRequest): Promise<T> {
-  const s = await open(name);
+export async function controlRequest<T>(
+  name: string,
+  request: ControlRequest,
+  /** The switch's directory when it is not under this process's runtime directory (the service's switches). */
+  dir?: string,
+): Promise<T> {
+  const s = await open(name, dir);
   return new Promise<T>((resolve, reject) => {
     let text = "";
     s.setEncoding("utf8");

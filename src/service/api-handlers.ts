@@ -8,9 +8,18 @@
 
 import type { FastifyInstance, FastifyReply, FastifyRequest } from "fastify";
 import { ApiError } from "../api/errors.js";
-import { OPERATION_IDS } from "../api/operations.js";
+import { HOST_SCOPE, OPERATION_IDS } from "../api/operations.js";
 import { routePath } from "../api/routes.js";
-import type { DiskAdd, Job, ServiceConfig, Vm, VmCreate, VmPatch } from "../api/schemas.js";
+import type {
+  DiskAdd,
+  Job,
+  NicAdd,
+  ServiceConfig,
+  SwitchCreate,
+  Vm,
+  VmCreate,
+  VmPatch,
+} from "../api/schemas.js";
 import type { ServiceParts } from "./service-parts.js";
 import { renderMetrics, type RequestCounter } from "./metrics.js";
 
@@ -55,7 +64,17 @@ export const handlers: Record<string, Handler> = {
     return visible;
   },
   async createVm(req, reply, c) {
-    const { vm } = c.vms.create(req.body as VmCreate);
+    const body = req.body as VmCreate;
+    // NICs plug into host-level switches: creating a VM with NICs needs switch.connect too (as adding one does).
+    for (const n of body.nics ?? []) {
+      const d = c.authz.authorize(req.identity, "switch.connect", HOST_SCOPE, `switch:${n.switch}`);
+      if (!d.allowed)
+        throw new ApiError(
+          "forbidden",
+          `${req.identity.name} may not switch.connect on switch:${n.switch}: ${d.reason}`,
+        );
+    }
+    const { vm } = c.vms.create(body);
     void reply.header("location", routePath("getVm", { vm: vm.id }));
     return withEtag(reply, vm);
   },
@@ -104,13 +123,36 @@ export const handlers: Record<string, Handler> = {
     );
   },
   async removeDisk(req, reply, c) {
-    return withEtag(reply, c.vms.removeDisk(req.vmId!, ifMatch(req), diskIndex(req)));
+    return withEtag(reply, await c.vms.removeDisk(req.vmId!, ifMatch(req), diskIndex(req)));
+  },
+  async addNic(req, reply, c) {
+    return withEtag(reply, c.vms.addNic(req.vmId!, ifMatch(req), req.body as NicAdd));
+  },
+  async removeNic(req, reply, c) {
+    return withEtag(reply, c.vms.removeNic(req.vmId!, ifMatch(req), diskIndex(req)));
   },
   async setDvd(req, reply, c) {
     return withEtag(reply, await c.vms.setDvd(req.vmId!, ifMatch(req), (req.body as { path: string }).path));
   },
   async ejectDvd(req, reply, c) {
     return withEtag(reply, await c.vms.setDvd(req.vmId!, ifMatch(req), null));
+  },
+
+  // ---- switches ----
+  async listSwitches(_req, _reply, c) {
+    return c.switches.list();
+  },
+  async createSwitch(req, reply, c) {
+    const sw = await c.switches.create(req.body as SwitchCreate);
+    void reply.header("location", routePath("getSwitch", { name: sw.name }));
+    return sw;
+  },
+  async getSwitch(req, _reply, c) {
+    return c.switches.view(P(req).name!);
+  },
+  async deleteSwitch(req, _reply, c) {
+    await c.switches.delete(P(req).name!);
+    return null;
   },
 
   // ---- jobs ----

@@ -206,6 +206,13 @@ function authorizeRoute(route: RouteDef, req: FastifyRequest, parts: ServicePart
   }
   if (!allowed)
     throw new ApiError("forbidden", `${who.name} may not ${ops.join(" or ")} on ${target}: ${reason}`);
+  if (route.alsoRequires) {
+    const sw = (req.body as { switch?: unknown } | undefined)?.switch;
+    const on = typeof sw === "string" ? `switch:${sw}` : "host";
+    const d = parts.authz.authorize(who, route.alsoRequires, HOST_SCOPE, on);
+    if (!d.allowed)
+      throw new ApiError("forbidden", `${who.name} may not ${route.alsoRequires} on ${on}: ${d.reason}`);
+  }
 }
 
 function registerRoute(
@@ -232,7 +239,7 @@ function registerRoute(
     response,
     ...(route.operation
       ? {
-          description: `Needs \`${route.operation}\`${route.alsoAccepts ? ` or \`${route.alsoAccepts}\`` : ""} (target: ${route.target}).`,
+          description: `Needs \`${route.operation}\`${route.alsoAccepts ? ` or \`${route.alsoAccepts}\`` : ""} (target: ${route.target})${route.alsoRequires ? `, and \`${route.alsoRequires}\` on the host` : ""}.`,
         }
       : {}),
   };

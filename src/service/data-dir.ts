@@ -36,6 +36,20 @@ export class DataDir {
   get apiSocket(): string {
     return apiSocketPath(this.root);
   }
+  /** The service's virtual switches: their settings (the inventory; the processes run from it). */
+  get switchesFile(): string {
+    return join(this.root, "switches.json");
+  }
+  /** The runtime directory the service's switches run under (`<run>/switches/<name>/` each). */
+  get switchRuntime(): string {
+    return this.runDir;
+  }
+  switchDir(name: string): string {
+    return join(this.runDir, "switches", name);
+  }
+  switchLog(name: string): string {
+    return join(this.root, "logs", `switch-${name}.log`);
+  }
   get vmsDir(): string {
     return join(this.root, "vms");
   }
@@ -63,6 +77,7 @@ export class DataDir {
   }
   /** Creates the directory tree, every directory private to this user. */
   create(): void {
-    for (const d of [this.root, this.images, this.runDir, this.vmsDir]) makePrivateDir(d);
+    for (const d of [this.root, this.images, this.runDir, this.vmsDir, join(this.root, "logs")])
+      makePrivateDir(d);
   }
 }

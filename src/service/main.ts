@@ -18,6 +18,7 @@ import { EventBus } from "./events.js";
 import { Jobs } from "./jobs.js";
 import { listen, type Listening } from "./listen.js";
 import { ServiceConfigStore } from "./service-config.js";
+import { SwitchService } from "./switches.js";
 import { Supervisor } from "./supervisor.js";
 import { VmService } from "./vm-service.js";
 import { LOCAL_PRINCIPAL } from "./auth-store.js";
@@ -98,7 +99,18 @@ export async function serve(argv: string[]): Promise<number> {
     const { VmStore } = await import("./vm-store.js");
     const store = new VmStore(dirs);
     const supervisor = new Supervisor(dirs);
-    vms = new VmService(dirs, store, auth, supervisor, jobs, events, () => config.get());
+    // The switch inventory asks the VM service which VMs use a switch; the VM service asks it which exist.
+    const switches: SwitchService = new SwitchService(dirs, (name) => vms.switchUsers(name));
+    vms = new VmService(
+      dirs,
+      store,
+      auth,
+      supervisor,
+      jobs,
+      events,
+      () => config.get(),
+      (name) => switches.has(name),
+    );
     const localSockets = new WeakSet<object>();
     const app = await createApp({
       auth,
@@ -107,10 +119,13 @@ export async function serve(argv: string[]): Promise<number> {
       jobs,
       events,
       vms,
+      switches,
       config,
       isLocal: (s) => localSockets.has(s as object),
       version: version(),
     });
+    // Switches first: VMs started by their automatic start action connect to them.
+    await switches.init();
     await vms.init(LOCAL_PRINCIPAL);
     listening = await listen(
       app,

@@ -9,6 +9,7 @@ import type { Authorizer } from "./authorizer.js";
 import type { EventBus } from "./events.js";
 import type { Jobs } from "./jobs.js";
 import type { ServiceConfigStore } from "./service-config.js";
+import type { SwitchService } from "./switches.js";
 import type { VmService } from "./vm-service.js";
 
 export interface ServiceParts {
@@ -18,6 +19,7 @@ export interface ServiceParts {
   jobs: Jobs;
   events: EventBus;
   vms: VmService;
+  switches: SwitchService;
   config: ServiceConfigStore;
   /** True for connections accepted on the local UNIX socket. */
   isLocal(socket: unknown): boolean;

@@ -10,6 +10,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { connect, type Socket } from "node:net";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ApiError, isErrorCode } from "../api/errors.js";
 import type { VmFile } from "../api/schemas.js";
@@ -25,6 +26,7 @@ import {
 import { bundledGuestFiles } from "../worker/build-vm.js";
 import type { DataDir } from "./data-dir.js";
 import { openMedium, ServedMedium } from "./served-medium.js";
+import { openServedDisk, ServedDisks } from "./served-disks.js";
 import type { WorkerHandle, WorkerLauncher } from "./workers.js";
 
 const INSTALL_ROOT = fileURLToPath(new URL("../../../", import.meta.url));
@@ -121,6 +123,8 @@ class WorkerConnection implements WorkerHandle {
   private detached = false;
   /** The DVD medium this service reads for the worker (one inserted while the VM runs). */
   private readonly medium: ServedMedium;
+  /** The disks this service serves for the worker (hot added while the VM runs). */
+  private readonly disks: ServedDisks;
   state: WorkerRunState;
 
   constructor(
@@ -131,6 +135,7 @@ class WorkerConnection implements WorkerHandle {
   ) {
     this.state = hello.state;
     this.medium = new ServedMedium(hello.remoteMedium);
+    this.disks = new ServedDisks(Array.isArray(hello.remoteDisks) ? hello.remoteDisks : []);
     let buf = Buffer.alloc(0);
     socket.on("data", (d: Buffer) => {
       buf = Buffer.concat([buf, d]);
@@ -174,6 +179,20 @@ class WorkerConnection implements WorkerHandle {
             : { type: "medium-data", rid: m.rid, data: null, error: r.error };
         this.socket.write(JSON.stringify(answer) + "\n");
       });
+    } else if (m.type === "disk-io") {
+      void this.disks.io(m.path, m.op, m.offset, m.length, m.data).then((r) => {
+        if (this.socket.destroyed) return;
+        const answer =
+          "data" in r
+            ? {
+                type: "disk-io-done",
+                rid: m.rid,
+                data: m.op === "read" ? Buffer.from(r.data).toString("base64") : null,
+                error: null,
+              }
+            : { type: "disk-io-done", rid: m.rid, data: null, error: r.error };
+        this.socket.write(JSON.stringify(answer) + "\n");
+      });
     } else if (m.type === "console") {
       const bytes = Buffer.from(m.data, "base64");
       for (const l of this.consoleListeners) l(bytes);
@@ -186,6 +205,7 @@ class WorkerConnection implements WorkerHandle {
 
   private onClose(): void {
     void this.medium.close();
+    void this.disks.close();
     for (const p of this.pending.values()) {
       clearTimeout(p.timer);
       p.reject(new ApiError("unavailable", "the worker went away"));
@@ -252,6 +272,23 @@ class WorkerConnection implements WorkerHandle {
       throw e;
     }
     await this.medium.keepOnly(path);
+  }
+  /** Hot add: the service opens the image and serves it; the worker attaches it and the guest rescans. */
+  async addDisk(path: string, readOnly: boolean): Promise<void> {
+    const { info, disk } = await openServedDisk(path, readOnly);
+    // Served before the worker attaches it: the guest's rescan may read it at once.
+    this.disks.add(path, disk);
+    try {
+      await this.request({ type: "add-disk", disk: info });
+    } catch (e) {
+      await this.disks.remove(path);
+      throw e;
+    }
+  }
+  /** Hot remove of disk `index` (configuration order): the worker detaches and closes it, then so does the service. */
+  async removeDisk(index: number, path: string): Promise<void> {
+    await this.request({ type: "remove-disk", index });
+    await this.disks.remove(path);
   }
   async inspect(): Promise<string> {
     return ((await this.request({ type: "inspect" })) as { text: string }).text;
@@ -330,7 +367,15 @@ export class Supervisor implements WorkerLauncher {
     try {
       child = spawn(
         process.execPath,
-        [...workerPermissionArgs(file, vmDir), BIN, "worker", "--vm-dir", vmDir],
+        [
+          ...workerPermissionArgs(file, vmDir),
+          BIN,
+          "worker",
+          "--vm-dir",
+          vmDir,
+          "--switches",
+          join(this.dirs.switchRuntime, "switches"),
+        ],
         {
           detached: true,
           stdio: ["ignore", log, log],

@@ -6,11 +6,23 @@
 // image-paths.ts has not accepted.
 // Spec: docs/architecture.md "The VM service"; Hyper-V New-VM/Start-VM/Stop-VM/Set-VMDvdDrive semantics.
 
-import { randomUUID } from "node:crypto";
+import { randomBytes, randomUUID } from "node:crypto";
 import { readFileSync, rmSync } from "node:fs";
 import { ApiError } from "../api/errors.js";
 import { DEFAULT_SCOPE, HOST_SCOPE } from "../api/operations.js";
-import type { DiskAdd, Job, ServiceConfig, Vm, VmCreate, VmFile, VmPatch, VmState } from "../api/schemas.js";
+import {
+  MAX_NICS,
+  type DiskAdd,
+  type Job,
+  type NicAdd,
+  type NicConfig,
+  type ServiceConfig,
+  type Vm,
+  type VmCreate,
+  type VmFile,
+  type VmPatch,
+  type VmState,
+} from "../api/schemas.js";
 import { NodeFileOpener } from "../host/node-files.js";
 import { StorageError } from "../storage/disk.js";
 import { createImage } from "../storage/open.js";
@@ -21,6 +33,7 @@ import type { EventBus } from "./events.js";
 import { checkImagePath } from "./image-paths.js";
 import type { Jobs } from "./jobs.js";
 import { DELETABLE_STATES, nextState, OFFLINE_STATES, type LifecycleEvent } from "./lifecycle.js";
+import type { SwitchUser } from "./switches.js";
 import type { VmStore } from "./vm-store.js";
 import type { WorkerHandle, WorkerLauncher } from "./workers.js";
 
@@ -48,6 +61,8 @@ export class VmService {
     private readonly jobs: Jobs,
     private readonly events: EventBus,
     private readonly config: () => ServiceConfig,
+    /** Whether the service's inventory holds a switch of this name. */
+    private readonly switchExists: (name: string) => boolean,
   ) {}
 
   /** Image roots: the data directory's `images` plus the configured ones. */
@@ -184,8 +199,10 @@ export class VmService {
     if (!this.auth.hasScope(scope)) throw new ApiError("not-found", `no scope '${scope}'`);
     if (this.nameTaken(body.name)) throw new ApiError("conflict", `a VM named '${body.name}' exists`);
     this.checkBootPaths(body);
+    const nics: NicConfig[] = [];
+    for (const n of body.nics ?? []) nics.push(this.newNic(nics, n));
     const file: VmFile = {
-      schemaVersion: 1,
+      schemaVersion: 2,
       id: randomUUID(),
       name: body.name,
       scope,
@@ -196,6 +213,7 @@ export class VmService {
         boot: { kernel: body.kernel ?? null, initrd: body.initrd ?? null, cmdline: body.cmdline ?? null },
         disks: [],
         dvd: null,
+        nics,
         time: { source: "host", paceMips: body.paceMips ?? null },
         rtcOffsetSeconds: body.rtcOffsetSeconds ?? 0,
       },
@@ -254,17 +272,86 @@ export class VmService {
     return this.store.ids().filter((id) => this.scopeOf(id) === scope).length;
   }
 
-  private requireOffline(id: string, what: string): void {
+  private requireOffline(id: string, what: string, vsp = "the storage VSP"): void {
     const s = this.rt(id).state;
     if (!OFFLINE_STATES.has(s))
       throw new ApiError(
         "not-available",
-        `${what} while the VM runs needs hot add/remove in the storage VSP, which this build does not have; stop the VM first (it is ${s})`,
+        `${what} while the VM runs needs hot add/remove in ${vsp}, which this build does not have; stop the VM first (it is ${s})`,
       );
   }
 
+  /**
+   * A NIC for the VM whose NICs are `existing`: its switch must be in the inventory; its MAC is the one asked
+   * (unique in the VM) or a random locally administered unicast one (IEEE 802: first octet's bit 1 set, bit 0
+   * clear), which the file then keeps so the guest sees the same address every boot.
+   */
+  private newNic(existing: readonly NicConfig[], n: NicAdd): NicConfig {
+    if (!this.switchExists(n.switch)) throw new ApiError("not-found", `no switch '${n.switch}'`);
+    if (existing.length >= MAX_NICS) throw new ApiError("conflict", `the VM has ${MAX_NICS} NICs already`);
+    const taken = new Set(existing.map((e) => e.mac));
+    if (n.mac !== undefined) {
+      if (taken.has(n.mac)) throw new ApiError("conflict", `the VM has a NIC with MAC ${n.mac} already`);
+      return { mac: n.mac, switch: n.switch };
+    }
+    for (;;) {
+      const b = randomBytes(6);
+      b[0] = (b[0]! & 0xfc) | 0x02;
+      const mac = [...b].map((x) => x.toString(16).padStart(2, "0")).join(":");
+      if (!taken.has(mac)) return { mac, switch: n.switch };
+    }
+  }
+
+  addNic(id: string, ifMatch: string | undefined, body: NicAdd): Vm {
+    this.requireOffline(id, "adding a NIC", "the network VSP");
+    this.store.update(id, ifMatch, (f) => {
+      f.machine.nics.push(this.newNic(f.machine.nics, body));
+      return f;
+    });
+    return this.view(id);
+  }
+
+  removeNic(id: string, ifMatch: string | undefined, index: number): Vm {
+    this.requireOffline(id, "removing a NIC", "the network VSP");
+    this.store.update(id, ifMatch, (f) => {
+      if (index >= f.machine.nics.length) throw new ApiError("not-found", `no NIC ${index}`);
+      f.machine.nics.splice(index, 1);
+      return f;
+    });
+    return this.view(id);
+  }
+
+  /** The VMs whose configuration has a NIC on switch `name`, and whether each has a worker. */
+  switchUsers(name: string): SwitchUser[] {
+    const out: SwitchUser[] = [];
+    for (const id of this.store.ids()) {
+      const rec = this.store.read(id);
+      if (rec.ok && rec.file.machine.nics.some((n) => n.switch === name)) {
+        // A VM that is starting is about to connect: it counts as running.
+        const r = this.rt(id);
+        out.push({ id, name: rec.file.name, running: r.worker !== null || r.state === "Starting" });
+      }
+    }
+    return out;
+  }
+
+  /**
+   * The worker of a VM whose disks may change now: null when it is off (only the file changes), the worker
+   * when it runs or is paused (hot add/remove), and invalid-state in between (a start or stop in progress
+   * would miss the change).
+   */
+  private diskWorker(id: string): WorkerHandle | null {
+    const r = this.rt(id);
+    if (OFFLINE_STATES.has(r.state)) return null;
+    if ((r.state === "Running" || r.state === "Paused") && r.worker) return r.worker;
+    throw new ApiError(
+      "invalid-state",
+      `disks change while the VM is Off, Running or Paused (it is ${r.state})`,
+    );
+  }
+
   addDisk(id: string, ifMatch: string | undefined, body: DiskAdd, requestedBy: string): Job {
-    this.requireOffline(id, "adding a disk");
+    this.diskWorker(id);
     const cur = this.current(id);
     if (ifMatch !== undefined && ifMatch !== cur.etag)
       throw new ApiError("precondition-failed", "the configuration changed");
@@ -286,18 +373,29 @@ export class VmService {
           throw e;
         }
       }
+      // Hot add while it runs: the worker has the disk before the file says so (a failure changes nothing).
+      const w = this.diskWorker(id);
+      if (w) await w.addDisk(path, readOnly);
       const { file } = this.store.update(id, undefined, (f) => {
         f.machine.disks.push({ path, readOnly });
         return f;
       });
-      return { disks: file.machine.disks };
+      return { disks: file.machine.disks, hotAdded: w !== null };
     });
   }
 
-  removeDisk(id: string, ifMatch: string | undefined, index: number): Vm {
-    this.requireOffline(id, "removing a disk");
-    this.store.update(id, ifMatch, (f) => {
-      if (index >= f.machine.disks.length) throw new ApiError("not-found", `no disk ${index}`);
+  async removeDisk(id: string, ifMatch: string | undefined, index: number): Promise<Vm> {
+    const w = this.diskWorker(id);
+    const cur = this.current(id);
+    if (ifMatch !== undefined && ifMatch !== cur.etag)
+      throw new ApiError("precondition-failed", "the configuration changed");
+    const disk = cur.file.machine.disks[index];
+    if (!disk) throw new ApiError("not-found", `no disk ${index}`);
+    // Hot remove: the worker detaches, flushes and closes the image before the file forgets it.
+    if (w) await w.removeDisk(index, disk.path);
+    this.store.update(id, w ? undefined : ifMatch, (f) => {
+      if (f.machine.disks[index]?.path !== disk.path)
+        throw new ApiError("conflict", "the VM's disks changed meanwhile");
       f.machine.disks.splice(index, 1);
       return f;
     });
@@ -378,6 +476,12 @@ export class VmService {
 
   start(id: string, requestedBy: string): Job {
     const { file } = this.current(id);
+    const missing = file.machine.nics.find((n) => !this.switchExists(n.switch));
+    if (missing)
+      throw new ApiError(
+        "conflict",
+        `the VM's NIC is on switch '${missing.switch}', which does not exist (create it, or remove the NIC)`,
+      );
     this.transition(id, "start");
     return this.jobs.start("vm.start", "vm.start", this.jobVm(id), requestedBy, true, async (ctx) => {
       let w: WorkerHandle;

@@ -16,7 +16,7 @@ after(() => rmSync(root, { recursive: true, force: true }));
 
 function sample(id = "0b9d2f7e-3c1a-4d5e-9f00-112233445566"): VmFile {
   return {
-    schemaVersion: 1,
+    schemaVersion: 2,
     id,
     name: "web1",
     scope: "default",
@@ -27,6 +27,7 @@ function sample(id = "0b9d2f7e-3c1a-4d5e-9f00-112233445566"): VmFile {
       boot: { kernel: null, initrd: null, cmdline: null },
       disks: [],
       dvd: null,
+      nics: [],
       time: { source: "host", paceMips: null },
       rtcOffsetSeconds: 0,
     },
@@ -69,7 +70,7 @@ describe("VmStore", () => {
 
   it("a hand-broken file is an invalid record with the parse error, and is never rewritten", () => {
     const id = sample().id;
-    const broken = '{"schemaVersion": 1, "id": ';
+    const broken = '{"schemaVersion": 2, "id": ';
     writeFileSync(dirs.vmConfig(id), broken);
     const rec = store.read(id);
     assert.equal(rec.ok, false);
@@ -94,12 +95,63 @@ describe("VmStore", () => {
     const v0 = { ...doc, schemaVersion: 0 } as Record<string, unknown>;
     // Version 0 is not valid (versions start at 1): a positive integer is required.
     assert.throws(() => parseVmFile(JSON.stringify(v0)), /positive integer/);
-    // A table that knows how to go from a pretend version 1 to 2 is exercised through the current version 1:
-    // documents of the current version pass through untouched, and an absent step is an error.
+    // Documents of the current version pass through untouched, whatever the table; an absent step is an error.
     const steps: Migration[] = [{ from: 1, migrate: (d) => ({ ...d, schemaVersion: 2 }) }];
     assert.deepEqual(parseVmFile(serializeVmFile(sample()), steps), sample());
     const noStep: Migration[] = [];
     assert.deepEqual(parseVmFile(serializeVmFile(sample()), noStep), sample());
+    const v1 = { ...doc, schemaVersion: 1 };
+    assert.throws(() => parseVmFile(JSON.stringify(v1), noStep), /no migration to 2/);
+  });
+
+  it("a version 1 file on disk (no NICs) reads as version 2 with none, and is written as version 2", () => {
+    const id = "2b9d2f7e-3c1a-4d5e-9f00-112233445566";
+    // Byte for byte what a version 1 service wrote (schema 1 had no `nics` in `machine`).
+    const v1Text = `{
+  "schemaVersion": 1,
+  "id": "${id}",
+  "name": "old1",
+  "scope": "default",
+  "created": "2026-12-01T10:00:00.000Z",
+  "machine": {
+    "memoryBytes": 134217728,
+    "processors": 1,
+    "boot": {
+      "kernel": null,
+      "initrd": null,
+      "cmdline": "console=ttyS0"
+    },
+    "disks": [
+      {
+        "path": "/srv/images/old1.vhdx",
+        "readOnly": false
+      }
+    ],
+    "dvd": null,
+    "time": {
+      "source": "host",
+      "paceMips": null
+    },
+    "rtcOffsetSeconds": 0
+  },
+  "automaticStartAction": "start-if-running",
+  "automaticStopAction": "shutdown"
+}
+`;
+    store.create(sample(id));
+    writeFileSync(dirs.vmConfig(id), v1Text);
+    const rec = store.read(id);
+    assert.ok(rec.ok, JSON.stringify(rec));
+    assert.equal(rec.file.schemaVersion, 2);
+    assert.deepEqual(rec.file.machine.nics, []);
+    assert.deepEqual(rec.file.machine.disks, [{ path: "/srv/images/old1.vhdx", readOnly: false }]);
+    assert.equal(rec.file.automaticStartAction, "start-if-running");
+    // Reading never writes; the first change writes the current version.
+    assert.equal(readFileSync(dirs.vmConfig(id), "utf8"), v1Text);
+    store.update(id, rec.etag, (f) => ({ ...f, name: "old1b" }));
+    const written = JSON.parse(readFileSync(dirs.vmConfig(id), "utf8")) as VmFile;
+    assert.equal(written.schemaVersion, 2);
+    assert.deepEqual(written.machine.nics, []);
   });
 
   it("writes leave no temporary file behind", () => {

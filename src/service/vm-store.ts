@@ -24,8 +24,18 @@ export interface Migration {
   migrate(doc: Record<string, unknown>): Record<string, unknown>;
 }
 
-/** The migrations this build knows, in order. Version 1 is the first published format: none yet. */
-export const MIGRATIONS: readonly Migration[] = [];
+/** The migrations this build knows, in order. */
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    // Version 2 added NICs: a version 1 machine had none.
+    from: 1,
+    migrate(doc) {
+      const machine = doc.machine;
+      if (!isRecord(machine)) return { ...doc, schemaVersion: 2 };
+      return { ...doc, schemaVersion: 2, machine: { ...machine, nics: [] } };
+    },
+  },
+];
 
 export type VmRecord =
   | { id: string; ok: true; file: VmFile; etag: string }

@@ -17,6 +17,10 @@ export interface WorkerHandle {
   /** Powers off at once; resolves once the worker reported the VM stopped. */
   turnOff(): Promise<void>;
   setDvd(path: string | null): Promise<void>;
+  /** Hot add of a disk (the service opens and serves the image); it becomes the VM's last disk. */
+  addDisk(path: string, readOnly: boolean): Promise<void>;
+  /** Hot remove of disk `index` whose image is `path`; resolves once the worker and the service closed it. */
+  removeDisk(index: number, path: string): Promise<void>;
   inspect(): Promise<string>;
   metrics(): Promise<WorkerMetrics>;
   sendConsole(bytes: Uint8Array): Promise<void>;

@@ -12,7 +12,7 @@
 // one, which is how a restarted service reattaches); it never exits while the guest runs unless told to turn
 // off, and it exits after sending `stopped` once the guest is off.
 
-export const PROTOCOL_VERSION = 2;
+export const PROTOCOL_VERSION = 3;
 /** A frame longer than this is a protocol error (console data is sent in chunks well below it). */
 export const MAX_FRAME = 1024 * 1024;
 
@@ -35,6 +35,16 @@ export type WorkerRequest =
    * when it starts): the service opened and checked the ISO, and answers the worker's `medium-read`s.
    */
   | { id: number; type: "set-dvd"; medium: MediumInfo | null }
+  /**
+   * Hot add: attach a disk the service opened (and serves through `disk-io`) on a free LUN of the SCSI
+   * controller and tell the guest to rescan; it becomes the last of the VM's disks.
+   */
+  | { id: number; type: "add-disk"; disk: RemoteDiskInfo }
+  /**
+   * Hot remove: detach the VM's disk number `index` (configuration order), wait for its commands, flush and
+   * close it (a file the worker opened is closed by the worker) and tell the guest to rescan.
+   */
+  | { id: number; type: "remove-disk"; index: number }
   /** Console input (base64 bytes). */
   | { id: number; type: "console-input"; data: string }
   /** Start sending console output notifications, beginning with the last `backlog` bytes kept. */
@@ -48,8 +58,26 @@ export interface MediumData {
   error: string | null;
 }
 
+/** The answer to the worker's `disk-io` `rid`: base64 bytes for a read, empty for the others, or why not. */
+export interface DiskIoDone {
+  type: "disk-io-done";
+  rid: number;
+  data: string | null;
+  error: string | null;
+}
+
 /** Everything the service sends a worker. */
-export type SupervisorMessage = WorkerRequest | MediumData;
+export type SupervisorMessage = WorkerRequest | MediumData | DiskIoDone;
+
+/** A disk the service opened for the worker (hot added while the VM runs). */
+export interface RemoteDiskInfo {
+  path: string;
+  capacity: number;
+  logicalSectorSize: number;
+  physicalSectorSize: number;
+  readOnly: boolean;
+  identity: string;
+}
 
 /** A DVD medium the service reads for the worker (an ISO 9660 image, 2048-byte sectors). */
 export interface MediumInfo {
@@ -65,6 +93,8 @@ export interface WorkerHello {
   state: WorkerRunState;
   /** The DVD medium the service must read for the worker (one inserted while it ran), or null. */
   remoteMedium: MediumInfo | null;
+  /** The disks the service must serve for the worker (hot added while it ran). */
+  remoteDisks: RemoteDiskInfo[];
 }
 
 export interface WorkerMetrics {
@@ -85,6 +115,19 @@ export type WorkerNotification =
   | { type: "console"; data: string }
   | { type: "state"; state: WorkerRunState; reason: string | null }
   /** Bytes [offset, offset + length) of the medium at `path`, which the service opened for the worker. */
-  | { type: "medium-read"; rid: number; path: string; offset: number; length: number };
+  | { type: "medium-read"; rid: number; path: string; offset: number; length: number }
+  /**
+   * I/O on a hot-added disk the service serves: read `length` bytes at byte `offset`, write `data` (base64)
+   * there, flush, or trim `length` bytes; answered by `disk-io-done` with the same `rid`.
+   */
+  | {
+      type: "disk-io";
+      rid: number;
+      path: string;
+      op: "read" | "write" | "flush" | "trim";
+      offset: number;
+      length: number;
+      data: string | null;
+    };
 
 export type WorkerMessage = WorkerResponse | WorkerNotification;

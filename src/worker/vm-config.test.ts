@@ -227,3 +227,30 @@ test("buildVm refuses what it cannot build, with a clear error and no machine", 
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test("a service VM file's NICs name switches: the worker resolves each to its ports socket, and refuses a name that is a path", async () => {
+  const { readVmConfig } = await import("./worker-main.js");
+  const dir = mkdtempSync(join(tmpdir(), "viridian-vmfile-"));
+  try {
+    const machine = { ...vmConfig({}), nics: [{ mac: "02:00:00:00:00:01", switch: "lan" }] };
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ schemaVersion: 2, machine }));
+    assert.deepEqual(readVmConfig(dir, "/run/sw").nics, [
+      { mac: "02:00:00:00:00:01", switchSocket: "/run/sw/lan/ports.sock" },
+    ]);
+    assert.throws(() => readVmConfig(dir, null), /--switches/);
+    writeFileSync(
+      join(dir, "config.json"),
+      JSON.stringify({ machine: { ...machine, nics: [{ mac: "02:00:00:00:00:01", switch: "../x" }] } }),
+    );
+    assert.throws(
+      () => readVmConfig(dir, "/run/sw"),
+      (e: unknown) => e instanceof VmConfigError,
+    );
+    // A machine section without NICs (schema 1) means none.
+    const { nics: _none, ...v1 } = machine;
+    writeFileSync(join(dir, "config.json"), JSON.stringify({ machine: v1 }));
+    assert.deepEqual(readVmConfig(dir, "/run/sw").nics, []);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -14,7 +14,7 @@ import type { ImageDisk } from "../storage/image-format.js";
 import { openImage } from "../storage/open.js";
 import { guidConstant } from "../support/ms-guid.js";
 import type { DvdLun } from "../vsp/storvsp/dvd-lun.js";
-import { ScsiController } from "../vsp/storvsp/scsi-controller.js";
+import { MAX_LUNS as CONTROLLER_LUNS, ScsiController } from "../vsp/storvsp/scsi-controller.js";
 import { StorageVsp, type ChannelOfferer } from "../vsp/storvsp/storvsp.js";
 import type { DiskConfig } from "./vm-config.js";
 
@@ -49,7 +49,8 @@ export class VmStorage {
   private constructor(
     readonly controller: ScsiController,
     readonly vsp: StorageVsp,
-    private readonly attached: readonly Attached[],
+    /** The disks in configuration order (hot-added ones last); their LUNs need not be in order. */
+    private readonly attached: Attached[],
     private readonly dvdDrive: DvdDrive | null,
   ) {}
 
@@ -132,6 +133,44 @@ export class VmStorage {
       const failures = await closeAll([before]);
       if (failures.length > 0) throw new VmStorageError(failures.join("; "));
     }
+  }
+
+  /**
+   * Hot add: attaches `disk` on the lowest free LUN as the VM's last disk and tells the guest to rescan
+   * (storvsc then scans the bus and finds the new unit). Returns the LUN.
+   */
+  addDisk(disk: Disk, what: string): number {
+    if (this.closing) throw new VmStorageError("the VM's storage is closing");
+    const used = new Set(this.controller.luns);
+    let lun = 0;
+    while (used.has(lun)) lun++;
+    if (lun >= CONTROLLER_LUNS) throw new VmStorageError(`every LUN of the controller is in use`);
+    this.controller.attachDisk(lun, disk);
+    this.attached.push({ lun, what, disk });
+    this.vsp.rescan();
+    return lun;
+  }
+
+  /**
+   * Hot remove of the VM's disk number `index`: the unit leaves the controller at once (new commands to it
+   * end as INVALID_LUN, which makes storvsc remove the device when the rescan's TEST UNIT READY meets it),
+   * its commands in flight finish, the guest is told to rescan, then the image is flushed and closed.
+   */
+  async removeDisk(index: number): Promise<{ what: string; lun: number; disk: Disk }> {
+    if (this.closing) throw new VmStorageError("the VM's storage is closing");
+    const a = this.attached[index];
+    if (a === undefined) throw new VmStorageError(`the VM has no disk ${index}`);
+    this.attached.splice(index, 1);
+    await this.controller.detach(a.lun);
+    this.vsp.rescan();
+    const failures: string[] = [];
+    if (!a.disk.readOnly)
+      await a.disk
+        .flush()
+        .catch((e: unknown) => failures.push(`${a.what}: flush failed: ${(e as Error).message}`));
+    failures.push(...(await closeAll([a])));
+    if (failures.length > 0) throw new VmStorageError(failures.join("; "));
+    return { what: a.what, lun: a.lun, disk: a.disk };
   }
 
   /** LUN, role and path of each image, for inspect(). */

@@ -17,6 +17,7 @@ import {
   MAX_FRAME,
   type MediumInfo,
   PROTOCOL_VERSION,
+  type RemoteDiskInfo,
   type SupervisorMessage,
   type WorkerMessage,
   type WorkerMetrics,
@@ -24,6 +25,7 @@ import {
   type WorkerRunState,
 } from "./protocol.js";
 import { MediumReads, RemoteMedium } from "./remote-medium.js";
+import { DiskIoRequests, RemoteDisk } from "./remote-disk.js";
 import { checkVmConfig, VmConfigError, type VmConfig } from "./vm-config.js";
 
 /** Console output kept for late subscribers (a reattached service, a new `vm console`). */
@@ -46,16 +48,35 @@ const NO_SHUTDOWN_IC =
 
 /**
  * The VM's machine description: the `machine` section of its configuration file, which is a `VmConfig` field
- * for field except `nics`: the service's schema (version 1) has no NICs yet (docs/architecture.md, "Not
- * yet"), so a section without them means none. The file is untrusted here too (the service validated it, but
- * the worker reads it on its own), so it is checked again by `checkVmConfig`.
+ * for field except the NICs: the file names each NIC's switch (`{ mac, switch }`), which the worker resolves
+ * to that switch's ports socket under `switchesDir` (the service's switches, `<data>/run/switches`); a
+ * section without `nics` (schema 1, if one reaches the worker) means none. The file is untrusted here too
+ * (the service validated it, but the worker reads it on its own), so it is checked again by `checkVmConfig`.
  */
-export function readVmConfig(vmDir: string): VmConfig {
+export function readVmConfig(vmDir: string, switchesDir: string | null = null): VmConfig {
   const doc = JSON.parse(readFileSync(join(vmDir, "config.json"), "utf8")) as { machine?: unknown };
   const m = doc.machine;
-  const withNics = m !== null && typeof m === "object" && !("nics" in m) ? { ...m, nics: [] } : m;
-  return checkVmConfig(withNics);
+  if (m === null || typeof m !== "object" || Array.isArray(m)) return checkVmConfig(m);
+  const nics = (m as { nics?: unknown }).nics ?? [];
+  const resolved = Array.isArray(nics)
+    ? nics.map((n: unknown, i) => {
+        if (n === null || typeof n !== "object" || !("switch" in n)) return n;
+        const { switch: name, ...rest } = n as { switch: unknown };
+        if (typeof name !== "string" || !SWITCH_NAME.test(name))
+          throw new VmConfigError(`nics[${i}].switch`, "must be a switch name");
+        if (switchesDir === null)
+          throw new VmConfigError(
+            `nics[${i}].switch`,
+            "a switch NIC needs the worker's --switches directory",
+          );
+        return { ...rest, switchSocket: join(switchesDir, name, "ports.sock") };
+      })
+    : nics;
+  return checkVmConfig({ ...m, nics: resolved });
 }
+
+/** The service's switch names (src/api/schemas.ts SWITCH_NAME_PATTERN): never a path. */
+const SWITCH_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$/;
 
 /**
  * Builds the VM its configuration describes, through the one builder every VM goes through; a Linux VM gets
@@ -80,7 +101,11 @@ function probeOpen(path: string): number {
 export async function workerMain(argv: string[]): Promise<number> {
   const { values } = parseArgs({
     args: argv,
-    options: { "vm-dir": { type: "string" }, "probe-open": { type: "string" } },
+    options: {
+      "vm-dir": { type: "string" },
+      switches: { type: "string" },
+      "probe-open": { type: "string" },
+    },
     strict: true,
   });
   const vmDir = values["vm-dir"];
@@ -124,7 +149,7 @@ export async function workerMain(argv: string[]): Promise<number> {
 
   let vm: Vm;
   try {
-    vm = await buildMachine(readVmConfig(vmDir), serial);
+    vm = await buildMachine(readVmConfig(vmDir, values.switches ?? null), serial);
   } catch (e) {
     // A configuration or image problem is the VM's, reported on stderr (the service keeps it as the reason).
     const known = e instanceof VmConfigError || e instanceof VmBuildError || e instanceof SyntaxError;
@@ -149,6 +174,49 @@ export async function workerMain(argv: string[]): Promise<number> {
     await storage.changeDvd(disk, medium?.path ?? "none");
     remoteMedium = medium;
     return null;
+  };
+
+  const diskIo = new DiskIoRequests();
+  /** Disks the service serves for this worker (hot added while it ran), named in `hello` for a new service. */
+  const remoteDisks: RemoteDiskInfo[] = [];
+  const addDisk = (info: RemoteDiskInfo): { lun: number } => {
+    const storage = vm.storage;
+    if (storage === null)
+      throw new WorkerError(
+        "not-available",
+        "this VM has no SCSI controller (a Multiboot kernel has no VMBus devices)",
+      );
+    let disk: RemoteDisk;
+    try {
+      disk = new RemoteDisk(
+        info,
+        (rid, path, op, offset, length, data) => {
+          if (!conn || conn.destroyed) return false;
+          send({ type: "disk-io", rid, path, op, offset, length, data });
+          return true;
+        },
+        diskIo,
+      );
+    } catch (e) {
+      throw new WorkerError("bad-request", (e as Error).message);
+    }
+    const lun = storage.addDisk(disk, `disk (${info.path}, served by the service)`);
+    remoteDisks.push(info);
+    return { lun };
+  };
+  const removeDisk = async (index: number): Promise<{ lun: number }> => {
+    const storage = vm.storage;
+    if (storage === null || !Number.isInteger(index) || index < 0)
+      throw new WorkerError("not-found", `the VM has no disk ${index}`);
+    const removed = await storage.removeDisk(index).catch((e: unknown) => {
+      throw new WorkerError(
+        /no disk/.test((e as Error).message) ? "not-found" : "unavailable",
+        (e as Error).message,
+      );
+    });
+    const served = removed.disk instanceof RemoteDisk ? removed.disk.info : null;
+    if (served) remoteDisks.splice(remoteDisks.indexOf(served), 1);
+    return { lun: removed.lun };
   };
 
   let running: Promise<PcStop> | null = null;
@@ -199,7 +267,7 @@ export async function workerMain(argv: string[]): Promise<number> {
             "protocol",
             `protocol ${req.protocol} asked; this worker speaks ${PROTOCOL_VERSION}`,
           );
-        return { protocol: PROTOCOL_VERSION, pid: process.pid, vmId, state, remoteMedium };
+        return { protocol: PROTOCOL_VERSION, pid: process.pid, vmId, state, remoteMedium, remoteDisks };
       case "run":
         if (running) return { state };
         running = machine.run();
@@ -239,6 +307,10 @@ export async function workerMain(argv: string[]): Promise<number> {
       }
       case "set-dvd":
         return setDvd(req.medium);
+      case "add-disk":
+        return addDisk(req.disk);
+      case "remove-disk":
+        return removeDisk(req.index);
       case "console-input":
         machine.sendInput(Buffer.from(req.data, "base64"));
         return null;
@@ -255,6 +327,7 @@ export async function workerMain(argv: string[]): Promise<number> {
     // A newer connection is the supervisor now (a restarted service); the old one is dropped.
     conn?.destroy();
     mediumReads.failAll();
+    diskIo.failAll();
     conn = s;
     subscribed = false;
     let buf = Buffer.alloc(0);
@@ -274,6 +347,15 @@ export async function workerMain(argv: string[]): Promise<number> {
         } catch {
           s.destroy();
           return;
+        }
+        if (msg.type === "disk-io-done") {
+          if (conn === s)
+            diskIo.answer(
+              msg.rid,
+              typeof msg.data === "string" ? Buffer.from(msg.data, "base64") : null,
+              typeof msg.error === "string" ? msg.error : null,
+            );
+          continue;
         }
         if (msg.type === "medium-data") {
           if (conn === s)
@@ -302,6 +384,7 @@ export async function workerMain(argv: string[]): Promise<number> {
         conn = null;
         subscribed = false;
         mediumReads.failAll();
+        diskIo.failAll();
       }
     });
   });

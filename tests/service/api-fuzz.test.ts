@@ -78,6 +78,7 @@ describe("API fuzz (issue 12, acceptance 5)", { timeout: 900_000 }, () => {
     await svc.ok("POST", "/v1/scopes", { body: { name: "lab" } });
     token = await svc.principal("fuzzer", "Administrator", "host");
     vmNames = ["a", "b", "c"];
+    await svc.ok("POST", "/v1/switches", { body: { name: "fsw" } });
     for (const name of vmNames)
       await svc.ok("POST", "/v1/vms", { body: { name, scope: "lab", memoryBytes: 64 * 1024 * 1024 } });
   });
@@ -107,6 +108,8 @@ describe("API fuzz (issue 12, acceptance 5)", { timeout: 900_000 }, () => {
       images + "/x".repeat(50),
     ];
     const names = [
+      "fsw",
+      "fz1",
       "a",
       "b",
       "c",
@@ -146,6 +149,12 @@ describe("API fuzz (issue 12, acceptance 5)", { timeout: 900_000 }, () => {
           return "x".repeat(rng.int(3000));
       }
     };
+    const nic = (): Record<string, unknown> => ({
+      switch: rng.pick(["fsw", "fsw", "nosuch", "../x", "fz1"]),
+      ...(rng.chance(0.5)
+        ? { mac: rng.pick(["02:00:00:00:00:01", "01:00:00:00:00:01", "02:00:00:00:00:0G", "02-00"]) }
+        : {}),
+    });
     /** A body that matches the route's schema as far as this generator knows it. */
     const validish = (r: RouteDef): Record<string, unknown> => {
       switch (r.id) {
@@ -156,6 +165,18 @@ describe("API fuzz (issue 12, acceptance 5)", { timeout: 900_000 }, () => {
             memoryBytes: rng.pick([64, 128, 3, 70000]) * 1024 * 1024,
             processors: rng.pick([1, 2, 0, 65]),
             kernel: rng.chance(0.3) ? rng.pick(paths) : null,
+            ...(rng.chance(0.3) ? { nics: [nic(), ...(rng.chance(0.3) ? [nic()] : [])] } : {}),
+          };
+        case "addNic":
+          return nic();
+        case "createSwitch":
+          return {
+            name: rng.pick(["fz1", "fz2", "fsw", ...names]),
+            kind: rng.pick(["private", "nat", "bridge"]),
+            ...(rng.chance(0.3)
+              ? { hostForwards: [rng.pick(["tcp:127.0.0.1:0-:22", "tcp:999.1.1.1:80-:80", "icmp:1:2-:3"])] }
+              : {}),
+            ...(rng.chance(0.1) ? { tap: rng.pick(["vfz0", "../tap", "x".repeat(40)]) } : {}),
           };
         case "updateVm":
           return {

@@ -135,6 +135,23 @@ const fixtures: Record<string, () => Promise<Case>> = {
     await ensureState(labVm, "Off");
     return { method: "DELETE", path: routePath("ejectDvd", { vm: labVm }) };
   },
+  addNic: async () => {
+    await ensureState(labVm, "Off");
+    return { method: "POST", path: routePath("addNic", { vm: labVm }), body: { switch: "msw" } };
+  },
+  removeNic: async () => {
+    await ensureState(labVm, "Off");
+    await admin("POST", routePath("addNic", { vm: labVm }), { switch: "msw" });
+    return { method: "DELETE", path: routePath("removeNic", { vm: labVm, index: 0 }) };
+  },
+  listSwitches: async () => ({ method: "GET", path: routePath("listSwitches") }),
+  createSwitch: async () => ({ method: "POST", path: routePath("createSwitch"), body: { name: uniq("sw") } }),
+  getSwitch: async () => ({ method: "GET", path: routePath("getSwitch", { name: "msw" }) }),
+  deleteSwitch: async () => {
+    const name = uniq("dsw");
+    await admin("POST", routePath("createSwitch"), { name });
+    return { method: "DELETE", path: routePath("deleteSwitch", { name }) };
+  },
   listJobs: async () => ({ method: "GET", path: routePath("listJobs") }),
   getJob: async () => ({ method: "GET", path: routePath("getJob", { id: labJob }) }),
   waitJob: async () => ({ method: "GET", path: routePath("waitJob", { id: labJob }), query: "timeout=1" }),
@@ -232,12 +249,12 @@ const fixtures: Record<string, () => Promise<Case>> = {
 
 const tokens = new Map<string, string>();
 async function userFor(kind: "without" | "only", op: OperationId, extra?: OperationId): Promise<string> {
-  const key = `${kind}:${op}`;
+  const key = `${kind}:${op}${extra ? `+${extra}` : ""}`;
   const have = tokens.get(key);
   if (have) return have;
   const ops =
     kind === "only" ? [op, ...(extra ? [extra] : [])] : OPERATION_IDS.filter((o) => o !== op && o !== extra);
-  const name = `${kind}-${op.replace(/\./g, "-")}`;
+  const name = `${kind}-${op.replace(/\./g, "-")}${extra ? `-and-${extra.replace(/\./g, "-")}` : ""}`;
   const t = await svc.principal(name, ops, "host");
   tokens.set(key, t);
   return t;
@@ -273,6 +290,7 @@ describe("authorization matrix (issue 12, acceptance 2)", { timeout: 600_000 }, 
     await admin("POST", routePath("createScope"), { name: "lab" });
     await admin("POST", routePath("createScope"), { name: "prod" });
     await admin("POST", routePath("createPrincipal"), { name: "alice", kind: "user" });
+    await admin("POST", routePath("createSwitch"), { name: "msw" });
     labVm = "m-lab";
     await admin("POST", routePath("createVm"), { name: labVm, scope: "lab", memoryBytes: 64 * 1024 * 1024 });
     const j = await admin("POST", routePath("addDisk", { vm: labVm }), {
@@ -324,7 +342,15 @@ describe("authorization matrix (issue 12, acceptance 2)", { timeout: 600_000 }, 
       assert.ok(entry, "the denial is audited");
       assert.equal(entry.operation, denyOp);
       assert.equal(entry.result, "deny");
-      const allowed = await send(c, await userFor("only", denyOp));
+      if (route.alsoRequires) {
+        // The route's operation alone is not enough: the second one is needed on the host as well.
+        const half = await send(c, await userFor("only", denyOp));
+        assert.equal(half.status, 403, `${route.id} without ${route.alsoRequires}: ${half.text}`);
+        const e = await lastAuditFor(`only-${denyOp.replace(/\./g, "-")}`);
+        assert.equal(e?.operation, route.alsoRequires);
+        assert.equal(e?.result, "deny");
+      }
+      const allowed = await send(c, await userFor("only", denyOp, route.alsoRequires));
       if (route.id === "cancelJob" && allowed.status === 409) {
         // The start finished before the cancel arrived: authorization passed, the job was no longer running.
         assert.equal((allowed.body as { error: { code: string } }).error.code, "invalid-state");
@@ -335,7 +361,9 @@ describe("authorization matrix (issue 12, acceptance 2)", { timeout: 600_000 }, 
         );
       }
       if (route.status === 202) await svc.job(allowed);
-      const okEntry = await lastAuditFor(`only-${denyOp.replace(/\./g, "-")}`);
+      const okEntry = await lastAuditFor(
+        `only-${denyOp.replace(/\./g, "-")}${route.alsoRequires ? `-and-${route.alsoRequires.replace(/\./g, "-")}` : ""}`,
+      );
       assert.equal(okEntry?.result, "allow");
     });
   }

@@ -20,6 +20,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import WebSocket from "ws";
+import { routePath } from "../../src/api/routes.js";
 
 export const REPO = resolve(dirname(fileURLToPath(import.meta.url)), "../../..");
 export const BIN = join(REPO, "bin/viridian.js");
@@ -129,10 +130,25 @@ export class TestService {
     return out;
   }
 
-  /** Kills the service and every worker, and removes the temporary root. */
+  /** Pids of the service's switch processes (each writes one in its directory under `<data>/run/switches`). */
+  switchPids(): number[] {
+    const dir = join(this.dataDir, "run", "switches");
+    if (!existsSync(dir)) return [];
+    const out: number[] = [];
+    for (const name of readdirSync(dir)) {
+      try {
+        out.push(Number(readFileSync(join(dir, name, "switch.pid"), "utf8").trim()));
+      } catch {
+        // not running
+      }
+    }
+    return out;
+  }
+
+  /** Kills the service, every worker and every switch process, and removes the temporary root. */
   async close(): Promise<void> {
     await this.kill();
-    for (const pid of this.workerPids()) {
+    for (const pid of [...this.workerPids(), ...this.switchPids()]) {
       try {
         process.kill(pid, "SIGKILL");
       } catch {
@@ -251,4 +267,51 @@ export function opened(ws: WebSocket): Promise<WebSocket> {
     );
     ws.once("error", reject);
   });
+}
+
+/** A console WebSocket whose output is collected; every wait ends on output or the socket's close. */
+export class Console {
+  out = "";
+  closed = false;
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on("message", (d: Buffer, binary: boolean) => {
+      if (!binary) return;
+      this.out += d.toString("utf8");
+      this.wake();
+    });
+    ws.on("close", () => {
+      this.closed = true;
+      this.wake();
+    });
+  }
+
+  static async open(svc: TestService, vm: string): Promise<Console> {
+    return new Console(await opened(svc.websocket(routePath("vmConsole", { vm }))));
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+
+  async waitFor(text: string | RegExp, from = 0): Promise<number> {
+    for (;;) {
+      const rest = this.out.slice(from);
+      const m = typeof text === "string" ? rest.indexOf(text) : rest.search(text);
+      if (m >= 0) return from + m;
+      if (this.closed) throw new Error(`the console closed before ${String(text)}: ${this.out.slice(-500)}`);
+      await new Promise<void>((r) => this.waiters.push(r));
+    }
+  }
+
+  type(line: string): void {
+    this.ws.send(Buffer.from(`${line}\n`), { binary: true });
+  }
+
+  close(): void {
+    this.ws.close();
+  }
 }

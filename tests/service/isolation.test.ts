@@ -9,56 +9,9 @@ import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
 import type WebSocket from "ws";
 import { routePath } from "../../src/api/routes.js";
-import { opened, TestService } from "./harness.js";
+import { Console, opened, TestService } from "./harness.js";
 
 const PROMPT = "viridian-guest:~ # ";
-
-/** A console WebSocket whose output is collected; every wait ends on output or the socket's close. */
-class Console {
-  out = "";
-  closed = false;
-  private waiters: Array<() => void> = [];
-
-  private constructor(readonly ws: WebSocket) {
-    ws.on("message", (d: Buffer, binary: boolean) => {
-      if (!binary) return;
-      this.out += d.toString("utf8");
-      this.wake();
-    });
-    ws.on("close", () => {
-      this.closed = true;
-      this.wake();
-    });
-  }
-
-  static async open(svc: TestService, vm: string): Promise<Console> {
-    return new Console(await opened(svc.websocket(routePath("vmConsole", { vm }))));
-  }
-
-  private wake(): void {
-    const w = this.waiters;
-    this.waiters = [];
-    for (const f of w) f();
-  }
-
-  async waitFor(text: string | RegExp, from = 0): Promise<number> {
-    for (;;) {
-      const rest = this.out.slice(from);
-      const m = typeof text === "string" ? rest.indexOf(text) : rest.search(text);
-      if (m >= 0) return from + m;
-      if (this.closed) throw new Error(`the console closed before ${String(text)}: ${this.out.slice(-500)}`);
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
-  }
-
-  type(line: string): void {
-    this.ws.send(Buffer.from(`${line}\n`), { binary: true });
-  }
-
-  close(): void {
-    this.ws.close();
-  }
-}
 
 /** The event stream (WebSocket), collected. */
 async function events(
