@@ -52,7 +52,7 @@ export interface VmHost {
    * VMs, as Hyper-V's New-VM gives one); `viridian run` offers storage only for what it was given.
    */
   dvdDrive?: boolean | undefined;
-  /** Where user NICs' NATs (passt) log; default `logs/` in the runtime directory (the service: the VM's directory). */
+  /** Where user NICs' NATs (passt) log; default `logs/` in the runtime directory (a service would give the VM's directory). */
   natLogDir?: string | undefined;
   /** One-line notices while the VM runs (a user NIC's NAT that ended); default: none. */
   notice?: ((text: string) => void) | undefined;

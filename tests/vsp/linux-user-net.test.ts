@@ -164,19 +164,22 @@ describe("viridian run --nic user: refusals and no orphan NAT (no guest boot)", 
     "the NIC's passt ends when viridian run is killed with SIGKILL (no orphan)",
     { timeout: 180_000 },
     async () => {
-      // The NAT starts while the VM is built, before the guest runs; the kill comes as soon as passt is up.
+      // The NAT starts while the VM is built, before the guest runs; the kill comes as soon as the guest's
+      // console shows the VM running (passt past its start, so nothing of the start is left behind either).
       const child = spawn(process.execPath, [BIN, "run", "--nic", "user"], {
         env,
-        stdio: ["pipe", "ignore", "pipe"],
+        stdio: ["pipe", "pipe", "pipe"],
       });
       let stderr = "";
+      let consoleBytes = 0;
+      child.stdout.on("data", (c: Buffer) => (consoleBytes += c.length));
       child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
       const exited = new Promise<void>((r) => child.once("close", () => r()));
       try {
         let pids: number[] = [];
         await waitUntil(
-          "passt runs as a child of viridian run",
-          () => (pids = passtChildren(child.pid!)).length > 0,
+          "the guest runs, with passt as a child of viridian run",
+          () => consoleBytes > 0 && (pids = passtChildren(child.pid!)).length > 0,
           120_000,
         ).catch((e: Error) => {
           throw new Error(`${e.message}\nviridian stderr:\n${stderr}`);
