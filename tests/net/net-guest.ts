@@ -194,6 +194,9 @@ export function startNetGuest(
     "console=ttyS0",
     "quiet",
     "panic=-1",
+    // Under TCG on a loaded host the kernel's check that the IO-APIC timer ticks can time out and panic
+    // ("IO-APIC + timer doesn't work!"); the option is Linux's own for virtual machines whose timer works.
+    "no_timer_check",
     ...Object.entries(vars).map(([k, v]) => `vnet_${k}=${v}`),
   ].join(" ");
   const child = spawn(
