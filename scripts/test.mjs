@@ -45,7 +45,17 @@ if (files.length === 0) {
   process.exit(1);
 }
 // Liftoff only, as the CLI runs (src/host/wasm-engine.ts); the test runner passes it to every test process.
-const r = spawnSync(process.execPath, ["--liftoff-only", "--test", "--test-reporter=spec", ...files], {
+// Test files run two at a time (VIRIDIAN_TEST_CONCURRENCY overrides): most are one guest process waiting on
+// its console, so a 2-core machine runs two of them in little more than the time of one.
+const concurrency = process.env.VIRIDIAN_TEST_CONCURRENCY ?? "2";
+const args = [
+  "--liftoff-only",
+  "--test",
+  `--test-concurrency=${concurrency}`,
+  "--test-reporter=spec",
+  ...files,
+];
+const r = spawnSync(process.execPath, args, {
   stdio: "inherit",
 });
 process.exit(r.status ?? 1);

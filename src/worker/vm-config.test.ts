@@ -235,7 +235,7 @@ test("a service VM file's NICs name switches: the worker resolves each to its po
     const machine = { ...vmConfig({}), nics: [{ mac: "02:00:00:00:00:01", switch: "lan" }] };
     writeFileSync(join(dir, "config.json"), JSON.stringify({ schemaVersion: 2, machine }));
     assert.deepEqual(readVmConfig(dir, "/run/sw").nics, [
-      { mac: "02:00:00:00:00:01", switchSocket: "/run/sw/lan/ports.sock" },
+      { mac: "02:00:00:00:00:01", attach: { kind: "switch", socket: "/run/sw/lan/ports.sock" } },
     ]);
     assert.throws(() => readVmConfig(dir, null), /--switches/);
     writeFileSync(

@@ -69,7 +69,7 @@ export function readVmConfig(vmDir: string, switchesDir: string | null = null): 
             `nics[${i}].switch`,
             "a switch NIC needs the worker's --switches directory",
           );
-        return { ...rest, switchSocket: join(switchesDir, name, "ports.sock") };
+        return { ...rest, attach: { kind: "switch", socket: join(switchesDir, name, "ports.sock") } };
       })
     : nics;
   return checkVmConfig({ ...m, nics: resolved });

@@ -179,8 +179,21 @@ test(
       assert.match(await guest.waitFor("ADDR"), /^\d+\.\d+\.\d+\.\d+\/\d+$/, "an address by DHCP");
       assert.equal(await guest.waitFor("MD5"), createHash("md5").update(body).digest("hex"));
       await guest.waitFor("READY");
-      const res = await fetch(`http://127.0.0.1:${forwarded}/index.html`);
-      assert.equal((await res.text()).trim(), page);
+      // A forwarded connection that the guest never answers would otherwise wait for undici's 300 s headers
+      // timeout with nothing to show; fail sooner, with the guest's console and the switch's ports.
+      let text: string;
+      try {
+        const res = await fetch(`http://127.0.0.1:${forwarded}/index.html`, {
+          signal: AbortSignal.timeout(120_000),
+        });
+        text = await res.text();
+      } catch (e) {
+        const ports = JSON.stringify(info(rt, "natlab"));
+        throw new Error(
+          `GET 127.0.0.1:${forwarded} (forwarded to the guest's port 80): ${String(e)}\nswitch: ${ports}\nguest console:\n${guest.output()}`,
+        );
+      }
+      assert.equal(text.trim(), page);
     } finally {
       guest?.stop();
       server.close();
