@@ -1,6 +1,6 @@
 // Debian's stock kernel on Viridian with its own Hyper-V modules, in ONE boot through `viridian run` as a
 // user runs it: `--disk` (a raw image), `--dvd` (an ISO made with genisoimage), `--nic switch=NAME` on a NAT
-// switch (`viridian switch create NAME --nat`, passt) and `--state`. The initramfs of
+// switch (`viridian switch create NAME --nat`, passt), `--pace-mips` and `--state`. The initramfs of
 // guest/stock-initramfs.sh loads Debian's hv_vmbus, hv_utils, hv_storvsc, hv_netvsc, sd_mod, sr_mod and
 // isofs. In the guest: `Hypervisor detected: Microsoft Hyper-V`, hv_vmbus connects (`Vmbus version:`),
 // /sys/bus/vmbus/devices lists the SCSI controller, the NIC and every offered IC, each bound to its driver;
