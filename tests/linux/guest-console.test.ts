@@ -169,4 +169,7 @@ test("QEMU and Viridian get the same kernel, initrd, memory and RTC offset", () 
   ]);
   // The README's run command exactly: the CLI boots its bundled guest.
   assert.deepEqual(guestCommand({ emulator: "viridian" }).args.slice(1), ["run"]);
+  assert.deepEqual(guestCommand({ emulator: "viridian", paceMips: 20, state: true }).args.slice(1), [
+    ...["run", "--pace-mips", "20", "--state"],
+  ]);
 });

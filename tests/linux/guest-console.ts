@@ -102,6 +102,12 @@ export interface GuestOptions {
   dvd?: string;
   /** Viridian: NICs, each the value of one `--nic` (e.g. `switch=/path/ports.sock,mac=00:15:5d:00:00:01`). */
   nics?: readonly string[];
+  /** Viridian: `--pace-mips N` (the pacing floor of docs/architecture.md, "One time base"). */
+  paceMips?: number;
+  /** Viridian: `--state` (the machine state, ICs included, on stderr when the guest powers off). */
+  state?: boolean;
+  /** Variables added to the emulator's environment (e.g. VIRIDIAN_RUNTIME_DIR, where `--nic switch=NAME` looks). */
+  env?: Readonly<Record<string, string>>;
 }
 
 /** The command line that starts a guest; exported so that the bench runs exactly what the tests run. */
@@ -132,6 +138,8 @@ export function guestCommand(o: GuestOptions, now = Date.now()): { command: stri
   for (const d of o.disks ?? []) args.push("--disk", d.readOnly === true ? `${d.path}:ro` : d.path);
   if (o.dvd !== undefined) args.push("--dvd", o.dvd);
   for (const n of o.nics ?? []) args.push("--nic", n);
+  if (o.paceMips !== undefined) args.push("--pace-mips", String(o.paceMips));
+  if (o.state === true) args.push("--state");
   return { command: process.execPath, args };
 }
 
@@ -184,9 +192,14 @@ export class GuestConsole {
     command: string,
     args: string[],
     private readonly limits: Limits,
+    env?: Readonly<Record<string, string>>,
   ) {
     this.describe = `${command === process.execPath ? "node" : command} ${args.join(" ")}`;
-    this.child = spawn(command, args, { cwd: REPO, stdio: ["pipe", "pipe", "pipe"] });
+    this.child = spawn(command, args, {
+      cwd: REPO,
+      stdio: ["pipe", "pipe", "pipe"],
+      ...(env !== undefined ? { env: { ...process.env, ...env } } : {}),
+    });
     this.child.stdout!.setEncoding("latin1");
     this.child.stderr!.setEncoding("latin1");
     this.child.stdout!.on("data", (chunk: string) => this.receive(chunk));
@@ -500,5 +513,5 @@ export async function startGuest(o: GuestOptions, lim = limits(o.emulator)): Pro
     if (ms > 100) await new Promise((r) => setTimeout(r, 1000 - ms));
   }
   const { command, args } = guestCommand(o);
-  return new GuestConsole(o.emulator, command, args, lim);
+  return new GuestConsole(o.emulator, command, args, lim, o.env);
 }
