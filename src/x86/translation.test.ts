@@ -240,3 +240,44 @@ test("ENTER whose nesting display faults leaves RSP as before the instruction (i
   const r8 = BigInt(`0x${s.regs[8]!}`);
   assert.equal(r8 - rsp, 48n, "only the #GP frame (6 qwords with the error code) is on the stack");
 });
+
+test("where a unit stopped for its budget is a resume point, not a new entry: the page is compiled once", () => {
+  // A hot loop run in slices of 3..17 instructions: every slice ends in the middle of the loop's block.
+  // Counting those resume points as block starts (where a unit stopped, or where the next slice begins)
+  // made each of them an entry of the next compilation (up to the recompilation limit), splitting the
+  // loop into one block per instruction.
+  const mem = new GuestMemory(8 * 1024 * 1024);
+  const cpu = new Cpu(mem, { deterministic: true, jitThreshold: 3 });
+  setupMode(
+    cpu,
+    mem,
+    "long64",
+    assemble(
+      `
+    mov ecx, 3000
+  .loop:
+    add eax, ecx
+    xor edx, eax
+    lea ebx, [rdx + rcx * 2]
+    rol ebx, 3
+    add esi, ebx
+    sub edi, eax
+    dec ecx
+    jnz .loop
+    hlt`,
+      64,
+      CODE_BASE,
+    ),
+  );
+  let exit = ExitReason.BudgetExhausted;
+  for (let i = 0; exit === ExitReason.BudgetExhausted && i < 100_000; i++) exit = cpu.run(3 + (i % 15));
+  assert.equal(exit, ExitReason.Hlt);
+  assert.equal(cpu.getReg(1).lo, 0);
+  const stats = cpu.tierStats()!;
+  assert.equal(stats.units, 1, `units compiled: ${stats.units}`);
+  // Entries: the first instruction (where the processor started) and the loop head, nothing in between.
+  const listing = cpu.tier!.unitListing(CODE_BASE >>> 12)!;
+  const entries = listing.split("\n").filter((l) => / entry /.test(l));
+  assert.equal(entries.length, 2, listing.split("(import")[0]);
+  assert.ok((stats.translated ?? 0) > 5_000, `translated ${stats.translated}`);
+});
