@@ -241,6 +241,59 @@ test("ENTER whose nesting display faults leaves RSP as before the instruction (i
   assert.equal(r8 - rsp, 48n, "only the #GP frame (6 qwords with the error code) is on the stack");
 });
 
+test("a rotate after an arithmetic or logic producer keeps the producer's SF, ZF, AF and PF (pushed, read by Jcc and at a #PF)", () => {
+  // Each producer sets AF, SF, ZF or PF differently; the rotate by a constant replaces CF and OF only.
+  // The flags are read by PUSHF, by conditional jumps, and pushed by a #PF raised right after the rotate.
+  const s = sameEverywhere(
+    `
+    mov ecx, 12
+    mov rdi, 0x20000
+    xor r12, r12
+  .loop:
+    mov eax, ecx
+    shl eax, 28
+    add eax, 0x0fffffff        ; AF, SF or ZF depending on ecx
+    rol eax, 7
+    pushfq
+    pop rbx
+    add r12, rbx
+    lea edx, [rcx + 0x7f]
+    sub edx, 0x88              ; borrow out of bit 4
+    ror edx, 3
+    pushfq
+    pop rbx
+    add r12, rbx
+    mov rsi, rcx
+    inc rsi
+    rol rsi, 61
+    jnp .odd
+    add r12, 5
+  .odd:
+    and esi, ecx
+    ror esi, 1
+    js .neg
+    add r12, 9
+  .neg:
+    dec ecx
+    mov r8, [rdi + rcx * 8]
+    add r8, 0x10
+    ror r8, 5
+    mov r9, [r8]               ; faults on the last pass: the frame holds the flags after ROR
+    test ecx, ecx
+    jnz .loop
+    hlt`,
+    (mem) => {
+      const dv = new DataView(mem.buffer);
+      // Entry i: the address (rotated left by 5, less 0x10) the loop loads from; entry 0 is unmapped.
+      const rol5 = (a: bigint): bigint => ((a << 5n) | (a >> 59n)) & 0xffff_ffff_ffff_ffffn;
+      for (let i = 0; i <= 12; i++)
+        dv.setBigUint64(0x20000 + i * 8, rol5(BigInt(0x21000 + i * 0x100)) - 0x10n, true);
+      dv.setBigUint64(0x20000, rol5(0x40_0000_0000n) - 0x10n, true);
+    },
+  );
+  assert.equal(s.cr2, "0000004000000000");
+});
+
 test("where a unit stopped for its budget is a resume point, not a new entry: the page is compiled once", () => {
   // A hot loop run in slices of 3..17 instructions: every slice ends in the middle of the loop's block.
   // Counting those resume points as block starts (where a unit stopped, or where the next slice begins)
