@@ -334,3 +334,39 @@ test("where a unit stopped for its budget is a resume point, not a new entry: th
   assert.equal(entries.length, 2, listing.split("(import")[0]);
   assert.ok((stats.translated ?? 0) > 5_000, `translated ${stats.translated}`);
 });
+
+test("32-bit reads of registers after 64-bit, 32-bit, 8-bit, POP and helper writes in one block see only the low half", () => {
+  // A unit's register locals hold all 64 bits: a 32-bit operand is the low half, whatever wrote the
+  // register (64-bit, a merge into the low byte, POP, a handler). SHR and CMP/SUB expose upper bits that
+  // leak into a 32-bit operand (an unmasked read, or a mask skipped on a wrong assumption).
+  sameEverywhere(`
+    mov ecx, 40
+    xor r12, r12
+  .loop:
+    mov rax, -1
+    mov ebx, eax
+    shr eax, 4                 ; 64-bit write before: 0x0fffffff
+    shr ebx, 5                 ; 32-bit write before: 0x07ffffff
+    add r12, rax
+    add r12, rbx
+    mov rdx, 0x123456789
+    mov dl, 7
+    cmp edx, ebx               ; CF from the low halves only
+    pushfq
+    pop rsi
+    add r12, rsi
+    mov r8, 0xfffffffe00000001
+    push r8
+    pop rdi
+    sub edi, 2                 ; borrow from the low half of a popped value
+    setb al
+    add r12, rax
+    add r12, rdi
+    mov r9, -2
+    bswap r9                   ; run by its handler
+    shr r9d, 1
+    add r12, r9
+    dec ecx
+    jnz .loop
+    hlt`);
+});
