@@ -339,7 +339,9 @@ export class Cpu extends CpuCore implements Processor {
   private inner(budget: number): void {
     // REP string instructions count each iteration and stop their chunk at the budget (string-ops.ts).
     this.budgetEnd = budget;
-    const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
+    // RFLAGS.IF set or TF changed ends the call (events may be deliverable, single-stepping starts or
+    // stops); IF cleared (CLI, POPF) does not: no event becomes deliverable by it.
+    let ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
     const tier = this.tier;
     // The next instruction starts a block (reached by a branch, an event, or where a unit returned):
     // translation heat is counted there. A call that goes on where the previous one stopped after a
@@ -359,7 +361,12 @@ export class Cpu extends CpuCore implements Processor {
           interp = tier.enter(d, budget - this.count) === After.Interpret;
           start = true;
           if (this.attn !== 0 && this.attnBreak()) break;
-          if (this.count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
+          if (this.count >= budget) break;
+          const f = this.flagsReg & (FLAG_IF | FLAG_TF);
+          if (f !== ifWas) {
+            if (f !== (ifWas & ~FLAG_IF)) break;
+            ifWas = f;
+          }
           continue;
         }
         if (start && !interp) this.heat(d);
@@ -380,7 +387,12 @@ export class Cpu extends CpuCore implements Processor {
       start = this.ripLo !== next;
       const count = ++this.count;
       if (this.attn !== 0 && this.attnBreak()) break;
-      if (count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
+      if (count >= budget) break;
+      const f = this.flagsReg & (FLAG_IF | FLAG_TF);
+      if (f !== ifWas) {
+        if (f !== (ifWas & ~FLAG_IF)) break;
+        ifWas = f;
+      }
     }
     this.blockStart = start;
   }
