@@ -201,8 +201,12 @@ export class Cpu extends CpuCore implements Processor {
     // Bounded (oldest pages evicted), so a guest jumping all over memory cannot grow it without limit.
     // Page marks in GuestMemory.codePages stay set after an eviction (another processor may still cache
     // the page); a stale mark only sends that page's writes through the slow path until the next write.
-    const { page, created } = this.code.open(ramPage);
-    if (created) this.markCode(ramPage);
+    // (get() first: open() returns a fresh result object, and this runs at every change of code page.)
+    let page = this.code.get(ramPage);
+    if (page === undefined) {
+      page = this.code.open(ramPage).page;
+      this.markCode(ramPage);
+    }
     this.curPage = page;
     this.codeArr = page.insns;
     this.codePg = lo >>> 12;
@@ -424,6 +428,14 @@ export class Cpu extends CpuCore implements Processor {
     if (++p.heat <= this.jitThreshold) return;
     p.heat = 0;
     p.compiles++;
+    this.compilePage(p);
+  }
+
+  /**
+   * Hands a hot page to the tier. Kept out of heat(): a closure there makes V8 allocate a context for its
+   * captured variables on every call of heat() (one per interpreted block start), not only when it compiles.
+   */
+  private compilePage(p: CodePage): void {
     // Only code that has run (and so was decoded) goes into the unit: paths never taken stay with the
     // interpreter until they become hot and a recompilation adds them. A cached instruction straddling
     // into the next page is included (the unit checks its tail before running it).
