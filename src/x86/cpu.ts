@@ -18,7 +18,7 @@ import {
   WINDOW_PAGE_SHIFT,
 } from "../memory/guest-memory.js";
 import { CpuCore, type CpuOptions, EXIT, FAULT, type Handler, TLB_SIZE } from "./core.js";
-import { After, MAX_RECOMPILES, WasmTier } from "./wasm/tier.js";
+import { After, MAX_RECOMPILES, PLANNED, WasmTier } from "./wasm/tier.js";
 import { CodeCache, type CodePage } from "./code-cache.js";
 import { decode, DECODE_MORE, DECODE_OK } from "./decoder.js";
 import { deliverEvent, EventKind, SHUTDOWN } from "./exceptions.js";
@@ -54,6 +54,8 @@ export class Cpu extends CpuCore implements Processor {
   private readonly code = new CodeCache(MAX_CODE_PAGES, MAX_DECODED, (p) => this.onPageDropped(p));
   /** The page RIP is on (its entry in `code`), or null. */
   private curPage: CodePage | null = null;
+  /** The next instruction starts a block (see inner()): after a branch, an event, or a RIP set from outside. */
+  private blockStart = true;
   /** Shortcut for the page RIP is on: linear page number (low 20 bits, high half), its cache array. */
   private codePg = -1;
   private codePgHi = 0;
@@ -199,8 +201,12 @@ export class Cpu extends CpuCore implements Processor {
     // Bounded (oldest pages evicted), so a guest jumping all over memory cannot grow it without limit.
     // Page marks in GuestMemory.codePages stay set after an eviction (another processor may still cache
     // the page); a stale mark only sends that page's writes through the slow path until the next write.
-    const { page, created } = this.code.open(ramPage);
-    if (created) this.markCode(ramPage);
+    // (get() first: open() returns a fresh result object, and this runs at every change of code page.)
+    let page = this.code.get(ramPage);
+    if (page === undefined) {
+      page = this.code.open(ramPage).page;
+      this.markCode(ramPage);
+    }
     this.curPage = page;
     this.codeArr = page.insns;
     this.codePg = lo >>> 12;
@@ -317,6 +323,7 @@ export class Cpu extends CpuCore implements Processor {
             break;
           }
         } else if (e === EXIT) {
+          this.blockStart = true;
           this.exitNextLo = this.ripLo;
           this.exitNextHi = this.ripHi;
           this.ripLo = this.curRipLo;
@@ -336,11 +343,16 @@ export class Cpu extends CpuCore implements Processor {
   private inner(budget: number): void {
     // REP string instructions count each iteration and stop their chunk at the budget (string-ops.ts).
     this.budgetEnd = budget;
-    const ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
+    // RFLAGS.IF set or TF changed ends the call (events may be deliverable, single-stepping starts or
+    // stops); IF cleared (CLI, POPF) does not: no event becomes deliverable by it.
+    let ifWas = this.flagsReg & (FLAG_IF | FLAG_TF);
     const tier = this.tier;
-    // The next instruction starts a block (first of this call, or reached by a branch): translation heat
-    // is counted there. `interp`: run the next instruction interpreted even if a unit starts there.
-    let start = true;
+    // The next instruction starts a block (reached by a branch, an event, or where a unit returned):
+    // translation heat is counted there. A call that goes on where the previous one stopped after a
+    // straight instruction (its budget) does not start a block: that would make an arbitrary point of
+    // the code an entry of its page's unit. `interp`: run the next instruction interpreted even if a
+    // unit starts there.
+    let start = this.blockStart;
     let interp = false;
     for (;;) {
       // The instruction's own RIP first: faults while fetching/decoding (#PF, #GP, #UD) report it.
@@ -353,7 +365,12 @@ export class Cpu extends CpuCore implements Processor {
           interp = tier.enter(d, budget - this.count) === After.Interpret;
           start = true;
           if (this.attn !== 0 && this.attnBreak()) break;
-          if (this.count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
+          if (this.count >= budget) break;
+          const f = this.flagsReg & (FLAG_IF | FLAG_TF);
+          if (f !== ifWas) {
+            if (f !== (ifWas & ~FLAG_IF)) break;
+            ifWas = f;
+          }
           continue;
         }
         if (start && !interp) this.heat(d);
@@ -374,8 +391,14 @@ export class Cpu extends CpuCore implements Processor {
       start = this.ripLo !== next;
       const count = ++this.count;
       if (this.attn !== 0 && this.attnBreak()) break;
-      if (count >= budget || (this.flagsReg & (FLAG_IF | FLAG_TF)) !== ifWas) break;
+      if (count >= budget) break;
+      const f = this.flagsReg & (FLAG_IF | FLAG_TF);
+      if (f !== ifWas) {
+        if (f !== (ifWas & ~FLAG_IF)) break;
+        ifWas = f;
+      }
     }
+    this.blockStart = start;
   }
 
   /**
@@ -398,10 +421,21 @@ export class Cpu extends CpuCore implements Processor {
   private heat(d: Insn): void {
     const p = this.curPage;
     if (p === null || d.mode !== 2 || p.compiles >= MAX_RECOMPILES || p.pending !== null) return;
+    // Inside the page's unit already (the unit stopped before it, or an interrupt returned to it): a
+    // resume point, not a block start of the guest's code.
+    if (d.unitEntry === PLANNED) return;
     d.hits++;
     if (++p.heat <= this.jitThreshold) return;
     p.heat = 0;
     p.compiles++;
+    this.compilePage(p);
+  }
+
+  /**
+   * Hands a hot page to the tier. Kept out of heat(): a closure there makes V8 allocate a context for its
+   * captured variables on every call of heat() (one per interpreted block start), not only when it compiles.
+   */
+  private compilePage(p: CodePage): void {
     // Only code that has run (and so was decoded) goes into the unit: paths never taken stay with the
     // interpreter until they become hot and a recompilation adds them. A cached instruction straddling
     // into the next page is included (the unit checks its tail before running it).
@@ -438,6 +472,7 @@ export class Cpu extends CpuCore implements Processor {
 
   /** Delivers an event; on a triple fault enters shutdown and returns false. */
   private deliver(vector: number, kind: EventKind, hasCode: boolean, code: number): boolean {
+    this.blockStart = true;
     try {
       deliverEvent(this, vector, kind, hasCode, code);
       return true;
@@ -555,6 +590,7 @@ export class Cpu extends CpuCore implements Processor {
   setRip(lo: number, hi: number): void {
     this.ripLo = lo | 0;
     this.ripHi = hi | 0;
+    this.blockStart = true;
   }
 
   getRflags(): number {

@@ -300,3 +300,59 @@ isr:
     assert.equal(taken.rip, after(mem), `threshold ${t}: it interrupts the instruction after the read`);
   }
 });
+
+test("an interrupt raised while CLI masks it is taken right after the POPF that unmasks it, CLI and STI inside a hot loop", () => {
+  // CLI does not end a run batch or a translation unit (no event becomes deliverable by it); a later
+  // POPF that sets IF again (no shadow, no device access) must still make the run loop look.
+  for (const t of THRESHOLDS) {
+    const { cpu, mem } = build(
+      `
+  GATE 32, isr
+  NOTE_AFTER
+  xor r8, r8
+  xor r9, r9
+  xor r10, r10
+  mov ecx, 200
+loop:
+  cli
+  add r10, rcx
+  sti
+  dec ecx
+  jnz loop
+  pushfq
+  cli
+  in al, 0x60         ; the intercept makes vector 32 pending while interrupts are masked
+  add r10, 1
+  add r10, 2
+  popfq               ; IF set again, without a shadow
+after:
+  jmp spin
+isr:
+  LOGGED
+  iretq
+`,
+      t,
+    );
+    let pending = false;
+    cpu.interrupts = {
+      hasInterrupt: () => pending,
+      acknowledge: () => {
+        pending = false;
+        return 32;
+      },
+    };
+    drive(cpu, () => {
+      pending = true;
+      return 0x5a;
+    });
+    assert.equal(reg64(cpu, 10), 20100n + 3n, `threshold ${t}: the masked code ran`);
+    assert.equal(reg64(cpu, 9), 1n, `threshold ${t}: the interrupt was taken`);
+    const taken = logged(mem, 1);
+    assert.equal(
+      taken.counter,
+      0n,
+      `threshold ${t}: taken before the spin loop, not ${taken.counter} iterations in`,
+    );
+    assert.equal(taken.rip, after(mem), `threshold ${t}: it interrupts the instruction after the POPF`);
+  }
+});

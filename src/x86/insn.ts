@@ -117,7 +117,7 @@ export class Insn {
   page2 = -1;
   /** For a straddling instruction: its bytes in the next page (compared at every fetch). */
   tail: Uint8Array | null = null;
-  /** The block index of this instruction in its page's translation unit (wasm/tier.ts), or -1. */
+  /** The block index of this instruction in its page's translation unit (wasm/tier.ts) when it is an entry; -2 inside the unit otherwise; else -1. */
   unitEntry = -1;
 
   /** Copies every field from another record (used when a page-straddling decode is cached nowhere). */

@@ -240,3 +240,133 @@ test("ENTER whose nesting display faults leaves RSP as before the instruction (i
   const r8 = BigInt(`0x${s.regs[8]!}`);
   assert.equal(r8 - rsp, 48n, "only the #GP frame (6 qwords with the error code) is on the stack");
 });
+
+test("a rotate after an arithmetic or logic producer keeps the producer's SF, ZF, AF and PF (pushed, read by Jcc and at a #PF)", () => {
+  // Each producer sets AF, SF, ZF or PF differently; the rotate by a constant replaces CF and OF only.
+  // The flags are read by PUSHF, by conditional jumps, and pushed by a #PF raised right after the rotate.
+  const s = sameEverywhere(
+    `
+    mov ecx, 12
+    mov rdi, 0x20000
+    xor r12, r12
+  .loop:
+    mov eax, ecx
+    shl eax, 28
+    add eax, 0x0fffffff        ; AF, SF or ZF depending on ecx
+    rol eax, 7
+    pushfq
+    pop rbx
+    add r12, rbx
+    lea edx, [rcx + 0x7f]
+    sub edx, 0x88              ; borrow out of bit 4
+    ror edx, 3
+    pushfq
+    pop rbx
+    add r12, rbx
+    mov rsi, rcx
+    inc rsi
+    rol rsi, 61
+    jnp .odd
+    add r12, 5
+  .odd:
+    and esi, ecx
+    ror esi, 1
+    js .neg
+    add r12, 9
+  .neg:
+    dec ecx
+    mov r8, [rdi + rcx * 8]
+    add r8, 0x10
+    ror r8, 5
+    mov r9, [r8]               ; faults on the last pass: the frame holds the flags after ROR
+    test ecx, ecx
+    jnz .loop
+    hlt`,
+    (mem) => {
+      const dv = new DataView(mem.buffer);
+      // Entry i: the address (rotated left by 5, less 0x10) the loop loads from; entry 0 is unmapped.
+      const rol5 = (a: bigint): bigint => ((a << 5n) | (a >> 59n)) & 0xffff_ffff_ffff_ffffn;
+      for (let i = 0; i <= 12; i++)
+        dv.setBigUint64(0x20000 + i * 8, rol5(BigInt(0x21000 + i * 0x100)) - 0x10n, true);
+      dv.setBigUint64(0x20000, rol5(0x40_0000_0000n) - 0x10n, true);
+    },
+  );
+  assert.equal(s.cr2, "0000004000000000");
+});
+
+test("where a unit stopped for its budget is a resume point, not a new entry: the page is compiled once", () => {
+  // A hot loop run in slices of 3..17 instructions: every slice ends in the middle of the loop's block.
+  // Counting those resume points as block starts (where a unit stopped, or where the next slice begins)
+  // made each of them an entry of the next compilation (up to the recompilation limit), splitting the
+  // loop into one block per instruction.
+  const mem = new GuestMemory(8 * 1024 * 1024);
+  const cpu = new Cpu(mem, { deterministic: true, jitThreshold: 3 });
+  setupMode(
+    cpu,
+    mem,
+    "long64",
+    assemble(
+      `
+    mov ecx, 3000
+  .loop:
+    add eax, ecx
+    xor edx, eax
+    lea ebx, [rdx + rcx * 2]
+    rol ebx, 3
+    add esi, ebx
+    sub edi, eax
+    dec ecx
+    jnz .loop
+    hlt`,
+      64,
+      CODE_BASE,
+    ),
+  );
+  let exit = ExitReason.BudgetExhausted;
+  for (let i = 0; exit === ExitReason.BudgetExhausted && i < 100_000; i++) exit = cpu.run(3 + (i % 15));
+  assert.equal(exit, ExitReason.Hlt);
+  assert.equal(cpu.getReg(1).lo, 0);
+  const stats = cpu.tierStats()!;
+  assert.equal(stats.units, 1, `units compiled: ${stats.units}`);
+  // Entries: the first instruction (where the processor started) and the loop head, nothing in between.
+  const listing = cpu.tier!.unitListing(CODE_BASE >>> 12)!;
+  const entries = listing.split("\n").filter((l) => / entry /.test(l));
+  assert.equal(entries.length, 2, listing.split("(import")[0]);
+  assert.ok((stats.translated ?? 0) > 5_000, `translated ${stats.translated}`);
+});
+
+test("32-bit reads of registers after 64-bit, 32-bit, 8-bit, POP and helper writes in one block see only the low half", () => {
+  // A unit's register locals hold all 64 bits: a 32-bit operand is the low half, whatever wrote the
+  // register (64-bit, a merge into the low byte, POP, a handler). SHR and CMP/SUB expose upper bits that
+  // leak into a 32-bit operand (an unmasked read, or a mask skipped on a wrong assumption).
+  sameEverywhere(`
+    mov ecx, 40
+    xor r12, r12
+  .loop:
+    mov rax, -1
+    mov ebx, eax
+    shr eax, 4                 ; 64-bit write before: 0x0fffffff
+    shr ebx, 5                 ; 32-bit write before: 0x07ffffff
+    add r12, rax
+    add r12, rbx
+    mov rdx, 0x123456789
+    mov dl, 7
+    cmp edx, ebx               ; CF from the low halves only
+    pushfq
+    pop rsi
+    add r12, rsi
+    mov r8, 0xfffffffe00000001
+    push r8
+    pop rdi
+    sub edi, 2                 ; borrow from the low half of a popped value
+    setb al
+    add r12, rax
+    add r12, rdi
+    mov r9, -2
+    bswap r9                   ; run by its handler
+    shr r9d, 1
+    add r12, r9
+    dec ecx
+    jnz .loop
+    hlt`);
+});

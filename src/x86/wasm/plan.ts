@@ -47,6 +47,10 @@ const STRAIGHT = new Set<string>([
   "cmc",
   "cld",
   "std",
+  // CLI only masks interrupts: nothing becomes deliverable, so the run loop need not look (cpu.ts inner()
+  // goes on after it too). MOV r/m, Sreg only reads a selector.
+  "cli",
+  "movFromSreg",
 ]);
 
 /**

@@ -26,6 +26,9 @@ const MAX_UNIT_INSNS = 3000;
 /** Recompilations of one page for entry points found after its unit was built. */
 export const MAX_RECOMPILES = 8;
 
+/** Insn.unitEntry of an instruction inside a live unit that is not one of its entries. */
+export const PLANNED = -2;
+
 type RunFn = (entry: number, ripBaseLo: number, ripBaseHi: number, budget: number) => number;
 
 export class Unit {
@@ -260,8 +263,14 @@ export class WasmTier {
     this.byIndex[index] = u;
     this.table.set(index, run);
     this.pageMap[page.ramPage] = index + 1;
+    // Instructions inside a block of the unit are marked (PLANNED): the run loop arriving at one (after
+    // the unit stopped in the middle of the block, or an interrupt returned there) does not count it as
+    // a block start, so such resume points do not become entries of the next compilation. Entries split
+    // blocks, and every entry costs the code around it (a budget check, flags kept for the exit there).
+    // A block start that is no entry yet still counts (a loop head where the unit stopped for its budget).
     for (let i = 0; i < plan.blocks.length; i++) {
       const b = plan.blocks[i]!;
+      for (let k = 1; k < b.insns.length; k++) b.insns[k]!.unitEntry = PLANNED;
       if (b.entry) b.insns[0]!.unitEntry = i;
     }
     const s = this.stats;
@@ -275,7 +284,7 @@ export class WasmTier {
     page.pending = null;
     const u = page.unit as Unit | null;
     if (u === null) return;
-    for (const b of u.plan.blocks) if (b.entry) b.insns[0]!.unitEntry = -1;
+    for (const d of u.plan.insns) d.unitEntry = -1;
     page.unit = null;
     this.live.delete(page);
     this.pageMap[page.ramPage] = 0;
@@ -427,8 +436,8 @@ export class WasmTier {
 
   /**
    * The live unit of RAM page `ramPage` for people debugging it (docs/x86-internals.md): each instruction
-   * with its index (the number `hc`, faults and X.Index use), page offset, whether it is inline or a
-   * handler call, and its disassembly; then the module as WebAssembly text (emitted again from the plan:
+   * with its index (the number `hc`, faults and X.Index use), page offset, `entry` where the run loop may
+   * enter the unit, whether it is inline or a handler call, and its disassembly; then the module as WebAssembly text (emitted again from the plan:
    * emission is deterministic). Null when the page has no unit.
    */
   unitListing(ramPage: number): string | null {
@@ -439,8 +448,9 @@ export class WasmTier {
     u.plan.insns.forEach((d, k) => {
       const off = u.plan.offs[k]!;
       const form = inlineForm(d) ? "inline" : "handler";
+      const entry = d.unitEntry >= 0 ? "entry " : "";
       lines.push(
-        `  #${k} +0x${off.toString(16).padStart(3, "0")} ${form.padEnd(7)} ${disassemble(d, off + d.len)}`,
+        `  #${k} +0x${off.toString(16).padStart(3, "0")} ${entry}${form.padEnd(7)} ${disassemble(d, off + d.len)}`,
       );
     });
     lines.push(moduleText(emitUnit(u.plan, { slot: this.c.stateSlot, memPages: this.memPages })));

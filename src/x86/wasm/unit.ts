@@ -1392,9 +1392,19 @@ class UnitWriter {
     }
     e.set(n);
     const rotate = h === "rol" || h === "ror";
-    if (live) {
+    // Rotates change CF and OF only. When the flags' producer is known and the count is a nonzero
+    // constant, the state becomes a Result (flags.ts setResultFlags): SF/ZF/PF stay those of the result
+    // already in fr, AF is taken from the producer now, CF/OF from the rotate. Otherwise all flags are made
+    // concrete first (a parity and adjust computation, or a runtime call).
+    const p = this.pending;
+    const asResult =
+      live && rotate && constCount && cnt !== 0 && p !== null && p.op >= LZ_ADD && p.op <= LZ_DEC;
+    const af = asResult ? e.tmp32() : -1;
+    if (asResult) {
+      emitFlag(e, Flag.AF, this.flagState());
+      e.set(af);
+    } else if (live) {
       this.spillFlags();
-      // Rotates change CF and OF only: the other flags are made concrete first.
       if (rotate && (!constCount || cnt !== 0)) this.materialize();
     }
     if (!constCount) {
@@ -1527,16 +1537,29 @@ class UnitWriter {
             e.op(Op.I32And);
             e.set(of);
           }
-          e.get(this.fflags);
-          e.i32(~0x801);
-          e.op(Op.I32And);
-          e.get(cf);
-          e.op(Op.I32Or);
-          e.get(of);
-          e.i32(11);
-          e.op(Op.I32Shl);
-          e.op(Op.I32Or);
-          e.set(this.fflags);
+          if (asResult) {
+            e.get(cf);
+            e.get(of);
+            e.i32(1);
+            e.op(Op.I32Shl);
+            e.op(Op.I32Or);
+            e.get(af);
+            e.i32(2);
+            e.op(Op.I32Shl);
+            e.op(Op.I32Or);
+            e.set(this.fcin);
+          } else {
+            e.get(this.fflags);
+            e.i32(~0x801);
+            e.op(Op.I32And);
+            e.get(cf);
+            e.op(Op.I32Or);
+            e.get(of);
+            e.i32(11);
+            e.op(Op.I32Shl);
+            e.op(Op.I32Or);
+            e.set(this.fflags);
+          }
         } else {
           if (h === "shl") {
             sign(vr);
@@ -1560,7 +1583,10 @@ class UnitWriter {
       }
     }
     if (!constCount) e.end();
-    if (live) this.pending = null;
+    if (asResult) {
+      this.pending = { op: LZ_RESULT, size: p.size, cinZero: false };
+      e.free32l(af);
+    } else if (live) this.pending = null;
     e.free64l(va);
     e.free64l(vr);
     e.free64l(n);
