@@ -57,12 +57,17 @@ export class ConsoleView {
     this.connect();
   }
 
-  /** The terminal's text, line by line (scrollback included): what a screen reader or a test reads. */
+  /** The terminal's text as the guest wrote its lines (scrollback included): what a screen reader or a test reads. */
   text(): string {
     const b = this.term.buffer.active;
-    const lines: string[] = [];
-    for (let i = 0; i < b.length; i++) lines.push(b.getLine(i)?.translateToString(true) ?? "");
-    return lines.join("\n");
+    let text = "";
+    for (let i = 0; i < b.length; i++) {
+      const line = b.getLine(i);
+      // A line the terminal wrapped continues the previous one: no newline between them.
+      if (i > 0 && !line?.isWrapped) text += "\n";
+      text += line?.translateToString(true) ?? "";
+    }
+    return text;
   }
 
   focus(): void {
