@@ -122,7 +122,7 @@ export async function createApp(parts: ServiceParts): Promise<FastifyInstance> {
         title: "Viridian VM service",
         version: parts.version,
         description:
-          "The management API of the Viridian virtualization stack: VMs, jobs, events, and the authorization store. Every route needs a bearer token, except on the service's own UNIX socket.",
+          "The management API of the Viridian virtualization stack: VMs, jobs, events, and the authorization store. Every route needs a bearer token, except on the service's own UNIX socket. A WebSocket request may instead offer the token as the subprotocol `viridian.bearer.<token>` next to `viridian` (browsers cannot set headers on WebSockets); the service answers with `viridian`. The web UI's static files at `/` and `/ui/` need no token and are not part of this API.",
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],

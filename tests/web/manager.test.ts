@@ -12,7 +12,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { chromium, type BrowserContext, type Page } from "playwright-core";
-import { REPO, TestService } from "../service/harness.js";
+import WebSocket from "ws";
+import { REPO, TestService, opened } from "../service/harness.js";
 
 const CHROMIUM = process.env.VIRIDIAN_CHROMIUM ?? "/usr/bin/chromium";
 const FLAGS = [
@@ -103,6 +104,17 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
       assert.equal((await svc.call("GET", stray, { via: "tcp" })).status, 404, stray);
     // The API itself still wants a token.
     assert.equal((await svc.call("GET", "/v1/vms", { via: "tcp" })).status, 401);
+  });
+
+  it("a browser's WebSocket authenticates with its token as a subprotocol, never echoed back", async () => {
+    const events = `ws://${svc.tcp}/v1/events`;
+    const ws = await opened(new WebSocket(events, ["viridian", `viridian.bearer.${adminToken}`]));
+    assert.equal(ws.protocol, "viridian");
+    ws.close();
+    await assert.rejects(opened(new WebSocket(events, ["viridian", "viridian.bearer.vrd_0.bad"])), {
+      status: 401,
+    });
+    await assert.rejects(opened(new WebSocket(events, ["viridian"])), { status: 401 });
   });
 
   it("administrator: create, start, live state, console (uname -a), shut down, the job completes", async () => {
