@@ -4,10 +4,12 @@
 // the page's form, starts it, watches its state change without a reload, opens the serial console, waits for
 // the guest's prompt, types `uname -a` and reads the answer from xterm's buffer, shuts the guest down and sees
 // the job complete in the jobs panel. A VM Operator of scope `lab` sees only lab's VMs and no administrator's
-// controls, and an API call forged from its page gets 403. Screenshots go to test-artifacts/web/.
+// controls, and an API call forged from its page gets 403. axe-core finds no serious or critical violation on
+// each page. Screenshots go to test-artifacts/web/.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -42,7 +44,37 @@ declare const document: {
   getElementById(id: string): TextNode | null;
 };
 declare const sessionStorage: { getItem(key: string): string | null };
-declare const window: { viridian: { consoleText(): string }; noReload?: true };
+interface AxeViolation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: Array<{ target: unknown }>;
+}
+declare const window: {
+  viridian: { consoleText(): string };
+  noReload?: true;
+  axe: { run(): Promise<{ violations: AxeViolation[] }> };
+};
+
+const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+
+/**
+ * axe-core's check of the page as it stands: no serious or critical violation. The library is evaluated over
+ * the DevTools protocol (the page's CSP allows no injected script tags).
+ */
+async function axeCheck(page: Page, what: string): Promise<void> {
+  await page.evaluate(AXE_SOURCE);
+  const violations = await page.evaluate(async () =>
+    (await window.axe.run()).violations.map((v) => ({
+      id: v.id,
+      impact: v.impact,
+      help: v.help,
+      targets: v.nodes.map((n) => n.target),
+    })),
+  );
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad, [], `${what}: ${JSON.stringify(bad, null, 1)}`);
+}
 
 async function signIn(page: Page, base: string, token: string): Promise<void> {
   await page.goto(base);
@@ -145,6 +177,7 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
     await page.click("#new-vm button[type=submit]");
     await page.waitForSelector('tr[data-vm="web1"]');
     await page.screenshot({ path: join(ARTIFACTS, "vm-list-1366.png"), fullPage: true });
+    await axeCheck(page, "VM list");
 
     await page.click('tr[data-vm="web1"] a');
     await waitText(page, "#vm-state", "Off");
@@ -171,6 +204,7 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
     );
     assert.match(String(await answer.jsonValue()), /^Linux viridian-guest 6\.1\.\S+ .*x86_64 GNU\/Linux\n$/);
     await page.screenshot({ path: join(ARTIFACTS, "vm-page-console-1366.png"), fullPage: true });
+    await axeCheck(page, "VM page with its console");
     await page.setViewportSize({ width: 390, height: 844 });
     await page.screenshot({ path: join(ARTIFACTS, "vm-page-console-390.png"), fullPage: true });
     await page.setViewportSize({ width: 1366, height: 768 });
@@ -197,6 +231,7 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
     assert.equal(await page.$('[data-action="delete"]'), null, "no delete without vm.delete");
     assert.notEqual(await page.$('tr[data-vm="labvm"] [data-action="start"]'), null, "start is offered");
     await page.screenshot({ path: join(ARTIFACTS, "vm-list-operator-1366.png"), fullPage: true });
+    await axeCheck(page, "the operator's VM list");
 
     const forged = await page.evaluate(async (otherVm) => {
       const auth = { authorization: `Bearer ${sessionStorage.getItem("viridian.token")}` };
