@@ -5,7 +5,8 @@
 // the guest's prompt, types `uname -a` and reads the answer from xterm's buffer, shuts the guest down and sees
 // the job complete in the jobs panel. A VM Operator of scope `lab` sees only lab's VMs and no administrator's
 // controls, and an API call forged from its page gets 403. axe-core finds no serious or critical violation on
-// each page. Screenshots go to test-artifacts/web/.
+// each page. A worker killed with SIGKILL shows its VM Critical with the reason, without a reload.
+// Screenshots go to test-artifacts/web/.
 
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
@@ -244,6 +245,31 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
       return [create.status, start.status];
     }, other.id);
     assert.deepEqual(forged, [403, 403]);
+    await page.close();
+  });
+
+  it("a worker's crash shows the VM Critical with the reason, live", async () => {
+    // The VM of the operator's test, started here and killed as soon as its worker runs (no boot to wait for).
+    const page = await context.newPage();
+    await signIn(page, base, adminToken);
+    await page.goto(`${base}#/vm/defaultvm`);
+    await waitText(page, "#vm-state", "Off");
+    await page.click('button[data-action="start"]');
+    await waitText(page, "#vm-state", "Running");
+    const pids = svc.workerPids();
+    assert.equal(pids.length, 1, "one worker runs");
+    process.kill(pids[0]!, "SIGKILL");
+    await waitText(page, "#vm-state", "Critical");
+    await page.waitForFunction(() => (document.getElementById("vm-reason")?.textContent ?? "") !== "", null, {
+      timeout: LONG,
+    });
+    const reason = await page.$eval("#vm-reason", (e) => e.textContent);
+    assert.match(String(reason), /SIGKILL|signal|exit/i);
+    assert.notEqual(
+      await page.$('button[data-action="start"]:not([disabled])'),
+      null,
+      "a Critical VM may start",
+    );
     await page.close();
   });
 });
