@@ -256,9 +256,9 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
     await waitText(page, "#vm-state", "Off");
     await page.click('button[data-action="start"]');
     await waitText(page, "#vm-state", "Running");
-    const pids = svc.workerPids();
-    assert.equal(pids.length, 1, "one worker runs");
-    process.kill(pids[0]!, "SIGKILL");
+    const vm = (await svc.ok("GET", "/v1/vms/defaultvm")).body as { worker: { pid: number } | null };
+    assert.ok(vm.worker, "its worker runs");
+    process.kill(vm.worker.pid, "SIGKILL");
     await waitText(page, "#vm-state", "Critical");
     await page.waitForFunction(() => (document.getElementById("vm-reason")?.textContent ?? "") !== "", null, {
       timeout: LONG,
