@@ -1,4 +1,4 @@
-// The project's test command (`npm test`): type-check and build, lint (eslint, prettier, import rules),
+// The project's test command (`npm test`): type-check and build (the web UI's bundle too), lint (eslint, prettier, import rules),
 // then run every compiled *.test.js under Node's own test runner, whose summary is the last output line.
 // VIRIDIAN_TEST_FILTER=substring limits the files run (for local iteration; CI runs everything).
 import { spawnSync } from "node:child_process";
@@ -31,6 +31,7 @@ function testFiles(dir) {
 
 const skipLint = process.env.VIRIDIAN_SKIP_LINT === "1";
 step("npx", ["tsc", "-p", "tsconfig.json"]);
+step(process.execPath, ["scripts/build-web.mjs"]);
 if (!skipLint) {
   step("npx", ["eslint", "."]);
   step("npx", ["prettier", "--check", "--log-level", "warn", "."]);

@@ -1,8 +1,8 @@
 // Owns: the HTTP/WebSocket API: registers every route of src/api/routes.ts with its schemas (validation and
 // the OpenAPI document come from the same objects), authenticates (bearer tokens; the UNIX socket's own user
-// without one), authorizes each request against the route's operation and target before its handler runs,
+// without one; a browser's WebSocket offers its token as a subprotocol), authorizes each request against the route's operation and target before its handler runs,
 // limits request rates per principal and body sizes, and turns every failure into a stable error body.
-// Must not: answer a request the route table does not describe, leak an internal error's details beyond
+// Must not: answer a request the route table does not describe (the web UI's static files, web-ui.ts, aside), leak an internal error's details beyond
 // its message, or let a handler run before authorization.
 // Spec: docs/architecture.md "The management API"; RFC 6750 (bearer tokens); OpenAPI 3.1.
 
@@ -19,6 +19,7 @@ import { LOCAL_PRINCIPAL, type Identity } from "./auth-store.js";
 import { RequestCounter } from "./metrics.js";
 import type { ServiceParts } from "./service-parts.js";
 import { handlers, type HandlerContext } from "./api-handlers.js";
+import { registerWebUi } from "./web-ui.js";
 
 /** Request bodies above this are refused with 413 (a configuration change is well under 4 KiB). */
 export const BODY_LIMIT = 64 * 1024;
@@ -74,6 +75,27 @@ function toApiError(err: unknown): ApiError {
   return new ApiError("internal", "internal error");
 }
 
+/** The WebSocket subprotocol the service speaks to browsers (events: JSON text; console: binary bytes). */
+export const WS_PROTOCOL = "viridian";
+/** The prefix of the subprotocol that carries a browser's bearer token (browsers cannot set headers). */
+export const WS_BEARER_PREFIX = "viridian.bearer.";
+
+/**
+ * A bearer token offered as a WebSocket subprotocol (`viridian.bearer.<token>`), as an Authorization header
+ * value, for upgrade requests without one: a browser's WebSocket API cannot set headers, and a token in the
+ * URL would end up in logs and history. Tokens are base64url plus `_` and `.`, all valid subprotocol characters.
+ */
+function wsProtocolBearer(req: FastifyRequest): string | undefined {
+  if (req.headers.upgrade?.toLowerCase() !== "websocket") return undefined;
+  const offered = req.headers["sec-websocket-protocol"];
+  if (typeof offered !== "string") return undefined;
+  for (const p of offered.split(",")) {
+    const t = p.trim();
+    if (t.startsWith(WS_BEARER_PREFIX)) return `Bearer ${t.slice(WS_BEARER_PREFIX.length)}`;
+  }
+  return undefined;
+}
+
 export async function createApp(parts: ServiceParts): Promise<FastifyInstance> {
   const app = Fastify({
     bodyLimit: BODY_LIMIT,
@@ -100,17 +122,27 @@ export async function createApp(parts: ServiceParts): Promise<FastifyInstance> {
         title: "Viridian VM service",
         version: parts.version,
         description:
-          "The management API of the Viridian virtualization stack: VMs, jobs, events, and the authorization store. Every route needs a bearer token, except on the service's own UNIX socket.",
+          "The management API of the Viridian virtualization stack: VMs, jobs, events, and the authorization store. Every route needs a bearer token, except on the service's own UNIX socket. A WebSocket request may instead offer the token as the subprotocol `viridian.bearer.<token>` next to `viridian` (browsers cannot set headers on WebSockets); the service answers with `viridian`. The web UI's static files at `/` and `/ui/` need no token and are not part of this API.",
       },
       components: { securitySchemes: { bearer: { type: "http", scheme: "bearer" } } },
       security: [{ bearer: [] }],
     },
   });
-  await app.register(fastifyWebsocket, { options: { maxPayload: 64 * 1024 } });
+  await app.register(fastifyWebsocket, {
+    options: {
+      maxPayload: 64 * 1024,
+      // A browser offers WS_PROTOCOL and its bearer token as subprotocols (wsProtocolBearer); the answer
+      // names WS_PROTOCOL only, so the token is never echoed back.
+      handleProtocols: (offered: Set<string>) => (offered.has(WS_PROTOCOL) ? WS_PROTOCOL : false),
+    },
+  });
 
   // Authentication: before anything is parsed.
   app.addHook("onRequest", async (req) => {
-    const h = req.headers.authorization;
+    // The web UI's static files hold no data: the page asks for a token and every API call it makes is
+    // authorized like any other (src/service/web-ui.ts).
+    if (req.routeOptions.config?.publicUi) return;
+    const h = req.headers.authorization ?? wsProtocolBearer(req);
     if (h !== undefined) {
       const m = /^Bearer ([\x21-\x7e]{1,256})$/.exec(h);
       const who = m ? parts.auth.verify(m[1]!) : null;
@@ -157,6 +189,7 @@ export async function createApp(parts: ServiceParts): Promise<FastifyInstance> {
 
   const ctx: HandlerContext = { ...parts, requests, app };
   for (const route of ROUTES) registerRoute(app, route, parts, ctx);
+  registerWebUi(app);
   return app;
 }
 
