@@ -3,7 +3,7 @@
 // Must not: rewrite or truncate the file, or record secrets (tokens never reach it).
 // Spec: docs/architecture.md "Authorization" (audit); docs/threat-model.md (what the log guarantees).
 
-import { closeSync, openSync, readFileSync, statSync, writeSync, fdatasyncSync } from "node:fs";
+import { closeSync, fdatasync, fdatasyncSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
 import type { AuditEntry } from "../api/schemas.js";
 
 /** Entries kept in memory for reading; older ones are read from the file. */
@@ -15,6 +15,9 @@ export class AuditLog {
   private seq = 0;
   private listeners = new Set<(e: AuditEntry) => void>();
   private unsynced = 0;
+  /** An fdatasync in flight on the thread pool (at most one). */
+  private syncing = false;
+  private closed = false;
 
   constructor(private readonly path: string) {
     // O_APPEND: every write lands at the end, whatever else has the file open.
@@ -45,15 +48,29 @@ export class AuditLog {
     let off = 0;
     while (off < line.length) off += writeSync(this.fd, line, off, line.length - off);
     // Durable in batches: a host crash can lose the last few entries, a service crash none (the page cache keeps them).
-    if (++this.unsynced >= 256) this.sync();
+    // The batch's fdatasync runs off the event loop: on a busy disk it took over a second, and every request
+    // waited behind it (`npm run bench -- api`: p99 1.1 s at 500 reads/s, closed-loop p99 26 ms).
+    if (++this.unsynced >= 256) this.syncInBackground();
     this.recent.push(e);
     if (this.recent.length > RECENT * 2) this.recent = this.recent.slice(-RECENT);
     for (const l of this.listeners) l(e);
     return e;
   }
 
+  private syncInBackground(): void {
+    if (this.syncing || this.closed) return;
+    this.syncing = true;
+    const batch = this.unsynced;
+    this.unsynced = 0;
+    fdatasync(this.fd, (err) => {
+      this.syncing = false;
+      // Not durable yet: the next batch (or close) tries again.
+      if (err) this.unsynced += batch;
+    });
+  }
+
   sync(): void {
-    if (this.unsynced === 0) return;
+    if (this.unsynced === 0 || this.closed) return;
     fdatasyncSync(this.fd);
     this.unsynced = 0;
   }
@@ -88,7 +105,10 @@ export class AuditLog {
   }
 
   close(): void {
+    // An fdatasync still in flight covers only its own batch; this one covers everything written.
+    this.unsynced = Math.max(this.unsynced, 1);
     this.sync();
+    this.closed = true;
     closeSync(this.fd);
   }
 }
