@@ -2,7 +2,8 @@
 // bring-up, 100,000 random and mutated NVSP messages and RNDIS messages (lying msg_len, data/PPI/info offsets
 // and lengths, unknown OIDs and types, batches running past the end of a section, section indices and sizes
 // at and past the send buffer's end, GPA-direct ranges beyond RAM, forged and repeated receive completions,
-// re-negotiation, buffer revocation) while frames arrive from a virtual switch. No host exception; every
+// re-negotiation, buffer revocation, offload per-packet informations: checksum requests, LSO v2 with right,
+// wrong and extreme MSSs and offsets, LSO v1, IPsec, 802.1Q) while frames arrive from a virtual switch. No host exception; every
 // access the host side makes to the hostile guest's RAM (an access recorder on its memory object: all page
 // lists, rings and buffers go through it) lies inside RAM and outside guard pages the guest never shared,
 // and the guard pages never change; a second, well-behaved VM on the same switch exchanges frames before,
@@ -15,7 +16,14 @@ import { type GuestMemory, PAGE_SIZE, RAM_WINDOW_SIZE } from "../../src/memory/g
 import { VirtualSwitch, type SwitchPort } from "../../src/net/virtual-switch.js";
 import * as P from "../../src/vmbus/protocol.js";
 import type { NicPort } from "../../src/vsp/netvsp/netvsp.js";
-import { NvspType, RndisType } from "../../src/vsp/netvsp/nvsp-protocol.js";
+import {
+  NvspType,
+  PPI_IEEE_8021Q,
+  PPI_IPSEC,
+  PPI_LSO,
+  PPI_TCPIP_CHECKSUM,
+  RndisType,
+} from "../../src/vsp/netvsp/nvsp-protocol.js";
 import { rng } from "../storage/memory-disks.js";
 import { gpaDirectExtra, guestPacket } from "../vmbus/guest-client.js";
 import {
@@ -25,6 +33,7 @@ import {
   RECV_PAGES,
   rndisMessage,
   rndisPacket,
+  rndisPacketWithPpis,
   SEND_PAGES,
 } from "./netvsc-guest.js";
 
@@ -113,7 +122,13 @@ function recordAccesses(memory: GuestMemory, guardStart: number, guardEnd: numbe
 async function fuzz(
   seed: number,
   messages: number,
-): Promise<{ hash: string; messages: number; accesses: number; exchanges: number }> {
+): Promise<{
+  hash: string;
+  messages: number;
+  accesses: number;
+  exchanges: number;
+  refused: Record<string, number>;
+}> {
   const r = rng(seed);
   const int = (n: number): number => Math.floor(r() * n);
   const pick = <T>(a: readonly T[]): T => a[int(a.length)]!;
@@ -192,6 +207,41 @@ async function fuzz(
     }
     return out;
   };
+  // A TCP or UDP over IPv4/IPv6 frame (header fields often near their limits) with the per-packet
+  // informations hv_netvsc sends: checksum requests, LSO v2 (MSS and offsets right, wrong or extreme),
+  // LSO v1, IPsec, 802.1Q, in random combinations.
+  const offloadPacket = (req: number): Uint8Array => {
+    const v6 = r() < 0.3;
+    const l4 = 14 + (v6 ? 40 : 20 + 4 * int(3));
+    const f = frame(PROBE_MAC, HOSTILE_MAC, req, l4 + 20 + int(4800));
+    f[12] = v6 ? 0x86 : 0x08;
+    f[13] = v6 ? 0xdd : 0x00;
+    f[14] = v6 ? 0x60 : 0x40 | ((l4 - 14) / 4);
+    const proto = r() < 0.8 ? 6 : pick([17, 1, int(256)]);
+    f[v6 ? 20 : 23] = proto;
+    if (!v6) {
+      f[16] = r() < 0.5 ? 0 : (f.length - 14) >> 8;
+      f[17] = r() < 0.5 ? 0 : (f.length - 14) & 0xff;
+      f[20] = 0x40;
+      f[21] = 0;
+    } else {
+      f[18] = (f.length - 54) >> 8;
+      f[19] = (f.length - 54) & 0xff;
+    }
+    f[l4 + 12] = r() < 0.8 ? 0x50 + 0x10 * int(3) : int(256);
+    const offset = r() < 0.8 ? l4 : int(1024);
+    const ppis: [number, number][] = [];
+    if (r() < 0.6) {
+      const mss = pick([1448, 1460, 536, 1, 0, 0xf_ffff, int(9000)]);
+      ppis.push([PPI_LSO, ((r() < 0.9 ? 1 : 0) << 30) | (offset << 20) | mss | ((v6 ? 1 : 0) << 31)]);
+    }
+    if (r() < 0.5)
+      ppis.push([PPI_TCPIP_CHECKSUM, (v6 ? 2 : 1) | pick([4, 8, 12, 0x10, 0x14]) | (offset << 16)]);
+    if (r() < 0.1) ppis.push([PPI_IPSEC, int(2 ** 32)]);
+    if (r() < 0.2) ppis.push([PPI_IEEE_8021Q, int(2 ** 16)]);
+    return rndisPacketWithPpis(f, ppis);
+  };
+
   const validRndis = (): Uint8Array => {
     const req = int(1000);
     switch (int(8)) {
@@ -206,6 +256,8 @@ async function fuzz(
           pick([RndisType.KeepAlive, RndisType.Reset, RndisType.Halt, RndisType.Indicate]),
           [req],
         );
+      case 4:
+        return offloadPacket(req);
       default: {
         const dst = r() < 0.5 ? PROBE_MAC : [0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
         return rndisPacket(frame(dst, HOSTILE_MAC, req, 14 + int(1600)));
@@ -326,7 +378,8 @@ async function fuzz(
   // After the storm.
   exchange(messages + 1);
   assert.deepEqual(accesses.bad, [], "host accesses outside RAM or in the guard pages");
-  return { hash: hash.digest("hex"), messages: sent, accesses: accesses.count, exchanges };
+  const refused = { ...hostile.vsps[0]!.counters.refused };
+  return { hash: hash.digest("hex"), messages: sent, accesses: accesses.count, exchanges, refused };
 }
 
 test(`${MESSAGES.toLocaleString("en")} hostile NVSP/RNDIS messages: no host exception, no access outside RAM or in guard pages, the neighbour forwards before, during and after`, async () => {
@@ -335,6 +388,9 @@ test(`${MESSAGES.toLocaleString("en")} hostile NVSP/RNDIS messages: no host exce
   // The recorder saw the host's traffic (a recorder that sees nothing proves nothing).
   assert.ok(r.accesses > MESSAGES, `${r.accesses} accesses recorded`);
   assert.equal(r.exchanges, Math.floor(MESSAGES / 1000) + 2);
+  // The offload requests reached the offload code: bad ones of several kinds were dropped and counted.
+  const offload = Object.keys(r.refused).filter((k) => k.startsWith("tx-offload-"));
+  assert.ok(offload.length >= 4, JSON.stringify(r.refused));
 });
 
 test("the same seed ends in the same state twice", async () => {
