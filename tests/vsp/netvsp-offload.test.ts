@@ -343,6 +343,10 @@ test("hostile requests are problems, never exceptions", () => {
   lying[16] = 0xff; // total length past the frame
   assert.equal(completeChecksums(lying, csumV4Tcp(t.l4)), "offload-ip-length");
   assert.equal(parseLsoInfo(1448 | (34 << 20)), null, "LSO v1 is not an LSO v2 request");
+  const routed = tcp6(bytes(3000, 3), { hopByHop: true });
+  routed.frame[20] = 43; // a routing header: its final destination would belong in the pseudo-header
+  const lso6 = { mss: 1000, transportOffset: routed.l4, ipv6: true };
+  assert.equal(segmentTcp(routed.frame, lso6), "offload-ipv6-extension");
   // Random bytes and requests: a result, never a throw.
   for (let i = 0; i < 3000; i++) {
     const f = bytes(15 + (i % 200), i + 77);

@@ -136,9 +136,11 @@ function layout(frame: Uint8Array, lengthFromFrame: boolean): Layout | OffloadPr
     }
     let next = frame[l3 + 6]!;
     let at = l3 + IPV6_HEADER;
-    // Hop-by-hop (0), routing (43) and destination options (60) are skipped; a fragment header (44) or
-    // anything else that is not TCP/UDP ends the walk.
-    for (let hops = 0; next === 0 || next === 43 || next === 60; hops++) {
+    // Hop-by-hop (0) and destination options (60) are skipped. A routing header (43) would put the final
+    // destination in the pseudo-header: not done, so such a packet is refused rather than sent with a wrong
+    // checksum (and not marked verified); a fragment header or anything else ends the walk.
+    for (let hops = 0; next === 0 || next === 60 || next === 43; hops++) {
+      if (next === 43) return "offload-ipv6-extension";
       if (hops >= 8 || at + 8 > end) return "offload-ipv6-extension";
       const len = (frame[at + 1]! + 1) * 8;
       next = frame[at]!;
