@@ -157,8 +157,8 @@ describe("two Viridian VMs on a private switch (viridian run --nic, one boot eac
       const sent = (await run(a, `${stream} | md5sum`, TRANSFER_MS)).split(/\s+/)[0]!;
       assert.match(sent, /^[0-9a-f]{32}$/);
       const received = run(b, "nc -l -p 5001 | md5sum", TRANSFER_MS);
-      // The first CAPTURED frames of the stream on A's port: the host completed their checksums and split
-      // A's large sends (netvsp's offloads), so tcpdump must find every checksum right and no frame too long.
+      // The first CAPTURED frames of the stream on A's port: the host completed their checksums (and splits
+      // large sends when LSO is offered), so tcpdump must find every checksum right and no frame too long.
       const pcap = join(h.rt!, "stream.pcap");
       const capture = spawn(
         process.execPath,

@@ -1,7 +1,7 @@
 // Owns: the RNDIS control plane of one synthetic NIC: INITIALIZE, QUERY, SET, RESET, KEEPALIVE and HALT
 // requests answered as Hyper-V's network VSP answers Linux's rndis_filter (the MAC from the VM's
 // configuration, link state, frame size, packet filter, statistics, offload capabilities: TCP/UDP checksums
-// and LSO v2 for IPv4 and IPv6, done by ./offload.ts), the
+// for IPv4 and IPv6, done by ./offload.ts; LSO v2 is implemented there but not advertised yet), the
 // device's RNDIS state, and the link status indications the host sends.
 // Must not: read past the request it was handed (every offset and length is checked against it), answer an
 // unknown OID with anything but RNDIS_STATUS_NOT_SUPPORTED, or advertise an offload the data path does not
@@ -28,6 +28,8 @@ import {
 
 /** The largest large send (LSO v2) the guest may hand over: headers and payload, IPv4 or IPv6. */
 export const LSO_MAX_BYTES = 65_535;
+/** Whether LSO v2 is advertised (see offloadCapabilities: off until the NAT path's lost tail is understood). */
+export const LSO_OFFERED = false;
 /** Segments a large send must make at least (NDIS minsg; Linux does not read it). */
 const LSO_MIN_SEGMENTS = 2;
 /** NDIS_OFFLOAD_ENCAP_8023: offloads apply to Ethernet frames. */
@@ -40,8 +42,8 @@ const LSO6_OPTS = 0x001 | 0x004;
 
 /**
  * struct ndis_offload (NDIS 6.30 layout) as the network VSP fills it: checksums both ways for TCP and UDP
- * over IPv4 and IPv6 and the IPv4 header, LSO v2 for IPv4 and IPv6 up to LSO_MAX_BYTES; no LSO v1, IPsec,
- * RSC or encapsulation offload. Linux reads csum.ip4_txcsum/ip6_txcsum and lsov2 (rndis_netdev_set_hwcaps).
+ * over IPv4 and IPv6 and the IPv4 header, LSO v2 for IPv4 and IPv6 up to LSO_MAX_BYTES only when
+ * LSO_OFFERED; no LSO v1, IPsec, RSC or encapsulation offload. Linux reads csum.ip4_txcsum/ip6_txcsum and lsov2 (rndis_netdev_set_hwcaps).
  */
 function offloadCapabilities(): Uint8Array {
   const b = new Uint8Array(NDIS_OFFLOAD_SIZE);
@@ -53,16 +55,11 @@ function offloadCapabilities(): Uint8Array {
   const csum = [ENCAP_8023, CSUM4_ALL, ENCAP_8023, CSUM4_ALL, ENCAP_8023, CSUM6_ALL, ENCAP_8023, CSUM6_ALL];
   csum.forEach((x, i) => v.setUint32(4 + i * 4, x, true));
   // lsov2 (offset 80, after lsov1 and ipsecv1): {ip4_encap, ip4_maxsz, ip4_minsg, ip6_encap, ip6_maxsz,
-  // ip6_minsg, ip6_opts}.
-  const lso = [
-    ENCAP_8023,
-    LSO_MAX_BYTES,
-    LSO_MIN_SEGMENTS,
-    ENCAP_8023,
-    LSO_MAX_BYTES,
-    LSO_MIN_SEGMENTS,
-    LSO6_OPTS,
-  ];
+  // ip6_minsg, ip6_opts}. The encapsulations stay 0 (LSO not offered) while LSO_OFFERED is false: with TSO on,
+  // a guest -> host TCP stream through the NAT (passt) lost its tail (bench/net.ts: 3.4 of 4 MiB arrived)
+  // although every segment on the wire was valid; the data path still splits LSO v2 sends correctly.
+  const encap = LSO_OFFERED ? ENCAP_8023 : 0;
+  const lso = [encap, LSO_MAX_BYTES, LSO_MIN_SEGMENTS, encap, LSO_MAX_BYTES, LSO_MIN_SEGMENTS, LSO6_OPTS];
   lso.forEach((x, i) => v.setUint32(80 + i * 4, x, true));
   return b;
 }
