@@ -1,5 +1,5 @@
 // `npm run bench`: runs the benchmarks (one module per benchmark) and prints their figures, each next to its
-// peer measured in the same run (QEMU TCG for the processor, the Linux boot and the guest's disks, plain file
+// peer measured in the same run (QEMU TCG for the processor, the Linux boot, the guest's disks and network, plain file
 // I/O for storage); docs/spec.md records them. `npm run bench -- mips storage` runs only the named ones; `reg64`
 // (decision 0001) and `api` (a service with 3 running guests, issue 12) run only on request.
 import { availableParallelism, loadavg } from "node:os";
@@ -24,6 +24,7 @@ const benchmarks: Record<string, () => Promise<void>> = {
   storage: async () => (await import("./storage.js")).run(),
   boot: async () => void (await (await import("./boot.js")).benchBoot()),
   disk: async () => (await import("./disk.js")).benchDisk(),
+  net: async () => (await import("./net.js")).benchNet(),
   api: async () => (await import("./api.js")).benchApi(),
   reg64: async () => void (await import("./reg64-representation.js")),
 };

@@ -62,6 +62,26 @@ export function rndisPacket(frame: Uint8Array): Uint8Array {
   return rndisMessage(RndisType.Packet, [36, frame.length, 0, 0, 0, 0, 0, 0, 0], frame);
 }
 
+/** An RNDIS_MSG_PACKET with per-packet informations `ppis` ([type, u32 value] each) before `frame`. */
+export function rndisPacketWithPpis(frame: Uint8Array, ppis: [number, number][]): Uint8Array {
+  const info = new Uint8Array(ppis.length * 16);
+  const v = new DataView(info.buffer);
+  ppis.forEach(([type, value], i) => {
+    v.setUint32(i * 16, 16, true);
+    v.setUint32(i * 16 + 4, type, true);
+    v.setUint32(i * 16 + 8, 12, true);
+    v.setUint32(i * 16 + 12, value >>> 0, true);
+  });
+  const extra = new Uint8Array(info.length + frame.length);
+  extra.set(info);
+  extra.set(frame, info.length);
+  return rndisMessage(
+    RndisType.Packet,
+    [36 + info.length, frame.length, 0, 0, 0, 36, info.length, 0, 0],
+    extra,
+  );
+}
+
 export function frame(dst: number[], src: number[], payload: number, length = 64): Uint8Array {
   const f = new Uint8Array(length);
   f.set(dst, 0);
@@ -121,7 +141,7 @@ export class NetvscGuest {
     this.ch = ch;
     this.recvGpa = this.guest.alloc(RECV_PAGES);
     this.sendGpa = this.guest.alloc(SEND_PAGES);
-    this.scratch = this.guest.alloc(2);
+    this.scratch = this.guest.alloc(18); // a 64 KiB large send fits
     return ch;
   }
 

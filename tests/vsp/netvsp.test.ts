@@ -1,5 +1,5 @@
 // The network VSP through the real partition and VMBus server, driven by a guest that speaks as Linux 6.1's
-// hv_netvsc: the NVSP handshake and buffers, RNDIS control answers (MAC, frame size, offloads: none, RSS:
+// hv_netvsc: the NVSP handshake and buffers, RNDIS control answers (MAC, frame size, offloads: checksums, RSS:
 // not supported, link), frames out of send-buffer sections (batched) and GPA-direct buffers, frames in through
 // receive-buffer sections that only the guest's completion frees, the packet filter, link indications, and
 // refusals of what a guest must not do.
@@ -57,10 +57,9 @@ test("hv_netvsc's bring-up: NVSP 6.1, buffers, RNDIS answers Linux needs", () =>
   assert.ok(hw.data[1]! >= 1);
   const size = hw.data[2]! | (hw.data[3]! << 8);
   assert.ok(size >= 112 && size <= hw.data.length);
-  assert.ok(
-    hw.data.subarray(4).every((b) => b === 0),
-    "no offload is advertised",
-  );
+  // Checksums (csum, offset 4) are advertised (LSO v2 at offset 80 as LSO_OFFERED says); LSO v1, IPsec, RSC are not.
+  assert.ok(hw.data.subarray(4, 36).some((b) => b !== 0));
+  assert.ok(hw.data.subarray(36, 80).every((b) => b === 0) && hw.data.subarray(108).every((b) => b === 0));
   assert.equal(u32(query(4).data, 0), 0, "media connected");
   assert.equal(u32(query(5).data, 0), 100_000_000);
   const rss = query(6);

@@ -6,7 +6,8 @@
 // the guest completes them, link indications, and back-pressure both ways.
 // Must not: reach guest memory except through the page lists the channel validated; throw, loop or allocate
 // without bound on guest input (every index, size and offset is checked; queues are bounded); block on the
-// port (frames leave through `NicPort.send` at once); offer sub-channels, vRSS or any offload.
+// port (frames leave through `NicPort.send` at once); offer sub-channels, vRSS or an offload
+// ./offload.ts does not do.
 // Spec: Linux 6.1 drivers/net/hyperv/netvsc.c (netvsc_connect_vsp, netvsc_init_buf, netvsc_send_pkt,
 // netvsc_receive, netvsc_send_completion, enq_receive_complete), rndis_filter.c (rndis_filter_receive);
 // ../shared/research/hyperv-linux-guest-checklist.md 8.1-8.4; the channel contract in
@@ -34,8 +35,6 @@ import {
   NvspType,
   nvspMessage,
   RECEIVE_BUFFER_ID,
-  RNDIS_HEADER_SIZE,
-  RNDIS_PACKET_SIZE,
   RNDIS_PKT_CHANNEL_TYPE,
   RNDIS_PKT_SECTION_INDEX,
   RNDIS_PKT_SECTION_SIZE,
@@ -47,7 +46,13 @@ import {
   NDIS_PACKET_TYPE_MULTICAST,
   NDIS_PACKET_TYPE_PROMISCUOUS,
 } from "./nvsp-protocol.js";
-import { MessageSource, packetFrame, receiveMessage, splitMessages } from "./rndis-data.js";
+import {
+  MessageSource,
+  packetFrames,
+  receiveMessage,
+  receiveMessageSize,
+  splitMessages,
+} from "./rndis-data.js";
 import { MAX_PACKETS_PER_MESSAGE, RndisControl } from "./rndis-control.js";
 
 /** Send-buffer section size the host announces (SEND_SEND_BUF_COMPLETE; Hyper-V's value). */
@@ -346,7 +351,7 @@ export class NetVsp implements ChannelHandler {
   /** Receive sub-allocation size: the largest frame the guest may need plus the RNDIS headers, aligned. */
   private receiveSectionBytes(): number {
     const frame = Math.min(Math.max(this.guestFrameBytes, this.mtu + ETHERNET_HEADER), MAX_FRAME);
-    const raw = RNDIS_HEADER_SIZE + RNDIS_PACKET_SIZE + frame;
+    const raw = receiveMessageSize(frame);
     return Math.ceil(raw / SECTION_ALIGN) * SECTION_ALIGN;
   }
 
@@ -443,9 +448,9 @@ export class NetVsp implements ChannelHandler {
     let ok = problem === null;
     for (const m of messages) {
       if (m.type === RndisType.Packet) {
-        const frame = packetFrame(source, m);
-        if (typeof frame === "string") {
-          this.refuse(`tx-${frame}`);
+        const frames = packetFrames(source, m);
+        if (typeof frames === "string") {
+          this.refuse(`tx-${frames}`);
           this.rndis.counters.xmitError++;
           ok = false;
           continue;
@@ -454,9 +459,12 @@ export class NetVsp implements ChannelHandler {
           this.rndis.counters.xmitError++;
           continue;
         }
-        this.counters.txFrames++;
         this.rndis.counters.xmitOk++;
-        if (!this.port.send(frame)) this.portFull = true;
+        // The segments of one large send all go: the port's queue may overrun by one send's worth.
+        for (const frame of frames) {
+          this.counters.txFrames++;
+          if (!this.port.send(frame)) this.portFull = true;
+        }
       } else {
         this.control(source, m.offset, m.length);
       }
