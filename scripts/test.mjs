@@ -46,8 +46,8 @@ if (files.length === 0) {
   process.exit(1);
 }
 // Liftoff only, as the CLI runs (src/host/wasm-engine.ts); the test runner passes it to every test process.
-// Test files run two at a time (VIRIDIAN_TEST_CONCURRENCY overrides): most are one guest process waiting on
-// its console, so a 2-core machine runs two of them in little more than the time of one.
+// Test files run two at a time (VIRIDIAN_TEST_CONCURRENCY overrides): one file at a time left one of CI's two
+// cores idle through most guest boots; tests assert no timings, so sharing the machine changes no result.
 const concurrency = process.env.VIRIDIAN_TEST_CONCURRENCY ?? "2";
 const args = [
   "--liftoff-only",
