@@ -12,7 +12,10 @@ import { routePath } from "../src/api/routes.js";
 import { Console, TestService } from "../tests/service/harness.js";
 
 const RATE = Number(process.env.VIRIDIAN_BENCH_API_RATE ?? 500);
-const SECONDS = Number(process.env.VIRIDIAN_BENCH_API_SECONDS ?? 10);
+// 30 s: the first second after the guests boot holds a one-off stall of 0.15-0.27 s (the service's first requests
+// on that path), which over 10 s alone made p99 80-220 ms; over 30 s the steady state dominates, and the first
+// second is printed on its own.
+const SECONDS = Number(process.env.VIRIDIAN_BENCH_API_SECONDS ?? 30);
 const CYCLES = Number(process.env.VIRIDIAN_BENCH_API_CYCLES ?? 5);
 
 function percentile(sorted: number[], p: number): number {
@@ -71,6 +74,7 @@ export async function benchApi(): Promise<void> {
     // (a) open loop at RATE.
     const path = routePath("listVms");
     const lat: number[] = [];
+    const firstSecond: number[] = [];
     let errors = 0;
     const inflight: Promise<void>[] = [];
     const t0 = performance.now();
@@ -85,6 +89,7 @@ export async function benchApi(): Promise<void> {
             (r) => {
               if (r.status !== 200) errors++;
               lat.push(performance.now() - start);
+              if (start - t0 < 1000) firstSecond.push(performance.now() - start);
             },
             () => void errors++,
           ),
@@ -97,6 +102,7 @@ export async function benchApi(): Promise<void> {
     console.log(
       `api: GET /v1/vms offered ${RATE}/s for ${SECONDS} s: ${(sent / elapsed).toFixed(0)}/s sent, ${errors} errors, ${describe(lat)}`,
     );
+    console.log(`api:   of which the first second: ${describe(firstSecond)}`);
 
     // (b) closed loop, 16 in flight.
     let done = 0;
