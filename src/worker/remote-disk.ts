@@ -8,6 +8,7 @@
 
 import { StorageError, type Disk } from "../storage/disk.js";
 import type { RemoteDiskInfo } from "./protocol.js";
+import { SupervisorRequests } from "./supervisor-requests.js";
 
 /** Bytes per `disk-io`: 256 KiB is 349,528 bytes of base64, well within a frame. */
 export const DISK_IO_CHUNK = 256 * 1024;
@@ -24,38 +25,15 @@ export type DiskIoSender = (
   data: string | null,
 ) => boolean;
 
-/** The requests waiting for the supervisor's answer, by request id (one table per worker). */
-export class DiskIoRequests {
-  private nextId = 1;
-  private readonly waiting = new Map<
-    number,
-    { resolve: (d: Uint8Array) => void; reject: (e: Error) => void }
-  >();
-
-  request(send: (rid: number) => boolean): Promise<Uint8Array> {
-    const rid = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(rid, { resolve, reject });
-      if (!send(rid)) {
-        this.waiting.delete(rid);
-        reject(new StorageError("io", "the service that serves the disk is not connected"));
-      }
+/** The disk I/O requests waiting for the supervisor's answer (one table per worker). */
+export class DiskIoRequests extends SupervisorRequests {
+  constructor() {
+    super({
+      succeeded: (_data, error) => error === null,
+      notConnected: "the service that serves the disk is not connected",
+      failed: (error) => `the service could not do the disk I/O: ${error}`,
+      gone: "the service that serves the disk went away",
     });
-  }
-
-  /** The supervisor's answer; unknown ids (a closed connection's) are ignored. */
-  answer(rid: number, data: Uint8Array | null, error: string | null): void {
-    const w = this.waiting.get(rid);
-    if (!w) return;
-    this.waiting.delete(rid);
-    if (error === null) w.resolve(data ?? new Uint8Array(0));
-    else w.reject(new StorageError("io", `the service could not do the disk I/O: ${error}`));
-  }
-
-  failAll(): void {
-    for (const w of this.waiting.values())
-      w.reject(new StorageError("io", "the service that serves the disk went away"));
-    this.waiting.clear();
   }
 }
 

@@ -8,6 +8,7 @@
 
 import { StorageError, type Disk } from "../storage/disk.js";
 import type { MediumInfo } from "./protocol.js";
+import { SupervisorRequests } from "./supervisor-requests.js";
 
 /** Bytes per `medium-read`: 512 KiB is 699,052 bytes of base64, within a frame with room to spare. */
 export const MEDIUM_CHUNK = 512 * 1024;
@@ -73,39 +74,14 @@ export class RemoteMedium implements Disk {
   }
 }
 
-/** The reads waiting for the supervisor's answer, by read id. */
-export class MediumReads {
-  private nextId = 1;
-  private readonly waiting = new Map<
-    number,
-    { resolve: (d: Uint8Array) => void; reject: (e: Error) => void }
-  >();
-
-  request(send: (rid: number) => boolean): Promise<Uint8Array> {
-    const rid = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.waiting.set(rid, { resolve, reject });
-      if (!send(rid)) {
-        this.waiting.delete(rid);
-        reject(new StorageError("io", "the service that reads the DVD medium is not connected"));
-      }
+/** The medium reads waiting for the supervisor's answer, by read id. */
+export class MediumReads extends SupervisorRequests {
+  constructor() {
+    super({
+      succeeded: (data) => data !== null,
+      notConnected: "the service that reads the DVD medium is not connected",
+      failed: (error) => `the service could not read the DVD medium: ${error ?? "no reason"}`,
+      gone: "the service that reads the DVD medium went away",
     });
-  }
-
-  /** The supervisor's answer: the bytes, or its error message. Unknown ids (a closed connection's) are ignored. */
-  answer(rid: number, data: Uint8Array | null, error: string | null): void {
-    const w = this.waiting.get(rid);
-    if (!w) return;
-    this.waiting.delete(rid);
-    if (data !== null) w.resolve(data);
-    else
-      w.reject(new StorageError("io", `the service could not read the DVD medium: ${error ?? "no reason"}`));
-  }
-
-  /** The supervisor connection closed: nothing it was asked will be answered. */
-  failAll(): void {
-    for (const w of this.waiting.values())
-      w.reject(new StorageError("io", "the service that reads the DVD medium went away"));
-    this.waiting.clear();
   }
 }
