@@ -85,6 +85,7 @@ export async function serve(argv: string[]): Promise<number> {
   let listening: Listening;
   let vms: VmService;
   let audit: AuditLog;
+  let switches: SwitchService;
   try {
     dirs.create();
     sweepTemporaries(dirs);
@@ -100,7 +101,7 @@ export async function serve(argv: string[]): Promise<number> {
     const store = new VmStore(dirs);
     const supervisor = new Supervisor(dirs);
     // The switch inventory asks the VM service which VMs use a switch; the VM service asks it which exist.
-    const switches: SwitchService = new SwitchService(dirs, (name) => vms.switchUsers(name));
+    switches = new SwitchService(dirs, (name) => vms.switchUsers(name));
     vms = new VmService(
       dirs,
       store,
@@ -126,6 +127,7 @@ export async function serve(argv: string[]): Promise<number> {
     });
     // Switches first: VMs started by their automatic start action connect to them.
     await switches.init();
+    switches.watch();
     await vms.init(LOCAL_PRINCIPAL);
     listening = await listen(
       app,
@@ -159,6 +161,7 @@ export async function serve(argv: string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       console.error(`viridian serve: ${sig}: applying automatic stop actions`);
+      switches.stopWatching();
       await vms.shutdown();
       await listening.close();
       audit.close();

@@ -25,6 +25,8 @@ const BIN = fileURLToPath(new URL("../../../bin/viridian.js", import.meta.url));
 const START_TIMEOUT_MS = 60_000;
 /** How long a deleted switch's process may take to remove its sockets. */
 const STOP_TIMEOUT_MS = 10_000;
+/** How often the watchdog looks for switch processes that went away. */
+const WATCH_INTERVAL_MS = 2_000;
 
 const SwitchEntry = Type.Object(
   {
@@ -85,6 +87,10 @@ export class SwitchService {
   private reasons = new Map<string, string>();
   /** Names being created or deleted right now (a second request for the same name is a conflict). */
   private busy = new Set<string>();
+  /** The watchdog's timer, and per switch the earliest time of its next restart attempt and the wait after it. */
+  private watchdog: NodeJS.Timeout | null = null;
+  private retry = new Map<string, { at: number; wait: number }>();
+  private checking = false;
 
   constructor(
     private readonly dirs: DataDir,
@@ -205,6 +211,52 @@ export class SwitchService {
         ),
       ),
     );
+  }
+
+  /**
+   * Restarts a switch whose process went away (killed, crashed) while the service runs, checking every
+   * WATCH_INTERVAL_MS; a switch that fails to start is retried after 1 s, then twice as long each time up to
+   * a minute, with the reason on the service's stderr and in the switch's view. The VMs' NICs reconnect by
+   * themselves (src/worker/vm-network.ts).
+   */
+  watch(): void {
+    if (this.watchdog) return;
+    this.watchdog = setInterval(() => void this.checkAll(), WATCH_INTERVAL_MS);
+    this.watchdog.unref();
+  }
+
+  stopWatching(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    this.watchdog = null;
+  }
+
+  private async checkAll(): Promise<void> {
+    if (this.checking || this.loadError) return;
+    this.checking = true;
+    try {
+      for (const e of [...this.entries]) {
+        if (this.busy.has(e.name) || !this.watchdog) continue;
+        if (await this.info(e.name)) {
+          this.retry.delete(e.name);
+          continue;
+        }
+        const r = this.retry.get(e.name) ?? { at: 0, wait: 1000 };
+        if (Date.now() < r.at || this.busy.has(e.name) || !this.has(e.name)) continue;
+        this.busy.add(e.name);
+        try {
+          await this.ensureRunning(e);
+          this.retry.delete(e.name);
+          console.error(`viridian serve: switch '${e.name}': its process had gone; restarted`);
+        } catch (err) {
+          this.retry.set(e.name, { at: Date.now() + r.wait, wait: Math.min(r.wait * 2, 60_000) });
+          console.error(`viridian serve: ${(err as Error).message}; next attempt in ${r.wait / 1000} s`);
+        } finally {
+          this.busy.delete(e.name);
+        }
+      }
+    } finally {
+      this.checking = false;
+    }
   }
 
   async view(name: string): Promise<Switch> {

@@ -25,6 +25,13 @@ import {
 import { startUserNat, USER_NET, type UserNat } from "../host/user-nat.js";
 import type { NicConfig } from "./vm-config.js";
 
+/** A switch NIC's first reconnection attempt after its link closed, and the longest wait between attempts. */
+const RECONNECT_FIRST_MS = 250;
+const RECONNECT_MAX_MS = 5_000;
+
+/** The link of a NIC before it has one. */
+const CLOSED_LINK: SwitchLink = { open: false, send: () => true, close: () => undefined };
+
 /** The first NIC's instance GUID; NIC i has i added to its last byte. */
 const NIC_INSTANCE_BASE = "{9b5e7c1a-4d2f-4e83-a6b1-0c3d5e7f9a00}";
 
@@ -38,7 +45,8 @@ export class VmNetworkError extends Error {
 interface Nic {
   readonly config: NicConfig;
   readonly vsp: NetVsp;
-  readonly link: SwitchLink;
+  /** The link now: a switch NIC gets a new one when it reconnects. */
+  readonly current: { link: SwitchLink };
   /** A user NIC's NAT. */
   readonly nat: UserNat | null;
   /** Why the link ended, once it did. */
@@ -90,6 +98,25 @@ export class VmNetwork {
       for (const [i, config] of configs.entries()) {
         let vsp: NetVsp | null = null;
         let ended: string | null = null;
+        const attach = config.attach;
+        // A switch NIC whose switch went away (its process killed or restarted) plugs itself in again as soon as
+        // the switch's ports socket answers: the service restarts a switch it manages (src/service/switches.ts).
+        const reconnect = (wait: number): void => {
+          if (closing.done || attach.kind !== "switch") return;
+          setTimeout(() => {
+            if (closing.done) return;
+            connectSwitchLink(attach.socket, events).then(
+              (l) => {
+                if (closing.done) return l.close();
+                current.link = l;
+                ended = null;
+                vsp?.setLink(true);
+                options.notice?.(`NIC ${i} (${config.mac}): reconnected to ${attach.socket}`);
+              },
+              () => reconnect(Math.min(wait * 2, RECONNECT_MAX_MS)),
+            );
+          }, wait).unref();
+        };
         const events: SwitchLinkEvents = {
           onFrame: (frame) => vsp?.receiveFrame(frame),
           onDrain: () => vsp?.resumeTransmit(),
@@ -98,11 +125,12 @@ export class VmNetwork {
             // The cable is pulled: the guest sees the carrier go (RNDIS media disconnect).
             vsp?.setLink(false);
             vsp?.resumeTransmit();
+            reconnect(RECONNECT_FIRST_MS);
           },
         };
-        const attach = config.attach;
         let nat: UserNat | null = null;
         let link: SwitchLink;
+        const current: { link: SwitchLink } = { link: CLOSED_LINK };
         try {
           if (attach.kind === "switch") link = await connectSwitchLink(attach.socket, events);
           else {
@@ -138,9 +166,10 @@ export class VmNetwork {
           mac: macBytes(config.mac),
           name: `netvsp${i}`,
           // Frames to a link that went away are dropped; the VSP never stalls on a dead link.
-          port: { send: (frame) => (link.open ? link.send(frame) : true) },
+          port: { send: (frame) => (current.link.open ? current.link.send(frame) : true) },
         });
-        nics.push({ config, vsp, link, nat, ended: () => ended });
+        current.link = link;
+        nics.push({ config, vsp, current, nat, ended: () => ended });
       }
     } catch (e) {
       // The NICs opened so far did nothing wrong: their NATs stop and their logs go.
@@ -190,7 +219,7 @@ export class VmNetwork {
     this.closing.done = true;
     for (const n of this.nics) {
       const failed = n.ended() !== null;
-      n.link.close();
+      n.current.link.close();
       if (n.nat) {
         n.nat.stop();
         if (!failed) rmSync(n.nat.logPath, { force: true });

@@ -78,7 +78,7 @@ describe(
       await svc.close();
     });
 
-    it("two VMs on one service switch ping each other; in-use while they run; the switch survives a service restart", async () => {
+    it("two VMs on one service switch ping each other; in-use while they run; the switch survives a service restart and is restarted after its own death", async () => {
       const created = await svc.ok("POST", routePath("createSwitch"), { body: { name: "lan" } });
       assert.equal(created.status, 201);
       const sw0 = created.body as SwitchView;
@@ -152,6 +152,18 @@ describe(
       assert.equal(sw2.pid, sw0.pid, "the same switch process");
       const ca2 = await Console.open(svc, "a");
       assert.match(await ping(ca2, "10.77.0.2"), /ping-ok-42/);
+
+      // SIGKILL of the switch process: the service's watchdog starts a new one, both VMs' NICs plug themselves
+      // in again, and the guests ping each other as before.
+      process.kill(sw2.pid!, "SIGKILL");
+      let sw3: SwitchView;
+      for (;;) {
+        sw3 = (await svc.ok("GET", routePath("getSwitch", { name: "lan" }))).body as SwitchView;
+        if (sw3.state === "running" && sw3.pid !== sw2.pid && sw3.ports.length === 2) break;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      assert.match(await ping(ca2, "10.77.0.2"), /ping-ok-42/);
+      assert.match(svc.log, /switch 'lan': its process had gone; restarted/);
 
       // Disk hot add to the running guest (a new 16 MiB dynamic VHDX): the guest's storvsc rescans and finds it.
       const image = join(svc.dataDir, "images", "hot.vhdx");
