@@ -156,11 +156,17 @@ describe(
       // SIGKILL of the switch process: the service's watchdog starts a new one, both VMs' NICs plug themselves
       // in again, and the guests ping each other as before.
       process.kill(sw2.pid!, "SIGKILL");
-      let sw3: SwitchView;
-      for (;;) {
-        sw3 = (await svc.ok("GET", routePath("getSwitch", { name: "lan" }))).body as SwitchView;
-        if (sw3.state === "running" && sw3.pid !== sw2.pid && sw3.ports.length === 2) break;
+      // Bounded generously (the watchdog looks every 2 s, the NICs retry within 5 s) so that a NIC that never
+      // comes back fails here with what the switch saw, not at the test's timeout.
+      let sw3 = sw2;
+      for (
+        let tries = 0;
+        !(sw3.state === "running" && sw3.pid !== sw2.pid && sw3.ports.length === 2);
+        tries++
+      ) {
+        assert.ok(tries < 600, `the switch and both NICs did not come back: ${JSON.stringify(sw3)}`);
         await new Promise((r) => setTimeout(r, 200));
+        sw3 = (await svc.ok("GET", routePath("getSwitch", { name: "lan" }))).body as SwitchView;
       }
       assert.match(await ping(ca2, "10.77.0.2"), /ping-ok-42/);
       assert.match(svc.log, /switch 'lan': its process had gone; restarted/);
