@@ -1,7 +1,7 @@
-// Owns: the signed-in tab's state (the client, the principal's rights, the VMs and jobs the page knows, the
-// live events, the open console) and the status line where every failure is shown plainly.
-// Must not: render views (vm-list.ts, jobs-panel.ts and the page modules do) or keep the token anywhere but
-// the client (client.ts keeps it in sessionStorage).
+// Owns: what one signed-in tab holds (the API client, the principal's rights, the VMs and jobs it knows, the
+// live events subscription, the open console, the page it shows) and the page's one status line, where API
+// refusals are shown plainly.
+// Must not: reach the API itself or render views (main.ts and the view modules do).
 // Spec: docs/architecture.md "The web UI (src/web/)".
 
 import { ApiFailure, type Client, type Job, type Rights, type Vm } from "./client.js";
@@ -19,13 +19,10 @@ export interface Session {
   page: string | null;
 }
 
-const status = (): HTMLElement => document.getElementById("status")!;
+const status = () => document.getElementById("status")!;
 
 export function showError(e: unknown): void {
   status().textContent = e instanceof ApiFailure ? e.shown : `Error: ${(e as Error).message}`;
-}
-export function showStatus(text: string): void {
-  status().textContent = text;
 }
 export function clearError(): void {
   status().textContent = "";
