@@ -21,10 +21,17 @@ import { LiveEvents, type LiveEvent } from "./live.js";
 import { renderJobs } from "./jobs-panel.js";
 import { clearError, showError, type Session } from "./session.js";
 import { renderList, vmActions } from "./vm-list.js";
+import { isAuthAdmin, renderAdmin } from "./admin-pages.js";
+import { auditOnEvent, renderAudit } from "./audit-view.js";
 
 const main = document.getElementById("main")!;
 const status = document.getElementById("status")!;
 const whoLine = document.getElementById("who")!;
+const nav = document.getElementById("nav")!;
+
+/** The administrator's pages (#/access, #/audit) besides the list (#/) and a VM's page (#/vm/NAME). */
+type Section = "list" | "vm" | "access" | "audit";
+let section: Section = "list";
 
 let session: Session | null = null;
 
@@ -43,6 +50,7 @@ function signInForm(message = ""): void {
   session?.console?.dispose();
   session = null;
   whoLine.textContent = "";
+  nav.replaceChildren();
   const token = el("input", {
     id: "token",
     name: "token",
@@ -132,6 +140,7 @@ async function reload(s: Session): Promise<void> {
 
 async function onEvent(s: Session, e: LiveEvent): Promise<void> {
   if (session !== s) return;
+  if (isAuthAdmin(s)) auditOnEvent(s, e);
   if (e.type === "job") {
     const j = e.data as Job;
     s.jobs.set(j.id, j);
@@ -167,21 +176,65 @@ function route(): void {
     s.console = null;
   }
   s.page = page;
+  section =
+    page !== null
+      ? "vm"
+      : location.hash === "#/access"
+        ? "access"
+        : location.hash === "#/audit"
+          ? "audit"
+          : "list";
+  drawNav(s);
   main.replaceChildren(
     el("div", { id: "view" }),
     el("section", { id: "jobs", class: "panel", "aria-labelledby": "jobs-title" }),
   );
+  if (section === "access" || section === "audit") {
+    if (!isAuthAdmin(s))
+      document
+        .getElementById("view")!
+        .replaceChildren(el("h2", {}, "Not offered"), el("p", {}, "This page needs auth.admin on the host."));
+    else if (section === "access") void renderAdmin(s);
+    else void renderAudit(s);
+  }
   render(s);
+}
+
+/** The sections the principal may use; administrators' pages only with auth.admin. */
+function drawNav(s: Session): void {
+  const links: Array<[string, string, Section]> = [["#/", "Virtual machines", "list"]];
+  if (isAuthAdmin(s)) links.push(["#/access", "Access", "access"], ["#/audit", "Events and audit", "audit"]);
+  nav.replaceChildren(
+    el(
+      "ul",
+      {},
+      ...links.map(([href, text, which]) =>
+        el(
+          "li",
+          {},
+          el(
+            "a",
+            {
+              href,
+              "aria-current":
+                which === section || (which === "list" && section === "vm") ? "page" : undefined,
+            },
+            text,
+          ),
+        ),
+      ),
+    ),
+  );
 }
 
 function render(s: Session): void {
   if (session !== s) return;
-  if (s.page === null) {
+  if (section === "list") {
     const keep = document.querySelector("#new-vm");
     renderList(s);
     if (s.rights.scopesWith("vm.create").length > 0)
       document.getElementById("view")?.append(keep ?? newVmForm(s));
-  } else renderVmPage(s, s.page);
+  } else if (section === "vm" && s.page !== null) renderVmPage(s, s.page);
   renderJobs(s);
 }
 
