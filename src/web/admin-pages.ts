@@ -8,7 +8,7 @@
 import { OPERATIONS, HOST_SCOPE } from "../api/operations.js";
 import type { Assignment, Principal, Role, Scope, Token } from "../api/schemas.js";
 import { ApiFailure } from "./client.js";
-import { button, el } from "./dom.js";
+import { button, el, scrollBox } from "./dom.js";
 import type { Session } from "./session.js";
 
 interface Store {
@@ -39,9 +39,8 @@ const message = (e: unknown) => (e instanceof ApiFailure ? e.shown : String(e));
 
 function table(label: string, heads: string[], rows: HTMLElement[], empty: string): HTMLElement {
   if (!rows.length) return el("p", { class: "muted" }, empty);
-  return el(
-    "div",
-    { class: "table-wrap" },
+  return scrollBox(
+    label,
     el(
       "table",
       { "aria-label": label },

@@ -6,7 +6,7 @@
 
 import type { AuditEntry } from "../api/schemas.js";
 import { ApiFailure } from "./client.js";
-import { button, el } from "./dom.js";
+import { button, el, scrollBox } from "./dom.js";
 import type { LiveEvent } from "./live.js";
 import type { Session } from "./session.js";
 
@@ -180,9 +180,8 @@ function draw(s: Session): void {
         ),
       ),
       rows.length
-        ? el(
-            "div",
-            { class: "table-wrap" },
+        ? scrollBox(
+            "Audit log",
             el(
               "table",
               { id: "audit-table", "aria-labelledby": "audit-log-title" },

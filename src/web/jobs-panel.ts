@@ -4,7 +4,7 @@
 // Spec: docs/architecture.md "The web UI (src/web/)"; the listJobs/cancelJob routes of src/api/routes.ts.
 
 import type { Job } from "./client.js";
-import { button, el } from "./dom.js";
+import { button, el, scrollBox } from "./dom.js";
 import { showError, type Session } from "./session.js";
 
 export function renderJobs(s: Session): void {
@@ -43,9 +43,8 @@ export function renderJobs(s: Session): void {
   panel.replaceChildren(
     el("h2", { id: "jobs-title" }, "Jobs"),
     jobs.length
-      ? el(
-          "div",
-          { class: "table-wrap" },
+      ? scrollBox(
+          "Jobs",
           el(
             "table",
             { "aria-labelledby": "jobs-title" },

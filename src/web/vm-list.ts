@@ -7,7 +7,7 @@
 // Spec: docs/architecture.md "The web UI (src/web/)"; Hyper-V Manager's virtual machines pane.
 
 import type { Job, Vm } from "./client.js";
-import { el, mib } from "./dom.js";
+import { el, mib, scrollBox } from "./dom.js";
 import { renderJobs } from "./jobs-panel.js";
 import { clearError, showError, type Session } from "./session.js";
 
@@ -301,9 +301,8 @@ export function renderList(s: Session): void {
       redraw();
     }),
   );
-  const table = el(
-    "div",
-    { class: "table-wrap" },
+  const table = scrollBox(
+    "Virtual machines",
     el(
       "table",
       { "aria-labelledby": "vms-title", id: "vm-table" },
