@@ -208,7 +208,7 @@ function uptimeCell(v: Vm): HTMLElement {
   const started = v.worker && (v.state === "Running" || v.state === "Paused") ? v.worker.started : null;
   return el(
     "td",
-    { "data-field": "uptime", "data-started": started ?? undefined },
+    { "data-field": "uptime", "data-label": "Uptime", "data-started": started ?? undefined },
     started ? uptimeText(started) : "—",
   );
 }
@@ -279,10 +279,18 @@ export function renderList(s: Session): void {
         { scope: "row" },
         el("a", { href: `#/vm/${encodeURIComponent(v.name)}`, "data-key": `${v.id}:link` }, v.name),
       ),
-      el("td", { class: "state", "data-field": "state" }, v.state),
-      el("td", { "data-field": "scope" }, v.scope),
-      el("td", { "data-field": "cpu" }, v.config ? String(v.config.machine.processors) : "—"),
-      el("td", { "data-field": "memory" }, v.config ? mib(v.config.machine.memoryBytes) : "—"),
+      el("td", { class: "state", "data-field": "state", "data-label": "State" }, v.state),
+      el("td", { "data-field": "scope", "data-label": "Scope" }, v.scope),
+      el(
+        "td",
+        { "data-field": "cpu", "data-label": "CPUs" },
+        v.config ? String(v.config.machine.processors) : "—",
+      ),
+      el(
+        "td",
+        { "data-field": "memory", "data-label": "Memory" },
+        v.config ? mib(v.config.machine.memoryBytes) : "—",
+      ),
       uptimeCell(v),
       el("td", {}, vmActions(s, v)),
     );
