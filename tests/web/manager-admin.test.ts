@@ -208,17 +208,18 @@ describe(
 
     it("VM list: filters, bulk actions only where they can act, focus kept across live redraws; screenshots", async () => {
       // The VMs of the first test, made here if it stopped early (each test can fail on its own).
-      const scopes = (await svc.ok("GET", "/v1/scopes")).body as Array<{ name: string }>;
+      const as = { token: adminToken };
+      const scopes = (await svc.ok("GET", "/v1/scopes", as)).body as Array<{ name: string }>;
       if (!scopes.some((x) => x.name === "lab"))
-        await svc.ok("POST", "/v1/scopes", { body: { name: "lab" } });
+        await svc.ok("POST", "/v1/scopes", { ...as, body: { name: "lab" } });
       for (const [name, scope, mib] of [
         ["labvm", "lab", 256],
         ["defvm", "default", 64],
       ] as const)
-        if ((await svc.call("GET", `/v1/vms/${name}`)).status === 404)
-          await svc.ok("POST", "/v1/vms", { body: { name, scope, memoryBytes: mib * 1024 * 1024 } });
-      if (((await svc.ok("GET", "/v1/vms/labvm")).body as { state: string }).state === "Off")
-        await svc.ok("POST", "/v1/vms/labvm/start");
+        if ((await svc.call("GET", `/v1/vms/${name}`, as)).status === 404)
+          await svc.ok("POST", "/v1/vms", { ...as, body: { name, scope, memoryBytes: mib * 1024 * 1024 } });
+      if (((await svc.ok("GET", "/v1/vms/labvm", as)).body as { state: string }).state === "Off")
+        await svc.ok("POST", "/v1/vms/labvm/start", as);
       await admin.click('#nav a[href="#/"]');
       await admin.waitForSelector('tr[data-vm="labvm"][data-state="Running"]', { timeout: LONG });
       await admin.waitForSelector('tr[data-vm="defvm"][data-state="Off"]');
