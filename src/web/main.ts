@@ -1,6 +1,6 @@
-// Owns: the Viridian Manager page: sign-in, the VM list, a VM's page (state, actions, serial console), the
-// new-VM form and the jobs panel, all kept current by the events WebSocket (no polling), showing only the
-// actions the principal's rights allow (GET /whoami) and every API refusal plainly.
+// Owns: the Viridian Manager page: sign-in, the sections (the VM list, a VM's page, and for administrators the
+// Access and audit pages) chosen by the URL's hash and offered by the principal's rights (GET /whoami), and the
+// events WebSocket that keeps them current (no polling); the views live in their own modules.
 // Must not: reach the service any other way than its documented API, or treat a hidden button as security.
 // Spec: docs/architecture.md "The web UI (src/web/)"; issue 14.
 
