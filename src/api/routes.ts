@@ -95,6 +95,12 @@ const AuditQuery = Type.Object(
     after: Type.Optional(
       Type.String({ pattern: "^[0-9]{1,15}$", description: "entries after this sequence number" }),
     ),
+    before: Type.Optional(
+      Type.String({
+        pattern: "^[0-9]{1,15}$",
+        description: "entries before this sequence number: the newest `limit` of them (still oldest first)",
+      }),
+    ),
     limit: Type.Optional(Type.String({ pattern: "^[0-9]{1,5}$", description: "at most 10000" })),
   },
   { additionalProperties: false },

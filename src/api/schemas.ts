@@ -139,7 +139,8 @@ export const Vm = Type.Object({
   config: Nullable(VmFile),
   /** The configuration file's version, for If-Match. */
   etag: Nullable(Type.String()),
-  worker: Nullable(Type.Object({ pid: Type.Integer() })),
+  /** The running worker: its pid, and when it started (the VM's uptime counts from here). */
+  worker: Nullable(Type.Object({ pid: Type.Integer(), started: Timestamp })),
 });
 export type Vm = Static<typeof Vm>;
 

@@ -255,7 +255,9 @@ export const handlers: Record<string, Handler> = {
   },
   async readAudit(req, _reply, c) {
     const q = Q(req);
-    return c.audit.read(Number(q.after ?? "0"), Math.min(10000, Number(q.limit ?? "1000")));
+    const limit = Math.min(10000, Number(q.limit ?? "1000"));
+    if (q.before !== undefined) return c.audit.readBefore(Number(q.before), Number(q.after ?? "0"), limit);
+    return c.audit.read(Number(q.after ?? "0"), limit);
   },
 
   // ---- service ----

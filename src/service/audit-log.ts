@@ -104,6 +104,34 @@ export class AuditLog {
     return out;
   }
 
+  /** The newest `limit` entries with after < seq < before, oldest first (what a reader paging back from now wants). */
+  readBefore(before: number, after: number, limit: number): AuditEntry[] {
+    const first = this.recent[0];
+    // Memory answers when it holds the lowest number wanted (numbers are consecutive).
+    const lowest = Math.max(after + 1, Math.min(before, this.seq + 1) - limit);
+    if (first !== undefined && first.seq <= lowest) {
+      const upTo = this.recent.findIndex((e) => e.seq >= before);
+      const end = upTo < 0 ? this.recent.length : upTo;
+      return this.recent.slice(Math.max(0, end - limit), end).filter((e) => e.seq > after);
+    }
+    // Older than memory holds: one pass over the file, keeping the last `limit` that fit.
+    const out: AuditEntry[] = [];
+    for (const line of readFileSync(this.path, "utf8").split("\n")) {
+      if (line === "") continue;
+      let e: AuditEntry;
+      try {
+        e = JSON.parse(line) as AuditEntry;
+      } catch {
+        continue;
+      }
+      if (e.seq >= before) break;
+      if (e.seq <= after) continue;
+      out.push(e);
+      if (out.length > limit) out.shift();
+    }
+    return out;
+  }
+
   close(): void {
     // An fdatasync still in flight covers only its own batch; this one covers everything written.
     this.unsynced = Math.max(this.unsynced, 1);

@@ -7,7 +7,7 @@
 // Spec: docs/architecture.md "The VM service"; Hyper-V New-VM/Start-VM/Stop-VM/Set-VMDvdDrive semantics.
 
 import { randomBytes, randomUUID } from "node:crypto";
-import { readFileSync, rmSync } from "node:fs";
+import { readFileSync, rmSync, statSync } from "node:fs";
 import { ApiError } from "../api/errors.js";
 import { DEFAULT_SCOPE, HOST_SCOPE } from "../api/operations.js";
 import {
@@ -41,6 +41,8 @@ interface Runtime {
   state: VmState;
   reason: string | null;
   worker: WorkerHandle | null;
+  /** When the worker started (its pid file's time, so a reattached worker keeps its start): the uptime's origin. */
+  started: string | null;
 }
 
 interface RuntimeFile {
@@ -79,7 +81,7 @@ export class VmService {
   private rt(id: string): Runtime {
     let r = this.runtime.get(id);
     if (!r) {
-      r = { state: "Off", reason: null, worker: null };
+      r = { state: "Off", reason: null, worker: null, started: null };
       this.runtime.set(id, r);
     }
     return r;
@@ -147,7 +149,7 @@ export class VmService {
         reason: rec.error,
         config: null,
         etag: rec.etag,
-        worker: r.worker ? { pid: r.worker.pid } : null,
+        worker: r.worker ? { pid: r.worker.pid, started: r.started ?? new Date().toISOString() } : null,
       };
     }
     if (r.state === "InvalidConfiguration") {
@@ -167,7 +169,7 @@ export class VmService {
       reason: r.reason,
       config: rec.file,
       etag: rec.etag,
-      worker: r.worker ? { pid: r.worker.pid } : null,
+      worker: r.worker ? { pid: r.worker.pid, started: r.started ?? new Date().toISOString() } : null,
     };
   }
 
@@ -510,6 +512,11 @@ export class VmService {
   private adopt(id: string, w: WorkerHandle): void {
     const r = this.rt(id);
     r.worker = w;
+    try {
+      r.started = statSync(this.dirs.workerPid(id)).mtime.toISOString();
+    } catch {
+      r.started = new Date().toISOString();
+    }
     w.onState((s, reason) => {
       if (r.worker !== w) return;
       if (s === "paused" && r.state === "Running") this.transition(id, "pause", reason);

@@ -33,3 +33,11 @@ export function mib(bytes: number): string {
     ? `${bytes / 1024 ** 3} GiB`
     : `${Math.round(bytes / 1024 ** 2)} MiB`;
 }
+
+/**
+ * A box that scrolls its (wide) table sideways on a narrow screen: focusable and named, so a keyboard can
+ * scroll it too (WCAG 2.1.1; axe's scrollable-region-focusable).
+ */
+export function scrollBox(label: string, child: Node): HTMLDivElement {
+  return el("div", { class: "table-wrap", tabindex: "0", role: "region", "aria-label": label }, child);
+}

@@ -1,6 +1,6 @@
-// Owns: the Viridian Manager page: sign-in, the VM list, a VM's page (state, actions, serial console), the
-// new-VM form and the jobs panel, all kept current by the events WebSocket (no polling), showing only the
-// actions the principal's rights allow (GET /whoami) and every API refusal plainly.
+// Owns: the Viridian Manager page: sign-in, the sections (the VM list, a VM's page, and for administrators the
+// Access and audit pages) chosen by the URL's hash and offered by the principal's rights (GET /whoami), and the
+// events WebSocket that keeps them current (no polling); the views live in their own modules.
 // Must not: reach the service any other way than its documented API, or treat a hidden button as security.
 // Spec: docs/architecture.md "The web UI (src/web/)"; issue 14.
 
@@ -18,21 +18,20 @@ import {
 import { ConsoleView } from "./console-view.js";
 import { button, el, mib } from "./dom.js";
 import { LiveEvents, type LiveEvent } from "./live.js";
+import { renderJobs } from "./jobs-panel.js";
+import { clearError, showError, type Session } from "./session.js";
+import { renderList, vmActions } from "./vm-list.js";
+import { isAuthAdmin, renderAdmin } from "./admin-pages.js";
+import { auditOnEvent, renderAudit } from "./audit-view.js";
 
 const main = document.getElementById("main")!;
 const status = document.getElementById("status")!;
 const whoLine = document.getElementById("who")!;
+const nav = document.getElementById("nav")!;
 
-interface Session {
-  client: Client;
-  rights: Rights;
-  vms: Map<string, Vm>;
-  jobs: Map<string, Job>;
-  live: LiveEvents;
-  console: ConsoleView | null;
-  /** The VM the page shows (its name), or null for the list. */
-  page: string | null;
-}
+/** The administrator's pages (#/access, #/audit) besides the list (#/) and a VM's page (#/vm/NAME). */
+type Section = "list" | "vm" | "access" | "audit";
+let section: Section = "list";
 
 let session: Session | null = null;
 
@@ -44,13 +43,6 @@ declare global {
 }
 window.viridian = { consoleText: () => session?.console?.text() ?? "" };
 
-function showError(e: unknown): void {
-  status.textContent = e instanceof ApiFailure ? e.shown : `Error: ${(e as Error).message}`;
-}
-function clearError(): void {
-  status.textContent = "";
-}
-
 // ---- sign-in ----
 
 function signInForm(message = ""): void {
@@ -58,6 +50,7 @@ function signInForm(message = ""): void {
   session?.console?.dispose();
   session = null;
   whoLine.textContent = "";
+  nav.replaceChildren();
   const token = el("input", {
     id: "token",
     name: "token",
@@ -147,6 +140,7 @@ async function reload(s: Session): Promise<void> {
 
 async function onEvent(s: Session, e: LiveEvent): Promise<void> {
   if (session !== s) return;
+  if (isAuthAdmin(s)) auditOnEvent(s, e);
   if (e.type === "job") {
     const j = e.data as Job;
     s.jobs.set(j.id, j);
@@ -170,19 +164,6 @@ async function onEvent(s: Session, e: LiveEvent): Promise<void> {
   render(s);
 }
 
-async function act(s: Session, id: string, vm: string, body?: unknown): Promise<void> {
-  clearError();
-  try {
-    const r = await s.client.call<{ job?: Job } | Vm>(id, { vm }, body);
-    if (r && "job" in r && r.job) {
-      s.jobs.set(r.job.id, r.job);
-      renderJobs(s);
-    }
-  } catch (e) {
-    showError(e);
-  }
-}
-
 // ---- views ----
 
 function route(): void {
@@ -195,115 +176,66 @@ function route(): void {
     s.console = null;
   }
   s.page = page;
+  section =
+    page !== null
+      ? "vm"
+      : location.hash === "#/access"
+        ? "access"
+        : location.hash === "#/audit"
+          ? "audit"
+          : "list";
+  drawNav(s);
   main.replaceChildren(
     el("div", { id: "view" }),
     el("section", { id: "jobs", class: "panel", "aria-labelledby": "jobs-title" }),
   );
+  if (section === "access" || section === "audit") {
+    if (!isAuthAdmin(s))
+      document
+        .getElementById("view")!
+        .replaceChildren(el("h2", {}, "Not offered"), el("p", {}, "This page needs auth.admin on the host."));
+    else if (section === "access") void renderAdmin(s);
+    else void renderAudit(s);
+  }
   render(s);
+}
+
+/** The sections the principal may use; administrators' pages only with auth.admin. */
+function drawNav(s: Session): void {
+  const links: Array<[string, string, Section]> = [["#/", "Virtual machines", "list"]];
+  if (isAuthAdmin(s)) links.push(["#/access", "Access", "access"], ["#/audit", "Events and audit", "audit"]);
+  nav.replaceChildren(
+    el(
+      "ul",
+      {},
+      ...links.map(([href, text, which]) =>
+        el(
+          "li",
+          {},
+          el(
+            "a",
+            {
+              href,
+              "aria-current":
+                which === section || (which === "list" && section === "vm") ? "page" : undefined,
+            },
+            text,
+          ),
+        ),
+      ),
+    ),
+  );
 }
 
 function render(s: Session): void {
   if (session !== s) return;
-  if (s.page === null) renderList(s);
-  else renderVmPage(s, s.page);
+  if (section === "list") {
+    const keep = document.querySelector("#new-vm");
+    renderList(s);
+    if (s.rights.scopesWith("vm.create").length > 0)
+      document.getElementById("view")?.append(keep ?? newVmForm(s));
+  } else if (section === "vm" && s.page !== null) renderVmPage(s, s.page);
   renderJobs(s);
-}
-
-function vmActions(s: Session, v: Vm): HTMLElement {
-  const r = s.rights;
-  const box = el("div", { class: "actions", role: "group", "aria-label": `Actions for ${v.name}` });
-  const st = v.state;
-  if (r.can("vm.start", v.scope))
-    box.append(
-      button("Start", () => void act(s, "startVm", v.id), {
-        "data-action": "start",
-        ...(st === "Off" || st === "Critical" ? {} : { disabled: "" }),
-      }),
-    );
-  if (r.can("vm.stop", v.scope)) {
-    box.append(
-      button("Shut down", () => void act(s, "stopVm", v.id, {}), {
-        "data-action": "stop",
-        ...(st === "Running" ? {} : { disabled: "" }),
-      }),
-    );
-    box.append(
-      button("Turn off", () => void act(s, "stopVm", v.id, { turnOff: true }), {
-        class: "secondary",
-        "data-action": "turn-off",
-        ...(st === "Running" || st === "Paused" || st === "Stopping" ? {} : { disabled: "" }),
-      }),
-    );
-  }
-  if (r.can("vm.pause", v.scope)) {
-    if (st === "Paused")
-      box.append(button("Resume", () => void act(s, "resumeVm", v.id), { "data-action": "resume" }));
-    else
-      box.append(
-        button("Pause", () => void act(s, "pauseVm", v.id), {
-          "data-action": "pause",
-          ...(st === "Running" ? {} : { disabled: "" }),
-        }),
-      );
-  }
-  if (r.can("vm.delete", v.scope))
-    box.append(
-      button(
-        "Delete",
-        () => {
-          if (confirm(`Delete ${v.name}? Its disks are kept.`)) void act(s, "deleteVm", v.id);
-        },
-        { class: "secondary", "data-action": "delete", ...(st === "Off" ? {} : { disabled: "" }) },
-      ),
-    );
-  // Disabled buttons say why (a tooltip, and the accessible description).
-  for (const b of box.querySelectorAll("button[disabled]"))
-    b.setAttribute("title", `Not possible while ${st}`);
-  return box;
-}
-
-function renderList(s: Session): void {
-  const view = document.getElementById("view");
-  if (!view) return;
-  const vms = [...s.vms.values()].sort((a, b) => a.name.localeCompare(b.name));
-  const rows = vms.map((v) =>
-    el(
-      "tr",
-      { "data-vm": v.name },
-      el("th", { scope: "row" }, el("a", { href: `#/vm/${encodeURIComponent(v.name)}` }, v.name)),
-      el("td", { class: "state", "data-field": "state" }, v.state),
-      el("td", {}, v.scope),
-      el("td", {}, v.config ? mib(v.config.machine.memoryBytes) : "—"),
-      el("td", {}, v.config ? String(v.config.machine.processors) : "—"),
-      el("td", {}, vmActions(s, v)),
-    ),
-  );
-  const table = el(
-    "div",
-    { class: "table-wrap" },
-    el(
-      "table",
-      { "aria-labelledby": "vms-title" },
-      el(
-        "thead",
-        {},
-        el(
-          "tr",
-          {},
-          ...["Name", "State", "Scope", "Memory", "Processors", "Actions"].map((h) =>
-            el("th", { scope: "col" }, h),
-          ),
-        ),
-      ),
-      el("tbody", {}, ...rows),
-    ),
-  );
-  const keep = view.querySelector("#new-vm");
-  view.replaceChildren(
-    el("h2", { id: "vms-title" }, "Virtual machines"),
-    vms.length ? table : el("p", { class: "muted" }, "No VMs you may see."),
-  );
-  if (s.rights.scopesWith("vm.create").length > 0) view.append(keep ?? newVmForm(s));
 }
 
 function newVmForm(s: Session): HTMLElement {
@@ -465,66 +397,6 @@ function openConsole(s: Session, v: Vm, box: HTMLElement, canIn: boolean): void 
     );
   } else s.console.reconnect();
   s.console.focus();
-}
-
-function renderJobs(s: Session): void {
-  const panel = document.getElementById("jobs");
-  if (!panel) return;
-  const jobs = [...s.jobs.values()].sort((a, b) => b.created.localeCompare(a.created)).slice(0, 20);
-  const rows = jobs.map((j) =>
-    el(
-      "tr",
-      { "data-job": j.id, "data-type": j.type, "data-state": j.state },
-      el("td", {}, j.type),
-      el("td", {}, j.vm?.name ?? "—"),
-      el("td", { "data-field": "state" }, j.state),
-      el(
-        "td",
-        {},
-        el("progress", { max: "100", value: String(j.percentComplete), "aria-label": `${j.type} progress` }),
-        ` ${j.percentComplete}%`,
-      ),
-      el("td", {}, j.error ? `${j.error.code}: ${j.error.message}` : ""),
-      el(
-        "td",
-        {},
-        j.cancellable && (j.state === "running" || j.state === "queued")
-          ? button(
-              "Cancel",
-              () => {
-                s.client.call<Job>("cancelJob", { id: j.id }).catch(showError);
-              },
-              { class: "secondary" },
-            )
-          : null,
-      ),
-    ),
-  );
-  panel.replaceChildren(
-    el("h2", { id: "jobs-title" }, "Jobs"),
-    jobs.length
-      ? el(
-          "div",
-          { class: "table-wrap" },
-          el(
-            "table",
-            { "aria-labelledby": "jobs-title" },
-            el(
-              "thead",
-              {},
-              el(
-                "tr",
-                {},
-                ...["Operation", "VM", "State", "Progress", "Error", ""].map((h) =>
-                  el("th", { scope: "col" }, h),
-                ),
-              ),
-            ),
-            el("tbody", {}, ...rows),
-          ),
-        )
-      : el("p", { class: "muted" }, "No recent jobs."),
-  );
 }
 
 window.addEventListener("hashchange", route);

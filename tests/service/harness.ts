@@ -67,17 +67,13 @@ export class TestService {
     return join(this.dataDir, "run", "api.sock");
   }
 
-  /** Starts the service and waits until it answers. */
-  async start(): Promise<void> {
+  /** Starts the service and waits until it answers (on `listen`: an earlier run's `tcp` to keep its address). */
+  async start(listen = "127.0.0.1:0"): Promise<void> {
     const apiJson = join(this.dataDir, "run", "api.json");
     rmSync(apiJson, { force: true });
-    const child = spawn(
-      process.execPath,
-      [BIN, "serve", "--data-dir", this.dataDir, "--listen", "127.0.0.1:0"],
-      {
-        stdio: ["ignore", "pipe", "pipe"],
-      },
-    );
+    const child = spawn(process.execPath, [BIN, "serve", "--data-dir", this.dataDir, "--listen", listen], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
     this.child = child;
     child.stdout!.on("data", (d: Buffer) => (this.log += d.toString()));
     child.stderr!.on("data", (d: Buffer) => (this.log += d.toString()));

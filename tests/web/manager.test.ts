@@ -9,31 +9,12 @@
 // Screenshots go to test-artifacts/web/.
 
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { BrowserContext } from "playwright-core";
 import WebSocket from "ws";
-import { REPO, TestService, opened } from "../service/harness.js";
-
-const CHROMIUM = process.env.VIRIDIAN_CHROMIUM ?? "/usr/bin/chromium";
-const FLAGS = [
-  "--headless",
-  "--no-sandbox",
-  "--disable-gpu",
-  "--disable-quic",
-  "--no-first-run",
-  "--disable-background-networking",
-  "--disable-component-update",
-  "--disable-sync",
-];
-/** The guest's shell prompt (guest/init). */
-const PROMPT = "viridian-guest:~ # ";
-/** Generous: a guest boots in the emulator on a shared, loaded machine. Waits end on the page, not a clock. */
-const LONG = 600_000;
-const ARTIFACTS = join(REPO, "test-artifacts", "web");
+import { TestService, opened } from "../service/harness.js";
+import { ARTIFACTS, Browser, LONG, PROMPT, axeCheck, signIn, waitText } from "./browser.js";
 
 // The callbacks given to page.evaluate/waitForFunction run in the page: the little of the DOM they use, typed
 // here for this module only (the project compiles without the DOM library).
@@ -45,82 +26,32 @@ declare const document: {
   getElementById(id: string): TextNode | null;
 };
 declare const sessionStorage: { getItem(key: string): string | null };
-interface AxeViolation {
-  id: string;
-  impact: string | null;
-  help: string;
-  nodes: Array<{ target: unknown }>;
-}
 declare const window: {
   viridian: { consoleText(): string };
   noReload?: true;
-  axe: { run(): Promise<{ violations: AxeViolation[] }> };
 };
-
-const AXE_SOURCE = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
-
-/**
- * axe-core's check of the page as it stands: no serious or critical violation. The library is evaluated over
- * the DevTools protocol (the page's CSP allows no injected script tags).
- */
-async function axeCheck(page: Page, what: string): Promise<void> {
-  await page.evaluate(AXE_SOURCE);
-  const violations = await page.evaluate(async () =>
-    (await window.axe.run()).violations.map((v) => ({
-      id: v.id,
-      impact: v.impact,
-      help: v.help,
-      targets: v.nodes.map((n) => n.target),
-    })),
-  );
-  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
-  assert.deepEqual(bad, [], `${what}: ${JSON.stringify(bad, null, 1)}`);
-}
-
-async function signIn(page: Page, base: string, token: string): Promise<void> {
-  await page.goto(base);
-  await page.fill("#token", token);
-  await page.click("button[type=submit]");
-  await page.waitForSelector("#vms-title");
-}
-
-async function waitText(page: Page, selector: string, text: string): Promise<void> {
-  await page.waitForFunction(
-    ([sel, want]) => document.querySelector(sel!)?.textContent === want,
-    [selector, text],
-    { timeout: LONG },
-  );
-}
 
 describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () => {
   let svc: TestService;
+  let browser: Browser;
   let context: BrowserContext;
-  let profile: string;
   let base: string;
   let adminToken: string;
   let operatorToken: string;
 
   before(async () => {
-    assert.ok(existsSync(CHROMIUM), `chromium is missing at ${CHROMIUM}: apt-get install chromium`);
-    mkdirSync(ARTIFACTS, { recursive: true });
     svc = new TestService("web");
     await svc.start();
     base = `http://${svc.tcp}/`;
     adminToken = await svc.principal("admin", "Administrator", "host");
     await svc.ok("POST", "/v1/scopes", { body: { name: "lab" } });
     operatorToken = await svc.principal("operator", "VM Operator", "lab");
-    profile = mkdtempSync(join(tmpdir(), "viridian-chromium-"));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: FLAGS,
-      viewport: { width: 1366, height: 768 },
-    });
+    browser = await Browser.launch();
+    context = browser.context;
   });
   after(async () => {
-    await context?.close();
+    await browser?.close();
     await svc?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   it("serves the page and its bundle with their content types, and nothing else, without a token", async () => {
