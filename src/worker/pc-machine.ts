@@ -50,6 +50,11 @@ const BATCH = 50_000;
 /** How long the loop computes before it lets the host's event loop run (input, signals), in ms. */
 const YIELD_MS = 15;
 /**
+ * The same while a translation unit compiles in the engine's background: it is installed by a promise
+ * callback, which runs only when the loop yields, and its page runs interpreted until then.
+ */
+const YIELD_PENDING_MS = 2;
+/**
  * The largest time step taken at once to make up lag in HLT: well below Linux's stall detectors (20 s) and the
  * ACPI PM timer's wrap (4.7 s), so each step looks like a short pause to the guest.
  */
@@ -440,7 +445,10 @@ export class PcMachine {
         await this.idle();
         this.pacing.resume();
         sliceStart = performance.now();
-      } else if (performance.now() - sliceStart > YIELD_MS) {
+      } else if (
+        performance.now() - sliceStart >
+        (cpu.tier !== null && cpu.tier.stats.pending > 0 ? YIELD_PENDING_MS : YIELD_MS)
+      ) {
         await new Promise<void>((r) => setImmediate(r));
         sliceStart = performance.now();
       }

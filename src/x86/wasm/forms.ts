@@ -104,6 +104,23 @@ export function inlineForm(d: Insn): boolean {
     case "shl":
     case "shr":
     case "sar":
+      // Byte and word shifts by a constant below the operand's width (xz's range decoder shifts its 16-bit
+      // probabilities by 5, tens of millions of times in a compressed kernel's decompressor); counts of
+      // the width or more (masked to 5 bits, not to the width) and CL counts stay with the handler.
+      if (d.s0 === 1 || d.s0 === 2) {
+        const n = d.immLo & 31;
+        return (
+          (k0 === OpKind.Reg || k0 === OpKind.RegHigh || k0 === OpKind.Mem) &&
+          k1 === OpKind.Imm &&
+          n >= 1 &&
+          n < d.s0 * 8
+        );
+      }
+      return (
+        (d.s0 === 4 || d.s0 === 8) &&
+        (k0 === OpKind.Reg || k0 === OpKind.Mem) &&
+        (k1 === OpKind.Imm || (k1 === OpKind.Reg && d.r1 === 1))
+      );
     case "rol":
     case "ror":
       return (

@@ -1366,7 +1366,8 @@ class UnitWriter {
   /**
    * SHL/SHR/SAR/ROL/ROR of a 32/64-bit register or memory operand by an immediate or CL (shift.ts): a
    * masked count of 0 changes no flags (the destination is still read, and written for a 32-bit
-   * register, which zero-extends it).
+   * register, which zero-extends it). Byte and word SHL/SHR/SAR come here only with a constant count
+   * from 1 to the width less 1 (forms.ts), where masking by the width and by 31 agree.
    */
   private shift(d: Insn, h: string): boolean {
     const e = this.e;
@@ -1474,7 +1475,7 @@ class UnitWriter {
         case "sar": {
           const sa = e.tmp64();
           e.get(va);
-          if (size === 4) e.op(Op.I64Extend32S);
+          if (size !== 8) e.op(size === 4 ? Op.I64Extend32S : size === 2 ? Op.I64Extend16S : Op.I64Extend8S);
           e.set(sa);
           if (live) {
             bitAt(sa, nMinus1);
