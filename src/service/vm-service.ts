@@ -194,13 +194,43 @@ export class VmService {
   }
 
   // ---- configuration ----
-  create(body: VmCreate): { vm: Vm } {
+  async create(body: VmCreate): Promise<{ vm: Vm }> {
     const scope = body.scope ?? DEFAULT_SCOPE;
     if (!this.auth.hasScope(scope)) throw new ApiError("not-found", `no scope '${scope}'`);
     if (this.nameTaken(body.name)) throw new ApiError("conflict", `a VM named '${body.name}' exists`);
     this.checkBootPaths(body);
     const nics: NicConfig[] = [];
     for (const n of body.nics ?? []) nics.push(this.newNic(nics, n));
+    const disks = (body.disks ?? []).map((d, i) => {
+      const fresh = d.sizeBytes !== undefined;
+      if (fresh && d.readOnly)
+        throw new ApiError("bad-request", `disk ${i}: a new image cannot be read-only`);
+      const path = checkImagePath(d.path, this.roots(), !fresh);
+      if ((body.disks ?? []).findIndex((o) => o.path === d.path) !== i)
+        throw new ApiError("conflict", `disk ${i}: ${d.path} is named twice`);
+      return { path, readOnly: d.readOnly ?? false, sizeBytes: d.sizeBytes };
+    });
+    const dvd = body.dvd ? checkImagePath(body.dvd, this.roots(), true) : null;
+    // New images first (dynamic ones are a few headers: no job); any failure removes those made so far.
+    const made: string[] = [];
+    try {
+      for (const [i, d] of disks.entries()) {
+        if (d.sizeBytes === undefined) continue;
+        const format = /\.vhdx$/i.test(d.path) ? "vhdx" : /\.vhd$/i.test(d.path) ? "vhd" : "raw";
+        try {
+          await createImage(new NodeFileOpener(), d.path, format, { kind: "dynamic", capacity: d.sizeBytes });
+        } catch (e) {
+          if (e instanceof StorageError)
+            throw new ApiError("bad-request", `disk ${i}: cannot create ${d.path}: ${e.message}`);
+          throw e;
+        }
+        made.push(d.path);
+      }
+      if (this.nameTaken(body.name)) throw new ApiError("conflict", `a VM named '${body.name}' exists`);
+    } catch (e) {
+      for (const p of made) rmSync(p, { force: true });
+      throw e;
+    }
     const file: VmFile = {
       schemaVersion: 2,
       id: randomUUID(),
@@ -211,8 +241,8 @@ export class VmService {
         memoryBytes: body.memoryBytes ?? 256 * 1024 * 1024,
         processors: body.processors ?? 1,
         boot: { kernel: body.kernel ?? null, initrd: body.initrd ?? null, cmdline: body.cmdline ?? null },
-        disks: [],
-        dvd: null,
+        disks: disks.map((d) => ({ path: d.path, readOnly: d.readOnly })),
+        dvd,
         nics,
         time: { source: "host", paceMips: body.paceMips ?? null },
         rtcOffsetSeconds: body.rtcOffsetSeconds ?? 0,
@@ -579,6 +609,12 @@ export class VmService {
     const w = this.rt(id).worker;
     if (!w) throw new ApiError("invalid-state", `the VM is ${this.rt(id).state}: no console`);
     return w;
+  }
+
+  /** The VM's state and worker now, or null once it was deleted (the metrics stream asks every second). */
+  liveState(id: string): { state: VmState; worker: WorkerHandle | null } | null {
+    const r = this.runtime.get(id);
+    return r ? { state: r.state, worker: r.worker } : null;
   }
 
   workers(): Array<{ id: string; name: string; scope: string; state: VmState; worker: WorkerHandle | null }> {

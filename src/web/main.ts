@@ -18,7 +18,7 @@ import {
 import { button, el, mib } from "./dom.js";
 import { LiveEvents, type LiveEvent } from "./live.js";
 import { clearError, showError, type Session } from "./session.js";
-import { renderVmPage } from "./vm-page.js";
+import { leaveVmPage, renderVmPage } from "./vm-page.js";
 import { newVmForm } from "./wizard.js";
 
 const main = document.getElementById("main")!;
@@ -40,6 +40,7 @@ window.viridian = { consoleText: () => session?.console?.text() ?? "" };
 function signInForm(message = ""): void {
   session?.live.close();
   session?.console?.dispose();
+  leaveVmPage();
   session = null;
   whoLine.textContent = "";
   const token = el("input", {
@@ -177,6 +178,7 @@ function route(): void {
   if (page !== s.page) {
     s.console?.dispose();
     s.console = null;
+    leaveVmPage();
   }
   s.page = page;
   main.replaceChildren(
