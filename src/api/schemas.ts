@@ -155,14 +155,16 @@ export const MAX_IMAGE_BYTES = 64 * 1024 ** 4;
 const ImageSize = Type.Integer({ minimum: 1024 * 1024, maximum: MAX_IMAGE_BYTES });
 
 /**
- * A disk of a VM being created: an existing image, or (with `sizeBytes`) a new dynamic one made first; the
- * format follows the extension (.vhdx, .vhd, else raw).
+ * A disk of a VM being created: an existing image, or one made first: with `sizeBytes` a new dynamic image
+ * (the format follows the extension: .vhdx, .vhd, else raw), with `parent` a differencing child of that
+ * image (.vhdx or .vhd).
  */
 export const VmCreateDisk = Type.Object(
   {
     path: FilePath,
     readOnly: Type.Optional(Type.Boolean()),
     sizeBytes: Type.Optional(ImageSize),
+    parent: Type.Optional(FilePath),
   },
   { additionalProperties: false },
 );

@@ -26,6 +26,7 @@ import {
 import { NodeFileOpener } from "../host/node-files.js";
 import { StorageError } from "../storage/disk.js";
 import { createImage } from "../storage/open.js";
+import { describe as describeImage } from "../storage/operations.js";
 import type { AuthStore } from "./auth-store.js";
 import type { DataDir } from "./data-dir.js";
 import { writeFileDurable } from "./durable-file.js";
@@ -46,6 +47,11 @@ interface Runtime {
 interface RuntimeFile {
   running: boolean;
   scope: string;
+}
+
+/** An image's format by its file name, as the API documents it: .vhdx, .vhd, else raw. */
+function imageFormat(path: string): "vhdx" | "vhd" | "raw" {
+  return /\.vhdx$/i.test(path) ? "vhdx" : /\.vhd$/i.test(path) ? "vhd" : "raw";
 }
 
 export class VmService {
@@ -202,23 +208,37 @@ export class VmService {
     const nics: NicConfig[] = [];
     for (const n of body.nics ?? []) nics.push(this.newNic(nics, n));
     const disks = (body.disks ?? []).map((d, i) => {
-      const fresh = d.sizeBytes !== undefined;
+      if (d.sizeBytes !== undefined && d.parent !== undefined)
+        throw new ApiError(
+          "bad-request",
+          `disk ${i}: give sizeBytes (a new image) or parent (a child), not both`,
+        );
+      const fresh = d.sizeBytes !== undefined || d.parent !== undefined;
       if (fresh && d.readOnly)
         throw new ApiError("bad-request", `disk ${i}: a new image cannot be read-only`);
       const path = checkImagePath(d.path, this.roots(), !fresh);
       if ((body.disks ?? []).findIndex((o) => o.path === d.path) !== i)
         throw new ApiError("conflict", `disk ${i}: ${d.path} is named twice`);
-      return { path, readOnly: d.readOnly ?? false, sizeBytes: d.sizeBytes };
+      const parent = d.parent === undefined ? undefined : checkImagePath(d.parent, this.roots(), true);
+      if (parent !== undefined && imageFormat(path) === "raw")
+        throw new ApiError("bad-request", `disk ${i}: a differencing image is a .vhdx or .vhd, not ${path}`);
+      return { path, readOnly: d.readOnly ?? false, sizeBytes: d.sizeBytes, parent };
     });
     const dvd = body.dvd ? checkImagePath(body.dvd, this.roots(), true) : null;
     // New images first (dynamic ones are a few headers: no job); any failure removes those made so far.
     const made: string[] = [];
     try {
       for (const [i, d] of disks.entries()) {
-        if (d.sizeBytes === undefined) continue;
-        const format = /\.vhdx$/i.test(d.path) ? "vhdx" : /\.vhd$/i.test(d.path) ? "vhd" : "raw";
+        if (d.sizeBytes === undefined && d.parent === undefined) continue;
         try {
-          await createImage(new NodeFileOpener(), d.path, format, { kind: "dynamic", capacity: d.sizeBytes });
+          await createImage(
+            new NodeFileOpener(),
+            d.path,
+            imageFormat(d.path),
+            d.parent === undefined
+              ? { kind: "dynamic", capacity: d.sizeBytes! }
+              : { kind: "differencing", parentPath: d.parent },
+          );
         } catch (e) {
           if (e instanceof StorageError)
             throw new ApiError("bad-request", `disk ${i}: cannot create ${d.path}: ${e.message}`);
@@ -517,7 +537,7 @@ export class VmService {
       let w: WorkerHandle;
       try {
         ctx.progress(10);
-        w = await this.launcher.start(file, ctx.signal);
+        w = await this.launcher.start(file, ctx.signal, await this.diskParents(file));
       } catch (e) {
         this.transition(id, "start-failed", (e as Error).message);
         throw e;
@@ -527,6 +547,27 @@ export class VmService {
       this.writeRuntimeFile(id, file.scope);
       return { pid: w.pid };
     });
+  }
+
+  /**
+   * The parents of the VM's differencing disks, each checked to lie inside the image roots: the worker may
+   * read them (a child whose parent locator leads elsewhere does not start). A disk that cannot be opened
+   * here is left to the worker, which reports it as before.
+   */
+  private async diskParents(file: VmFile): Promise<string[]> {
+    const parents: string[] = [];
+    for (const d of file.machine.disks) {
+      let chain: Array<{ parentPath?: string }>;
+      try {
+        chain = await describeImage(new NodeFileOpener(), d.path);
+      } catch (e) {
+        if (e instanceof StorageError) continue;
+        throw e;
+      }
+      for (const info of chain)
+        if (info.parentPath !== undefined) parents.push(checkImagePath(info.parentPath, this.roots(), true));
+    }
+    return parents;
   }
 
   /** Takes charge of a worker: state notifications and its end. */

@@ -1,5 +1,5 @@
 // Owns: the new-VM wizard: name, scope, memory, processors, boot (the bundled guest or kernel/initrd paths),
-// disks (a new dynamic image of a size, or an existing image), the DVD's ISO and NICs on the service's
+// disks (a new dynamic image of a size, an existing image, or a differencing child of one), the DVD's ISO and NICs on the service's
 // switches, sent as one request (POST /v1/vms, which creates new images and the VM together or neither), and
 // the API's refusal shown next to the field it names (aria-invalid, aria-describedby).
 // Must not: validate what the API validates (the API's message is the one shown), or be offered to a
@@ -86,15 +86,20 @@ export function newVmForm(s: Session, created: () => void): HTMLElement {
       { id: `disk${n}-kind`, "data-disk": "kind" },
       el("option", { value: "new" }, "New dynamic image"),
       el("option", { value: "existing" }, "Existing image"),
+      el("option", { value: "child" }, "Differencing child of an image"),
     );
     const path = input(`disk${n}-path`, { "data-disk": "path", placeholder: "/srv/images/disk.vhdx" });
+    const parent = input(`disk${n}-parent`, { "data-disk": "parent", placeholder: "/srv/images/base.vhdx" });
+    const parentField = field(`disk${n}-parent`, "Parent image path", parent);
+    parentField.hidden = true;
     const size = input(`disk${n}-size`, { "data-disk": "size", type: "number", value: "1", step: "any" });
     const ro = el("input", { type: "checkbox", id: `disk${n}-ro`, "data-disk": "ro" });
     const sizeField = field(`disk${n}-size`, "Size (GiB)", size);
     const roField = el("label", { for: `disk${n}-ro`, class: "inline", hidden: true }, ro, " Read only");
     kind.addEventListener("change", () => {
       sizeField.hidden = kind.value !== "new";
-      roField.hidden = kind.value === "new";
+      parentField.hidden = kind.value !== "child";
+      roField.hidden = kind.value !== "existing";
     });
     const row: HTMLFieldSetElement = el(
       "fieldset",
@@ -108,6 +113,7 @@ export function newVmForm(s: Session, created: () => void): HTMLElement {
         "An absolute path under the service's image roots; .vhdx, .vhd or raw by its extension.",
       ),
       sizeField,
+      parentField,
       roField,
       button("Remove this disk", () => row.remove(), { class: "secondary" }),
     );
@@ -212,11 +218,13 @@ export function newVmForm(s: Session, created: () => void): HTMLElement {
             cmdline: cmdline.value.trim() || null,
           }
         : {}),
-      disks: diskRows.map((r) =>
-        ctl(r, "kind").value === "new"
-          ? { path: ctl(r, "path").value.trim(), sizeBytes: Math.round(Number(ctl(r, "size").value) * GIB) }
-          : { path: ctl(r, "path").value.trim(), readOnly: ctl(r, "ro").checked },
-      ),
+      disks: diskRows.map((r) => {
+        const path = ctl(r, "path").value.trim();
+        const kind = ctl(r, "kind").value;
+        if (kind === "new") return { path, sizeBytes: Math.round(Number(ctl(r, "size").value) * GIB) };
+        if (kind === "child") return { path, parent: ctl(r, "parent").value.trim() };
+        return { path, readOnly: ctl(r, "ro").checked };
+      }),
       dvd: dvd.value.trim() || null,
       nics: nicRows.map((r) => ({ switch: r.querySelector<HTMLSelectElement>("select")!.value })),
     };
@@ -251,7 +259,7 @@ function fieldOf(
     kernel?: string | null;
     initrd?: string | null;
     dvd: string | null;
-    disks: Array<{ path: string }>;
+    disks: Array<{ path: string; parent?: string }>;
   },
   diskRows: HTMLElement[],
   nicRows: HTMLElement[],
@@ -269,8 +277,12 @@ function fieldOf(
   };
   const disk = /body\/disks\/(\d+)(?:\/(\w+))?/.exec(msg) ?? /\bdisk (\d+):/.exec(msg);
   if (disk) {
-    const row = diskRows[Number(disk[1])];
-    return disk[2] === "sizeBytes" ? idIn(row, '[data-disk="size"]') : idIn(row, '[data-disk="path"]');
+    const i = Number(disk[1]);
+    const row = diskRows[i];
+    if (disk[2] === "sizeBytes") return idIn(row, '[data-disk="size"]');
+    const parent = body.disks[i]?.parent;
+    if (disk[2] === "parent" || (parent && msg.includes(parent))) return idIn(row, '[data-disk="parent"]');
+    return idIn(row, '[data-disk="path"]');
   }
   const nic = /body\/nics\/(\d+)/.exec(msg);
   if (nic) return idIn(nicRows[Number(nic[1])], "select");
