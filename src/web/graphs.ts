@@ -28,7 +28,7 @@ const perSecond = (k: keyof Counters) => (a: Counters, b: Counters, dt: number) 
 function bytes(v: number): string {
   if (v >= 1024 ** 2) return `${(v / 1024 ** 2).toFixed(1)} MiB/s`;
   if (v >= 1024) return `${(v / 1024).toFixed(1)} KiB/s`;
-  return `${Math.round(v)} B/s`;
+  return `${v < 10 ? v.toFixed(1) : Math.round(v)} B/s`;
 }
 
 const SPECS: GraphSpec[] = [

@@ -26,6 +26,8 @@ interface PageState {
   metrics: WebSocket | null;
   retry: ReturnType<typeof setTimeout> | null;
   closed: boolean;
+  /** Refits the graphs when the window's width changes (a phone turned, a window resized). */
+  onResize: () => void;
   /** The configuration version the settings editor showed (sent as If-Match). */
   etag: string | null;
 }
@@ -38,6 +40,7 @@ export function leaveVmPage(): void {
   current = null;
   if (!p) return;
   p.closed = true;
+  window.removeEventListener("resize", p.onResize);
   if (p.retry) clearTimeout(p.retry);
   p.metrics?.close();
   p.graphs.dispose();
@@ -161,7 +164,17 @@ function buildPage(s: Session, v: Vm, view: HTMLElement): PageState {
     el("section", { id: "settings-section", "aria-labelledby": "settings-title" }),
   );
   view.replaceChildren(root);
-  const p: PageState = { vmId: v.id, root, graphs, metrics: null, retry: null, closed: false, etag: v.etag };
+  const p: PageState = {
+    vmId: v.id,
+    root,
+    graphs,
+    metrics: null,
+    retry: null,
+    closed: false,
+    onResize: () => graphs.fit(),
+    etag: v.etag,
+  };
+  window.addEventListener("resize", p.onResize);
   requestAnimationFrame(() => graphs.fit());
   openMetrics(s, p);
   return p;
