@@ -3,13 +3,14 @@
 // once for the whole file. The administrator signs in; the wizard refuses a bad name and a bad disk size with
 // the API's messages next to their fields (and creates nothing), then creates a VM with a new 1 GiB VHDX and a
 // differencing child of a base image; the VM starts, its state changes without a reload, the serial console
-// shows the guest's prompt, `uname -a` answers, the new disks are the guest's sda and sdb; the graph of guest instructions per second (its data, not
-// pixels) rises when a CPU loop runs in the guest; heartbeat and the guest's KVP host name and OS appear; the
-// DVD is swapped while it runs; it shuts down and the job completes in the jobs panel; the settings editor
-// refuses an edit made on a stale version with a plain 412 message and saves after a reload. A VM Operator of scope `lab` sees only lab's VMs and no administrator's
-// controls (no settings editor on its VM page), and an API call forged from its page gets 403. axe-core finds no serious or critical violation on
-// each page. A worker killed with SIGKILL shows its VM Critical with the reason, without a reload.
-// Screenshots go to test-artifacts/web/.
+// shows the guest's prompt, `uname -a` answers, the new disks are the guest's sda and sdb; the graph of guest
+// instructions per second (its data, not pixels) rises when a CPU loop runs in the guest; heartbeat and the
+// guest's KVP host name and OS appear; the DVD is swapped while it runs; it shuts down and the job completes
+// in the jobs panel; the settings editor refuses an edit made on a stale version with a plain 412 message and
+// saves after a reload; a disk is added and removed from the page. A VM Operator of scope `lab` sees only
+// lab's VMs and no administrator's controls (no settings editor on its VM page), and an API call forged from
+// its page gets 403. axe-core finds no serious or critical violation on each page. A worker killed with
+// SIGKILL shows its VM Critical with the reason, without a reload. Screenshots go to test-artifacts/web/.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -350,6 +351,18 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
     };
     assert.equal(saved.config.machine.memoryBytes, 192 * 1024 * 1024);
     assert.equal(saved.config.machine.processors, 2, "the other client's edit is kept");
+    // Disks from the page: a new 16 MiB image added (a job the page waits for), then removed again.
+    const extra = join(svc.dataDir, "images", "web1-extra.vhdx");
+    await page.fill("#add-disk-path", extra);
+    await page.fill("#add-disk-size", String(16 / 1024));
+    await page.click("#add-disk-form button[type=submit]");
+    await page.waitForSelector('tr[data-disk-index="2"]', { timeout: LONG });
+    assert.match(String(await page.textContent('tr[data-disk-index="2"] td.path')), /web1-extra\.vhdx$/);
+    await page.click('tr[data-disk-index="2"] button');
+    await page.waitForSelector('tr[data-disk-index="2"]', { state: "detached" });
+    const disks = (await svc.ok("GET", "/v1/vms/web1")).body as { config: { machine: { disks: unknown[] } } };
+    assert.equal(disks.config.machine.disks.length, 2);
+    assert.ok(existsSync(extra), "a removed disk's image stays");
     await page.close();
   });
 
