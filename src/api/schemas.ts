@@ -224,6 +224,8 @@ export const DiskAdd = Type.Object(
         { additionalProperties: false },
       ),
     ),
+    /** Create the image first as a differencing child of this one (.vhdx or .vhd; a job). */
+    parent: Type.Optional(FilePath),
   },
   { additionalProperties: false },
 );

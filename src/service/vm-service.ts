@@ -225,7 +225,27 @@ export class VmService {
       return { path, readOnly: d.readOnly ?? false, sizeBytes: d.sizeBytes, parent };
     });
     const dvd = body.dvd ? checkImagePath(body.dvd, this.roots(), true) : null;
-    // New images first (dynamic ones are a few headers: no job); any failure removes those made so far.
+    const file: VmFile = {
+      schemaVersion: 2,
+      id: randomUUID(),
+      name: body.name,
+      scope,
+      created: new Date().toISOString(),
+      machine: {
+        memoryBytes: body.memoryBytes ?? 256 * 1024 * 1024,
+        processors: body.processors ?? 1,
+        boot: { kernel: body.kernel ?? null, initrd: body.initrd ?? null, cmdline: body.cmdline ?? null },
+        disks: disks.map((d) => ({ path: d.path, readOnly: d.readOnly })),
+        dvd,
+        nics,
+        time: { source: "host", paceMips: body.paceMips ?? null },
+        rtcOffsetSeconds: body.rtcOffsetSeconds ?? 0,
+      },
+      automaticStartAction: body.automaticStartAction ?? "nothing",
+      automaticStopAction: body.automaticStopAction ?? "shutdown",
+    };
+    // New images first (dynamic and differencing ones are a few headers: no job); a failure before the VM's
+    // file is written removes those made so far.
     const made: string[] = [];
     try {
       for (const [i, d] of disks.entries()) {
@@ -247,30 +267,11 @@ export class VmService {
         made.push(d.path);
       }
       if (this.nameTaken(body.name)) throw new ApiError("conflict", `a VM named '${body.name}' exists`);
+      this.store.create(file);
     } catch (e) {
       for (const p of made) rmSync(p, { force: true });
       throw e;
     }
-    const file: VmFile = {
-      schemaVersion: 2,
-      id: randomUUID(),
-      name: body.name,
-      scope,
-      created: new Date().toISOString(),
-      machine: {
-        memoryBytes: body.memoryBytes ?? 256 * 1024 * 1024,
-        processors: body.processors ?? 1,
-        boot: { kernel: body.kernel ?? null, initrd: body.initrd ?? null, cmdline: body.cmdline ?? null },
-        disks: disks.map((d) => ({ path: d.path, readOnly: d.readOnly })),
-        dvd,
-        nics,
-        time: { source: "host", paceMips: body.paceMips ?? null },
-        rtcOffsetSeconds: body.rtcOffsetSeconds ?? 0,
-      },
-      automaticStartAction: body.automaticStartAction ?? "nothing",
-      automaticStopAction: body.automaticStopAction ?? "shutdown",
-    };
-    this.store.create(file);
     this.rt(file.id);
     this.writeRuntimeFile(file.id, scope);
     this.events.emit("lifecycle", { vm: file.id, name: file.name, state: "Off", reason: "created" }, scope);
@@ -406,17 +407,29 @@ export class VmService {
     if (ifMatch !== undefined && ifMatch !== cur.etag)
       throw new ApiError("precondition-failed", "the configuration changed");
     if (cur.file.machine.disks.length >= 8) throw new ApiError("conflict", "the VM has 8 disks already");
-    const path = checkImagePath(body.path, this.roots(), body.create ? false : true);
+    if (body.create && body.parent !== undefined)
+      throw new ApiError("bad-request", "give create (a new image) or parent (a child), not both");
+    const fresh = body.create !== undefined || body.parent !== undefined;
+    const path = checkImagePath(body.path, this.roots(), !fresh);
+    const parent = body.parent === undefined ? undefined : checkImagePath(body.parent, this.roots(), true);
+    if (parent !== undefined && imageFormat(path) === "raw")
+      throw new ApiError("bad-request", `a differencing image is a .vhdx or .vhd, not ${path}`);
     const readOnly = body.readOnly ?? false;
     return this.jobs.start("disk.add", "vm.hardware.add", this.jobVm(id), requestedBy, false, async (ctx) => {
-      if (body.create) {
-        const format = /\.vhdx$/i.test(path) ? "vhdx" : /\.vhd$/i.test(path) ? "vhd" : "raw";
+      if (body.create || parent !== undefined) {
         try {
-          await createImage(new NodeFileOpener(), path, format, {
-            kind: body.create.type ?? "dynamic",
-            capacity: body.create.sizeBytes,
-            onProgress: (f) => ctx.progress(f * 90),
-          });
+          await createImage(
+            new NodeFileOpener(),
+            path,
+            imageFormat(path),
+            body.create
+              ? {
+                  kind: body.create.type ?? "dynamic",
+                  capacity: body.create.sizeBytes,
+                  onProgress: (f) => ctx.progress(f * 90),
+                }
+              : { kind: "differencing", parentPath: parent! },
+          );
         } catch (e) {
           if (e instanceof StorageError)
             throw new ApiError("bad-request", `cannot create ${path}: ${e.message}`);

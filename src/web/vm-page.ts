@@ -422,6 +422,7 @@ function addDiskForm(s: Session, v: Vm, p: PageState): HTMLElement {
     { id: "add-disk-kind" },
     el("option", { value: "new" }, "New dynamic image"),
     el("option", { value: "existing" }, "Existing image"),
+    el("option", { value: "child" }, "Differencing child of an image"),
   );
   const path = el("input", {
     id: "add-disk-path",
@@ -430,7 +431,16 @@ function addDiskForm(s: Session, v: Vm, p: PageState): HTMLElement {
   });
   const size = el("input", { id: "add-disk-size", type: "number", value: "1", step: "any" });
   const sizeLabel = el("label", { for: "add-disk-size" }, "Size (GiB)", size);
-  kind.addEventListener("change", () => (sizeLabel.hidden = kind.value !== "new"));
+  const parent = el("input", {
+    id: "add-disk-parent",
+    autocomplete: "off",
+    placeholder: "/srv/images/base.vhdx",
+  });
+  const parentLabel = el("label", { for: "add-disk-parent", hidden: true }, "Parent image path", parent);
+  kind.addEventListener("change", () => {
+    sizeLabel.hidden = kind.value !== "new";
+    parentLabel.hidden = kind.value !== "child";
+  });
   const out = el("p", { id: "add-disk-error", class: "field-error", role: "status" });
   const form = el(
     "form",
@@ -438,6 +448,7 @@ function addDiskForm(s: Session, v: Vm, p: PageState): HTMLElement {
     el("label", { for: "add-disk-kind" }, "Kind", kind),
     el("label", { for: "add-disk-path" }, "Image path", path),
     sizeLabel,
+    parentLabel,
     el("button", { type: "submit" }, "Add disk"),
     out,
   );
@@ -448,7 +459,9 @@ function addDiskForm(s: Session, v: Vm, p: PageState): HTMLElement {
     const body =
       kind.value === "new"
         ? { path: path.value.trim(), create: { sizeBytes: Math.round(Number(size.value) * GIB) } }
-        : { path: path.value.trim() };
+        : kind.value === "child"
+          ? { path: path.value.trim(), parent: parent.value.trim() }
+          : { path: path.value.trim() };
     s.client
       .call<{ job: Job }>("addDisk", { vm: v.id }, body)
       .then(async (r) => {

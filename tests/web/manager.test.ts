@@ -351,10 +351,12 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
     };
     assert.equal(saved.config.machine.memoryBytes, 192 * 1024 * 1024);
     assert.equal(saved.config.machine.processors, 2, "the other client's edit is kept");
-    // Disks from the page: a new 16 MiB image added (a job the page waits for), then removed again.
+    // Disks from the page: a second differencing child of the base added (a job the page waits for), then
+    // removed again.
     const extra = join(svc.dataDir, "images", "web1-extra.vhdx");
+    await page.selectOption("#add-disk-kind", "child");
     await page.fill("#add-disk-path", extra);
-    await page.fill("#add-disk-size", String(16 / 1024));
+    await page.fill("#add-disk-parent", baseImage);
     await page.click("#add-disk-form button[type=submit]");
     await page.waitForSelector('tr[data-disk-index="2"]', { timeout: LONG });
     assert.match(String(await page.textContent('tr[data-disk-index="2"] td.path')), /web1-extra\.vhdx$/);
