@@ -1,10 +1,10 @@
 // The web UI in a real browser (issue 14, acceptance 1, 2, 3 and 5's wizard): playwright-core drives Debian's
 // chromium (headless, a fresh profile) against a real `viridian serve` whose worker boots the bundled guest,
 // once for the whole file. The administrator signs in; the wizard refuses a bad name and a bad disk size with
-// the API's messages next to their fields (and creates nothing), then creates a VM with a new 1 GiB VHDX and a
-// differencing child of a base image; the VM starts, its state changes without a reload, the serial console
-// shows the guest's prompt, `uname -a` answers, the new disks are the guest's sda and sdb; the graph of guest
-// instructions per second (its data, not pixels) rises when a CPU loop runs in the guest; heartbeat and the
+// the API's messages next to their fields (and creates nothing), then creates a VM with a new 1 GiB VHDX, a
+// differencing child of a base image and an adapter on a switch; the VM starts, its state changes without a
+// reload, the serial console shows the guest's prompt, `uname -a` answers, the new disks are the guest's sda
+// and sdb; the graph of guest instructions per second (its data, not pixels) rises when a CPU loop runs in the guest; heartbeat and the
 // guest's KVP host name and OS appear; the DVD is swapped while it runs; it shuts down and the job completes
 // in the jobs panel; the settings editor refuses an edit made on a stale version with a plain 412 message and
 // saves after a reload; a disk is added and removed from the page. A VM Operator of scope `lab` sees only
@@ -158,6 +158,8 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
   });
 
   it("administrator: create, start, live state, console (uname -a), shut down, the job completes", async () => {
+    // A switch for the wizard's network adapter (listed when the wizard is built).
+    await svc.ok("POST", "/v1/switches", { body: { name: "weblan" } });
     const page = await context.newPage();
     // A bad token is refused plainly.
     await page.goto(base);
@@ -215,11 +217,19 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
     await page.selectOption(`${second} [data-disk="kind"]`, "child");
     await page.fill(`${second} [data-disk="path"]`, child);
     await page.fill(`${second} [data-disk="parent"]`, baseImage);
+    await page.click("#add-nic");
+    await page.selectOption('[data-row="nic"] select', "weblan");
     await page.click("#new-vm button[type=submit]");
     await page.waitForSelector('tr[data-vm="web1"]');
     const made = (await svc.ok("GET", "/v1/vms/web1")).body as {
-      config: { machine: { disks: Array<{ path: string; readOnly: boolean }> } };
+      config: {
+        machine: { disks: Array<{ path: string; readOnly: boolean }>; nics: Array<{ switch: string }> };
+      };
     };
+    assert.deepEqual(
+      made.config.machine.nics.map((n) => n.switch),
+      ["weblan"],
+    );
     assert.deepEqual(made.config.machine.disks, [
       { path: disk, readOnly: false },
       { path: child, readOnly: false },
@@ -285,24 +295,31 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
     const idle = (await samples(5)).sort((a, b) => a - b);
     assert.ok(idle.length >= 3, `idle rates: ${JSON.stringify(idle)}`);
     const idleMedian = idle[Math.floor(idle.length / 2)]!;
+    // Only samples taken a second after the loop began count, and the median of three in a row: one busy
+    // second of the guest's own (a DHCP retry, a daemon) is not the loop.
+    const loopFrom = Date.now() / 1000 + 1;
     await page.keyboard.type("while :; do :; done &");
     await page.keyboard.press("Enter");
     const busy = await page.waitForFunction(
-      (floor) => {
+      ([from, floor]) => {
         const d = JSON.parse(
           document.getElementById("graph-ips")?.getAttribute("data-values") ?? "[]",
         ) as Array<Array<number | null>>;
-        const last = d[1]?.at(-1);
-        return typeof last === "number" && last > floor ? last : null;
+        const after = (d[1] ?? []).filter(
+          (v, i): v is number => typeof v === "number" && (d[0]![i] ?? 0) > from!,
+        );
+        if (after.length < 3) return null;
+        const last = after.slice(-3).sort((a, b) => a - b);
+        return last[1]! > floor! ? last : null;
       },
-      Math.max(idleMedian * 2, 1e5),
+      [loopFrom, Math.max(idleMedian * 2, 1e5)],
       { timeout: LONG },
     );
-    const busyRate = Number(await busy.jsonValue());
+    const busyRates = (await busy.jsonValue()) as number[];
     const cpu = JSON.parse((await page.getAttribute("#graph-cpu", "data-values")) ?? "[]") as unknown[][];
     assert.equal(typeof cpu[1]?.at(-1), "number", "the host CPU graph has figures");
     console.log(
-      `# guest instructions/s: idle ${idle.map(Math.round).join(" ")}, with the loop ${Math.round(busyRate)}`,
+      `# guest instructions/s: idle ${idle.map(Math.round).join(" ")}, with the loop ${busyRates.map(Math.round).join(" ")}`,
     );
     await page.keyboard.type("kill %1");
     await page.keyboard.press("Enter");
