@@ -4,13 +4,14 @@
 // the API's messages next to their fields (and creates nothing), then creates a VM with a new 1 GiB VHDX, a
 // differencing child of a base image and an adapter on a switch; the VM starts, its state changes without a
 // reload, the serial console shows the guest's prompt, `uname -a` answers, the new disks are the guest's sda
-// and sdb; the graph of guest instructions per second (its data, not pixels) rises when a CPU loop runs in the guest; heartbeat and the
-// guest's KVP host name and OS appear; the DVD is swapped while it runs; it shuts down and the job completes
-// in the jobs panel; the settings editor refuses an edit made on a stale version with a plain 412 message and
-// saves after a reload; a disk is added and removed from the page. A VM Operator of scope `lab` sees only
-// lab's VMs and no administrator's controls (no settings editor on its VM page), and an API call forged from
-// its page gets 403. axe-core finds no serious or critical violation on each page. A worker killed with
-// SIGKILL shows its VM Critical with the reason, without a reload. Screenshots go to test-artifacts/web/.
+// and sdb; the graph of guest instructions per second (its data, not pixels) rises when a CPU loop runs in
+// the guest; heartbeat and the guest's KVP host name and OS appear; the DVD is swapped while it runs; it
+// shuts down and the job completes in the jobs panel; the settings editor refuses an edit made on a stale
+// version with a plain 412 message and saves after a reload; a disk is added and removed from the page. A VM
+// Operator of scope `lab` sees only lab's VMs and no administrator's controls (no settings editor on its VM
+// page), and an API call forged from its page gets 403. axe-core finds no serious or critical violation on
+// each page. A worker killed with SIGKILL shows its VM Critical with the reason, without a reload.
+// Screenshots go to test-artifacts/web/.
 
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
