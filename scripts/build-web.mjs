@@ -1,6 +1,6 @@
 // Builds the web UI (src/web/) into dist/web/: type-checks it with its own tsconfig (DOM, no Node), bundles
-// main.ts and what it imports (src/api, xterm.js) with esbuild into one ES module, and copies the page, its
-// styles and xterm's styles. `viridian serve` serves exactly the files written here (src/service/web-ui.ts).
+// main.ts and what it imports (src/api, xterm.js, uPlot) with esbuild into one ES module, and copies the page, its
+// styles, xterm's and uPlot's styles. `viridian serve` serves exactly the files written here (src/service/web-ui.ts).
 import { spawnSync } from "node:child_process";
 import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -26,5 +26,7 @@ await build({
 const require = createRequire(import.meta.url);
 const xtermCss = join(dirname(require.resolve("@xterm/xterm/package.json")), "css/xterm.css");
 copyFileSync(xtermCss, join(out, "xterm.css"));
+const uplotCss = join(dirname(require.resolve("uplot/package.json")), "dist/uPlot.min.css");
+copyFileSync(uplotCss, join(out, "uplot.css"));
 copyFileSync("src/web/index.html", join(out, "index.html"));
 copyFileSync("src/web/app.css", join(out, "app.css"));

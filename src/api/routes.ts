@@ -331,6 +331,19 @@ export const ROUTES: readonly RouteDef[] = [
     response: null,
     websocket: true,
   },
+  {
+    id: "vmMetrics",
+    method: "GET",
+    path: "/vms/:vm/metrics",
+    summary:
+      "The VM's live figures (WebSocket, a JSON VmMetricsSample text frame about once a second: guest instructions, host CPU time, disk and network bytes, heartbeat, guest KVP items)",
+    operation: "vm.config.read",
+    target: "vm",
+    params: VmParam,
+    status: 200,
+    response: null,
+    websocket: true,
+  },
   // Switches
   {
     id: "listSwitches",

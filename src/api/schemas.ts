@@ -151,6 +151,26 @@ export const NicAdd = Type.Object(
 );
 export type NicAdd = Static<typeof NicAdd>;
 
+/** The largest image the API creates (64 TiB, VHDX's limit). */
+export const MAX_IMAGE_BYTES = 64 * 1024 ** 4;
+const ImageSize = Type.Integer({ minimum: 1024 * 1024, maximum: MAX_IMAGE_BYTES });
+
+/**
+ * A disk of a VM being created: an existing image, or one made first: with `sizeBytes` a new dynamic image
+ * (the format follows the extension: .vhdx, .vhd, else raw), with `parent` a differencing child of that
+ * image (.vhdx or .vhd).
+ */
+export const VmCreateDisk = Type.Object(
+  {
+    path: FilePath,
+    readOnly: Type.Optional(Type.Boolean()),
+    sizeBytes: Type.Optional(ImageSize),
+    parent: Type.Optional(FilePath),
+  },
+  { additionalProperties: false },
+);
+export type VmCreateDisk = Static<typeof VmCreateDisk>;
+
 export const VmCreate = Type.Object(
   {
     name: Name,
@@ -166,6 +186,10 @@ export const VmCreate = Type.Object(
     automaticStopAction: Type.Optional(AutomaticStopAction),
     /** NICs, in order (eth0, eth1, ...); each needs switch.connect too. */
     nics: Type.Optional(Type.Array(NicAdd, { maxItems: MAX_NICS })),
+    /** Disks, in order (LUN 0, 1, ...); new images are created before the VM is, and removed if it is not. */
+    disks: Type.Optional(Type.Array(VmCreateDisk, { maxItems: 8 })),
+    /** An ISO in the DVD drive. */
+    dvd: Type.Optional(Nullable(FilePath)),
   },
   { additionalProperties: false },
 );
@@ -195,12 +219,14 @@ export const DiskAdd = Type.Object(
     create: Type.Optional(
       Type.Object(
         {
-          sizeBytes: Type.Integer({ minimum: 1024 * 1024, maximum: 64 * 1024 ** 4 }),
+          sizeBytes: ImageSize,
           type: Type.Optional(Type.Union([Type.Literal("dynamic"), Type.Literal("fixed")])),
         },
         { additionalProperties: false },
       ),
     ),
+    /** Create the image first as a differencing child of this one (.vhdx or .vhd; a job). */
+    parent: Type.Optional(FilePath),
   },
   { additionalProperties: false },
 );
@@ -407,6 +433,34 @@ export const Event = Type.Object({
   data: Type.Unknown(),
 });
 export type EventMessage = { type: "lifecycle" | "job" | "audit"; time: string; data: unknown };
+
+/**
+ * One message of a VM's metrics WebSocket (`GET /v1/vms/:vm/metrics`), sent about once a second: the worker's
+ * counters as they stand (clients derive rates from consecutive samples), or null while the VM has no worker
+ * or its worker did not answer in time.
+ */
+export const VmMetricsSample = Type.Object({
+  time: Timestamp,
+  state: VmState,
+  counters: Nullable(
+    Type.Object({
+      /** Guest instructions retired since the worker started. */
+      instructionsRetired: Type.Number(),
+      /** Host CPU time of the worker process (user + system), seconds. */
+      cpuSeconds: Type.Number(),
+      rssBytes: Type.Number(),
+      diskReadBytes: Type.Number(),
+      diskWriteBytes: Type.Number(),
+      netRxBytes: Type.Number(),
+      netTxBytes: Type.Number(),
+    }),
+  ),
+  /** The heartbeat integration service: ok while the guest answers; null without a worker. */
+  heartbeat: Nullable(Type.Union([Type.Literal("no-contact"), Type.Literal("ok"), Type.Literal("lost")])),
+  /** The guest's intrinsic KVP items (FullyQualifiedDomainName, OSName, NetworkAddressIPv4, ...). */
+  kvp: Type.Record(Type.String(), Type.String()),
+});
+export type VmMetricsSample = Static<typeof VmMetricsSample>;
 
 /** A JSON body of `{}`: the shape of requests that carry nothing. */
 export const Empty = Type.Object({}, { additionalProperties: false });

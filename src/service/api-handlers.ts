@@ -74,7 +74,7 @@ export const handlers: Record<string, Handler> = {
           `${req.identity.name} may not switch.connect on switch:${n.switch}: ${d.reason}`,
         );
     }
-    const { vm } = c.vms.create(body);
+    const { vm } = await c.vms.create(body);
     void reply.header("location", routePath("getVm", { vm: vm.id }));
     return withEtag(reply, vm);
   },

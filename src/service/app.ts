@@ -17,6 +17,7 @@ import { ROUTES, fullPath, type RouteDef } from "../api/routes.js";
 import { ErrorBody, type EventMessage } from "../api/schemas.js";
 import { LOCAL_PRINCIPAL, type Identity } from "./auth-store.js";
 import { RequestCounter } from "./metrics.js";
+import { metricsSocket } from "./metrics-stream.js";
 import type { ServiceParts } from "./service-parts.js";
 import { handlers, type HandlerContext } from "./api-handlers.js";
 import { registerWebUi } from "./web-ui.js";
@@ -295,6 +296,7 @@ function registerRoute(
       },
       wsHandler: (socket: WebSocket, req: FastifyRequest) => {
         if (route.id === "events") eventsSocket(socket, req, parts);
+        else if (route.id === "vmMetrics") metricsSocket(socket, req.vmId!, parts.vms);
         else consoleSocket(socket, req, parts);
       },
     });

@@ -1,8 +1,7 @@
 // Owns: the Prometheus text exposition on /metrics: per-VM state, guest instructions retired, worker CPU time
-// and memory (asked from each worker, bounded by a timeout), job counts, HTTP request counts by route and
+// and memory, disk and network bytes (asked from each worker, bounded by a timeout), job counts, HTTP request counts by route and
 // status, and the service's own memory.
-// Must not: block a scrape on a worker that does not answer (its figures are left out), or invent counters
-// for devices that do not exist yet (disk and network counters arrive with the storage and network VSPs).
+// Must not: block a scrape on a worker that does not answer (its figures are left out).
 // Spec: Prometheus exposition format 0.0.4.
 
 import type { WorkerMetrics } from "../worker/protocol.js";
@@ -59,6 +58,30 @@ export async function renderMetrics(vms: VmService, jobs: Jobs, requests: Reques
     ],
     ["viridian_vm_resident_bytes", "gauge", "Resident memory of the VM's worker process.", (m) => m.rssBytes],
     ["viridian_vm_memory_bytes", "gauge", "Guest RAM configured.", (m) => m.guestMemoryBytes],
+    [
+      "viridian_vm_disk_read_bytes_total",
+      "counter",
+      "Data bytes the guest read through its SCSI controller.",
+      (m) => m.diskReadBytes ?? 0,
+    ],
+    [
+      "viridian_vm_disk_written_bytes_total",
+      "counter",
+      "Data bytes the guest wrote through its SCSI controller.",
+      (m) => m.diskWriteBytes ?? 0,
+    ],
+    [
+      "viridian_vm_network_receive_bytes_total",
+      "counter",
+      "Ethernet bytes delivered to the guest's NICs.",
+      (m) => m.netRxBytes ?? 0,
+    ],
+    [
+      "viridian_vm_network_transmit_bytes_total",
+      "counter",
+      "Ethernet bytes the guest's NICs sent.",
+      (m) => m.netTxBytes ?? 0,
+    ],
   ];
   for (const [name, type, help, get] of series) {
     out.push(`# HELP ${name} ${help}`, `# TYPE ${name} ${type}`);

@@ -38,15 +38,26 @@ describe("worker confinement", () => {
           rtcOffsetSeconds: 0,
         },
       } as unknown as VmFile;
+      // A differencing disk's parent, named by the service after checking it: readable as well.
+      const parent = join(root, "images", "base.vhdx");
+      writeFileSync(parent, "parent");
       const probe = (path: string): { status: number | null; out: string } => {
         const r = spawnSync(
           process.execPath,
-          [...workerPermissionArgs(file, vmDir), BIN, "worker", "--vm-dir", vmDir, "--probe-open", path],
+          [
+            ...workerPermissionArgs(file, vmDir, [parent]),
+            BIN,
+            "worker",
+            "--vm-dir",
+            vmDir,
+            "--probe-open",
+            path,
+          ],
           { encoding: "utf8" },
         );
         return { status: r.status, out: r.stdout + r.stderr };
       };
-      for (const ok of [disk, join(vmDir, "config.json")]) {
+      for (const ok of [disk, parent, join(vmDir, "config.json")]) {
         const r = probe(ok);
         assert.equal(r.status, 0, r.out);
         assert.match(r.out, /^opened /m);

@@ -88,8 +88,11 @@ function tail(path: string, lines = 5): string {
   }
 }
 
-/** The Node options that confine a worker to its VM's files (and the installation it runs from). */
-export function workerPermissionArgs(file: VmFile, vmDir: string): string[] {
+/**
+ * The Node options that confine a worker to its VM's files (and the installation it runs from); `parents`
+ * (its differencing disks' parents, checked by the caller) are readable, never writable.
+ */
+export function workerPermissionArgs(file: VmFile, vmDir: string, parents: readonly string[] = []): string[] {
   const m = file.machine;
   const read = [
     `${INSTALL_ROOT}dist`,
@@ -102,6 +105,7 @@ export function workerPermissionArgs(file: VmFile, vmDir: string): string[] {
   else read.push(m.boot.kernel);
   if (m.boot.initrd !== null) read.push(m.boot.initrd);
   for (const d of m.disks) read.push(d.path);
+  read.push(...parents);
   if (m.dvd !== null) read.push(m.dvd);
   const write = [vmDir, ...m.disks.filter((d) => !d.readOnly).map((d) => d.path)];
   return [
@@ -358,7 +362,7 @@ async function handshake(s: Socket): Promise<WorkerHello> {
 export class Supervisor implements WorkerLauncher {
   constructor(private readonly dirs: DataDir) {}
 
-  async start(file: VmFile, signal: AbortSignal): Promise<WorkerHandle> {
+  async start(file: VmFile, signal: AbortSignal, parents: readonly string[] = []): Promise<WorkerHandle> {
     const id = file.id;
     const vmDir = this.dirs.vmDir(id);
     const logPath = this.dirs.workerLog(id);
@@ -368,7 +372,7 @@ export class Supervisor implements WorkerLauncher {
       child = spawn(
         process.execPath,
         [
-          ...workerPermissionArgs(file, vmDir),
+          ...workerPermissionArgs(file, vmDir, parents),
           BIN,
           "worker",
           "--vm-dir",

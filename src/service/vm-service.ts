@@ -26,6 +26,7 @@ import {
 import { NodeFileOpener } from "../host/node-files.js";
 import { StorageError } from "../storage/disk.js";
 import { createImage } from "../storage/open.js";
+import { describe as describeImage } from "../storage/operations.js";
 import type { AuthStore } from "./auth-store.js";
 import type { DataDir } from "./data-dir.js";
 import { BackgroundDurableWrites } from "./durable-file.js";
@@ -48,6 +49,11 @@ interface Runtime {
 interface RuntimeFile {
   running: boolean;
   scope: string;
+}
+
+/** An image's format by its file name, as the API documents it: .vhdx, .vhd, else raw. */
+function imageFormat(path: string): "vhdx" | "vhd" | "raw" {
+  return /\.vhdx$/i.test(path) ? "vhdx" : /\.vhd$/i.test(path) ? "vhd" : "raw";
 }
 
 export class VmService {
@@ -201,13 +207,31 @@ export class VmService {
   }
 
   // ---- configuration ----
-  create(body: VmCreate): { vm: Vm } {
+  async create(body: VmCreate): Promise<{ vm: Vm }> {
     const scope = body.scope ?? DEFAULT_SCOPE;
     if (!this.auth.hasScope(scope)) throw new ApiError("not-found", `no scope '${scope}'`);
     if (this.nameTaken(body.name)) throw new ApiError("conflict", `a VM named '${body.name}' exists`);
     this.checkBootPaths(body);
     const nics: NicConfig[] = [];
     for (const n of body.nics ?? []) nics.push(this.newNic(nics, n));
+    const disks = (body.disks ?? []).map((d, i) => {
+      if (d.sizeBytes !== undefined && d.parent !== undefined)
+        throw new ApiError(
+          "bad-request",
+          `disk ${i}: give sizeBytes (a new image) or parent (a child), not both`,
+        );
+      const fresh = d.sizeBytes !== undefined || d.parent !== undefined;
+      if (fresh && d.readOnly)
+        throw new ApiError("bad-request", `disk ${i}: a new image cannot be read-only`);
+      const path = checkImagePath(d.path, this.roots(), !fresh);
+      if ((body.disks ?? []).findIndex((o) => o.path === d.path) !== i)
+        throw new ApiError("conflict", `disk ${i}: ${d.path} is named twice`);
+      const parent = d.parent === undefined ? undefined : checkImagePath(d.parent, this.roots(), true);
+      if (parent !== undefined && imageFormat(path) === "raw")
+        throw new ApiError("bad-request", `disk ${i}: a differencing image is a .vhdx or .vhd, not ${path}`);
+      return { path, readOnly: d.readOnly ?? false, sizeBytes: d.sizeBytes, parent };
+    });
+    const dvd = body.dvd ? checkImagePath(body.dvd, this.roots(), true) : null;
     const file: VmFile = {
       schemaVersion: 2,
       id: randomUUID(),
@@ -218,8 +242,8 @@ export class VmService {
         memoryBytes: body.memoryBytes ?? 256 * 1024 * 1024,
         processors: body.processors ?? 1,
         boot: { kernel: body.kernel ?? null, initrd: body.initrd ?? null, cmdline: body.cmdline ?? null },
-        disks: [],
-        dvd: null,
+        disks: disks.map((d) => ({ path: d.path, readOnly: d.readOnly })),
+        dvd,
         nics,
         time: { source: "host", paceMips: body.paceMips ?? null },
         rtcOffsetSeconds: body.rtcOffsetSeconds ?? 0,
@@ -227,7 +251,34 @@ export class VmService {
       automaticStartAction: body.automaticStartAction ?? "nothing",
       automaticStopAction: body.automaticStopAction ?? "shutdown",
     };
-    this.store.create(file);
+    // New images first (dynamic and differencing ones are a few headers: no job); a failure before the VM's
+    // file is written removes those made so far.
+    const made: string[] = [];
+    try {
+      for (const [i, d] of disks.entries()) {
+        if (d.sizeBytes === undefined && d.parent === undefined) continue;
+        try {
+          await createImage(
+            new NodeFileOpener(),
+            d.path,
+            imageFormat(d.path),
+            d.parent === undefined
+              ? { kind: "dynamic", capacity: d.sizeBytes! }
+              : { kind: "differencing", parentPath: d.parent },
+          );
+        } catch (e) {
+          if (e instanceof StorageError)
+            throw new ApiError("bad-request", `disk ${i}: cannot create ${d.path}: ${e.message}`);
+          throw e;
+        }
+        made.push(d.path);
+      }
+      if (this.nameTaken(body.name)) throw new ApiError("conflict", `a VM named '${body.name}' exists`);
+      this.store.create(file);
+    } catch (e) {
+      for (const p of made) rmSync(p, { force: true });
+      throw e;
+    }
     this.rt(file.id);
     this.writeRuntimeFile(file.id, scope);
     this.events.emit("lifecycle", { vm: file.id, name: file.name, state: "Off", reason: "created" }, scope);
@@ -363,17 +414,29 @@ export class VmService {
     if (ifMatch !== undefined && ifMatch !== cur.etag)
       throw new ApiError("precondition-failed", "the configuration changed");
     if (cur.file.machine.disks.length >= 8) throw new ApiError("conflict", "the VM has 8 disks already");
-    const path = checkImagePath(body.path, this.roots(), body.create ? false : true);
+    if (body.create && body.parent !== undefined)
+      throw new ApiError("bad-request", "give create (a new image) or parent (a child), not both");
+    const fresh = body.create !== undefined || body.parent !== undefined;
+    const path = checkImagePath(body.path, this.roots(), !fresh);
+    const parent = body.parent === undefined ? undefined : checkImagePath(body.parent, this.roots(), true);
+    if (parent !== undefined && imageFormat(path) === "raw")
+      throw new ApiError("bad-request", `a differencing image is a .vhdx or .vhd, not ${path}`);
     const readOnly = body.readOnly ?? false;
     return this.jobs.start("disk.add", "vm.hardware.add", this.jobVm(id), requestedBy, false, async (ctx) => {
-      if (body.create) {
-        const format = /\.vhdx$/i.test(path) ? "vhdx" : /\.vhd$/i.test(path) ? "vhd" : "raw";
+      if (body.create || parent !== undefined) {
         try {
-          await createImage(new NodeFileOpener(), path, format, {
-            kind: body.create.type ?? "dynamic",
-            capacity: body.create.sizeBytes,
-            onProgress: (f) => ctx.progress(f * 90),
-          });
+          await createImage(
+            new NodeFileOpener(),
+            path,
+            imageFormat(path),
+            body.create
+              ? {
+                  kind: body.create.type ?? "dynamic",
+                  capacity: body.create.sizeBytes,
+                  onProgress: (f) => ctx.progress(f * 90),
+                }
+              : { kind: "differencing", parentPath: parent! },
+          );
         } catch (e) {
           if (e instanceof StorageError)
             throw new ApiError("bad-request", `cannot create ${path}: ${e.message}`);
@@ -496,7 +559,7 @@ export class VmService {
       let w: WorkerHandle;
       try {
         ctx.progress(10);
-        w = await this.launcher.start(file, ctx.signal);
+        w = await this.launcher.start(file, ctx.signal, await this.diskParents(file));
       } catch (e) {
         this.transition(id, "start-failed", (e as Error).message);
         throw e;
@@ -506,6 +569,27 @@ export class VmService {
       this.writeRuntimeFile(id, file.scope);
       return { pid: w.pid };
     });
+  }
+
+  /**
+   * The parents of the VM's differencing disks, each checked to lie inside the image roots: the worker may
+   * read them (a child whose parent locator leads elsewhere does not start). A disk that cannot be opened
+   * here is left to the worker, which reports it as before.
+   */
+  private async diskParents(file: VmFile): Promise<string[]> {
+    const parents: string[] = [];
+    for (const d of file.machine.disks) {
+      let chain: Array<{ parentPath?: string }>;
+      try {
+        chain = await describeImage(new NodeFileOpener(), d.path);
+      } catch (e) {
+        if (e instanceof StorageError) continue;
+        throw e;
+      }
+      for (const info of chain)
+        if (info.parentPath !== undefined) parents.push(checkImagePath(info.parentPath, this.roots(), true));
+    }
+    return parents;
   }
 
   /** Takes charge of a worker: state notifications and its end. */
@@ -593,6 +677,12 @@ export class VmService {
     const w = this.rt(id).worker;
     if (!w) throw new ApiError("invalid-state", `the VM is ${this.rt(id).state}: no console`);
     return w;
+  }
+
+  /** The VM's state and worker now, or null once it was deleted (the metrics stream asks every second). */
+  liveState(id: string): { state: VmState; worker: WorkerHandle | null } | null {
+    const r = this.runtime.get(id);
+    return r ? { state: r.state, worker: r.worker } : null;
   }
 
   workers(): Array<{ id: string; name: string; scope: string; state: VmState; worker: WorkerHandle | null }> {

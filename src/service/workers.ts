@@ -34,8 +34,11 @@ export interface WorkerHandle {
 }
 
 export interface WorkerLauncher {
-  /** Starts a worker for this VM, runs the guest, and resolves once it runs (or rejects with the reason). */
-  start(file: VmFile, signal: AbortSignal): Promise<WorkerHandle>;
+  /**
+   * Starts a worker for this VM, runs the guest, and resolves once it runs (or rejects with the reason).
+   * `parents` are the differencing parents of its disks, which the worker may read too.
+   */
+  start(file: VmFile, signal: AbortSignal, parents?: readonly string[]): Promise<WorkerHandle>;
   /** Reattaches to a worker left running by an earlier service instance; null when none is alive. */
   reattach(id: string): Promise<WorkerHandle | null>;
 }

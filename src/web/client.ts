@@ -54,11 +54,12 @@ export class Client {
     params: Record<string, string> = {},
     body?: unknown,
     query?: Record<string, string>,
+    extraHeaders: Record<string, string> = {},
   ): Promise<T> {
     const method = routeById(id).method;
     let url = routePath(id, params);
     if (query) url += `?${new URLSearchParams(query).toString()}`;
-    const headers: Record<string, string> = { authorization: `Bearer ${this.token}` };
+    const headers: Record<string, string> = { ...extraHeaders, authorization: `Bearer ${this.token}` };
     if (body !== undefined) headers["content-type"] = "application/json";
     let res: Response;
     try {

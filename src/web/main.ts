@@ -15,14 +15,15 @@ import {
   type Vm,
   type WhoAmI,
 } from "./client.js";
-import { ConsoleView } from "./console-view.js";
-import { button, el, mib } from "./dom.js";
+import { button, el } from "./dom.js";
 import { LiveEvents, type LiveEvent } from "./live.js";
 import { renderJobs } from "./jobs-panel.js";
 import { clearError, showError, type Session } from "./session.js";
 import { renderList, vmActions } from "./vm-list.js";
 import { isAuthAdmin, renderAdmin } from "./admin-pages.js";
 import { auditOnEvent, renderAudit } from "./audit-view.js";
+import { leaveVmPage, renderVmPage } from "./vm-page.js";
+import { newVmForm } from "./wizard.js";
 
 const main = document.getElementById("main")!;
 const status = document.getElementById("status")!;
@@ -48,6 +49,7 @@ window.viridian = { consoleText: () => session?.console?.text() ?? "" };
 function signInForm(message = ""): void {
   session?.live.close();
   session?.console?.dispose();
+  leaveVmPage();
   session = null;
   whoLine.textContent = "";
   nav.replaceChildren();
@@ -174,6 +176,7 @@ function route(): void {
   if (page !== s.page) {
     s.console?.dispose();
     s.console = null;
+    leaveVmPage();
   }
   s.page = page;
   section =
@@ -233,170 +236,9 @@ function render(s: Session): void {
     const keep = document.querySelector("#new-vm");
     renderList(s);
     if (s.rights.scopesWith("vm.create").length > 0)
-      document.getElementById("view")?.append(keep ?? newVmForm(s));
-  } else if (section === "vm" && s.page !== null) renderVmPage(s, s.page);
+      document.getElementById("view")?.append(keep ?? newVmForm(s, () => render(s)));
+  } else if (section === "vm" && s.page !== null) renderVmPage(s, s.page, vmActions);
   renderJobs(s);
-}
-
-function newVmForm(s: Session): HTMLElement {
-  const scopes = s.rights.scopesWith("vm.create");
-  const field = (id: string, label: string, input: HTMLElement) =>
-    el(
-      "label",
-      { for: id },
-      label,
-      input,
-      el("span", { class: "field-error", id: `${id}-error`, "aria-live": "polite" }),
-    );
-  const name = el("input", {
-    id: "new-name",
-    name: "name",
-    required: true,
-    autocomplete: "off",
-    "aria-describedby": "new-name-error",
-  });
-  const scope = scopes.includes("host")
-    ? el("input", { id: "new-scope", name: "scope", value: "default", "aria-describedby": "new-scope-error" })
-    : el("select", { id: "new-scope", name: "scope" }, ...scopes.map((x) => el("option", { value: x }, x)));
-  const memory = el("input", {
-    id: "new-memory",
-    name: "memory",
-    type: "number",
-    value: "256",
-    min: "2",
-    "aria-describedby": "new-memory-error",
-  });
-  const cpus = el("input", {
-    id: "new-processors",
-    name: "processors",
-    type: "number",
-    value: "1",
-    min: "1",
-    "aria-describedby": "new-processors-error",
-  });
-  const form = el(
-    "form",
-    { class: "stack panel", id: "new-vm", "aria-labelledby": "new-vm-title" },
-    el("h2", { id: "new-vm-title" }, "New VM"),
-    field("new-name", "Name", name),
-    field("new-scope", "Scope", scope),
-    field("new-memory", "Memory (MiB)", memory),
-    field("new-processors", "Processors", cpus),
-    el("p", { class: "muted" }, "Boots the bundled guest kernel."),
-    el("button", { type: "submit" }, "Create"),
-  );
-  form.addEventListener("submit", (ev) => {
-    ev.preventDefault();
-    for (const e of form.querySelectorAll(".field-error")) e.textContent = "";
-    clearError();
-    const body = {
-      name: name.value.trim(),
-      scope: (scope as HTMLInputElement).value.trim(),
-      memoryBytes: Math.round(Number(memory.value) * 1024 * 1024),
-      processors: Number(cpus.value),
-    };
-    s.client
-      .call<Vm>("createVm", {}, body)
-      .then((vm) => {
-        s.vms.set(vm.id, vm);
-        name.value = "";
-        render(s);
-      })
-      .catch((e: unknown) => {
-        // The API names the field it refused (e.g. "body/name must match pattern"): shown next to it.
-        const msg = e instanceof ApiFailure ? e.shown : String(e);
-        const f = /body\/(name|scope|memoryBytes|processors)/.exec(msg)?.[1];
-        const target = {
-          name: "new-name",
-          scope: "new-scope",
-          memoryBytes: "new-memory",
-          processors: "new-processors",
-        }[f ?? ""];
-        if (target) document.getElementById(`${target}-error`)!.textContent = msg;
-        else showError(e);
-      });
-  });
-  return form;
-}
-
-function renderVmPage(s: Session, name: string): void {
-  const view = document.getElementById("view");
-  if (!view) return;
-  const v = [...s.vms.values()].find((x) => x.name === name || x.id === name);
-  if (!v) {
-    view.replaceChildren(
-      el("h2", {}, name),
-      el("p", {}, s.vms.size ? "No such VM, or you may not see it." : "Loading…"),
-    );
-    return;
-  }
-  let head = view.querySelector<HTMLElement>("#vm-head");
-  let consoleBox = view.querySelector<HTMLElement>("#console-section");
-  if (!head || !consoleBox) {
-    head = el("div", { id: "vm-head" });
-    consoleBox = el("section", { id: "console-section", "aria-labelledby": "console-title" });
-    view.replaceChildren(el("p", {}, el("a", { href: "#/" }, "← All VMs")), head, consoleBox);
-  }
-  head.replaceChildren(
-    el("h2", {}, v.name),
-    el(
-      "dl",
-      {},
-      el("dt", {}, "State"),
-      el("dd", { class: "state", id: "vm-state" }, v.state),
-      v.reason ? el("dt", {}, "Reason") : null,
-      v.reason ? el("dd", { id: "vm-reason" }, v.reason) : null,
-      el("dt", {}, "Scope"),
-      el("dd", {}, v.scope),
-      el("dt", {}, "Memory"),
-      el("dd", {}, v.config ? mib(v.config.machine.memoryBytes) : "—"),
-      el("dt", {}, "Processors"),
-      el("dd", {}, v.config ? String(v.config.machine.processors) : "—"),
-    ),
-    vmActions(s, v),
-  );
-  renderConsole(s, v, consoleBox);
-}
-
-function renderConsole(s: Session, v: Vm, box: HTMLElement): void {
-  const canOut = s.rights.can("vm.console.output", v.scope);
-  const canIn = s.rights.can("vm.console.input", v.scope);
-  const live =
-    v.state === "Running" || v.state === "Paused" || v.state === "Stopping" || v.state === "Starting";
-  if (!canOut && !canIn) {
-    box.replaceChildren(
-      el("h3", { id: "console-title" }, "Console"),
-      el("p", {}, "You may not use this VM's console."),
-    );
-    return;
-  }
-  if (!box.firstChild) {
-    const note = el("p", { id: "console-note", class: "muted", "aria-live": "polite" });
-    box.replaceChildren(
-      el("h3", { id: "console-title" }, "Serial console"),
-      note,
-      button("Open console", () => openConsole(s, v, box, canIn), { id: "open-console" }),
-      el("div", { id: "terminal", class: "console" }),
-    );
-  }
-  const open = box.querySelector<HTMLButtonElement>("#open-console")!;
-  open.disabled = !live;
-  open.title = live ? "" : "The VM is not running";
-  if (live && s.console) s.console.reconnect();
-}
-
-function openConsole(s: Session, v: Vm, box: HTMLElement, canIn: boolean): void {
-  const note = box.querySelector<HTMLElement>("#console-note")!;
-  if (!s.console) {
-    s.console = new ConsoleView(
-      s.client,
-      v.id,
-      box.querySelector<HTMLElement>("#terminal")!,
-      canIn,
-      (t) => (note.textContent = t),
-    );
-  } else s.console.reconnect();
-  s.console.focus();
 }
 
 window.addEventListener("hashchange", route);

@@ -105,6 +105,17 @@ export interface WorkerMetrics {
   /** Resident set size of the worker process in bytes. */
   rssBytes: number;
   guestMemoryBytes: number;
+  /**
+   * Data bytes the guest read and wrote through the SCSI controller, and Ethernet bytes its NICs sent and
+   * received, since the worker started (0 without the device). Absent from a worker older than these fields.
+   */
+  diskReadBytes?: number;
+  diskWriteBytes?: number;
+  netRxBytes?: number;
+  netTxBytes?: number;
+  /** The heartbeat integration service's view of the guest, and the guest's intrinsic KVP items. */
+  heartbeat?: "no-contact" | "ok" | "lost";
+  kvp?: Record<string, string>;
 }
 
 export type WorkerResponse =

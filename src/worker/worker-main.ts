@@ -302,6 +302,12 @@ export async function workerMain(argv: string[]): Promise<number> {
           cpuSeconds: (cpu.user + cpu.system) / 1e6,
           rssBytes: process.memoryUsage().rss,
           guestMemoryBytes: machine.memory.size,
+          diskReadBytes: vm.storage?.controller.counters.readBytes ?? 0,
+          diskWriteBytes: vm.storage?.controller.counters.writeBytes ?? 0,
+          netRxBytes: (vm.network?.vsps ?? []).reduce((n, v) => n + v.counters.rxBytes, 0),
+          netTxBytes: (vm.network?.vsps ?? []).reduce((n, v) => n + v.counters.txBytes, 0),
+          heartbeat: machine.ics.heartbeat.health,
+          kvp: Object.fromEntries(machine.ics.kvp.intrinsic),
         };
         return m;
       }

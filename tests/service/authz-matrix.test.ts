@@ -368,7 +368,7 @@ describe("authorization matrix (issue 12, acceptance 2)", { timeout: 600_000 }, 
     });
   }
 
-  it("vmConsole (WebSocket) needs vm.console.output or vm.console.input; events are filtered by vm.config.read", async () => {
+  it("vmConsole (WebSocket) needs vm.console.output or vm.console.input, vmMetrics vm.config.read; events are filtered by vm.config.read", async () => {
     // A fresh disk-less VM (the matrix left disks and a DVD on m-lab, which the worker refuses for now).
     const vm = "m-console";
     await admin("POST", routePath("createVm"), { name: vm, scope: "lab", memoryBytes: 64 * 1024 * 1024 });
@@ -385,6 +385,19 @@ describe("authorization matrix (issue 12, acceptance 2)", { timeout: 600_000 }, 
     );
     const ws = await opened(svc.websocket(path, { token: await userFor("only", "vm.console.output") }));
     ws.close();
+    // The metrics stream needs vm.config.read on the VM's scope, and its first sample comes at once.
+    const metrics = routePath("vmMetrics", { vm });
+    await assert.rejects(
+      opened(svc.websocket(metrics, { token: await userFor("without", "vm.config.read") })),
+      (e: { status?: number }) => e.status === 403,
+    );
+    const mws = await opened(svc.websocket(metrics, { token: await userFor("only", "vm.config.read") }));
+    const first = await new Promise<{ state: string; counters: { instructionsRetired: number } | null }>(
+      (r) => mws.once("message", (d: Buffer) => r(JSON.parse(d.toString()) as never)),
+    );
+    mws.close();
+    assert.equal(first.state, "Running");
+    assert.ok(first.counters && first.counters.instructionsRetired > 0, JSON.stringify(first));
     // Events: a lifecycle event of a lab VM reaches a reader of lab, not a principal without vm.config.read.
     const seen = { with: 0, without: 0 };
     const wWith = await opened(

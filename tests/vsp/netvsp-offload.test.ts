@@ -449,6 +449,11 @@ test("the VSP advertises checksums and LSO v2 and does them for hv_netvsc's per-
   untagged.set(tagged.subarray(16), 12);
   assert.ok(checksumsValid(untagged));
   assert.equal(g.vsps[0]!.counters.txFrames, 8);
+  // The bytes the port was handed, segments and tag included (the management API's network throughput).
+  assert.equal(
+    g.vsps[0]!.counters.txBytes,
+    port.frames.reduce((n, f) => n + f.length, 0),
+  );
 });
 
 test("the VSP drops and counts bad offload requests, and marks verified receive checksums", () => {
@@ -479,6 +484,7 @@ test("the VSP drops and counts bad offload requests, and marks verified receive 
   const msgs = g.take().flatMap((p) => p.messages);
   const u32 = (m: Uint8Array, at: number): number => new DataView(m.buffer, m.byteOffset).getUint32(at, true);
   const [good, worse] = msgs;
+  assert.equal(vsp.counters.rxBytes, 2 * t.frame.length, "received bytes are counted as delivered");
   assert.equal(u32(good!, 0), RndisType.Packet);
   assert.deepEqual(
     [u32(good!, 8), u32(good!, 12), u32(good!, 28), u32(good!, 32)],

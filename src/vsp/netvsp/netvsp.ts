@@ -140,6 +140,9 @@ export class NetVsp implements ChannelHandler {
     packets: 0,
     txFrames: 0,
     rxFrames: 0,
+    /** Ethernet bytes of those frames (the management API's throughput figures). */
+    txBytes: 0,
+    rxBytes: 0,
     /** Frames from the network dropped (no section, queue full, filter, link down, too long), by reason. */
     rxDropped: {} as Record<string, number>,
     /** Guest packets or messages refused, by reason. */
@@ -463,6 +466,7 @@ export class NetVsp implements ChannelHandler {
         // The segments of one large send all go: the port's queue may overrun by one send's worth.
         for (const frame of frames) {
           this.counters.txFrames++;
+          this.counters.txBytes += frame.length;
           if (!this.port.send(frame)) this.portFull = true;
         }
       } else {
@@ -537,6 +541,7 @@ export class NetVsp implements ChannelHandler {
         continue;
       }
       if (!this.deliver(batch, CHANNEL_TYPE_DATA)) return;
+      for (let i = 0; i < n; i++) this.counters.rxBytes += this.rxQueue[i]!.length;
       this.rxQueue.splice(0, n);
       this.counters.rxFrames += n;
       this.rndis.counters.rcvOk += n;

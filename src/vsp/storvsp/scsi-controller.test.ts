@@ -165,3 +165,16 @@ test("the command table: CDB lengths follow the group code, opcodes are unique, 
   }
   assert.ok(COMMANDS.size >= 29);
 });
+
+test("data bytes of successful READs and WRITEs are counted (the management API's disk throughput)", async () => {
+  const c = new ScsiController();
+  c.attachDisk(0, (await memoryImage("raw", 64 * 1024)).disk);
+  assert.equal((await run(c, 0, rw("write", 10, 0, 2), new ArrayData("out", 1024))).status, ScsiStatus.Good);
+  assert.equal((await runIn(c, 0, rw("read", 16, 0, 3), 1536)).r.status, ScsiStatus.Good);
+  assert.equal((await runIn(c, 0, rw("read", 6, 1, 1), 512)).r.status, ScsiStatus.Good);
+  // Neither a failed READ (past the end) nor other Data-In commands count.
+  assert.equal((await runIn(c, 0, rw("read", 10, 4096, 1), 512)).r.status, ScsiStatus.CheckCondition);
+  await runIn(c, 0, cdb(6, 0x12, { 4: 36 }), 36);
+  assert.equal(c.counters.writeBytes, 1024);
+  assert.equal(c.counters.readBytes, 2048);
+});

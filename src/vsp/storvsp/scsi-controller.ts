@@ -64,6 +64,10 @@ const LOGICAL_UNIT_NOT_SUPPORTED: Sense = { key: SenseKey.IllegalRequest, asc: 0
 
 type Unit = DiskLun | DvdLun;
 
+/** READ(6/10/12/16) and WRITE(6/10/12/16) (SBC-4): the commands whose data counts as disk throughput. */
+const READ_OPCODES = new Set([0x08, 0x28, 0xa8, 0x88]);
+const WRITE_OPCODES = new Set([0x0a, 0x2a, 0xaa, 0x8a]);
+
 export class ScsiController {
   readonly maxTransferBytes: number;
   readonly maxInFlight: number;
@@ -78,6 +82,9 @@ export class ScsiController {
     noLun: 0,
     /** Handler failures that were not StorageErrors (bugs); answered HARDWARE ERROR, 44h/00h. */
     internalErrors: 0,
+    /** Data bytes of the READ and WRITE commands that succeeded (the management API's throughput figures). */
+    readBytes: 0,
+    writeBytes: 0,
   };
   lastInternalError: string | null = null;
 
@@ -174,6 +181,8 @@ export class ScsiController {
               noLun: r.noLun,
             };
       if (result.status === ScsiStatus.CheckCondition) this.counters.checkConditions++;
+      else if (READ_OPCODES.has(copy[0]!)) this.counters.readBytes += result.transferred;
+      else if (WRITE_OPCODES.has(copy[0]!)) this.counters.writeBytes += result.transferred;
       if (result.noLun) this.counters.noLun++;
       return result;
     } finally {
