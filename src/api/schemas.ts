@@ -139,8 +139,18 @@ export const Vm = Type.Object({
   config: Nullable(VmFile),
   /** The configuration file's version, for If-Match. */
   etag: Nullable(Type.String()),
-  /** The running worker: its pid, and when it started (the VM's uptime counts from here). */
-  worker: Nullable(Type.Object({ pid: Type.Integer(), started: Timestamp })),
+  /**
+   * The running worker: its pid, when it started (the VM's uptime counts from here), and the guest's heartbeat
+   * (the heartbeat integration service: no-contact until the guest's driver answers, ok while it answers, lost
+   * when it stops answering; null from a worker that does not report it). Changes come as `health` events.
+   */
+  worker: Nullable(
+    Type.Object({
+      pid: Type.Integer(),
+      started: Timestamp,
+      heartbeat: Nullable(Type.Union([Type.Literal("no-contact"), Type.Literal("ok"), Type.Literal("lost")])),
+    }),
+  ),
 });
 export type Vm = Static<typeof Vm>;
 
@@ -427,12 +437,20 @@ export const ErrorBody = Type.Object({ error: ErrorInfo });
 
 /** What the events WebSocket sends, one JSON object per message. */
 export const Event = Type.Object({
-  type: Type.Union([Type.Literal("lifecycle"), Type.Literal("job"), Type.Literal("audit")]),
+  type: Type.Union([
+    Type.Literal("lifecycle"),
+    Type.Literal("job"),
+    Type.Literal("audit"),
+    Type.Literal("health"),
+  ]),
   time: Timestamp,
-  /** lifecycle: { vm, name, state, reason }; job: the Job; audit: the AuditEntry. */
+  /**
+   * lifecycle: { vm, name, state, reason }; job: the Job; audit: the AuditEntry; health: { vm, name,
+   * heartbeat } when a running guest's heartbeat changes (as in the VM's `worker.heartbeat`).
+   */
   data: Type.Unknown(),
 });
-export type EventMessage = { type: "lifecycle" | "job" | "audit"; time: string; data: unknown };
+export type EventMessage = { type: "lifecycle" | "job" | "audit" | "health"; time: string; data: unknown };
 
 /**
  * One message of a VM's metrics WebSocket (`GET /v1/vms/:vm/metrics`), sent about once a second: the worker's

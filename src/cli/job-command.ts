@@ -89,6 +89,8 @@ function describe(e: EventMessage): string {
       return `${e.time} job ${String(d.type)} ${String(d.state)} ${String(d.percentComplete)}%${(d.vm as { name?: string } | null)?.name ? ` ${(d.vm as { name: string }).name}` : ""}`;
     case "audit":
       return `${e.time} audit ${String(d.principal)} ${String(d.operation)} ${String(d.target)} ${String(d.result)}`;
+    case "health":
+      return `${e.time} health ${String(d.name)} heartbeat ${String(d.heartbeat)}`;
   }
 }
 

@@ -1,5 +1,6 @@
-// Owns: the service's event bus: lifecycle, job and audit events, each tagged with the scope it concerns
-// (`host` for audit events) so the events endpoint can send every subscriber only what it may see.
+// Owns: the service's event bus: lifecycle, job, audit and health (guest heartbeat) events, each tagged with
+// the scope it concerns (`host` for audit events) so the events endpoint can send every subscriber only what
+// it may see.
 // Must not: filter by itself (the API layer asks the authorizer per subscriber) or buffer without bound (a
 // subscriber that cannot keep up is dropped by its owner).
 // Spec: Incus /1.0/events (anchors-management.md section 4).

@@ -19,6 +19,7 @@ import {
   PROTOCOL_VERSION,
   type WorkerHello,
   type WorkerMessage,
+  type GuestHeartbeat,
   type WorkerMetrics,
   type WorkerRequest,
   type WorkerRunState,
@@ -122,6 +123,7 @@ class WorkerConnection implements WorkerHandle {
   private consoleListeners = new Set<(b: Uint8Array) => void>();
   private exitListeners: Array<(info: { stopped: boolean; reason: string }) => void> = [];
   private stateListeners: Array<(s: WorkerRunState, reason: string | null) => void> = [];
+  private heartbeatListeners: Array<(h: GuestHeartbeat) => void> = [];
   private stoppedReason: string | null = null;
   private exited: { stopped: boolean; reason: string } | null = null;
   private detached = false;
@@ -130,6 +132,8 @@ class WorkerConnection implements WorkerHandle {
   /** The disks this service serves for the worker (hot added while the VM runs). */
   private readonly disks: ServedDisks;
   state: WorkerRunState;
+  /** The guest's heartbeat as the worker last reported it; null from a worker that does not report it. */
+  heartbeat: GuestHeartbeat | null;
 
   constructor(
     private readonly socket: Socket,
@@ -138,6 +142,7 @@ class WorkerConnection implements WorkerHandle {
     private readonly describeExit: () => Promise<string>,
   ) {
     this.state = hello.state;
+    this.heartbeat = isHeartbeat(hello.heartbeat) ? hello.heartbeat : null;
     this.medium = new ServedMedium(hello.remoteMedium);
     this.disks = new ServedDisks(Array.isArray(hello.remoteDisks) ? hello.remoteDisks : []);
     let buf = Buffer.alloc(0);
@@ -204,6 +209,11 @@ class WorkerConnection implements WorkerHandle {
       this.state = m.state;
       if (m.state === "stopped") this.stoppedReason = m.reason ?? "stopped";
       for (const l of this.stateListeners) l(m.state, m.reason);
+    } else if (m.type === "heartbeat") {
+      // Worker messages are not trusted: anything but the three values is ignored.
+      if (!isHeartbeat(m.health) || m.health === this.heartbeat) return;
+      this.heartbeat = m.health;
+      for (const l of this.heartbeatListeners) l(m.health);
     }
   }
 
@@ -317,6 +327,9 @@ class WorkerConnection implements WorkerHandle {
   onState(l: (s: WorkerRunState, reason: string | null) => void): void {
     this.stateListeners.push(l);
   }
+  onHeartbeat(l: (h: GuestHeartbeat) => void): void {
+    this.heartbeatListeners.push(l);
+  }
   detach(): void {
     this.detached = true;
     this.socket.destroy();
@@ -332,6 +345,10 @@ function connectSocket(path: string): Promise<Socket> {
     });
     s.once("error", reject);
   });
+}
+
+function isHeartbeat(h: unknown): h is GuestHeartbeat {
+  return h === "ok" || h === "lost" || h === "no-contact";
 }
 
 /** Says hello on a fresh connection and reads the answer before the connection's own parser takes over. */

@@ -155,7 +155,13 @@ export class VmService {
         reason: rec.error,
         config: null,
         etag: rec.etag,
-        worker: r.worker ? { pid: r.worker.pid, started: r.started ?? new Date().toISOString() } : null,
+        worker: r.worker
+          ? {
+              pid: r.worker.pid,
+              started: r.started ?? new Date().toISOString(),
+              heartbeat: r.worker.heartbeat,
+            }
+          : null,
       };
     }
     if (r.state === "InvalidConfiguration") {
@@ -175,7 +181,9 @@ export class VmService {
       reason: r.reason,
       config: rec.file,
       etag: rec.etag,
-      worker: r.worker ? { pid: r.worker.pid, started: r.started ?? new Date().toISOString() } : null,
+      worker: r.worker
+        ? { pid: r.worker.pid, started: r.started ?? new Date().toISOString(), heartbeat: r.worker.heartbeat }
+        : null,
     };
   }
 
@@ -601,6 +609,11 @@ export class VmService {
     } catch {
       r.started = new Date().toISOString();
     }
+    w.onHeartbeat((heartbeat) => {
+      if (r.worker !== w) return;
+      const rec = this.store.read(id);
+      this.events.emit("health", { vm: id, name: rec.ok ? rec.file.name : id, heartbeat }, this.scopeOf(id));
+    });
     w.onState((s, reason) => {
       if (r.worker !== w) return;
       if (s === "paused" && r.state === "Running") this.transition(id, "pause", reason);

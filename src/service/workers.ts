@@ -5,11 +5,13 @@
 // Spec: docs/architecture.md "Worker processes and their protocol".
 
 import type { VmFile } from "../api/schemas.js";
-import type { WorkerMetrics, WorkerRunState } from "../worker/protocol.js";
+import type { GuestHeartbeat, WorkerMetrics, WorkerRunState } from "../worker/protocol.js";
 
 export interface WorkerHandle {
   readonly pid: number;
   readonly state: WorkerRunState;
+  /** The guest's heartbeat as the worker last reported it (null: the worker does not report it). */
+  readonly heartbeat: GuestHeartbeat | null;
   pause(): Promise<void>;
   resume(): Promise<void>;
   /** Asks the guest to shut down (shutdown integration service); resolves when the guest accepted. */
@@ -29,6 +31,7 @@ export interface WorkerHandle {
   /** Called once when the worker is gone: `stopped` true when the guest powered off normally. */
   onExit(l: (info: { stopped: boolean; reason: string }) => void): void;
   onState(l: (state: WorkerRunState, reason: string | null) => void): void;
+  onHeartbeat(l: (h: GuestHeartbeat) => void): void;
   /** Drops the connection without stopping the worker (the service is stopping, the VM keeps running). */
   detach(): void;
 }

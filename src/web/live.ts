@@ -8,7 +8,7 @@
 import type { Client } from "./client.js";
 
 export interface LiveEvent {
-  type: "lifecycle" | "job" | "audit";
+  type: "lifecycle" | "job" | "audit" | "health";
   time: string;
   data: unknown;
 }

@@ -149,6 +149,15 @@ async function onEvent(s: Session, e: LiveEvent): Promise<void> {
     renderJobs(s);
     return;
   }
+  if (e.type === "health") {
+    const h = e.data as { vm: string; heartbeat: NonNullable<Vm["worker"]>["heartbeat"] };
+    const known = s.vms.get(h.vm);
+    if (known?.worker) {
+      s.vms.set(h.vm, { ...known, worker: { ...known.worker, heartbeat: h.heartbeat } });
+      render(s);
+    }
+    return;
+  }
   if (e.type !== "lifecycle") return;
   const d = e.data as { vm: string; state: Vm["state"]; reason: string | null };
   const known = s.vms.get(d.vm);

@@ -1,9 +1,9 @@
 // Owns: the VM list (one row per VM the principal may see: name, state, scope, processors, memory,
-// uptime), its filters by scope and state, the selection with its bulk actions, and each VM's action
-// buttons, offered only where the principal holds the operation and enabled only in the states where it can
+// uptime, the guest's heartbeat), its filters by scope and state, the selection with its bulk actions, and
+// each VM's action buttons, offered only where the principal holds the operation and enabled only in the states where it can
 // act (a bulk action acts only on the selected VMs it can act on).
 // Must not: treat a hidden button as security (the API checks every call), poll (the session's VMs change
-// with lifecycle events), or lose the keyboard focus when a live update redraws the table.
+// with lifecycle and health events), or lose the keyboard focus when a live update redraws the table.
 // Spec: docs/architecture.md "The web UI (src/web/)"; Hyper-V Manager's virtual machines pane.
 
 import type { Job, Vm } from "./client.js";
@@ -204,6 +204,18 @@ export function uptimeText(startedIso: string, now = Date.now()): string {
   return `${t}s`;
 }
 
+/** What the heartbeat integration service says of a running guest (the guest's hv_utils answering). */
+const HEARTBEAT_TEXT = { ok: "OK", lost: "Lost", "no-contact": "No contact" } as const;
+
+function heartbeatCell(v: Vm): HTMLElement {
+  const h = v.worker && (v.state === "Running" || v.state === "Paused") ? v.worker.heartbeat : null;
+  return el(
+    "td",
+    { "data-field": "heartbeat", "data-label": "Heartbeat", "data-heartbeat": h ?? undefined },
+    h ? HEARTBEAT_TEXT[h] : "—",
+  );
+}
+
 function uptimeCell(v: Vm): HTMLElement {
   const started = v.worker && (v.state === "Running" || v.state === "Paused") ? v.worker.started : null;
   return el(
@@ -292,6 +304,7 @@ export function renderList(s: Session): void {
         v.config ? mib(v.config.machine.memoryBytes) : "—",
       ),
       uptimeCell(v),
+      heartbeatCell(v),
       el("td", {}, vmActions(s, v)),
     );
   });
@@ -321,7 +334,7 @@ export function renderList(s: Session): void {
           "tr",
           {},
           el("td", {}, selectAll),
-          ...["Name", "State", "Scope", "CPUs", "Memory", "Uptime", "Actions"].map((h) =>
+          ...["Name", "State", "Scope", "CPUs", "Memory", "Uptime", "Heartbeat", "Actions"].map((h) =>
             el("th", { scope: "col" }, h),
           ),
         ),

@@ -1,7 +1,7 @@
 // Owns: the message protocol between the service and a VM's worker process, types only, plus its framing
 // rule: one JSON object per line (UTF-8, `\n`-terminated, at most MAX_FRAME bytes) on the worker's UNIX
 // socket. The service sends requests with an `id`; the worker answers each with the same `id`, in any
-// order, and sends notifications (no `id`) for console output and state changes. The one request in the
+// order, and sends notifications (no `id`) for console output, state changes and the guest's heartbeat. The one request in the
 // other direction: `medium-read` (the worker asks for bytes of a DVD medium the service opened for it, see
 // src/worker/remote-medium.ts), answered by `medium-data` with the same `rid`.
 // Must not: contain behaviour, or change a message's meaning without bumping PROTOCOL_VERSION (a restarted
@@ -17,6 +17,9 @@ export const PROTOCOL_VERSION = 3;
 export const MAX_FRAME = 1024 * 1024;
 
 export type WorkerRunState = "built" | "running" | "paused" | "stopped";
+
+/** The heartbeat integration service's view of the guest (src/vsp/ic/heartbeat.ts). */
+export type GuestHeartbeat = "no-contact" | "ok" | "lost";
 
 export type WorkerRequest =
   | { id: number; type: "hello"; protocol: number }
@@ -95,6 +98,8 @@ export interface WorkerHello {
   remoteMedium: MediumInfo | null;
   /** The disks the service must serve for the worker (hot added while it ran). */
   remoteDisks: RemoteDiskInfo[];
+  /** The guest's heartbeat now (absent from a worker older than this field). */
+  heartbeat?: GuestHeartbeat;
 }
 
 export interface WorkerMetrics {
@@ -114,7 +119,7 @@ export interface WorkerMetrics {
   netRxBytes?: number;
   netTxBytes?: number;
   /** The heartbeat integration service's view of the guest, and the guest's intrinsic KVP items. */
-  heartbeat?: "no-contact" | "ok" | "lost";
+  heartbeat?: GuestHeartbeat;
   kvp?: Record<string, string>;
 }
 
@@ -125,6 +130,8 @@ export type WorkerResponse =
 export type WorkerNotification =
   | { type: "console"; data: string }
   | { type: "state"; state: WorkerRunState; reason: string | null }
+  /** The heartbeat integration service's view of the guest changed (also in `hello`'s answer). */
+  | { type: "heartbeat"; health: GuestHeartbeat }
   /** Bytes [offset, offset + length) of the medium at `path`, which the service opened for the worker. */
   | { type: "medium-read"; rid: number; path: string; offset: number; length: number }
   /**

@@ -159,6 +159,8 @@ export async function workerMain(argv: string[]): Promise<number> {
     return 2;
   }
   const machine: PcMachine = vm.machine;
+  // The service shows the guest's heartbeat in its VM list: every change goes to it as it happens.
+  machine.ics.heartbeat.onHealthChange = (health) => send({ type: "heartbeat", health });
   const mediumReads = new MediumReads();
   /** The DVD medium the service reads for this worker (inserted while it ran), or null. */
   let remoteMedium: MediumInfo | null = null;
@@ -267,7 +269,15 @@ export async function workerMain(argv: string[]): Promise<number> {
             "protocol",
             `protocol ${req.protocol} asked; this worker speaks ${PROTOCOL_VERSION}`,
           );
-        return { protocol: PROTOCOL_VERSION, pid: process.pid, vmId, state, remoteMedium, remoteDisks };
+        return {
+          protocol: PROTOCOL_VERSION,
+          pid: process.pid,
+          vmId,
+          state,
+          remoteMedium,
+          remoteDisks,
+          heartbeat: machine.ics.heartbeat.health,
+        };
       case "run":
         if (running) return { state };
         running = machine.run();

@@ -2,7 +2,9 @@
 // `kill -9` of one worker while the other runs a console loop: the killed VM is reported Critical with the
 // reason and a lifecycle event, the other VM and the service keep answering. `kill -9` of the service: both
 // workers keep running, and a restarted service reattaches (pid file + socket): it lists them Running and
-// their consoles work (the loop's output goes on; a command typed after the restart is answered).
+// their consoles work (the loop's output goes on; a command typed after the restart is answered). On the way,
+// the guest's heartbeat reaches the VM's view (`worker.heartbeat`), a `health` event, and, from the worker's
+// hello, the restarted service.
 // Real HTTP over the service's UNIX socket; WebSockets for the consoles and the event stream.
 
 import assert from "node:assert/strict";
@@ -28,7 +30,7 @@ interface VmView {
   name: string;
   state: string;
   reason: string | null;
-  worker: { pid: number } | null;
+  worker: { pid: number; heartbeat: string | null } | null;
 }
 
 async function vm(svc: TestService, name: string): Promise<VmView> {
@@ -55,6 +57,7 @@ describe("isolation (issue 12, acceptance 3)", { timeout: 1_200_000 }, () => {
   });
 
   it("kill -9 of a worker marks only its VM Critical; kill -9 of the service leaves the VMs running and a new service reattaches", async () => {
+    const early = await events(svc);
     for (const name of ["victim", "survivor"]) {
       await svc.ok("POST", routePath("createVm"), { body: { name, memoryBytes: 128 * 1024 * 1024 } });
       const j = await svc.job(await svc.ok("POST", routePath("startVm", { vm: name })));
@@ -70,6 +73,19 @@ describe("isolation (issue 12, acceptance 3)", { timeout: 1_200_000 }, () => {
     await con.waitFor(PROMPT);
     con.type("i=0; while true; do i=$((i+1)); echo tick-$i; sleep 1; done");
     await con.waitFor("tick-2\r\n");
+
+    // The guest's heartbeat (its hv_utils answering the heartbeat IC) reaches the VM's view and the events.
+    let hb = await vm(svc, "survivor");
+    for (let tries = 0; hb.worker?.heartbeat !== "ok"; tries++) {
+      assert.ok(tries < 1200, `no heartbeat from the survivor: ${JSON.stringify(hb.worker)}`);
+      await new Promise((r) => setTimeout(r, 100));
+      hb = await vm(svc, "survivor");
+    }
+    assert.ok(
+      early.list.some((e) => e.type === "health" && e.data.name === "survivor" && e.data.heartbeat === "ok"),
+      `a health event: ${JSON.stringify(early.list.filter((e) => e.type === "health"))}`,
+    );
+    early.ws.close();
 
     // kill -9 of the victim's worker.
     const ev = await events(svc);
@@ -116,6 +132,8 @@ describe("isolation (issue 12, acceptance 3)", { timeout: 1_200_000 }, () => {
       assert.equal(r.state, "Running", `${name}: ${r.reason}`);
       assert.equal(r.worker?.pid, pid, `${name} keeps its worker`);
     }
+    // The reattached worker tells the new service its guest's heartbeat at once (in its hello).
+    assert.equal((await vm(svc, "survivor")).worker?.heartbeat, "ok");
     con = await Console.open(svc, "survivor");
     // The loop kept running across the restart: new ticks arrive on the new connection.
     const seen = con.out.length;

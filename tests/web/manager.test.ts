@@ -260,6 +260,11 @@ describe("Viridian Manager in chromium (issue 14)", { timeout: 1_200_000 }, () =
     await waitText(page, "#vm-heartbeat", "OK");
     await waitText(page, "#kvp-hostname", "viridian-guest");
     assert.match(String(await page.textContent("#kvp-os")), /^Viridian guest 6\.1/);
+    // The list shows the heartbeat too (from the VM view and its health events), then back to the VM page.
+    await page.click('a[href="#/"]');
+    await waitText(page, 'tr[data-vm="web1"] [data-field="heartbeat"]', "OK");
+    await page.click('tr[data-vm="web1"] a');
+    await page.waitForSelector("#dvd-path");
 
     // The DVD swapped while the VM runs.
     const iso = join(svc.dataDir, "images", "tools.iso");

@@ -29,6 +29,8 @@ export class HeartbeatIc extends IcService {
   /** Partition time of the last answer, or null. */
   lastBeatNs: number | null = null;
   health: HeartbeatHealth = "no-contact";
+  /** Told each time `health` changes (the VM worker passes it on to the service). */
+  onHealthChange: ((h: HeartbeatHealth) => void) | null = null;
   private nextDueNs = 0;
   private readonly periodNs: number;
 
@@ -72,7 +74,7 @@ export class HeartbeatIc extends IcService {
         body,
         (r) => {
           if (r === null) {
-            if (this.state === "ready") this.health = "lost";
+            if (this.state === "ready") this.setHealth("lost");
             return;
           }
           if (r.body.length < 8) {
@@ -88,13 +90,19 @@ export class HeartbeatIc extends IcService {
           this.sequence = seq;
           this.beats++;
           this.lastBeatNs = this.clock();
-          this.health = "ok";
+          this.setHealth("ok");
         },
         this.periodNs * 5,
       )
     ) {
       this.nextDueNs = nowNs + this.periodNs;
     }
+  }
+
+  private setHealth(h: HeartbeatHealth): void {
+    if (h === this.health) return;
+    this.health = h;
+    this.onHealthChange?.(h);
   }
 
   inspect(): IcInspection & { sequence: number; beats: number; health: HeartbeatHealth } {
