@@ -155,6 +155,15 @@ describe("API fuzz (issue 12, acceptance 5)", { timeout: 900_000 }, () => {
         ? { mac: rng.pick(["02:00:00:00:00:01", "01:00:00:00:00:01", "02:00:00:00:00:0G", "02-00"]) }
         : {}),
     });
+    const vmDisk = (): Record<string, unknown> => ({
+      path: rng.pick(paths),
+      ...(rng.chance(0.3) ? { readOnly: rng.chance(0.5) } : {}),
+      ...(rng.chance(0.4)
+        ? { sizeBytes: rng.pick([1, 4, 64, 0.5]) * 1024 * 1024 }
+        : rng.chance(0.4)
+          ? { parent: rng.pick(paths) }
+          : {}),
+    });
     /** A body that matches the route's schema as far as this generator knows it. */
     const validish = (r: RouteDef): Record<string, unknown> => {
       switch (r.id) {
@@ -166,6 +175,9 @@ describe("API fuzz (issue 12, acceptance 5)", { timeout: 900_000 }, () => {
             processors: rng.pick([1, 2, 0, 65]),
             kernel: rng.chance(0.3) ? rng.pick(paths) : null,
             ...(rng.chance(0.3) ? { nics: [nic(), ...(rng.chance(0.3) ? [nic()] : [])] } : {}),
+            // Disks made with the VM (new images, differencing children) and a DVD: paths to traverse.
+            ...(rng.chance(0.3) ? { disks: [vmDisk(), ...(rng.chance(0.3) ? [vmDisk()] : [])] } : {}),
+            ...(rng.chance(0.2) ? { dvd: rng.pick(paths) } : {}),
           };
         case "addNic":
           return nic();
@@ -191,7 +203,9 @@ describe("API fuzz (issue 12, acceptance 5)", { timeout: 900_000 }, () => {
             readOnly: rng.chance(0.5),
             ...(rng.chance(0.5)
               ? { create: { sizeBytes: rng.pick([1, 4, 64]) * 1024 * 1024, type: "dynamic" } }
-              : {}),
+              : rng.chance(0.3)
+                ? { parent: rng.pick(paths) }
+                : {}),
           };
         case "changeDiskPath":
         case "setDvd":
