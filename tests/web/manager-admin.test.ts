@@ -171,6 +171,18 @@ describe(
       await carol.evaluate(() => (location.hash = "#/"));
       await carol.click('tr[data-vm="labvm"] [data-action="start"]');
       await carol.waitForSelector('tr[data-vm="labvm"][data-state="Running"]', { timeout: LONG });
+      // ... and uses its console (vm.console.input and output are in VM Operator).
+      await carol.click('tr[data-vm="labvm"] a');
+      await carol.click("#open-console");
+      await carol.waitForFunction((p) => window.viridian.consoleText().includes(p), PROMPT, {
+        timeout: LONG,
+      });
+      await carol.click("#terminal");
+      await carol.keyboard.type("echo operator-$((6*7))");
+      await carol.keyboard.press("Enter");
+      await carol.waitForFunction(() => window.viridian.consoleText().includes("operator-42\n"), undefined, {
+        timeout: LONG,
+      });
 
       // The administrator's audit view shows the denied calls, live or read back.
       await admin.click('#nav a[href="#/audit"]');
