@@ -3,7 +3,16 @@
 // Must not: rewrite or truncate the file, or record secrets (tokens never reach it).
 // Spec: docs/architecture.md "Authorization" (audit); docs/threat-model.md (what the log guarantees).
 
-import { closeSync, fdatasync, fdatasyncSync, openSync, readFileSync, statSync, writeSync } from "node:fs";
+import {
+  closeSync,
+  fdatasync,
+  fdatasyncSync,
+  openSync,
+  readFileSync,
+  readSync,
+  statSync,
+  writeSync,
+} from "node:fs";
 import type { AuditEntry } from "../api/schemas.js";
 
 /** Entries kept in memory for reading; older ones are read from the file. */
@@ -23,6 +32,19 @@ export class AuditLog {
     // O_APPEND: every write lands at the end, whatever else has the file open.
     this.fd = openSync(path, "a", 0o600);
     this.seq = this.lastSeq();
+    // A crash mid-append leaves a torn last line without its newline: end it, or the next entry would be
+    // written onto it and be unreadable too.
+    const size = statSync(path).size;
+    if (size > 0) {
+      const last = Buffer.alloc(1);
+      const fd = openSync(path, "r");
+      try {
+        readSync(fd, last, 0, 1, size - 1);
+      } finally {
+        closeSync(fd);
+      }
+      if (last[0] !== 0x0a) writeSync(this.fd, "\n");
+    }
   }
 
   private lastSeq(): number {
@@ -88,14 +110,7 @@ export class AuditLog {
       return this.recent.slice(start, start + limit);
     }
     const out: AuditEntry[] = [];
-    for (const line of readFileSync(this.path, "utf8").split("\n")) {
-      if (line === "") continue;
-      let e: AuditEntry;
-      try {
-        e = JSON.parse(line) as AuditEntry;
-      } catch {
-        continue;
-      }
+    for (const e of this.fileEntries()) {
       if (e.seq > after) {
         out.push(e);
         if (out.length >= limit) break;
@@ -116,20 +131,25 @@ export class AuditLog {
     }
     // Older than memory holds: one pass over the file, keeping the last `limit` that fit.
     const out: AuditEntry[] = [];
-    for (const line of readFileSync(this.path, "utf8").split("\n")) {
-      if (line === "") continue;
-      let e: AuditEntry;
-      try {
-        e = JSON.parse(line) as AuditEntry;
-      } catch {
-        continue;
-      }
+    for (const e of this.fileEntries()) {
       if (e.seq >= before) break;
       if (e.seq <= after) continue;
       out.push(e);
       if (out.length > limit) out.shift();
     }
     return out;
+  }
+
+  /** Every entry in the file, oldest first; a line that does not parse (a crash's torn last line) is skipped. */
+  private *fileEntries(): Generator<AuditEntry> {
+    for (const line of readFileSync(this.path, "utf8").split("\n")) {
+      if (line === "") continue;
+      try {
+        yield JSON.parse(line) as AuditEntry;
+      } catch {
+        // torn or foreign line
+      }
+    }
   }
 
   close(): void {
