@@ -12,7 +12,7 @@
 // Spec: issue 13 acceptance 1 (the bundled guest's part: hv_netvsc, DHCP, wget through the gateway) and 2
 // (port forward); QEMU's `-nic user` address plan.
 import { strict as assert } from "node:assert";
-import { spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createServer, get, type Server } from "node:http";
@@ -98,6 +98,40 @@ async function waitUntil(what: string, ok: () => boolean, timeoutMs: number): Pr
   }
 }
 
+/**
+ * `viridian run --nic user` of the bundled guest, once its console shows the guest running with passt as the
+ * run's child (so the NAT is past its start): the process, its passt pids, its stderr so far, and its end.
+ */
+async function runningUserNic(env: NodeJS.ProcessEnv): Promise<{
+  child: ChildProcessWithoutNullStreams;
+  pids: number[];
+  stderr: () => string;
+  exited: Promise<void>;
+}> {
+  const child = spawn(process.execPath, [BIN, "run", "--nic", "user"], {
+    env,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stderr = "";
+  let consoleBytes = 0;
+  child.stdout.on("data", (c: Buffer) => (consoleBytes += c.length));
+  child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<void>((r) => child.once("close", () => r()));
+  let pids: number[] = [];
+  try {
+    await waitUntil(
+      "the guest runs, with passt as a child of viridian run",
+      () => consoleBytes > 0 && (pids = passtChildren(child.pid!)).length > 0,
+      120_000,
+    );
+  } catch (e) {
+    child.kill("SIGKILL");
+    await exited;
+    throw new Error(`${(e as Error).message}\nviridian stderr:\n${stderr}`);
+  }
+  return { child, pids, stderr: () => stderr, exited };
+}
+
 /** GET http://127.0.0.1:port/path from the host: status and body. */
 function fetchLocal(port: number, path: string): Promise<{ status: number; body: string }> {
   return new Promise((resolveGet, reject) => {
@@ -166,24 +200,8 @@ describe("viridian run --nic user: refusals and no orphan NAT (no guest boot)", 
     async () => {
       // The NAT starts while the VM is built, before the guest runs; the kill comes as soon as the guest's
       // console shows the VM running (passt past its start, so nothing of the start is left behind either).
-      const child = spawn(process.execPath, [BIN, "run", "--nic", "user"], {
-        env,
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      let stderr = "";
-      let consoleBytes = 0;
-      child.stdout.on("data", (c: Buffer) => (consoleBytes += c.length));
-      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-      const exited = new Promise<void>((r) => child.once("close", () => r()));
+      const { child, pids, exited } = await runningUserNic(env);
       try {
-        let pids: number[] = [];
-        await waitUntil(
-          "the guest runs, with passt as a child of viridian run",
-          () => consoleBytes > 0 && (pids = passtChildren(child.pid!)).length > 0,
-          120_000,
-        ).catch((e: Error) => {
-          throw new Error(`${e.message}\nviridian stderr:\n${stderr}`);
-        });
         assert.equal(pids.length, 1);
         child.kill("SIGKILL");
         await exited;
@@ -199,36 +217,21 @@ describe("viridian run --nic user: refusals and no orphan NAT (no guest boot)", 
     "a NAT that dies while the VM runs is reported on stderr, and its log is kept",
     { timeout: 180_000 },
     async () => {
-      const child = spawn(process.execPath, [BIN, "run", "--nic", "user"], {
-        env,
-        stdio: ["pipe", "pipe", "pipe"],
-      });
-      let stderr = "";
-      // The guest's console output means the VM runs, so its NAT is past its start.
-      let consoleBytes = 0;
-      child.stdout.on("data", (c: Buffer) => (consoleBytes += c.length));
-      child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
-      const exited = new Promise<void>((r) => child.once("close", () => r()));
+      const { child, pids, stderr, exited } = await runningUserNic(env);
       try {
-        let pids: number[] = [];
-        await waitUntil(
-          "the guest runs, with passt as a child of viridian run",
-          () => consoleBytes > 0 && (pids = passtChildren(child.pid!)).length > 0,
-          120_000,
-        );
         process.kill(pids[0]!, "SIGKILL");
         await waitUntil(
           "viridian run reports the NAT's end",
-          () => /its NAT \(passt\) exited/.test(stderr),
+          () => /its NAT \(passt\) exited/.test(stderr()),
           60_000,
         ).catch((e: Error) => {
-          throw new Error(`${e.message}\nviridian stderr:\n${stderr}`);
+          throw new Error(`${e.message}\nviridian stderr:\n${stderr()}`);
         });
         const m =
           /NIC 0 \(00:15:5d(:[0-9a-f]{2}){3}\): its NAT \(passt\) exited \(SIGKILL\): .*; the guest's link is down; log: (\S+)\r?\n/.exec(
-            stderr,
+            stderr(),
           );
-        assert.ok(m, stderr);
+        assert.ok(m, stderr());
         assert.ok(existsSync(m[2]!), `the log ${m[2]} is kept`);
       } finally {
         child.kill("SIGKILL");
