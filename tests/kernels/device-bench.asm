@@ -42,11 +42,6 @@ kmain32:
     jnz .loop
 .end:
     PRINTLN "done"
-    mov dx, 0xf4
-    xor eax, eax
-    out dx, eax
-.hang:
-    hlt
-    jmp .hang
+    EXIT 0
 
 %include "include/tail.inc"
