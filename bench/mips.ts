@@ -3,7 +3,11 @@
 // Instruction counts come from our processor's retired counter; every round of the kernel retires the same
 // number of instructions, so QEMU's count for N rounds is boot + N x (per-round count) exactly. QEMU's
 // time for the rounds is its wall time minus the wall time of the same kernel with zero rounds (boot,
-// firmware and exit), best of three.
+// firmware and exit), best of three. Ours is given twice: for the whole run of OUR_ROUNDS (boot, interpreted
+// warm-up and compiling included) and, measured the way QEMU's is, as a difference: the process CPU time of
+// STEADY_FACTOR x OUR_ROUNDS rounds minus that of OUR_ROUNDS rounds, best of three each, on fresh machines,
+// so that boot, warm-up and compile cancel and what is left is the translated code's own speed (issue 11's
+// "bench kernel >= 500 MIPS translated").
 import { buildVm } from "../src/worker/build-vm.js";
 import { vmConfig } from "../src/worker/vm-config.js";
 import { runQemu } from "../src/host/qemu-runner.js";
@@ -13,6 +17,8 @@ export interface MipsResult {
   viridianMips: number;
   /** Instructions per microsecond of process CPU time (fairer than wall time on a loaded machine). */
   viridianCpuMips: number;
+  /** Differential MIPS of process CPU time (see the header): the translated code's steady-state speed. */
+  viridianSteadyMips: number;
   qemuMips: number;
   instructions: number;
   qemuInstructions: number;
@@ -21,6 +27,7 @@ export interface MipsResult {
 
 const OUR_ROUNDS = Number(process.env.VIRIDIAN_BENCH_ROUNDS ?? 4000);
 const QEMU_ROUNDS = 200_000;
+const STEADY_FACTOR = 8;
 
 /** Boots the kernel on the PC machine (as `viridian run --kernel` does) and runs it to its debug-exit. */
 async function runOurs(
@@ -51,6 +58,16 @@ function jitThreshold(): number | undefined {
   return v === undefined || v === "" ? undefined : Number(v);
 }
 
+/** The run with the least process CPU time of `runs` fresh machines. */
+async function oursBest(path: string, runs: number): Promise<{ retired: number; cpuMs: number }> {
+  let best: { retired: number; cpuMs: number } | undefined;
+  for (let i = 0; i < runs; i++) {
+    const r = await runOurs(path);
+    if (best === undefined || r.cpuMs < best.cpuMs) best = r;
+  }
+  return best!;
+}
+
 async function qemuBest(path: string, runs: number): Promise<{ ms: number; output: string }> {
   let best = Number.POSITIVE_INFINITY;
   let output = "";
@@ -68,6 +85,8 @@ export async function benchMips(): Promise<MipsResult> {
   const zero = assembleKernel("bench", { ITER: 0 }, "bench-0");
   const ours = assembleKernel("bench", { ITER: OUR_ROUNDS }, `bench-${OUR_ROUNDS}`);
   const big = assembleKernel("bench", { ITER: QEMU_ROUNDS }, `bench-${QEMU_ROUNDS}`);
+  const longRounds = OUR_ROUNDS * STEADY_FACTOR;
+  const long = assembleKernel("bench", { ITER: longRounds }, `bench-${longRounds}`);
 
   await runOurs(ours); // warm up the JIT
   const base = await runOurs(zero);
@@ -77,6 +96,10 @@ export async function benchMips(): Promise<MipsResult> {
   if (check.output !== run.output) {
     throw new Error(`the kernel computed different results:\nviridian: ${run.output}\nqemu: ${check.output}`);
   }
+  const short = await oursBest(ours, 3);
+  const longRun = await oursBest(long, 3);
+  const viridianSteadyMips =
+    (longRun.retired - short.retired) / Math.max(1, longRun.cpuMs - short.cpuMs) / 1000;
   const q0 = await qemuBest(zero, 3);
   const qn = await qemuBest(big, 3);
   const qemuInstructions = perRound * QEMU_ROUNDS;
@@ -86,6 +109,7 @@ export async function benchMips(): Promise<MipsResult> {
   const result = {
     viridianMips,
     viridianCpuMips,
+    viridianSteadyMips,
     qemuMips,
     instructions: run.retired,
     qemuInstructions,
@@ -97,9 +121,17 @@ export async function benchMips(): Promise<MipsResult> {
       `(${run.retired} instructions in ${run.ms.toFixed(0)} ms wall, ${run.cpuMs.toFixed(0)} ms CPU)`,
   );
   console.log(
-    `mips: qemu tcg ${qemuMips.toFixed(1)} MIPS (${qemuInstructions} instructions in ${(qn.ms - q0.ms).toFixed(0)} ms ` +
+    `mips: viridian steady state ${viridianSteadyMips.toFixed(1)} MIPS process CPU time ` +
+      `(${longRounds} rounds ${longRun.cpuMs.toFixed(0)} ms - ${OUR_ROUNDS} rounds ${short.cpuMs.toFixed(0)} ms CPU, ` +
+      `best of 3 each, ${longRun.retired - short.retired} instructions); target 500 MIPS translated`,
+  );
+  console.log(
+    `mips: qemu tcg ${qemuMips.toFixed(1)} MIPS (${Math.round(qemuInstructions)} instructions in ${(qn.ms - q0.ms).toFixed(0)} ms ` +
       `= ${qn.ms.toFixed(0)} - ${q0.ms.toFixed(0)} ms for zero rounds)`,
   );
-  console.log(`mips: qemu / viridian = ${result.ratio.toFixed(1)}x; target 50 MIPS`);
+  console.log(
+    `mips: qemu / viridian = ${result.ratio.toFixed(1)}x whole run (wall), ` +
+      `${(qemuMips / viridianSteadyMips).toFixed(1)}x steady state (CPU)`,
+  );
   return result;
 }
