@@ -82,7 +82,7 @@ export const handlers: Record<string, Handler> = {
     return withEtag(reply, c.vms.view(req.vmId!));
   },
   async updateVm(req, reply, c) {
-    return withEtag(reply, c.vms.update(req.vmId!, ifMatch(req), req.body as VmPatch));
+    return withEtag(reply, await c.vms.update(req.vmId!, ifMatch(req), req.body as VmPatch));
   },
   async deleteVm(req, reply, c) {
     const id = req.vmId!;
@@ -111,7 +111,7 @@ export const handlers: Record<string, Handler> = {
     const d = c.authz.authorize(req.identity, "vm.scope.change", to, `scope:${to}`);
     if (!d.allowed)
       throw new ApiError("forbidden", `${req.identity.name} may not move VMs into scope ${to}: ${d.reason}`);
-    return withEtag(reply, c.vms.changeScope(req.vmId!, ifMatch(req), to));
+    return withEtag(reply, await c.vms.changeScope(req.vmId!, ifMatch(req), to));
   },
   async addDisk(req, reply, c) {
     return accepted(reply, c.vms.addDisk(req.vmId!, ifMatch(req), req.body as DiskAdd, req.identity.name));
@@ -119,17 +119,22 @@ export const handlers: Record<string, Handler> = {
   async changeDiskPath(req, reply, c) {
     return withEtag(
       reply,
-      c.vms.changeDiskPath(req.vmId!, ifMatch(req), diskIndex(req), (req.body as { path: string }).path),
+      await c.vms.changeDiskPath(
+        req.vmId!,
+        ifMatch(req),
+        diskIndex(req),
+        (req.body as { path: string }).path,
+      ),
     );
   },
   async removeDisk(req, reply, c) {
     return withEtag(reply, await c.vms.removeDisk(req.vmId!, ifMatch(req), diskIndex(req)));
   },
   async addNic(req, reply, c) {
-    return withEtag(reply, c.vms.addNic(req.vmId!, ifMatch(req), req.body as NicAdd));
+    return withEtag(reply, await c.vms.addNic(req.vmId!, ifMatch(req), req.body as NicAdd));
   },
   async removeNic(req, reply, c) {
-    return withEtag(reply, c.vms.removeNic(req.vmId!, ifMatch(req), diskIndex(req)));
+    return withEtag(reply, await c.vms.removeNic(req.vmId!, ifMatch(req), diskIndex(req)));
   },
   async setDvd(req, reply, c) {
     return withEtag(reply, await c.vms.setDvd(req.vmId!, ifMatch(req), (req.body as { path: string }).path));

@@ -78,6 +78,11 @@ export async function writeFileDurableAsync(
     await rm(tmp, { force: true });
     throw e;
   }
+  await syncDirectoryAsync(dir);
+}
+
+/** syncDirectory on the thread pool. */
+export async function syncDirectoryAsync(dir: string): Promise<void> {
   const d = await open(dir, "r");
   try {
     await d.sync();

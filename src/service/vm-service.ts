@@ -65,6 +65,8 @@ export class VmService {
    * took 3.8 s on a busy disk while every API request waited); in order per VM, the last version wins.
    */
   private readonly stateWrites = new BackgroundDurableWrites();
+  /** Names of VMs whose files are being written: taken, though no directory shows them yet. */
+  private readonly creating = new Set<string>();
 
   constructor(
     private readonly dirs: DataDir,
@@ -202,6 +204,7 @@ export class VmService {
   }
 
   private nameTaken(name: string, except?: string): boolean {
+    if (this.creating.has(name)) return true;
     return this.store.ids().some((id) => {
       if (id === except) return false;
       const rec = this.store.read(id);
@@ -282,7 +285,13 @@ export class VmService {
         made.push(d.path);
       }
       if (this.nameTaken(body.name)) throw new ApiError("conflict", `a VM named '${body.name}' exists`);
-      this.store.create(file);
+      // The name is taken from here on, while the file is written off the event loop.
+      this.creating.add(body.name);
+      try {
+        await this.store.create(file);
+      } finally {
+        this.creating.delete(body.name);
+      }
     } catch (e) {
       for (const p of made) rmSync(p, { force: true });
       throw e;
@@ -293,8 +302,7 @@ export class VmService {
     return { vm: this.view(file.id) };
   }
 
-  update(id: string, ifMatch: string | undefined, patch: VmPatch): Vm {
-    const r = this.rt(id);
+  async update(id: string, ifMatch: string | undefined, patch: VmPatch): Promise<Vm> {
     const offlineFields = [
       "memoryBytes",
       "processors",
@@ -304,13 +312,19 @@ export class VmService {
       "paceMips",
       "rtcOffsetSeconds",
     ] as const;
-    if (offlineFields.some((f) => f in patch) && !OFFLINE_STATES.has(r.state))
-      throw new ApiError(
-        "invalid-state",
-        `memory, processors, boot and time settings change only while the VM is Off (it is ${r.state})`,
-      );
+    const checkState = (): void => {
+      const state = this.rt(id).state;
+      if (offlineFields.some((f) => f in patch) && !OFFLINE_STATES.has(state))
+        throw new ApiError(
+          "invalid-state",
+          `memory, processors, boot and time settings change only while the VM is Off (it is ${state})`,
+        );
+    };
+    checkState();
     this.checkBootPaths(patch);
-    this.store.update(id, ifMatch, (f) => {
+    await this.store.update(id, ifMatch, (f) => {
+      // Again when the change's turn comes: a start accepted meanwhile must not miss it.
+      checkState();
       const m = f.machine;
       if (patch.memoryBytes !== undefined) m.memoryBytes = patch.memoryBytes;
       if (patch.processors !== undefined) m.processors = patch.processors;
@@ -326,9 +340,9 @@ export class VmService {
     return this.view(id);
   }
 
-  changeScope(id: string, ifMatch: string | undefined, scope: string): Vm {
+  async changeScope(id: string, ifMatch: string | undefined, scope: string): Promise<Vm> {
     if (!this.auth.hasScope(scope)) throw new ApiError("not-found", `no scope '${scope}'`);
-    this.store.update(id, ifMatch, (f) => ({ ...f, scope }));
+    await this.store.update(id, ifMatch, (f) => ({ ...f, scope }));
     this.writeRuntimeFile(id, scope);
     return this.view(id);
   }
@@ -368,18 +382,20 @@ export class VmService {
     }
   }
 
-  addNic(id: string, ifMatch: string | undefined, body: NicAdd): Vm {
+  async addNic(id: string, ifMatch: string | undefined, body: NicAdd): Promise<Vm> {
     this.requireOffline(id, "adding a NIC", "the network VSP");
-    this.store.update(id, ifMatch, (f) => {
+    await this.store.update(id, ifMatch, (f) => {
+      this.requireOffline(id, "adding a NIC", "the network VSP");
       f.machine.nics.push(this.newNic(f.machine.nics, body));
       return f;
     });
     return this.view(id);
   }
 
-  removeNic(id: string, ifMatch: string | undefined, index: number): Vm {
+  async removeNic(id: string, ifMatch: string | undefined, index: number): Promise<Vm> {
     this.requireOffline(id, "removing a NIC", "the network VSP");
-    this.store.update(id, ifMatch, (f) => {
+    await this.store.update(id, ifMatch, (f) => {
+      this.requireOffline(id, "removing a NIC", "the network VSP");
       if (index >= f.machine.nics.length) throw new ApiError("not-found", `no NIC ${index}`);
       f.machine.nics.splice(index, 1);
       return f;
@@ -454,7 +470,7 @@ export class VmService {
       // Hot add while it runs: the worker has the disk before the file says so (a failure changes nothing).
       const w = this.diskWorker(id);
       if (w) await w.addDisk(path, readOnly);
-      const { file } = this.store.update(id, undefined, (f) => {
+      const { file } = await this.store.update(id, undefined, (f) => {
         f.machine.disks.push({ path, readOnly });
         return f;
       });
@@ -471,7 +487,7 @@ export class VmService {
     if (!disk) throw new ApiError("not-found", `no disk ${index}`);
     // Hot remove: the worker detaches, flushes and closes the image before the file forgets it.
     if (w) await w.removeDisk(index, disk.path);
-    this.store.update(id, w ? undefined : ifMatch, (f) => {
+    await this.store.update(id, w ? undefined : ifMatch, (f) => {
       if (f.machine.disks[index]?.path !== disk.path)
         throw new ApiError("conflict", "the VM's disks changed meanwhile");
       f.machine.disks.splice(index, 1);
@@ -480,10 +496,11 @@ export class VmService {
     return this.view(id);
   }
 
-  changeDiskPath(id: string, ifMatch: string | undefined, index: number, path: string): Vm {
+  async changeDiskPath(id: string, ifMatch: string | undefined, index: number, path: string): Promise<Vm> {
     this.requireOffline(id, "changing a disk's image");
     checkImagePath(path, this.roots(), true);
-    this.store.update(id, ifMatch, (f) => {
+    await this.store.update(id, ifMatch, (f) => {
+      this.requireOffline(id, "changing a disk's image");
       const d = f.machine.disks[index];
       if (!d) throw new ApiError("not-found", `no disk ${index}`);
       d.path = path;
@@ -500,7 +517,7 @@ export class VmService {
       throw new ApiError("precondition-failed", "the configuration changed");
     const w = this.rt(id).worker;
     if (w) await w.setDvd(path);
-    this.store.update(id, ifMatch, (f) => {
+    await this.store.update(id, ifMatch, (f) => {
       f.machine.dvd = path;
       return f;
     });
@@ -555,8 +572,7 @@ export class VmService {
   }
 
   start(id: string, requestedBy: string): Job {
-    const { file } = this.current(id);
-    const missing = file.machine.nics.find((n) => !this.switchExists(n.switch));
+    const missing = this.current(id).file.machine.nics.find((n) => !this.switchExists(n.switch));
     if (missing)
       throw new ApiError(
         "conflict",
@@ -565,7 +581,10 @@ export class VmService {
     this.transition(id, "start");
     return this.jobs.start("vm.start", "vm.start", this.jobVm(id), requestedBy, true, async (ctx) => {
       let w: WorkerHandle;
+      let file: VmFile;
       try {
+        // After any change accepted before the start whose file is still being written (store.serial).
+        file = await this.store.serial(id, () => this.current(id).file);
         ctx.progress(10);
         w = await this.launcher.start(file, ctx.signal, await this.diskParents(file));
       } catch (e) {

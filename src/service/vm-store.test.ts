@@ -41,25 +41,25 @@ describe("VmStore", () => {
   dirs.create();
   const store = new VmStore(dirs);
 
-  it("round-trips a configuration and versions it with an ETag", () => {
-    const etag = store.create(sample());
+  it("round-trips a configuration and versions it with an ETag", async () => {
+    const etag = await store.create(sample());
     const rec = store.read(sample().id);
     assert.ok(rec.ok);
     assert.deepEqual(rec.file, sample());
     assert.equal(rec.etag, etag);
   });
 
-  it("If-Match: the current ETag updates, a stale one is 412 and changes nothing", () => {
+  it("If-Match: the current ETag updates, a stale one is 412 and changes nothing", async () => {
     const id = sample().id;
     const cur = store.read(id);
     assert.ok(cur.ok);
-    const { etag: next } = store.update(id, cur.etag, (f) => ({
+    const { etag: next } = await store.update(id, cur.etag, (f) => ({
       ...f,
       machine: { ...f.machine, processors: 2 },
     }));
     assert.notEqual(next, cur.etag);
     const before = readFileSync(dirs.vmConfig(id));
-    assert.throws(
+    await assert.rejects(
       () => store.update(id, cur.etag, (f) => f),
       (e: unknown) => e instanceof ApiError && e.code === "precondition-failed",
     );
@@ -68,14 +68,14 @@ describe("VmStore", () => {
     assert.ok(etagMatches("*", next));
   });
 
-  it("a hand-broken file is an invalid record with the parse error, and is never rewritten", () => {
+  it("a hand-broken file is an invalid record with the parse error, and is never rewritten", async () => {
     const id = sample().id;
     const broken = '{"schemaVersion": 2, "id": ';
     writeFileSync(dirs.vmConfig(id), broken);
     const rec = store.read(id);
     assert.equal(rec.ok, false);
     assert.match((rec as { error: string }).error, /not JSON/);
-    assert.throws(
+    await assert.rejects(
       () => store.update(id, undefined, (f) => f),
       (e: unknown) => e instanceof ApiError && e.code === "invalid-configuration",
     );
@@ -104,7 +104,7 @@ describe("VmStore", () => {
     assert.throws(() => parseVmFile(JSON.stringify(v1), noStep), /no migration to 2/);
   });
 
-  it("a version 1 file on disk (no NICs) reads as version 2 with none, and is written as version 2", () => {
+  it("a version 1 file on disk (no NICs) reads as version 2 with none, and is written as version 2", async () => {
     const id = "2b9d2f7e-3c1a-4d5e-9f00-112233445566";
     // Byte for byte what a version 1 service wrote (schema 1 had no `nics` in `machine`).
     const v1Text = `{
@@ -138,7 +138,7 @@ describe("VmStore", () => {
   "automaticStopAction": "shutdown"
 }
 `;
-    store.create(sample(id));
+    await store.create(sample(id));
     writeFileSync(dirs.vmConfig(id), v1Text);
     const rec = store.read(id);
     assert.ok(rec.ok, JSON.stringify(rec));
@@ -148,17 +148,46 @@ describe("VmStore", () => {
     assert.equal(rec.file.automaticStartAction, "start-if-running");
     // Reading never writes; the first change writes the current version.
     assert.equal(readFileSync(dirs.vmConfig(id), "utf8"), v1Text);
-    store.update(id, rec.etag, (f) => ({ ...f, name: "old1b" }));
+    await store.update(id, rec.etag, (f) => ({ ...f, name: "old1b" }));
     const written = JSON.parse(readFileSync(dirs.vmConfig(id), "utf8")) as VmFile;
     assert.equal(written.schemaVersion, 2);
     assert.deepEqual(written.machine.nics, []);
   });
 
-  it("writes leave no temporary file behind", () => {
+  it("writes leave no temporary file behind", async () => {
     const id = "1b9d2f7e-3c1a-4d5e-9f00-112233445566";
-    store.create(sample(id));
+    await store.create(sample(id));
     for (let i = 0; i < 20; i++)
-      store.update(id, undefined, (f) => ({ ...f, machine: { ...f.machine, rtcOffsetSeconds: i } }));
+      await store.update(id, undefined, (f) => ({ ...f, machine: { ...f.machine, rtcOffsetSeconds: i } }));
     assert.deepEqual(readdirSync(dirs.vmDir(id)).sort(), ["config.json"]);
+  });
+
+  it("changes of one VM arriving together apply one after another: none is lost, one If-Match wins", async () => {
+    const id = "3b9d2f7e-3c1a-4d5e-9f00-112233445566";
+    await store.create(sample(id));
+    // Twenty read-modify-writes issued in one tick, each adding one: with the file written off the event
+    // loop, only the per-VM order keeps every one of them.
+    const bump = (f: VmFile): VmFile => ({
+      ...f,
+      machine: { ...f.machine, rtcOffsetSeconds: f.machine.rtcOffsetSeconds + 1 },
+    });
+    await Promise.all(Array.from({ length: 20 }, () => store.update(id, undefined, bump)));
+    const rec = store.read(id);
+    assert.ok(rec.ok);
+    assert.equal(rec.file.machine.rtcOffsetSeconds, 20);
+    // Two changes conditional on the same version: the second sees the first's result and is refused.
+    const results = await Promise.allSettled([
+      store.update(id, rec.etag, bump),
+      store.update(id, rec.etag, bump),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ["fulfilled", "rejected"],
+    );
+    const second = results[1] as PromiseRejectedResult;
+    assert.ok(second.reason instanceof ApiError && second.reason.code === "precondition-failed");
+    const after = store.read(id);
+    assert.ok(after.ok);
+    assert.equal(after.file.machine.rtcOffsetSeconds, 21);
   });
 });

@@ -1,6 +1,7 @@
 // Owns: the VM inventory on disk: one directory per VM under `<data>/vms/<id>/` with its configuration file
 // (`config.json`, schema `VmFile` in src/api/schemas.ts), read and validated on every access, migrated from
-// older schema versions, written atomically and durably, versioned by an ETag for If-Match.
+// older schema versions, written atomically and durably off the event loop (one VM's changes in order, one
+// at a time), versioned by an ETag for If-Match.
 // Must not: crash or overwrite anything because of a bad file (a file that does not parse, fails its schema
 // or comes from a newer version makes that one VM "invalid" with the reason; the file is left as it is), or
 // know about workers and lifecycle (vm-service.ts does).
@@ -12,7 +13,7 @@ import { Value } from "@sinclair/typebox/value";
 import { ApiError } from "../api/errors.js";
 import { VM_FILE_VERSION, VmFile } from "../api/schemas.js";
 import type { DataDir } from "./data-dir.js";
-import { makePrivateDir, syncDirectory, writeFileDurable } from "./durable-file.js";
+import { makePrivateDir, syncDirectory, syncDirectoryAsync, writeFileDurableAsync } from "./durable-file.js";
 
 /** Files larger than this are not parsed (a configuration is a few hundred bytes). */
 const MAX_CONFIG_BYTES = 256 * 1024;
@@ -91,6 +92,7 @@ export class VmStore {
    * and validated again.
    */
   private cache = new Map<string, { key: string; rec: VmRecord }>();
+  private readonly queues = new Map<string, Promise<void>>();
 
   constructor(
     readonly dirs: DataDir,
@@ -156,42 +158,67 @@ export class VmStore {
     return rec;
   }
 
-  /** Creates a VM's directory and first configuration file. */
-  create(file: VmFile): string {
+  /**
+   * Runs `op` after every earlier operation queued for VM `id` has ended, so that one VM's configuration
+   * changes never interleave while their writes wait on the disk (off the event loop). A VM's start reads
+   * its configuration through here, so it sees an edit that was accepted before it.
+   */
+  serial<T>(id: string, op: () => T | Promise<T>): Promise<T> {
+    const prev = this.queues.get(id) ?? Promise.resolve();
+    const run = prev.then(op);
+    const tail = run.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(id, tail);
+    void tail.then(() => {
+      if (this.queues.get(id) === tail) this.queues.delete(id);
+    });
+    return run;
+  }
+
+  /** Creates a VM's directory and first configuration file; resolves once both are durable. */
+  async create(file: VmFile): Promise<string> {
     if (!Value.Check(VmFile, file))
       throw new ApiError("bad-request", "configuration does not match the schema");
-    makePrivateDir(this.dirs.vmDir(file.id));
-    syncDirectory(this.dirs.vmsDir);
-    const text = serializeVmFile(file);
-    writeFileDurable(this.dirs.vmConfig(file.id), text);
-    return etagOf(Buffer.from(text, "utf8"));
+    return this.serial(file.id, async () => {
+      makePrivateDir(this.dirs.vmDir(file.id));
+      await syncDirectoryAsync(this.dirs.vmsDir);
+      const text = serializeVmFile(file);
+      await writeFileDurableAsync(this.dirs.vmConfig(file.id), text);
+      return etagOf(Buffer.from(text, "utf8"));
+    });
   }
 
   /**
-   * Replaces a VM's configuration with `change(current)` if `ifMatch` (when given) is still current; returns
-   * the new file and ETag. Synchronous from read to rename, so two requests can never interleave.
+   * Replaces a VM's configuration with `change(current)` if `ifMatch` (when given) is still current; resolves
+   * with the new file and ETag once the file is durable. Serial per VM (see serial), so two requests never
+   * interleave between read and rename; `change` may throw to refuse (it runs with the latest file and the
+   * VM's state at that moment).
    */
   update(
     id: string,
     ifMatch: string | undefined,
     change: (current: VmFile) => VmFile,
-  ): { file: VmFile; etag: string } {
-    const cur = this.read(id);
-    if (!cur.ok)
-      throw new ApiError("invalid-configuration", `the VM's configuration is invalid: ${cur.error}`);
-    if (ifMatch !== undefined && !etagMatches(ifMatch, cur.etag))
-      throw new ApiError("precondition-failed", `the configuration changed (current version ${cur.etag})`);
-    const next = change(structuredClone(cur.file));
-    if (!Value.Check(VmFile, next)) {
-      const first = Value.Errors(VmFile, next).First();
-      throw new ApiError(
-        "bad-request",
-        `the change makes an invalid configuration: ${first?.path ?? ""} ${first?.message ?? ""}`.trim(),
-      );
-    }
-    const text = serializeVmFile(next);
-    writeFileDurable(this.dirs.vmConfig(id), text);
-    return { file: next, etag: etagOf(Buffer.from(text, "utf8")) };
+  ): Promise<{ file: VmFile; etag: string }> {
+    return this.serial(id, async () => {
+      const cur = this.read(id);
+      if (!cur.ok)
+        throw new ApiError("invalid-configuration", `the VM's configuration is invalid: ${cur.error}`);
+      if (ifMatch !== undefined && !etagMatches(ifMatch, cur.etag))
+        throw new ApiError("precondition-failed", `the configuration changed (current version ${cur.etag})`);
+      const next = change(structuredClone(cur.file));
+      if (!Value.Check(VmFile, next)) {
+        const first = Value.Errors(VmFile, next).First();
+        throw new ApiError(
+          "bad-request",
+          `the change makes an invalid configuration: ${first?.path ?? ""} ${first?.message ?? ""}`.trim(),
+        );
+      }
+      const text = serializeVmFile(next);
+      await writeFileDurableAsync(this.dirs.vmConfig(id), text);
+      return { file: next, etag: etagOf(Buffer.from(text, "utf8")) };
+    });
   }
 
   /** Removes a VM's directory (everything the VM owns in the data directory). */
