@@ -5,7 +5,11 @@
 // VIRIDIAN_BENCH_PACE_MIPS (default 50) million instructions per virtual second, so that while the guest
 // computes its time is a function of its instruction count and the instruction counts of two runs agree
 // closely (they differ only by the timer ticks that fall into host-timed idle periods).
-// Run: npm run build && node dist/bench/guest-phases.js [--md5 N] [--kernel FILE] [--initrd FILE]
+// With --segments the boot is also cut at the console lines of SEGMENT_MARKS (a Linux boot's landmarks:
+// decompressed, console up, initcalls done, initramfs unpacked, /init started, the banner, the prompt),
+// each segment with its instructions, CPU, wall time and the tier's statistics over it, so a slow stretch
+// of the boot is found by its MIPS before anyone profiles it.
+// Run: npm run build && node dist/bench/guest-phases.js [--md5 N] [--kernel FILE] [--initrd FILE] [--segments]
 // (VIRIDIAN_JIT_THRESHOLD selects the tiers as for `viridian run`).
 import { readFileSync } from "node:fs";
 import { GuestMemory } from "../src/memory/guest-memory.js";
@@ -26,8 +30,24 @@ export interface Phase {
   cpuMs: number;
 }
 
+/** Console lines that end a boot segment (--segments), in the order a Linux boot prints them. */
+export const SEGMENT_MARKS: readonly RegExp[] = [
+  /Linux version/,
+  /printk: console \[\w+\] enabled/,
+  /Unpacking initramfs/,
+  /Freeing initrd memory/,
+  /Run \/init as init process/,
+  /Viridian guest:/,
+];
+
+/** A stretch of the boot that ended at a console line (or the prompt), with the tier's statistics over it. */
+export interface Segment extends Phase {
+  stats: Record<string, number>;
+}
+
 export interface GuestPhasesResult {
   phases: Phase[];
+  segments: Segment[];
   peakRssMiB: number;
   stats: Record<string, number>;
 }
@@ -39,6 +59,8 @@ export interface GuestPhasesOptions {
   memoryMiB?: number;
   cmdline?: string;
   jitThreshold?: number;
+  /** Cut the boot into segments at SEGMENT_MARKS. */
+  segments?: boolean;
 }
 
 export async function guestPhases(o: GuestPhasesOptions = {}): Promise<GuestPhasesResult> {
@@ -50,6 +72,24 @@ export async function guestPhases(o: GuestPhasesOptions = {}): Promise<GuestPhas
   const phases: Phase[] = [];
   let mark = { ins: 0, wall: performance.now(), cpu: process.cpuUsage() };
   const names = ["boot", ...Array.from({ length: md5Runs }, (_, i) => `md5 ${i + 1}`)];
+  const segments: Segment[] = [];
+  const tierStats = (): Record<string, number> =>
+    (machine.cpu as unknown as { tierStats?: () => Record<string, number> | null }).tierStats?.() ?? {};
+  let segStart = { ...mark, stats: {} as Record<string, number> };
+  const endSegment = (name: string): void => {
+    const cu = process.cpuUsage(segStart.cpu);
+    const now = tierStats();
+    const stats: Record<string, number> = {};
+    for (const [k, v] of Object.entries(now)) stats[k] = v - (segStart.stats[k] ?? 0);
+    segments.push({
+      name,
+      instructions: machine.cpu.retired - segStart.ins,
+      wallMs: performance.now() - segStart.wall,
+      cpuMs: (cu.user + cu.system) / 1000,
+      stats,
+    });
+    segStart = { ins: machine.cpu.retired, wall: performance.now(), cpu: process.cpuUsage(), stats: now };
+  };
   const threshold = o.jitThreshold ?? jitThresholdFromEnv();
   const machine: PcMachine = new PcMachine({
     memory,
@@ -61,6 +101,13 @@ export async function guestPhases(o: GuestPhasesOptions = {}): Promise<GuestPhas
       // flattening the concatenated string for it) was quadratic and showed up in the boot's CPU time.
       const ch = String.fromCharCode(b);
       text += ch;
+      if (ch === "\n" && o.segments && phases.length === 0 && SEGMENT_MARKS.some((m) => m.test(line)))
+        endSegment(
+          line
+            .trimEnd()
+            .replace(/^\[[\s\d.]+\] /, "")
+            .slice(0, 40),
+        );
       line = ch === "\n" ? "" : line + ch;
       if (line.endsWith("\u001b[6n")) {
         text = text.slice(0, -4);
@@ -68,6 +115,7 @@ export async function guestPhases(o: GuestPhasesOptions = {}): Promise<GuestPhas
         machine.sendInput(new TextEncoder().encode("\u001b[1;1R"));
       }
       if (ch !== " " || !PROMPT.test(line)) return;
+      if (o.segments && phases.length === 0) endSegment("the prompt");
       const cu = process.cpuUsage(mark.cpu);
       const ins = machine.cpu.retired;
       phases.push({
@@ -95,7 +143,7 @@ export async function guestPhases(o: GuestPhasesOptions = {}): Promise<GuestPhas
   // Share of all retired instructions that ran inside translation units (inline or through a helper).
   if (stats.translated !== undefined)
     stats.translatedPercent = (100 * stats.translated) / machine.cpu.retired;
-  return { phases, peakRssMiB: process.resourceUsage().maxRSS / 1024, stats };
+  return { phases, segments, peakRssMiB: process.resourceUsage().maxRSS / 1024, stats };
 }
 
 export function formatPhases(label: string, r: GuestPhasesResult): string[] {
@@ -106,6 +154,16 @@ export function formatPhases(label: string, r: GuestPhasesResult): string[] {
       `${(p.instructions / p.wallMs / 1000).toFixed(1).padStart(6)} MIPS wall ` +
       `${(p.instructions / p.cpuMs / 1000).toFixed(1).padStart(6)} MIPS cpu`,
   );
+  for (const g of r.segments) {
+    const st = g.stats;
+    const n = (k: string): string => (st[k] === undefined ? "-" : String(Math.round(st[k])));
+    out.push(
+      `${label}   to ${JSON.stringify(g.name).padEnd(44)} ${(g.instructions / 1e6).toFixed(1).padStart(6)} M insns ` +
+        `${(g.cpuMs / 1000).toFixed(2).padStart(6)} s cpu ${(g.wallMs / 1000).toFixed(2).padStart(6)} s wall ` +
+        `${(g.instructions / g.cpuMs / 1000).toFixed(1).padStart(6)} MIPS cpu; units ${n("units")}, emit ${n("emitMs")} ms, ` +
+        `translated ${(((st.translated ?? 0) / Math.max(1, g.instructions)) * 100).toFixed(0)} %, handler calls ${n("helperCalls")}`,
+    );
+  }
   out.push(
     `${label} peak RSS ${r.peakRssMiB.toFixed(0)} MiB; ` +
       Object.entries(r.stats)
@@ -126,6 +184,7 @@ if (process.argv[1]?.endsWith("guest-phases.js")) {
     md5Runs: Number(opt("--md5") ?? 0),
     ...(opt("--kernel") !== undefined ? { kernel: opt("--kernel") } : {}),
     ...(opt("--initrd") !== undefined ? { initrd: opt("--initrd") } : {}),
+    segments: args.includes("--segments"),
   });
   for (const l of formatPhases("guest:", r)) console.log(l);
 }
