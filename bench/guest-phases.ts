@@ -161,7 +161,8 @@ export function formatPhases(label: string, r: GuestPhasesResult): string[] {
       `${label}   to ${JSON.stringify(g.name).padEnd(44)} ${(g.instructions / 1e6).toFixed(1).padStart(6)} M insns ` +
         `${(g.cpuMs / 1000).toFixed(2).padStart(6)} s cpu ${(g.wallMs / 1000).toFixed(2).padStart(6)} s wall ` +
         `${(g.instructions / g.cpuMs / 1000).toFixed(1).padStart(6)} MIPS cpu; units ${n("units")}, emit ${n("emitMs")} ms, ` +
-        `translated ${(((st.translated ?? 0) / Math.max(1, g.instructions)) * 100).toFixed(0)} %, handler calls ${n("helperCalls")}`,
+        `translated ${(((st.translated ?? 0) / Math.max(1, g.instructions)) * 100).toFixed(0)} %, handler calls ${n("helperCalls")}, ` +
+        `unit entries ${n("calls")} (exits: branch ${n("exitBranch")}, no entry ${n("exitNoEntry")}, done ${n("exitDone")})`,
     );
   }
   out.push(
