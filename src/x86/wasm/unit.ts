@@ -16,7 +16,7 @@
 import type { Insn } from "../insn.js";
 import { OpKind } from "../insn.js";
 import { FLAGS_STATUS } from "../opcode-table.js";
-import { FuncCode, ModuleBuilder, Op, T } from "./encoder.js";
+import { ModuleBuilder, Op, T } from "./encoder.js";
 import { Emitter } from "./emitter.js";
 import {
   emitCond,
@@ -68,12 +68,28 @@ const enum Rt {
   Rflags = 2,
 }
 
-interface Pending {
-  op: number;
-  size: number;
-  cinZero: boolean;
-  /** fop/fsz (and fcin when cinZero) already hold this state. */
-  spilled?: boolean;
+/** The statically known producer of the flags (one shape for all: the translator's hot path reads it). */
+class Pending {
+  constructor(
+    readonly op: number,
+    readonly size: number,
+    readonly cinZero: boolean,
+    /** fop/fsz (and fcin when cinZero) already hold this state. */
+    public spilled: boolean,
+  ) {}
+}
+
+/**
+ * The buffer the unit function's body is written into, kept from one unit to the next (a unit's body is
+ * tens of KiB: a new buffer grown to that size per unit was a large share of emission, zero-filling
+ * included). Emission is synchronous; a unit takes the buffer (null while it is in use) and gives it back.
+ */
+let bodyScratch: Uint8Array | null = new Uint8Array(1 << 16);
+
+function takeBodyScratch(): Uint8Array {
+  const b = bodyScratch ?? new Uint8Array(1 << 16);
+  bodyScratch = null;
+  return b;
 }
 
 /** Generates the module of a planned unit. */
@@ -83,8 +99,8 @@ export function emitUnit(plan: UnitPlan, env: UnitEnv): Uint8Array {
 
 class UnitWriter {
   private readonly m = new ModuleBuilder();
-  private readonly c = new FuncCode(4);
-  private readonly e = new Emitter(this.c);
+  private readonly e = new Emitter(4, takeBodyScratch());
+  private readonly c = this.e;
   private readonly fnLd: number;
   private readonly fnLdw: number;
   private readonly fnSt: number;
@@ -112,6 +128,8 @@ class UnitWriter {
   private readonly fsb: number;
   private readonly gsb: number;
   private readonly probeLocals: ProbeLocals;
+  /** The FlagState handed to flags-emit.ts, updated from `pending` before each use (no object per use). */
+  private readonly flagView: FlagState;
   private readonly touched: number;
   private readonly live: Int32Array;
   private readonly checked: Uint8Array;
@@ -177,6 +195,16 @@ class UnitWriter {
     this.gsb = c.locals(1, T.I64);
     this.t = c.locals(1, T.I32);
     this.probeLocals = { la: this.la, t: this.t, tlbr: this.tlbr };
+    this.flagView = {
+      op: 0,
+      size: 0,
+      a: this.fa,
+      b: this.fb,
+      r: this.fr,
+      cin: this.fcin,
+      flags: this.fflags,
+      cinZero: false,
+    };
     const budget = budgetChecks(plan);
     this.checked = budget.checked;
     this.span = budget.span;
@@ -200,7 +228,7 @@ class UnitWriter {
     for (let i = nb - 1; i >= 0; i--) this.blockLabels[i] = e.block();
     e.get(this.cur);
     // Default (no such block): straight to the exit, with the status still Internal.
-    e.c.brTable(
+    e.brTable(
       Array.from({ length: nb }, (_, i) => i),
       nb + 4,
     );
@@ -220,7 +248,7 @@ class UnitWriter {
     e.get(this.xi);
     e.i32(0xffff);
     e.op(Op.I32And);
-    e.c.mem(Op.I32Store, 2, this.xAddr(X.Index));
+    e.mem(Op.I32Store, 2, this.xAddr(X.Index));
     e.i32(Status.Signal);
     e.set(this.status);
     e.br(this.exitLabel);
@@ -241,18 +269,20 @@ class UnitWriter {
     e.get(this.xo);
     e.op(Op.I64ExtendI32S);
     e.op(Op.I64Add);
-    e.c.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
+    e.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
     e.end(); // exit
     this.storeRegisters(this.touched);
     e.end(); // bare exit
     this.storeFlags();
     e.i32(0);
     e.get(this.n);
-    e.c.mem(Op.I32Store, 2, this.xAddr(X.Count));
+    e.mem(Op.I32Store, 2, this.xAddr(X.Count));
     e.get(this.status);
-    this.m.exportFunc("run", this.m.addFunc([T.I32, T.I32, T.I32, T.I32], [T.I32], this.c));
+    this.m.exportFunc("run", this.m.addFunc([T.I32, T.I32, T.I32, T.I32], [T.I32], this.e));
     addSlowPaths(this.m, FN_BRIDGE, this.env.slot);
-    return this.m.finish();
+    const bytes = this.m.finish();
+    bodyScratch = this.e.buf;
+    return bytes;
   }
 
   // ------------------------------------------------------------------ state at entry and exit
@@ -275,14 +305,14 @@ class UnitWriter {
     this.loadRegisters(this.touched);
     this.loadFlags();
     e.i32(0);
-    e.c.mem(Op.I32Load, 2, this.xAddr(X.Tlbu));
+    e.mem(Op.I32Load, 2, this.xAddr(X.Tlbu));
     e.set(this.tlbr);
     for (const [l, lo] of [
       [this.fsb, X.FsLo],
       [this.gsb, X.GsLo],
     ] as const) {
       e.i32(0);
-      e.c.mem(Op.I64Load, 3, this.xAddr(lo));
+      e.mem(Op.I64Load, 3, this.xAddr(lo));
       e.set(l);
     }
     e.i32(Status.Internal);
@@ -336,9 +366,9 @@ class UnitWriter {
       const l = this.R[r]!;
       if (l < 0 || (set & (1 << r)) === 0) continue;
       e.i32(0);
-      e.c.mem(Op.I64Load32U, 2, base + REG_LO + 4 * r);
+      e.mem(Op.I64Load32U, 2, base + REG_LO + 4 * r);
       e.i32(0);
-      e.c.mem(Op.I64Load32U, 2, base + REG_HI + 4 * r);
+      e.mem(Op.I64Load32U, 2, base + REG_HI + 4 * r);
       e.i64s(32);
       e.op(Op.I64Shl);
       e.op(Op.I64Or);
@@ -354,12 +384,12 @@ class UnitWriter {
       if (l < 0 || (set & (1 << r)) === 0) continue;
       e.i32(0);
       e.get(l);
-      e.c.mem(Op.I64Store32, 2, base + REG_LO + 4 * r);
+      e.mem(Op.I64Store32, 2, base + REG_LO + 4 * r);
       e.i32(0);
       e.get(l);
       e.i64s(32);
       e.op(Op.I64ShrU);
-      e.c.mem(Op.I64Store32, 2, base + REG_HI + 4 * r);
+      e.mem(Op.I64Store32, 2, base + REG_HI + 4 * r);
     }
   }
 
@@ -379,7 +409,7 @@ class UnitWriter {
     const e = this.e;
     for (const [l, s, wide] of this.flagSlots()) {
       e.i32(0);
-      e.c.mem(wide ? Op.I64Load : Op.I32Load, wide ? 3 : 2, this.xAddr(s));
+      e.mem(wide ? Op.I64Load : Op.I32Load, wide ? 3 : 2, this.xAddr(s));
       e.set(l);
     }
     this.pending = null;
@@ -390,7 +420,7 @@ class UnitWriter {
     for (const [l, s, wide] of this.flagSlots()) {
       e.i32(0);
       e.get(l);
-      e.c.mem(wide ? Op.I64Store : Op.I32Store, wide ? 3 : 2, this.xAddr(s));
+      e.mem(wide ? Op.I64Store : Op.I32Store, wide ? 3 : 2, this.xAddr(s));
     }
   }
 
@@ -401,7 +431,7 @@ class UnitWriter {
    */
   private spillFlags(straightLine = false): void {
     const p = this.pending;
-    if (p === null || p.spilled === true) return;
+    if (p === null || p.spilled) return;
     if (straightLine) p.spilled = true;
     const e = this.e;
     e.i32(p.op);
@@ -416,16 +446,11 @@ class UnitWriter {
 
   private flagState(): FlagState {
     const p = this.pending!;
-    return {
-      op: p.op,
-      size: p.size,
-      a: this.fa,
-      b: this.fb,
-      r: this.fr,
-      cin: this.fcin,
-      flags: this.fflags,
-      cinZero: p.cinZero,
-    };
+    const f = this.flagView;
+    f.op = p.op;
+    f.size = p.size;
+    f.cinZero = p.cinZero;
+    return f;
   }
 
   private pushStateArgs(): void {
@@ -519,7 +544,7 @@ class UnitWriter {
     this.spillFlags();
     e.i32(0);
     e.get(v);
-    e.c.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
+    e.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
     e.i32(Status.Branch);
     e.set(this.status);
     if (afterAccess) {
@@ -553,7 +578,13 @@ class UnitWriter {
     this.addN(retired);
     this.spillFlags();
     // A block only this edge reaches starts with this edge's static flag knowledge (see block()).
-    if (j > this.blk) this.edgeState.set(j, this.pending === null ? null : { ...this.pending });
+    if (j > this.blk)
+      this.edgeState.set(
+        j,
+        this.pending === null
+          ? null
+          : new Pending(this.pending.op, this.pending.size, this.pending.cinZero, this.pending.spilled),
+      );
     if (fallsIntoNext && j === this.blk + 1) return;
     const e = this.e;
     if (j > this.blk) {
@@ -574,7 +605,7 @@ class UnitWriter {
     this.blk = i;
     // Flags arrive canonical, except in a block the run loop cannot enter and one earlier edge reaches.
     const known = !b.entry && this.preds[i] === 1 ? (this.edgeState.get(i) ?? null) : null;
-    this.pending = known === null ? null : { ...known, spilled: true };
+    this.pending = known === null ? null : new Pending(known.op, known.size, known.cinZero, true);
     const len = b.insns.length;
     if (this.checked[i] === 1) {
       // Budget: all that may run before the next check must fit (the run loop never retires more).
@@ -629,7 +660,7 @@ class UnitWriter {
     e.get(this.tlbr);
     e.op(Op.I32Add);
     e.tee(this.t);
-    e.c.mem(Op.F64Load, 3, 2 * 512 * 8);
+    e.mem(Op.F64Load, 3, 2 * 512 * 8);
     e.get(next);
     e.i64s(12);
     e.op(Op.I64ShrS);
@@ -640,7 +671,7 @@ class UnitWriter {
     e.else_();
     // The page's RAM offset, then its first bytes against the tail's.
     e.get(this.t);
-    e.c.mem(Op.F64Load, 3, TLB_ENTRIES * 8 + 2 * 512 * 8);
+    e.mem(Op.F64Load, 3, TLB_ENTRIES * 8 + 2 * 512 * 8);
     e.op(Op.I32TruncF64U);
     e.i32(d.page2 * 4096);
     e.op(Op.I32Ne);
@@ -653,7 +684,7 @@ class UnitWriter {
         else hi |= tail[at + i]! << (8 * (i - 4));
       }
       e.i32(d.page2 * 4096 + at);
-      e.c.mem(Op.I64Load, 0, 0);
+      e.mem(Op.I64Load, 0, 0);
       if (n < 8) {
         e.i64(n >= 4 ? -1 : (1 << (8 * n)) - 1, n > 4 ? (1 << (8 * (n - 4))) - 1 : 0);
         e.op(Op.I64And);
@@ -771,7 +802,7 @@ class UnitWriter {
     e.get(this.ripBase);
     e.i64s(this.off);
     e.op(Op.I64Add);
-    e.c.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
+    e.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
     e.i32(Status.Interp);
     e.set(this.status);
     e.br(this.exitLabel);
@@ -944,7 +975,7 @@ class UnitWriter {
     // REP iterations past the first retire too (X.Extra, 0 after a fault).
     e.get(this.n);
     e.i32(0);
-    e.c.mem(Op.I32Load, 2, this.xAddr(X.Extra));
+    e.mem(Op.I32Load, 2, this.xAddr(X.Extra));
     e.op(Op.I32Add);
     e.set(this.n);
     e.get(st);
@@ -962,7 +993,7 @@ class UnitWriter {
       this.addN(this.k);
       e.i32(0);
       e.i32(this.idx);
-      e.c.mem(Op.I32Store, 2, this.xAddr(X.Index));
+      e.mem(Op.I32Store, 2, this.xAddr(X.Index));
       e.i32(Status.Signal);
       e.set(this.status);
       e.br(this.bareExit);
@@ -1046,7 +1077,7 @@ class UnitWriter {
       }
       e.get(vr);
       e.set(this.fr);
-      this.pending = { op: a.op, size, cinZero: a.logic || cin < 0 };
+      this.pending = new Pending(a.op, size, a.logic || cin < 0, false);
     }
     if (cin >= 0) e.free32l(cin);
     e.free64l(va);
@@ -1093,7 +1124,7 @@ class UnitWriter {
         e.set(this.fa);
         e.get(va);
         e.set(this.fb);
-        this.pending = { op: LZ_SUB, size, cinZero: true };
+        this.pending = new Pending(LZ_SUB, size, true, false);
       } else {
         e.get(va);
         e.set(this.fa);
@@ -1101,7 +1132,7 @@ class UnitWriter {
         e.set(this.fb);
         e.get(cf);
         e.set(this.fcin);
-        this.pending = { op: h === "inc" ? LZ_INC : LZ_DEC, size, cinZero: false };
+        this.pending = new Pending(h === "inc" ? LZ_INC : LZ_DEC, size, false, false);
       }
       e.get(vr);
       e.set(this.fr);
@@ -1183,7 +1214,7 @@ class UnitWriter {
         e.op(Op.I64And);
       }
       e.set(this.fr);
-      this.pending = { op: LZ_SUB, size, cinZero: true };
+      this.pending = new Pending(LZ_SUB, size, true, false);
     }
     e.free64l(dst);
     e.free64l(acc);
@@ -1232,7 +1263,7 @@ class UnitWriter {
       e.set(this.fb);
       e.get(r);
       e.set(this.fr);
-      this.pending = { op: LZ_ADD, size, cinZero: true };
+      this.pending = new Pending(LZ_ADD, size, true, false);
     }
     e.free64l(a);
     e.free64l(b);
@@ -1289,7 +1320,7 @@ class UnitWriter {
         e.op(Op.I64And);
       }
       e.set(this.fr);
-      this.pending = { op: LZ_RESULT, size, cinZero: false };
+      this.pending = new Pending(LZ_RESULT, size, false, false);
     }
     e.free64l(va);
     e.free64l(vb);
@@ -1585,7 +1616,7 @@ class UnitWriter {
     }
     if (!constCount) e.end();
     if (asResult) {
-      this.pending = { op: LZ_RESULT, size: p.size, cinZero: false };
+      this.pending = new Pending(LZ_RESULT, p.size, false, false);
       e.free32l(af);
     } else if (live) this.pending = null;
     e.free64l(va);
@@ -1782,7 +1813,7 @@ class UnitWriter {
     emitProbe(e, this.probeLocals, region, size);
     e.if_(T.I64);
     emitHost(e, this.probeLocals, region);
-    e.c.mem(LOAD_OPS[size]!, 0, 0);
+    e.mem(LOAD_OPS[size]!, 0, 0);
     e.else_();
     e.get(this.la);
     e.i32(seg | (size << 4));
@@ -1820,7 +1851,7 @@ class UnitWriter {
     e.if_();
     emitHost(e, this.probeLocals, 1);
     e.get(v);
-    e.c.mem(STORE_OPS[size]!, 0, 0);
+    e.mem(STORE_OPS[size]!, 0, 0);
     e.else_();
     e.get(this.la);
     e.i32(seg | (size << 4));
