@@ -400,6 +400,13 @@ export class FuncCode extends Bytes {
     for (const d of depths) this.u32(d);
     this.u32(dflt);
   }
+  /** br_table with the targets 0, 1, .., n-1 (a dispatch to n nested blocks), then the default. */
+  brTableSeq(n: number, dflt: number): void {
+    this.u8(Op.BrTable);
+    this.u32(n);
+    for (let d = 0; d < n; d++) this.u32(d);
+    this.u32(dflt);
+  }
   call(fn: number): void {
     this.opU32(Op.Call, fn);
   }

@@ -20,7 +20,7 @@ import { sseFloatHandlers } from "../sse-float.js";
 import { sseIntHandlers } from "../sse-int.js";
 import { x87Handlers } from "../x87.js";
 import { LZ_ADC, LZ_ADD, LZ_RESULT, LZ_SBB, LZ_SUB } from "./flags-emit.js";
-import { EndKind, type PlanBlock, type UnitPlan } from "./plan.js";
+import { EndKind, type UnitPlan } from "./plan.js";
 
 export const ALU: Record<string, { op: number; write: boolean; logic: boolean }> = {
   add: { op: LZ_ADD, write: true, logic: false },
@@ -182,12 +182,22 @@ function mayKeepFlags(d: Insn): boolean {
   return d.k1 !== OpKind.Imm || (d.immLo & (d.s0 === 8 ? 63 : 31)) === 0;
 }
 
-/** Instructions that can neither fault nor exit (no memory access, no helper): their flags may be dead. */
-function quiet(d: Insn): boolean {
-  if (!inlineForm(d)) return false;
+/**
+ * Instructions that can neither fault nor exit (no memory access, no helper): their flags may be dead.
+ * `inline`: inlineForm(d), computed once per unit by the caller.
+ */
+function quiet(d: Insn, inline: boolean): boolean {
+  if (!inline) return false;
   const h = d.entry!.handler;
   if (h === "push" || h === "pop") return false;
   return !d.hasMem || h === "lea" || h === "nop";
+}
+
+/** inlineForm of every instruction of the plan (the liveness pass and the translator both ask). */
+export function inlineForms(plan: UnitPlan): Uint8Array {
+  const out = new Uint8Array(plan.insns.length);
+  for (let i = 0; i < out.length; i++) out[i] = inlineForm(plan.insns[i]!) ? 1 : 0;
+  return out;
 }
 
 /** The general-purpose registers a unit's code may touch (loaded at entry, written back at exits). */
@@ -215,18 +225,23 @@ export function touchedRegisters(plan: UnitPlan): number {
  * instructions from the start of checked block i to the next check or exit, so the unit never retires
  * more than its budget (it may stop early; the run loop then interprets up to the budget).
  */
-export function budgetChecks(plan: UnitPlan): { checked: Uint8Array; span: Int32Array } {
+export function budgetChecks(plan: UnitPlan, succ: Int32Array): { checked: Uint8Array; span: Int32Array } {
   const n = plan.blocks.length;
   const checked = new Uint8Array(n);
-  const succs = plan.blocks.map((b) => successors(plan, b));
-  plan.blocks.forEach((b, i) => {
-    if (b.entry) checked[i] = 1;
-    for (const s of succs[i]!) if (s >= 0 && s <= i) checked[s] = 1;
-  });
+  for (let i = 0; i < n; i++) {
+    if (plan.blocks[i]!.entry) checked[i] = 1;
+    for (let k = 2 * i; k < 2 * i + 2; k++) {
+      const s = succ[k]!;
+      if (s >= 0 && s <= i) checked[s] = 1;
+    }
+  }
   const span = new Int32Array(n);
   for (let i = n - 1; i >= 0; i--) {
     let longest = 0;
-    for (const s of succs[i]!) if (s > i && checked[s] === 0) longest = Math.max(longest, span[s]!);
+    for (let k = 2 * i; k < 2 * i + 2; k++) {
+      const s = succ[k]!;
+      if (s > i && checked[s] === 0) longest = Math.max(longest, span[s]!);
+    }
     span[i] = plan.blocks[i]!.insns.length + longest;
   }
   return { checked, span };
@@ -237,7 +252,12 @@ export function budgetChecks(plan: UnitPlan): { checked: Uint8Array; span: Int32
  * there, the run loop sees them all), as does any exit; other blocks, reached only from the unit's own
  * earlier blocks, start live in what they read before writing.
  */
-export function flagLiveness(plan: UnitPlan, checked: Uint8Array): Int32Array {
+export function flagLiveness(
+  plan: UnitPlan,
+  checked: Uint8Array,
+  succ: Int32Array,
+  inline: Uint8Array,
+): Int32Array {
   const ALL = FLAGS_STATUS;
   const n = plan.blocks.length;
   const after = new Int32Array(plan.insns.length);
@@ -247,13 +267,17 @@ export function flagLiveness(plan: UnitPlan, checked: Uint8Array): Int32Array {
   for (let i = n - 1; i >= 0; i--) {
     const b = plan.blocks[i]!;
     let live = 0;
-    for (const s of successors(plan, b)) live |= s < 0 || checked[s] === 1 || s <= i ? ALL : liveIn[s]!;
+    for (let k = 2 * i; k < 2 * i + 2; k++) {
+      const s = succ[k]!;
+      if (s === NO_SUCCESSOR) continue;
+      live |= s < 0 || checked[s] === 1 || s <= i ? ALL : liveIn[s]!;
+    }
     for (let k = b.insns.length - 1; k >= 0; k--) {
       const d = b.insns[k]!;
       after[b.first + k] = live;
       const e = d.entry!;
       const w = SHIFTS.has(e.handler) && mayKeepFlags(d) ? 0 : e.flagsWritten & ALL;
-      if (!quiet(d)) live = ALL;
+      if (!quiet(d, inline[b.first + k] === 1)) live = ALL;
       else live = (live & ~w) | (e.flagsRead & ALL);
     }
     liveIn[i] = checked[i] === 1 ? ALL : live;
@@ -261,27 +285,34 @@ export function flagLiveness(plan: UnitPlan, checked: Uint8Array): Int32Array {
   return after;
 }
 
-/** Successor block indexes of b; -1 stands for any exit from the unit. */
-export function successors(plan: UnitPlan, b: PlanBlock): number[] {
-  const out: number[] = [];
-  const to = (off: number): void => {
-    out.push(plan.byStart.get(off) ?? -1);
-  };
-  const last = b.insns[b.insns.length - 1]!;
-  switch (b.kind) {
-    case EndKind.Fall:
-      to(b.end);
-      break;
-    case EndKind.Jcc:
-      to(b.end + last.immLo);
-      to(b.end);
-      break;
-    case EndKind.Jmp:
-    case EndKind.Call:
-      to(b.end + last.immLo);
-      break;
-    default:
-      out.push(-1);
+/** In a successor table: the block has no second successor. */
+export const NO_SUCCESSOR = -2;
+
+/**
+ * Successor block indexes of every block, two slots per block (block i: 2i, 2i+1): a block index, -1 for
+ * any exit from the unit, or NO_SUCCESSOR. Computed once per unit for the passes that walk the graph.
+ */
+export function successorTable(plan: UnitPlan): Int32Array {
+  const n = plan.blocks.length;
+  const out = new Int32Array(2 * n).fill(NO_SUCCESSOR);
+  for (let i = 0; i < n; i++) {
+    const b = plan.blocks[i]!;
+    const last = b.insns[b.insns.length - 1]!;
+    switch (b.kind) {
+      case EndKind.Fall:
+        out[2 * i] = plan.byStart.get(b.end) ?? -1;
+        break;
+      case EndKind.Jcc:
+        out[2 * i] = plan.byStart.get(b.end + last.immLo) ?? -1;
+        out[2 * i + 1] = plan.byStart.get(b.end) ?? -1;
+        break;
+      case EndKind.Jmp:
+      case EndKind.Call:
+        out[2 * i] = plan.byStart.get(b.end + last.immLo) ?? -1;
+        break;
+      default:
+        out[2 * i] = -1;
+    }
   }
   return out;
 }

@@ -37,9 +37,9 @@ import {
   budgetChecks,
   flagLiveness,
   helperRegisters,
-  inlineForm,
+  inlineForms,
   sizeMask,
-  successors,
+  successorTable,
   touchedRegisters,
 } from "./forms.js";
 import { REG_HI, REG_LO, TLB_ENTRIES, X, XCH } from "./layout.js";
@@ -132,6 +132,8 @@ class UnitWriter {
   private readonly flagView: FlagState;
   private readonly touched: number;
   private readonly live: Int32Array;
+  /** Per instruction: 1 when it is emitted inline (forms.ts inlineForm). */
+  private readonly inline: Uint8Array;
   private readonly checked: Uint8Array;
   private readonly span: Int32Array;
   private readonly xb: number;
@@ -148,7 +150,7 @@ class UnitWriter {
   private pending: Pending | null = null;
   /** Predecessor edges of each block inside the unit, and the flag state known on the edge into it. */
   private readonly preds: Int32Array;
-  private readonly edgeState = new Map<number, Pending | null>();
+  private readonly edgeState: Array<Pending | null>;
   // The instruction being emitted: its index in the unit, its position in the block, its page offset.
   private idx = 0;
   private k = 0;
@@ -205,12 +207,15 @@ class UnitWriter {
       flags: this.fflags,
       cinZero: false,
     };
-    const budget = budgetChecks(plan);
+    const succ = successorTable(plan);
+    const budget = budgetChecks(plan, succ);
     this.checked = budget.checked;
     this.span = budget.span;
-    this.live = flagLiveness(plan, budget.checked);
+    this.inline = inlineForms(plan);
+    this.live = flagLiveness(plan, budget.checked, succ, this.inline);
     this.preds = new Int32Array(plan.blocks.length);
-    for (const b of plan.blocks) for (const j of successors(plan, b)) if (j >= 0) this.preds[j]!++;
+    this.edgeState = new Array<Pending | null>(plan.blocks.length).fill(null);
+    for (let k = 0; k < succ.length; k++) if (succ[k]! >= 0) this.preds[succ[k]!]!++;
     this.xb = env.slot + XCH;
   }
 
@@ -228,10 +233,7 @@ class UnitWriter {
     for (let i = nb - 1; i >= 0; i--) this.blockLabels[i] = e.block();
     e.get(this.cur);
     // Default (no such block): straight to the exit, with the status still Internal.
-    e.brTable(
-      Array.from({ length: nb }, (_, i) => i),
-      nb + 4,
-    );
+    e.brTableSeq(nb, nb + 4);
     for (let i = 0; i < nb; i++) {
       e.end();
       this.block(i);
@@ -578,13 +580,10 @@ class UnitWriter {
     this.addN(retired);
     this.spillFlags();
     // A block only this edge reaches starts with this edge's static flag knowledge (see block()).
-    if (j > this.blk)
-      this.edgeState.set(
-        j,
-        this.pending === null
-          ? null
-          : new Pending(this.pending.op, this.pending.size, this.pending.cinZero, this.pending.spilled),
-      );
+    if (j > this.blk) {
+      const p = this.pending;
+      this.edgeState[j] = p === null ? null : new Pending(p.op, p.size, p.cinZero, p.spilled);
+    }
     if (fallsIntoNext && j === this.blk + 1) return;
     const e = this.e;
     if (j > this.blk) {
@@ -604,7 +603,7 @@ class UnitWriter {
     const e = this.e;
     this.blk = i;
     // Flags arrive canonical, except in a block the run loop cannot enter and one earlier edge reaches.
-    const known = !b.entry && this.preds[i] === 1 ? (this.edgeState.get(i) ?? null) : null;
+    const known = !b.entry && this.preds[i] === 1 ? (this.edgeState[i] ?? null) : null;
     this.pending = known === null ? null : new Pending(known.op, known.size, known.cinZero, true);
     const len = b.insns.length;
     if (this.checked[i] === 1) {
@@ -822,7 +821,7 @@ class UnitWriter {
   // ------------------------------------------------------------------ instructions
 
   private insn(d: Insn): void {
-    if (!inlineForm(d)) {
+    if (this.inline[this.idx] === 0) {
       this.helperCall(d, false);
       return;
     }
@@ -1766,20 +1765,17 @@ class UnitWriter {
   /** Computes the effective address (offset) of d's memory operand into `ea`. */
   private computeEA(d: Insn): void {
     const e = this.e;
-    let first = true;
-    const add = (): void => {
-      if (first) first = false;
-      else e.op(Op.I64Add);
-    };
+    // Terms pushed so far: each after the first is added to the sum (no closure: this runs per access).
+    let terms = 0;
     if (d.ripRel) {
       e.get(this.ripBase);
       e.i64s(this.off + d.len);
       e.op(Op.I64Add);
-      add();
+      terms++;
     }
     if (d.base >= 0) {
       e.get(this.R[d.base]!);
-      add();
+      if (terms++ > 0) e.op(Op.I64Add);
     }
     if (d.index >= 0) {
       e.get(this.R[d.index]!);
@@ -1787,11 +1783,11 @@ class UnitWriter {
         e.i64s(d.scale);
         e.op(Op.I64Shl);
       }
-      add();
+      if (terms++ > 0) e.op(Op.I64Add);
     }
-    if (first || d.dispLo !== 0 || d.dispHi !== 0) {
+    if (terms === 0 || d.dispLo !== 0 || d.dispHi !== 0) {
       e.i64(d.dispLo, d.dispHi);
-      add();
+      if (terms++ > 0) e.op(Op.I64Add);
     }
     if (d.asize === 4) {
       e.i64(-1, 0);
