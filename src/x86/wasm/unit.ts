@@ -92,6 +92,20 @@ function takeBodyScratch(): Uint8Array {
   return b;
 }
 
+/**
+ * Snippets: byte sequences that depend only on the unit's locals and a small key, emitted once per unit
+ * and then copied (UnitWriter.replay): they contain no branch (label depths differ from place to place)
+ * and no scratch local (the pools' state differs). Loading and storing each register, the flag locals,
+ * and the fixed part of memory accesses (by region, segment and size).
+ */
+const SN_LOAD_REG = 0;
+const SN_STORE_REG = 16;
+const SN_LOAD_FLAGS = 32;
+const SN_STORE_FLAGS = 33;
+const SN_STORE_PROBE = 34;
+const SN_LOAD = 50;
+const SN_COUNT = SN_LOAD + 2 * 8 * 16;
+
 /** Generates the module of a planned unit. */
 export function emitUnit(plan: UnitPlan, env: UnitEnv): Uint8Array {
   return new UnitWriter(plan, env).module();
@@ -128,6 +142,8 @@ class UnitWriter {
   private readonly fsb: number;
   private readonly gsb: number;
   private readonly probeLocals: ProbeLocals;
+  /** Snippets by SN_* id (undefined until first emitted in this unit). */
+  private readonly snippets = new Array<Uint8Array | undefined>(SN_COUNT).fill(undefined);
   /** The FlagState handed to flags-emit.ts, updated from `pending` before each use (no object per use). */
   private readonly flagView: FlagState;
   private readonly touched: number;
@@ -366,7 +382,8 @@ class UnitWriter {
     const base = this.env.slot;
     for (let r = 0; r < 16; r++) {
       const l = this.R[r]!;
-      if (l < 0 || (set & (1 << r)) === 0) continue;
+      if (l < 0 || (set & (1 << r)) === 0 || this.replay(SN_LOAD_REG + r)) continue;
+      const from = e.len;
       e.i32(0);
       e.mem(Op.I64Load32U, 2, base + REG_LO + 4 * r);
       e.i32(0);
@@ -375,6 +392,7 @@ class UnitWriter {
       e.op(Op.I64Shl);
       e.op(Op.I64Or);
       e.set(l);
+      this.record(SN_LOAD_REG + r, from);
     }
   }
 
@@ -383,7 +401,8 @@ class UnitWriter {
     const base = this.env.slot;
     for (let r = 0; r < 16; r++) {
       const l = this.R[r]!;
-      if (l < 0 || (set & (1 << r)) === 0) continue;
+      if (l < 0 || (set & (1 << r)) === 0 || this.replay(SN_STORE_REG + r)) continue;
+      const from = e.len;
       e.i32(0);
       e.get(l);
       e.mem(Op.I64Store32, 2, base + REG_LO + 4 * r);
@@ -392,6 +411,7 @@ class UnitWriter {
       e.i64s(32);
       e.op(Op.I64ShrU);
       e.mem(Op.I64Store32, 2, base + REG_HI + 4 * r);
+      this.record(SN_STORE_REG + r, from);
     }
   }
 
@@ -408,22 +428,45 @@ class UnitWriter {
   }
 
   private loadFlags(): void {
+    this.pending = null;
+    if (this.replay(SN_LOAD_FLAGS)) return;
     const e = this.e;
+    const from = e.len;
     for (const [l, s, wide] of this.flagSlots()) {
       e.i32(0);
       e.mem(wide ? Op.I64Load : Op.I32Load, wide ? 3 : 2, this.xAddr(s));
       e.set(l);
     }
-    this.pending = null;
+    this.record(SN_LOAD_FLAGS, from);
   }
 
   private storeFlags(): void {
+    if (this.replay(SN_STORE_FLAGS)) return;
     const e = this.e;
+    const from = e.len;
     for (const [l, s, wide] of this.flagSlots()) {
       e.i32(0);
       e.get(l);
       e.mem(wide ? Op.I64Store : Op.I32Store, wide ? 3 : 2, this.xAddr(s));
     }
+    this.record(SN_STORE_FLAGS, from);
+  }
+
+  /**
+   * Copies snippet `id` (see SN_*) if this unit has emitted it before; `opens`: labels it leaves open
+   * (the copy does not go through block/if_, so the depth is advanced here).
+   */
+  private replay(id: number, opens = 0): boolean {
+    const s = this.snippets[id];
+    if (s === undefined) return false;
+    this.e.bytes(s);
+    this.e.depth += opens;
+    return true;
+  }
+
+  /** Keeps the bytes emitted since `from` as snippet `id`. */
+  private record(id: number, from: number): void {
+    this.snippets[id] = this.e.buf.slice(from, this.e.len);
   }
 
   /**
@@ -1806,14 +1849,21 @@ class UnitWriter {
     const e = this.e;
     const region = rmw ? 1 : 0;
     this.faultPoint();
-    emitProbe(e, this.probeLocals, region, size);
-    e.if_(T.I64);
-    emitHost(e, this.probeLocals, region);
-    e.mem(LOAD_OPS[size]!, 0, 0);
-    e.else_();
-    e.get(this.la);
-    e.i32(seg | (size << 4));
-    e.call(rmw ? this.fnLdw : this.fnLd);
+    // Up to the slow path's call, the code depends only on the access's kind: a snippet that leaves the
+    // probe's `if` open.
+    const id = seg >= 0 && seg < 8 && size >= 0 && size < 16 ? SN_LOAD + (region * 8 + seg) * 16 + size : -1;
+    if (id < 0 || !this.replay(id, 1)) {
+      const from = e.len;
+      emitProbe(e, this.probeLocals, region, size);
+      e.if_(T.I64);
+      emitHost(e, this.probeLocals, region);
+      e.mem(LOAD_OPS[size]!, 0, 0);
+      e.else_();
+      e.get(this.la);
+      e.i32(seg | (size << 4));
+      e.call(rmw ? this.fnLdw : this.fnLd);
+      if (id >= 0) this.record(id, from);
+    }
     this.slowStatus();
     e.end();
     this.loads = true;
@@ -1843,9 +1893,15 @@ class UnitWriter {
     this.faultPoint();
     const v = e.tmp64();
     e.set(v);
-    emitProbe(e, this.probeLocals, 1, size);
-    e.if_();
-    emitHost(e, this.probeLocals, 1);
+    // The probe and the RAM address depend only on the size: a snippet that leaves the probe's `if` open.
+    const id = size >= 0 && size < 16 ? SN_STORE_PROBE + size : -1;
+    if (id < 0 || !this.replay(id, 1)) {
+      const from = e.len;
+      emitProbe(e, this.probeLocals, 1, size);
+      e.if_();
+      emitHost(e, this.probeLocals, 1);
+      if (id >= 0) this.record(id, from);
+    }
     e.get(v);
     e.mem(STORE_OPS[size]!, 0, 0);
     e.else_();
