@@ -34,6 +34,24 @@ export const ALU: Record<string, { op: number; write: boolean; logic: boolean }>
   test: { op: LZ_RESULT, write: false, logic: true },
 };
 
+/**
+ * Handler names as the engine's internalized strings. The opcode table's names are cut out of its row text
+ * (not internalized), so every `===` against a literal and every `switch` case was a full string compare
+ * (a builtin call each: the translator's single largest cost in its per-unit passes); internalized, they
+ * are pointer compares. Property keys are internalized, which is how one is obtained.
+ */
+const internedHandlers = new Map<string, string>();
+
+export function handlerName(d: Insn): string {
+  const h = d.entry!.handler;
+  let s = internedHandlers.get(h);
+  if (s === undefined) {
+    s = Object.keys({ [h]: 0 })[0]!;
+    internedHandlers.set(h, s);
+  }
+  return s;
+}
+
 export function sizeMask(size: number): [number, number] {
   return size === 8 ? [-1, -1] : size === 4 ? [-1, 0] : size === 2 ? [0xffff, 0] : [0xff, 0];
 }
@@ -49,7 +67,7 @@ export function inlineForm(d: Insn): boolean {
   // LOCK: only memory destinations decode with it; one processor runs one instruction at a time, so the
   // locked forms are the plain ones (as for the interpreter's handlers).
   if (d.prefixes & PFX_LOCK && d.k0 !== OpKind.Mem) return false;
-  const h = e.handler;
+  const h = handlerName(d);
   const k0 = d.k0;
   const k1 = d.k1;
   switch (h) {
@@ -160,7 +178,7 @@ OPERAND_REGS_ONLY.delete("xlat");
 
 /** The registers a helper call for d must write back before and reload after (a bit mask). */
 export function helperRegisters(d: Insn, touched: number): number {
-  if (!OPERAND_REGS_ONLY.has(d.entry!.handler)) return touched;
+  if (!OPERAND_REGS_ONLY.has(handlerName(d))) return touched;
   let m = 0b111;
   const reg = (k: number, r: number): void => {
     if (k === OpKind.Reg || k === OpKind.RegHigh) m |= 1 << r;
@@ -175,7 +193,10 @@ export function helperRegisters(d: Insn, touched: number): number {
   return m & touched;
 }
 
-export const SHIFTS = new Set(["shl", "shr", "sar", "rol", "ror"]);
+/** h: from handlerName (so these are pointer compares). */
+function isShift(h: string): boolean {
+  return h === "shl" || h === "shr" || h === "sar" || h === "rol" || h === "ror";
+}
 
 /** Whether a shift or rotate may leave the flags unchanged (a count that can be 0 after masking). */
 function mayKeepFlags(d: Insn): boolean {
@@ -188,7 +209,7 @@ function mayKeepFlags(d: Insn): boolean {
  */
 function quiet(d: Insn, inline: boolean): boolean {
   if (!inline) return false;
-  const h = d.entry!.handler;
+  const h = handlerName(d);
   if (h === "push" || h === "pop") return false;
   return !d.hasMem || h === "lea" || h === "nop";
 }
@@ -276,7 +297,7 @@ export function flagLiveness(
       const d = b.insns[k]!;
       after[b.first + k] = live;
       const e = d.entry!;
-      const w = SHIFTS.has(e.handler) && mayKeepFlags(d) ? 0 : e.flagsWritten & ALL;
+      const w = mayKeepFlags(d) && isShift(handlerName(d)) ? 0 : e.flagsWritten & ALL;
       if (!quiet(d, inline[b.first + k] === 1)) live = ALL;
       else live = (live & ~w) | (e.flagsRead & ALL);
     }

@@ -36,6 +36,7 @@ import {
   ALU,
   budgetChecks,
   flagLiveness,
+  handlerName,
   helperRegisters,
   inlineForms,
   sizeMask,
@@ -869,7 +870,7 @@ class UnitWriter {
       return;
     }
     const e = this.e;
-    const h = d.entry!.handler;
+    const h = handlerName(d);
     if (d.hasMem && h !== "nop") this.computeEA(d);
     let stores = false;
     switch (h) {
@@ -1086,7 +1087,7 @@ class UnitWriter {
     }
     e.get(va);
     e.get(vb);
-    const h = d.entry!.handler;
+    const h = handlerName(d);
     if (h === "add" || h === "adc" || h === "sub" || h === "sbb" || h === "cmp") {
       const add = h === "add" || h === "adc";
       e.op(add ? Op.I64Add : Op.I64Sub);
