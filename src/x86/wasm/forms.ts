@@ -13,7 +13,7 @@ import { dataHandlers } from "../data.js";
 import type { Insn } from "../insn.js";
 import { OpKind, PFX_LOCK } from "../insn.js";
 import { muldivHandlers } from "../muldiv.js";
-import { FLAGS_STATUS } from "../opcode-table.js";
+import { FLAGS_STATUS, type OpcodeEntry } from "../opcode-table.js";
 import { shiftHandlers } from "../shift.js";
 import { sseExtHandlers } from "../sse-ext.js";
 import { sseFloatHandlers } from "../sse-float.js";
@@ -38,18 +38,23 @@ export const ALU: Record<string, { op: number; write: boolean; logic: boolean }>
  * Handler names as the engine's internalized strings. The opcode table's names are cut out of its row text
  * (not internalized), so every `===` against a literal and every `switch` case was a full string compare
  * (a builtin call each: the translator's single largest cost in its per-unit passes); internalized, they
- * are pointer compares. Property keys are internalized, which is how one is obtained.
+ * are pointer compares. Property keys are internalized, which is how one is obtained. Cached in a slot per
+ * `Insn.op` (a map keyed by the name cost a string hash per question), valid for the entry it was made for
+ * (the table grows as instruction sets are added: nothing is computed for it ahead).
  */
-const internedHandlers = new Map<string, string>();
+const OP_SLOTS = 4096;
+const namedEntry = new Array<OpcodeEntry | null>(OP_SLOTS).fill(null);
+const entryName = new Array<string>(OP_SLOTS).fill("");
 
 export function handlerName(d: Insn): string {
-  const h = d.entry!.handler;
-  let s = internedHandlers.get(h);
-  if (s === undefined) {
-    s = Object.keys({ [h]: 0 })[0]!;
-    internedHandlers.set(h, s);
+  const e = d.entry!;
+  const op = d.op;
+  if (op < 0 || op >= OP_SLOTS) return e.handler;
+  if (namedEntry[op] !== e) {
+    namedEntry[op] = e;
+    entryName[op] = Object.keys({ [e.handler]: 0 })[0]!;
   }
-  return s;
+  return entryName[op]!;
 }
 
 export function sizeMask(size: number): [number, number] {

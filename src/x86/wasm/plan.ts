@@ -6,6 +6,7 @@
 // Spec: Intel SDM Vol. 2 Jcc, JMP, CALL, RET (relative targets: next RIP + displacement).
 
 import type { Insn } from "../insn.js";
+import type { OpcodeEntry } from "../opcode-table.js";
 import { aluHandlers } from "../alu.js";
 import { bitHandlers } from "../bits.js";
 import { dataHandlers } from "../data.js";
@@ -61,48 +62,58 @@ const RESTARTABLE = new Set<string>(["movs", "stos", "lods", "cmps", "scas"]);
 
 /** Whether a unit may go on after d (false: d must end its block, and the unit leaves after it). */
 export function isStraight(d: Insn): boolean {
-  const e = d.entry;
-  return e !== null && (handlerClass(e.handler) & STRAIGHT_BIT) !== 0;
+  return d.entry !== null && (classOf(d) & STRAIGHT_BIT) !== 0;
 }
 
 const STRAIGHT_BIT = 0x10;
 
 /**
- * Per handler name, decided once (planning asks for every instruction of every unit, and a string switch
- * plus two set lookups per question showed in the profile): STRAIGHT_BIT when the unit may go on after
- * it, and in the low bits the EndKind of its 64-bit operand size form (Jcc..CallInd), else 0.
+ * Per handler name (STRAIGHT_BIT when the unit may go on after it, and in the low bits the EndKind of its
+ * 64-bit operand size form, Jcc..CallInd, else 0), decided once per opcode table row: planning asks for
+ * every instruction of every unit, and a string switch plus two set lookups per question showed in the
+ * profile (as did a map keyed by the name: a string hash each time).
  */
-const handlerClasses = new Map<string, number>();
-
 function handlerClass(h: string): number {
-  let c = handlerClasses.get(h);
-  if (c === undefined) {
-    c = STRAIGHT.has(h) || RESTARTABLE.has(h) ? STRAIGHT_BIT : 0;
-    switch (h) {
-      case "jcc":
-        c |= EndKind.Jcc;
-        break;
-      case "jmp":
-        c |= EndKind.Jmp;
-        break;
-      case "call":
-        c |= EndKind.Call;
-        break;
-      case "ret":
-        c |= EndKind.Ret;
-        break;
-      case "jmpAbs":
-        c |= EndKind.JmpInd;
-        break;
-      case "callAbs":
-        c |= EndKind.CallInd;
-        break;
-      default:
-        break;
-    }
-    handlerClasses.set(h, c);
+  let c = STRAIGHT.has(h) || RESTARTABLE.has(h) ? STRAIGHT_BIT : 0;
+  switch (h) {
+    case "jcc":
+      c |= EndKind.Jcc;
+      break;
+    case "jmp":
+      c |= EndKind.Jmp;
+      break;
+    case "call":
+      c |= EndKind.Call;
+      break;
+    case "ret":
+      c |= EndKind.Ret;
+      break;
+    case "jmpAbs":
+      c |= EndKind.JmpInd;
+      break;
+    case "callAbs":
+      c |= EndKind.CallInd;
+      break;
+    default:
+      break;
   }
   return c;
+}
+
+/** handlerClass by `Insn.op` slot, valid for the entry it was computed for (as forms.ts handlerName). */
+const OP_SLOTS = 4096;
+const classedEntry = new Array<OpcodeEntry | null>(OP_SLOTS).fill(null);
+const entryClass = new Uint8Array(OP_SLOTS);
+
+function classOf(d: Insn): number {
+  const e = d.entry!;
+  const op = d.op;
+  if (op < 0 || op >= OP_SLOTS) return handlerClass(e.handler);
+  if (classedEntry[op] !== e) {
+    classedEntry[op] = e;
+    entryClass[op] = handlerClass(e.handler);
+  }
+  return entryClass[op]!;
 }
 
 /** How a block's last instruction leaves it. */
@@ -156,7 +167,7 @@ export interface UnitPlan {
 
 /** The way instruction d ends a block, or -1 when it is straight (the block may continue after it). */
 export function endKind(d: Insn): number {
-  const c = handlerClass(d.entry!.handler);
+  const c = classOf(d);
   if (d.osize === 8 && (c & 7) !== 0) return c & 7;
   return (c & STRAIGHT_BIT) !== 0 ? -1 : EndKind.Terminal;
 }
