@@ -210,6 +210,13 @@ export class Bytes {
     this.len += src.length;
   }
 
+  /** Appends a copy of the n bytes written at `from` (an earlier part of this buffer). */
+  repeat(from: number, n: number): void {
+    if (this.len + n > this.buf.length) this.grow(n);
+    this.buf.copyWithin(this.len, from, from + n);
+    this.len += n;
+  }
+
   /** A name: its UTF-8 length then bytes (ASCII only here: import and export names are ours). */
   name(s: string): void {
     this.u32(s.length);

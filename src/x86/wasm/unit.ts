@@ -143,8 +143,12 @@ class UnitWriter {
   private readonly fsb: number;
   private readonly gsb: number;
   private readonly probeLocals: ProbeLocals;
-  /** Snippets by SN_* id (undefined until first emitted in this unit). */
-  private readonly snippets = new Array<Uint8Array | undefined>(SN_COUNT).fill(undefined);
+  /**
+   * Snippets by SN_* id: where in this unit's body each was first emitted and its length (-1 until then).
+   * The body only grows (a grown buffer keeps offsets), so the first copy is the source of the others.
+   */
+  private readonly snipAt = new Int32Array(SN_COUNT).fill(-1);
+  private readonly snipLen = new Int32Array(SN_COUNT);
   /** The FlagState handed to flags-emit.ts, updated from `pending` before each use (no object per use). */
   private readonly flagView: FlagState;
   private readonly touched: number;
@@ -458,16 +462,17 @@ class UnitWriter {
    * (the copy does not go through block/if_, so the depth is advanced here).
    */
   private replay(id: number, opens = 0): boolean {
-    const s = this.snippets[id];
-    if (s === undefined) return false;
-    this.e.bytes(s);
+    const at = this.snipAt[id]!;
+    if (at < 0) return false;
+    this.e.repeat(at, this.snipLen[id]!);
     this.e.depth += opens;
     return true;
   }
 
-  /** Keeps the bytes emitted since `from` as snippet `id`. */
+  /** Makes the bytes emitted since `from` snippet `id`. */
   private record(id: number, from: number): void {
-    this.snippets[id] = this.e.buf.slice(from, this.e.len);
+    this.snipAt[id] = from;
+    this.snipLen[id] = this.e.len - from;
   }
 
   /**
