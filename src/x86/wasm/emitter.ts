@@ -4,49 +4,54 @@
 // Must not: know about x86; the translator (unit.ts) and the runtime module (runtime.ts) use it.
 // Spec: WebAssembly Core Specification 2.0, 2.4.8 (control instructions: labels are relative depths).
 
-import { FuncCode, Op, T } from "./encoder.js";
+import { FuncCode, T } from "./encoder.js";
 
-export class Emitter {
+/**
+ * A function body written with labels by depth. It is the body itself (not a wrapper around one), so each
+ * instruction the translator emits is one call: the translator runs in V8's unoptimised tiers for its first
+ * units, where a layer of forwarding calls costs as much as the encoding.
+ */
+export class Emitter extends FuncCode {
   /** Labels open now (block, loop, if); a label's id is the depth right after it was opened. */
   depth = 0;
   private readonly free64: number[] = [];
   private readonly free32: number[] = [];
 
-  constructor(readonly c: FuncCode) {}
+  /** `buf`: scratch space to write the body into (see FuncCode). */
+  constructor(paramCount: number, buf?: Uint8Array) {
+    super(paramCount, buf);
+  }
 
-  block(bt: T = T.Void): number {
-    this.c.block(bt);
+  override block(bt: T = T.Void): number {
+    super.block(bt);
     return ++this.depth;
   }
-  loop(bt: T = T.Void): number {
-    this.c.loop(bt);
+  override loop(bt: T = T.Void): number {
+    super.loop(bt);
     return ++this.depth;
   }
-  if_(bt: T = T.Void): number {
-    this.c.if_(bt);
+  override if_(bt: T = T.Void): number {
+    super.if_(bt);
     return ++this.depth;
   }
-  else_(): void {
-    this.c.else_();
-  }
-  end(): void {
-    this.c.end();
+  override end(): void {
+    super.end();
     this.depth--;
   }
-  /** Branches to the label opened as `label` (its id from block/loop/if_). */
-  br(label: number): void {
-    this.c.br(this.depth - label);
+  /** Branches to the label opened as `label` (its id from block/loop/if_), not to a relative depth. */
+  override br(label: number): void {
+    super.br(this.depth - label);
   }
-  brIf(label: number): void {
-    this.c.brIf(this.depth - label);
+  override brIf(label: number): void {
+    super.brIf(this.depth - label);
   }
 
   /** A scratch i64 local; give it back with `free` when the sequence using it is emitted. */
   tmp64(): number {
-    return this.free64.pop() ?? this.c.locals(1, T.I64);
+    return this.free64.pop() ?? this.locals(1, T.I64);
   }
   tmp32(): number {
-    return this.free32.pop() ?? this.c.locals(1, T.I32);
+    return this.free32.pop() ?? this.locals(1, T.I32);
   }
   free64l(l: number): void {
     this.free64.push(l);
@@ -55,30 +60,8 @@ export class Emitter {
     this.free32.push(l);
   }
 
-  // Short forms of the instructions the translator emits most.
-  op(o: Op): void {
-    this.c.op(o);
-  }
-  get(l: number): void {
-    this.c.get(l);
-  }
-  set(l: number): void {
-    this.c.set(l);
-  }
-  tee(l: number): void {
-    this.c.tee(l);
-  }
-  i32(v: number): void {
-    this.c.i32(v);
-  }
-  i64(lo: number, hi: number): void {
-    this.c.i64(lo, hi);
-  }
-  call(fn: number): void {
-    this.c.call(fn);
-  }
   /** Pushes an i64 constant given as a small signed integer. */
   i64s(v: number): void {
-    this.c.i64(v | 0, v < 0 ? -1 : 0);
+    this.i64(v | 0, v < 0 ? -1 : 0);
   }
 }

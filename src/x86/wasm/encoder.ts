@@ -2,8 +2,9 @@
 // block types, opcodes (the MVP plus sign extension, saturating truncation and bulk memory), a function-body
 // writer with one method per instruction shape, and a module builder (types, imports of functions and of a
 // shared memory, functions, exports) that produces the bytes `WebAssembly.Module` accepts.
-// Must not: know about x86 (the translator decides what to emit), keep state between modules, or allocate per
-// emitted instruction (one growable byte buffer per body).
+// Must not: know about x86 (the translator decides what to emit), keep state between modules (a caller may
+// lend a body its buffer, and module assembly reuses one scratch buffer: both only as scratch space), or
+// allocate per emitted instruction.
 // Spec: WebAssembly Core Specification 2.0, 5.2 (values: LEB128), 5.3 (types), 5.4 (instructions),
 // 5.5 (modules: sections 1-3, 7, 10); threads proposal (shared memory limits flag 0x03).
 
@@ -167,11 +168,12 @@ export class Bytes {
   buf: Uint8Array;
   len = 0;
 
-  constructor(capacity = 256) {
-    this.buf = new Uint8Array(capacity);
+  /** A new buffer of `capacity` bytes, or the given one reused from its start (its contents are scratch). */
+  constructor(capacity: number | Uint8Array = 256) {
+    this.buf = typeof capacity === "number" ? new Uint8Array(capacity) : capacity;
   }
 
-  private grow(need: number): void {
+  protected grow(need: number): void {
     let cap = this.buf.length * 2;
     while (cap < this.len + need) cap *= 2;
     const b = new Uint8Array(cap);
@@ -187,56 +189,32 @@ export class Bytes {
   /** Unsigned LEB128 of a value in 0..2^32-1. */
   u32(v: number): void {
     if (this.len + 5 > this.buf.length) this.grow(5);
-    v >>>= 0;
-    for (;;) {
-      const b = v & 0x7f;
-      v >>>= 7;
-      if (v === 0) {
-        this.buf[this.len++] = b;
-        return;
-      }
-      this.buf[this.len++] = b | 0x80;
-    }
+    this.len = putU32(this.buf, this.len, v);
   }
 
   /** Signed LEB128 of an int32. */
   s32(v: number): void {
     if (this.len + 5 > this.buf.length) this.grow(5);
-    v |= 0;
-    for (;;) {
-      const b = v & 0x7f;
-      v >>= 7;
-      if ((v === 0 && (b & 0x40) === 0) || (v === -1 && (b & 0x40) !== 0)) {
-        this.buf[this.len++] = b;
-        return;
-      }
-      this.buf[this.len++] = b | 0x80;
-    }
+    this.len = putS32(this.buf, this.len, v);
   }
 
   /** Signed LEB128 of the 64-bit value (hi:lo), both int32 halves (decision 0001: no BigInt). */
   s64(lo: number, hi: number): void {
     if (this.len + 10 > this.buf.length) this.grow(10);
-    lo |= 0;
-    hi |= 0;
-    for (;;) {
-      const b = lo & 0x7f;
-      // Arithmetic shift of the 64-bit pair right by 7.
-      lo = (lo >>> 7) | (hi << 25);
-      hi >>= 7;
-      const signClear = (b & 0x40) === 0;
-      if ((lo === 0 && hi === 0 && signClear) || (lo === -1 && hi === -1 && !signClear)) {
-        this.buf[this.len++] = b;
-        return;
-      }
-      this.buf[this.len++] = b | 0x80;
-    }
+    this.len = putS64(this.buf, this.len, lo, hi);
   }
 
   bytes(src: Uint8Array): void {
     if (this.len + src.length > this.buf.length) this.grow(src.length);
     this.buf.set(src, this.len);
     this.len += src.length;
+  }
+
+  /** Appends a copy of the n bytes written at `from` (an earlier part of this buffer). */
+  repeat(from: number, n: number): void {
+    if (this.len + n > this.buf.length) this.grow(n);
+    this.buf.copyWithin(this.len, from, from + n);
+    this.len += n;
   }
 
   /** A name: its UTF-8 length then bytes (ASCII only here: import and export names are ours). */
@@ -260,23 +238,99 @@ export class Bytes {
   }
 }
 
-/** One function body: locals declared up front, then instructions, ending with `end`. */
+// The encoders write at b[at..] (the caller has made room) and return the end: no allocation, no bounds
+// checks per byte, and small values (most local indices, depths and constants) take one branch.
+
+function putU32(b: Uint8Array, at: number, v: number): number {
+  v >>>= 0;
+  while (v >= 0x80) {
+    b[at++] = (v & 0x7f) | 0x80;
+    v >>>= 7;
+  }
+  b[at++] = v;
+  return at;
+}
+
+function putS32(b: Uint8Array, at: number, v: number): number {
+  v |= 0;
+  if (v >= -64 && v < 64) {
+    b[at++] = v & 0x7f;
+    return at;
+  }
+  for (;;) {
+    const x = v & 0x7f;
+    v >>= 7;
+    if ((v === 0 && (x & 0x40) === 0) || (v === -1 && (x & 0x40) !== 0)) {
+      b[at++] = x;
+      return at;
+    }
+    b[at++] = x | 0x80;
+  }
+}
+
+function putS64(b: Uint8Array, at: number, lo: number, hi: number): number {
+  lo |= 0;
+  hi |= 0;
+  if (hi === lo >> 31 && lo >= -64 && lo < 64) {
+    b[at++] = lo & 0x7f;
+    return at;
+  }
+  for (;;) {
+    const x = lo & 0x7f;
+    // Arithmetic shift of the 64-bit pair right by 7.
+    lo = (lo >>> 7) | (hi << 25);
+    hi >>= 7;
+    const signClear = (x & 0x40) === 0;
+    if ((lo === 0 && hi === 0 && signClear) || (lo === -1 && hi === -1 && !signClear)) {
+      b[at++] = x;
+      return at;
+    }
+    b[at++] = x | 0x80;
+  }
+}
+
+/** Bytes of the unsigned LEB128 of v (0..2^32-1). */
+function sizeU32(v: number): number {
+  v >>>= 0;
+  let n = 1;
+  while (v >= 0x80) {
+    v >>>= 7;
+    n++;
+  }
+  return n;
+}
+
+const f64Scratch = new DataView(new ArrayBuffer(8));
+
+/**
+ * One function body: locals declared up front, then instructions, ending with `end`. Each instruction is
+ * written by one method with one capacity check (the translator calls these tens of thousands of times per
+ * unit, first in V8's unoptimised tiers, where every call and allocation shows).
+ */
 export class FuncCode extends Bytes {
   /** Local declarations after the parameters, as (count, type) runs. */
-  private readonly localRuns: Array<[number, T]> = [];
+  private readonly runCounts: number[] = [];
+  private readonly runTypes: T[] = [];
   private nextLocal: number;
 
-  constructor(readonly paramCount: number) {
-    super(1024);
+  /** `buf`: a buffer to write the instructions into (scratch lent by the caller; grown as needed). */
+  constructor(
+    readonly paramCount: number,
+    buf?: Uint8Array,
+  ) {
+    super(buf ?? 1024);
     this.nextLocal = paramCount;
   }
 
   /** Declares `count` locals of type t; returns the index of the first. */
   locals(count: number, t: T): number {
     const first = this.nextLocal;
-    const last = this.localRuns[this.localRuns.length - 1];
-    if (last !== undefined && last[1] === t) last[0] += count;
-    else this.localRuns.push([count, t]);
+    const n = this.runTypes.length;
+    if (n > 0 && this.runTypes[n - 1] === t) this.runCounts[n - 1]! += count;
+    else {
+      this.runCounts.push(count);
+      this.runTypes.push(t);
+    }
     this.nextLocal += count;
     return first;
   }
@@ -286,69 +340,66 @@ export class FuncCode extends Bytes {
   }
 
   op(o: Op): void {
-    this.u8(o);
+    if (this.len >= this.buf.length) this.grow(1);
+    this.buf[this.len++] = o;
   }
   prefixed(sub: OpFC): void {
-    this.u8(0xfc);
-    this.u32(sub);
+    this.opU32(0xfc, sub);
   }
   i32(v: number): void {
-    this.u8(Op.I32Const);
-    this.s32(v);
+    if (this.len + 6 > this.buf.length) this.grow(6);
+    const b = this.buf;
+    b[this.len] = Op.I32Const;
+    this.len = putS32(b, this.len + 1, v);
   }
   i64(lo: number, hi: number): void {
-    this.u8(Op.I64Const);
-    this.s64(lo, hi);
+    if (this.len + 11 > this.buf.length) this.grow(11);
+    const b = this.buf;
+    b[this.len] = Op.I64Const;
+    this.len = putS64(b, this.len + 1, lo, hi);
   }
   f64(v: number): void {
-    this.u8(Op.F64Const);
-    const b = new DataView(new ArrayBuffer(8));
-    b.setFloat64(0, v, true);
-    for (let i = 0; i < 8; i++) this.u8(b.getUint8(i));
+    if (this.len + 9 > this.buf.length) this.grow(9);
+    this.buf[this.len++] = Op.F64Const;
+    f64Scratch.setFloat64(0, v, true);
+    for (let i = 0; i < 8; i++) this.buf[this.len++] = f64Scratch.getUint8(i);
   }
   get(l: number): void {
-    this.u8(Op.LocalGet);
-    this.u32(l);
+    this.opU32(Op.LocalGet, l);
   }
   set(l: number): void {
-    this.u8(Op.LocalSet);
-    this.u32(l);
+    this.opU32(Op.LocalSet, l);
   }
   tee(l: number): void {
-    this.u8(Op.LocalTee);
-    this.u32(l);
+    this.opU32(Op.LocalTee, l);
   }
   /** A load or store with its alignment (log2 bytes) and constant offset (memarg, Core Spec 5.4.6). */
   mem(o: Op, alignLog2: number, offset: number): void {
-    this.u8(o);
-    this.u32(alignLog2);
-    this.u32(offset);
+    if (this.len + 11 > this.buf.length) this.grow(11);
+    const b = this.buf;
+    b[this.len] = o;
+    this.len = putU32(b, putU32(b, this.len + 1, alignLog2), offset);
   }
   block(bt: T = T.Void): void {
-    this.u8(Op.Block);
-    this.u8(bt);
+    this.op2(Op.Block, bt);
   }
   loop(bt: T = T.Void): void {
-    this.u8(Op.Loop);
-    this.u8(bt);
+    this.op2(Op.Loop, bt);
   }
   if_(bt: T = T.Void): void {
-    this.u8(Op.If);
-    this.u8(bt);
+    this.op2(Op.If, bt);
   }
   else_(): void {
-    this.u8(Op.Else);
+    this.op(Op.Else);
   }
   end(): void {
-    this.u8(Op.End);
+    this.op(Op.End);
   }
   br(depth: number): void {
-    this.u8(Op.Br);
-    this.u32(depth);
+    this.opU32(Op.Br, depth);
   }
   brIf(depth: number): void {
-    this.u8(Op.BrIf);
-    this.u32(depth);
+    this.opU32(Op.BrIf, depth);
   }
   brTable(depths: readonly number[], dflt: number): void {
     this.u8(Op.BrTable);
@@ -356,27 +407,61 @@ export class FuncCode extends Bytes {
     for (const d of depths) this.u32(d);
     this.u32(dflt);
   }
+  /** br_table with the targets 0, 1, .., n-1 (a dispatch to n nested blocks), then the default. */
+  brTableSeq(n: number, dflt: number): void {
+    this.u8(Op.BrTable);
+    this.u32(n);
+    for (let d = 0; d < n; d++) this.u32(d);
+    this.u32(dflt);
+  }
   call(fn: number): void {
-    this.u8(Op.Call);
-    this.u32(fn);
+    this.opU32(Op.Call, fn);
   }
   /** call_indirect through table 0 with the given function type index. */
   callIndirect(typeIdx: number): void {
-    this.u8(Op.CallIndirect);
-    this.u32(typeIdx);
+    this.opU32(Op.CallIndirect, typeIdx);
     this.u8(0);
+  }
+
+  private opU32(o: number, v: number): void {
+    if (this.len + 6 > this.buf.length) this.grow(6);
+    const b = this.buf;
+    b[this.len] = o;
+    this.len = putU32(b, this.len + 1, v);
+  }
+
+  private op2(o: number, x: number): void {
+    if (this.len + 2 > this.buf.length) this.grow(2);
+    const b = this.buf;
+    b[this.len] = o;
+    b[this.len + 1] = x;
+    this.len += 2;
+  }
+
+  /** Size of the encoded body: local declarations, instructions and the final `end`. */
+  encodedSize(): number {
+    const runs = this.runTypes.length;
+    let n = sizeU32(runs) + this.len + 1;
+    for (let i = 0; i < runs; i++) n += sizeU32(this.runCounts[i]!) + 1;
+    return n;
+  }
+
+  /** Writes the encoded body (encodedSize() bytes) to out. */
+  writeTo(out: Bytes): void {
+    const runs = this.runTypes.length;
+    out.u32(runs);
+    for (let i = 0; i < runs; i++) {
+      out.u32(this.runCounts[i]!);
+      out.u8(this.runTypes[i]!);
+    }
+    out.bytes(this.buf.subarray(0, this.len));
+    out.u8(Op.End);
   }
 
   /** The encoded body: local declarations, instructions, and the final `end`. */
   finish(): Bytes {
-    const out = new Bytes(this.len + 16 + 4 * this.localRuns.length);
-    out.u32(this.localRuns.length);
-    for (const [n, t] of this.localRuns) {
-      out.u32(n);
-      out.u8(t);
-    }
-    out.bytes(this.buf.subarray(0, this.len));
-    out.u8(Op.End);
+    const out = new Bytes(this.encodedSize());
+    this.writeTo(out);
     return out;
   }
 }
@@ -387,22 +472,32 @@ interface FuncImport {
   type: number;
 }
 
+function sameTypes(a: readonly T[], b: readonly T[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Scratch space for assembling modules (one at a time: assembly is synchronous). */
+let moduleScratch: Uint8Array = new Uint8Array(1 << 16);
+
 /** Assembles one module: function types, imports (functions, then one memory), functions and exports. */
 export class ModuleBuilder {
-  private readonly types: Array<{ params: readonly T[]; results: readonly T[]; key: string }> = [];
+  private readonly types: Array<{ params: readonly T[]; results: readonly T[] }> = [];
   private readonly funcImports: FuncImport[] = [];
   private memoryImport: { module: string; name: string; min: number; max: number; shared: boolean } | null =
     null;
   private tableImport: { module: string; name: string; min: number; max: number } | null = null;
-  private readonly funcs: Array<{ type: number; body: Bytes }> = [];
+  private readonly funcs: Array<{ type: number; body: FuncCode }> = [];
   private readonly exports: Array<{ name: string; func: number }> = [];
 
   /** The index of the function type (params) -> (results), added once. */
   type(params: readonly T[], results: readonly T[]): number {
-    const key = `${params.join(",")}>${results.join(",")}`;
-    const i = this.types.findIndex((t) => t.key === key);
-    if (i >= 0) return i;
-    this.types.push({ params, results, key });
+    for (let i = 0; i < this.types.length; i++) {
+      const t = this.types[i]!;
+      if (sameTypes(t.params, params) && sameTypes(t.results, results)) return i;
+    }
+    this.types.push({ params, results });
     return this.types.length - 1;
   }
 
@@ -423,9 +518,12 @@ export class ModuleBuilder {
     this.tableImport = { module, name, min, max };
   }
 
-  /** Adds a function defined here; returns its function index (imports count first). */
+  /**
+   * Adds a function defined here; returns its function index (imports count first). The body is encoded
+   * when the module is: it must not change until finish().
+   */
   addFunc(params: readonly T[], results: readonly T[], body: FuncCode): number {
-    this.funcs.push({ type: this.type(params, results), body: body.finish() });
+    this.funcs.push({ type: this.type(params, results), body });
     return this.funcImports.length + this.funcs.length - 1;
   }
 
@@ -434,7 +532,7 @@ export class ModuleBuilder {
   }
 
   finish(): Uint8Array {
-    const out = new Bytes(4096);
+    const out = new Bytes(moduleScratch);
     for (const b of [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00]) out.u8(b);
     const sec = new Bytes(256);
     const section = (id: number): void => {
@@ -493,9 +591,22 @@ export class ModuleBuilder {
       }
       section(SECTION_EXPORT);
     }
-    sec.u32(this.funcs.length);
-    for (const f of this.funcs) sec.sized(f.body);
-    section(SECTION_CODE);
+    // The code section is written in place: its size is known from the bodies' sizes.
+    let size = sizeU32(this.funcs.length);
+    const sizes: number[] = [];
+    for (const f of this.funcs) {
+      const n = f.body.encodedSize();
+      sizes.push(n);
+      size += sizeU32(n) + n;
+    }
+    out.u8(SECTION_CODE);
+    out.u32(size);
+    out.u32(this.funcs.length);
+    for (let i = 0; i < this.funcs.length; i++) {
+      out.u32(sizes[i]!);
+      this.funcs[i]!.body.writeTo(out);
+    }
+    moduleScratch = out.buf;
     return out.result();
   }
 }

@@ -13,14 +13,14 @@ import { dataHandlers } from "../data.js";
 import type { Insn } from "../insn.js";
 import { OpKind, PFX_LOCK } from "../insn.js";
 import { muldivHandlers } from "../muldiv.js";
-import { FLAGS_STATUS } from "../opcode-table.js";
+import { FLAGS_STATUS, type OpcodeEntry } from "../opcode-table.js";
 import { shiftHandlers } from "../shift.js";
 import { sseExtHandlers } from "../sse-ext.js";
 import { sseFloatHandlers } from "../sse-float.js";
 import { sseIntHandlers } from "../sse-int.js";
 import { x87Handlers } from "../x87.js";
 import { LZ_ADC, LZ_ADD, LZ_RESULT, LZ_SBB, LZ_SUB } from "./flags-emit.js";
-import { EndKind, type PlanBlock, type UnitPlan } from "./plan.js";
+import { EndKind, type UnitPlan } from "./plan.js";
 
 export const ALU: Record<string, { op: number; write: boolean; logic: boolean }> = {
   add: { op: LZ_ADD, write: true, logic: false },
@@ -33,6 +33,29 @@ export const ALU: Record<string, { op: number; write: boolean; logic: boolean }>
   xor: { op: LZ_RESULT, write: true, logic: true },
   test: { op: LZ_RESULT, write: false, logic: true },
 };
+
+/**
+ * Handler names as the engine's internalized strings. The opcode table's names are cut out of its row text
+ * (not internalized), so every `===` against a literal and every `switch` case was a full string compare
+ * (a builtin call each: the translator's single largest cost in its per-unit passes); internalized, they
+ * are pointer compares. Property keys are internalized, which is how one is obtained. Cached in a slot per
+ * `Insn.op` (a map keyed by the name cost a string hash per question), valid for the entry it was made for
+ * (the table grows as instruction sets are added: nothing is computed for it ahead).
+ */
+const OP_SLOTS = 4096;
+const namedEntry = new Array<OpcodeEntry | null>(OP_SLOTS).fill(null);
+const entryName = new Array<string>(OP_SLOTS).fill("");
+
+export function handlerName(d: Insn): string {
+  const e = d.entry!;
+  const op = d.op;
+  if (op < 0 || op >= OP_SLOTS) return e.handler;
+  if (namedEntry[op] !== e) {
+    namedEntry[op] = e;
+    entryName[op] = Object.keys({ [e.handler]: 0 })[0]!;
+  }
+  return entryName[op]!;
+}
 
 export function sizeMask(size: number): [number, number] {
   return size === 8 ? [-1, -1] : size === 4 ? [-1, 0] : size === 2 ? [0xffff, 0] : [0xff, 0];
@@ -49,7 +72,7 @@ export function inlineForm(d: Insn): boolean {
   // LOCK: only memory destinations decode with it; one processor runs one instruction at a time, so the
   // locked forms are the plain ones (as for the interpreter's handlers).
   if (d.prefixes & PFX_LOCK && d.k0 !== OpKind.Mem) return false;
-  const h = e.handler;
+  const h = handlerName(d);
   const k0 = d.k0;
   const k1 = d.k1;
   switch (h) {
@@ -160,7 +183,7 @@ OPERAND_REGS_ONLY.delete("xlat");
 
 /** The registers a helper call for d must write back before and reload after (a bit mask). */
 export function helperRegisters(d: Insn, touched: number): number {
-  if (!OPERAND_REGS_ONLY.has(d.entry!.handler)) return touched;
+  if (!OPERAND_REGS_ONLY.has(handlerName(d))) return touched;
   let m = 0b111;
   const reg = (k: number, r: number): void => {
     if (k === OpKind.Reg || k === OpKind.RegHigh) m |= 1 << r;
@@ -175,19 +198,32 @@ export function helperRegisters(d: Insn, touched: number): number {
   return m & touched;
 }
 
-export const SHIFTS = new Set(["shl", "shr", "sar", "rol", "ror"]);
+/** h: from handlerName (so these are pointer compares). */
+function isShift(h: string): boolean {
+  return h === "shl" || h === "shr" || h === "sar" || h === "rol" || h === "ror";
+}
 
 /** Whether a shift or rotate may leave the flags unchanged (a count that can be 0 after masking). */
 function mayKeepFlags(d: Insn): boolean {
   return d.k1 !== OpKind.Imm || (d.immLo & (d.s0 === 8 ? 63 : 31)) === 0;
 }
 
-/** Instructions that can neither fault nor exit (no memory access, no helper): their flags may be dead. */
-function quiet(d: Insn): boolean {
-  if (!inlineForm(d)) return false;
-  const h = d.entry!.handler;
+/**
+ * Instructions that can neither fault nor exit (no memory access, no helper): their flags may be dead.
+ * `inline`: inlineForm(d), computed once per unit by the caller.
+ */
+function quiet(d: Insn, inline: boolean): boolean {
+  if (!inline) return false;
+  const h = handlerName(d);
   if (h === "push" || h === "pop") return false;
   return !d.hasMem || h === "lea" || h === "nop";
+}
+
+/** inlineForm of every instruction of the plan (the liveness pass and the translator both ask). */
+export function inlineForms(plan: UnitPlan): Uint8Array {
+  const out = new Uint8Array(plan.insns.length);
+  for (let i = 0; i < out.length; i++) out[i] = inlineForm(plan.insns[i]!) ? 1 : 0;
+  return out;
 }
 
 /** The general-purpose registers a unit's code may touch (loaded at entry, written back at exits). */
@@ -215,18 +251,23 @@ export function touchedRegisters(plan: UnitPlan): number {
  * instructions from the start of checked block i to the next check or exit, so the unit never retires
  * more than its budget (it may stop early; the run loop then interprets up to the budget).
  */
-export function budgetChecks(plan: UnitPlan): { checked: Uint8Array; span: Int32Array } {
+export function budgetChecks(plan: UnitPlan, succ: Int32Array): { checked: Uint8Array; span: Int32Array } {
   const n = plan.blocks.length;
   const checked = new Uint8Array(n);
-  const succs = plan.blocks.map((b) => successors(plan, b));
-  plan.blocks.forEach((b, i) => {
-    if (b.entry) checked[i] = 1;
-    for (const s of succs[i]!) if (s >= 0 && s <= i) checked[s] = 1;
-  });
+  for (let i = 0; i < n; i++) {
+    if (plan.blocks[i]!.entry) checked[i] = 1;
+    for (let k = 2 * i; k < 2 * i + 2; k++) {
+      const s = succ[k]!;
+      if (s >= 0 && s <= i) checked[s] = 1;
+    }
+  }
   const span = new Int32Array(n);
   for (let i = n - 1; i >= 0; i--) {
     let longest = 0;
-    for (const s of succs[i]!) if (s > i && checked[s] === 0) longest = Math.max(longest, span[s]!);
+    for (let k = 2 * i; k < 2 * i + 2; k++) {
+      const s = succ[k]!;
+      if (s > i && checked[s] === 0) longest = Math.max(longest, span[s]!);
+    }
     span[i] = plan.blocks[i]!.insns.length + longest;
   }
   return { checked, span };
@@ -237,7 +278,12 @@ export function budgetChecks(plan: UnitPlan): { checked: Uint8Array; span: Int32
  * there, the run loop sees them all), as does any exit; other blocks, reached only from the unit's own
  * earlier blocks, start live in what they read before writing.
  */
-export function flagLiveness(plan: UnitPlan, checked: Uint8Array): Int32Array {
+export function flagLiveness(
+  plan: UnitPlan,
+  checked: Uint8Array,
+  succ: Int32Array,
+  inline: Uint8Array,
+): Int32Array {
   const ALL = FLAGS_STATUS;
   const n = plan.blocks.length;
   const after = new Int32Array(plan.insns.length);
@@ -247,13 +293,17 @@ export function flagLiveness(plan: UnitPlan, checked: Uint8Array): Int32Array {
   for (let i = n - 1; i >= 0; i--) {
     const b = plan.blocks[i]!;
     let live = 0;
-    for (const s of successors(plan, b)) live |= s < 0 || checked[s] === 1 || s <= i ? ALL : liveIn[s]!;
+    for (let k = 2 * i; k < 2 * i + 2; k++) {
+      const s = succ[k]!;
+      if (s === NO_SUCCESSOR) continue;
+      live |= s < 0 || checked[s] === 1 || s <= i ? ALL : liveIn[s]!;
+    }
     for (let k = b.insns.length - 1; k >= 0; k--) {
       const d = b.insns[k]!;
       after[b.first + k] = live;
       const e = d.entry!;
-      const w = SHIFTS.has(e.handler) && mayKeepFlags(d) ? 0 : e.flagsWritten & ALL;
-      if (!quiet(d)) live = ALL;
+      const w = mayKeepFlags(d) && isShift(handlerName(d)) ? 0 : e.flagsWritten & ALL;
+      if (!quiet(d, inline[b.first + k] === 1)) live = ALL;
       else live = (live & ~w) | (e.flagsRead & ALL);
     }
     liveIn[i] = checked[i] === 1 ? ALL : live;
@@ -261,27 +311,34 @@ export function flagLiveness(plan: UnitPlan, checked: Uint8Array): Int32Array {
   return after;
 }
 
-/** Successor block indexes of b; -1 stands for any exit from the unit. */
-export function successors(plan: UnitPlan, b: PlanBlock): number[] {
-  const out: number[] = [];
-  const to = (off: number): void => {
-    out.push(plan.byStart.get(off) ?? -1);
-  };
-  const last = b.insns[b.insns.length - 1]!;
-  switch (b.kind) {
-    case EndKind.Fall:
-      to(b.end);
-      break;
-    case EndKind.Jcc:
-      to(b.end + last.immLo);
-      to(b.end);
-      break;
-    case EndKind.Jmp:
-    case EndKind.Call:
-      to(b.end + last.immLo);
-      break;
-    default:
-      out.push(-1);
+/** In a successor table: the block has no second successor. */
+export const NO_SUCCESSOR = -2;
+
+/**
+ * Successor block indexes of every block, two slots per block (block i: 2i, 2i+1): a block index, -1 for
+ * any exit from the unit, or NO_SUCCESSOR. Computed once per unit for the passes that walk the graph.
+ */
+export function successorTable(plan: UnitPlan): Int32Array {
+  const n = plan.blocks.length;
+  const out = new Int32Array(2 * n).fill(NO_SUCCESSOR);
+  for (let i = 0; i < n; i++) {
+    const b = plan.blocks[i]!;
+    const last = b.insns[b.insns.length - 1]!;
+    switch (b.kind) {
+      case EndKind.Fall:
+        out[2 * i] = plan.byStart.get(b.end) ?? -1;
+        break;
+      case EndKind.Jcc:
+        out[2 * i] = plan.byStart.get(b.end + last.immLo) ?? -1;
+        out[2 * i + 1] = plan.byStart.get(b.end) ?? -1;
+        break;
+      case EndKind.Jmp:
+      case EndKind.Call:
+        out[2 * i] = plan.byStart.get(b.end + last.immLo) ?? -1;
+        break;
+      default:
+        out[2 * i] = -1;
+    }
   }
   return out;
 }

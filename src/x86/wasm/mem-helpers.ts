@@ -33,7 +33,7 @@ export function emitProbe(e: Emitter, l: ProbeLocals, region: number, size: numb
   e.get(l.tlbr);
   e.op(Op.I32Add);
   e.tee(l.t);
-  e.c.mem(Op.F64Load, 3, region * 512 * 8);
+  e.mem(Op.F64Load, 3, region * 512 * 8);
   e.get(l.la);
   e.i64s(12);
   e.op(Op.I64ShrS);
@@ -54,7 +54,7 @@ export function emitProbe(e: Emitter, l: ProbeLocals, region: number, size: numb
 /** Pushes the RAM address of a probed hit: the entry's page offset plus la's offset in the page. */
 export function emitHost(e: Emitter, l: ProbeLocals, region: number): void {
   e.get(l.t);
-  e.c.mem(Op.F64Load, 3, TLB_ENTRIES * 8 + region * 512 * 8);
+  e.mem(Op.F64Load, 3, TLB_ENTRIES * 8 + region * 512 * 8);
   e.op(Op.I32TruncF64U);
   e.get(l.la);
   e.op(Op.I32WrapI64);
@@ -87,11 +87,20 @@ export const STORE_OPS: Record<number, Op> = {
  * (h(kind, seg, laLo, laHi, size, vLo, vHi) -> status, dispatch.ts).
  */
 export function addSlowPaths(m: ModuleBuilder, bridge: number, slot: number): void {
-  const xb = slot + XCH;
-  m.addFunc([T.I64, T.I32], [T.I64, T.I32], slowLoad(bridge, KIND_RD, xb));
-  m.addFunc([T.I64, T.I32], [T.I64, T.I32], slowLoad(bridge, KIND_RDW, xb));
-  m.addFunc([T.I64, T.I32, T.I64], [T.I32], slowStore(bridge));
+  const key = `${bridge}:${slot}`;
+  let f = slowPaths.get(key);
+  if (f === undefined) {
+    const xb = slot + XCH;
+    f = [slowLoad(bridge, KIND_RD, xb), slowLoad(bridge, KIND_RDW, xb), slowStore(bridge)];
+    slowPaths.set(key, f);
+  }
+  m.addFunc([T.I64, T.I32], [T.I64, T.I32], f[0]);
+  m.addFunc([T.I64, T.I32], [T.I64, T.I32], f[1]);
+  m.addFunc([T.I64, T.I32, T.I64], [T.I32], f[2]);
 }
+
+/** The slow-path bodies by bridge index and slot: the same in every unit of a processor, built once. */
+const slowPaths = new Map<string, readonly [FuncCode, FuncCode, FuncCode]>();
 
 /** The bridge's kinds for the accessors (dispatch.ts BRIDGED order). */
 const KIND_RD = 0;

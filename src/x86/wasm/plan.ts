@@ -6,6 +6,7 @@
 // Spec: Intel SDM Vol. 2 Jcc, JMP, CALL, RET (relative targets: next RIP + displacement).
 
 import type { Insn } from "../insn.js";
+import type { OpcodeEntry } from "../opcode-table.js";
 import { aluHandlers } from "../alu.js";
 import { bitHandlers } from "../bits.js";
 import { dataHandlers } from "../data.js";
@@ -61,8 +62,58 @@ const RESTARTABLE = new Set<string>(["movs", "stos", "lods", "cmps", "scas"]);
 
 /** Whether a unit may go on after d (false: d must end its block, and the unit leaves after it). */
 export function isStraight(d: Insn): boolean {
-  const e = d.entry;
-  return e !== null && (STRAIGHT.has(e.handler) || RESTARTABLE.has(e.handler));
+  return d.entry !== null && (classOf(d) & STRAIGHT_BIT) !== 0;
+}
+
+const STRAIGHT_BIT = 0x10;
+
+/**
+ * Per handler name (STRAIGHT_BIT when the unit may go on after it, and in the low bits the EndKind of its
+ * 64-bit operand size form, Jcc..CallInd, else 0), decided once per opcode table row: planning asks for
+ * every instruction of every unit, and a string switch plus two set lookups per question showed in the
+ * profile (as did a map keyed by the name: a string hash each time).
+ */
+function handlerClass(h: string): number {
+  let c = STRAIGHT.has(h) || RESTARTABLE.has(h) ? STRAIGHT_BIT : 0;
+  switch (h) {
+    case "jcc":
+      c |= EndKind.Jcc;
+      break;
+    case "jmp":
+      c |= EndKind.Jmp;
+      break;
+    case "call":
+      c |= EndKind.Call;
+      break;
+    case "ret":
+      c |= EndKind.Ret;
+      break;
+    case "jmpAbs":
+      c |= EndKind.JmpInd;
+      break;
+    case "callAbs":
+      c |= EndKind.CallInd;
+      break;
+    default:
+      break;
+  }
+  return c;
+}
+
+/** handlerClass by `Insn.op` slot, valid for the entry it was computed for (as forms.ts handlerName). */
+const OP_SLOTS = 4096;
+const classedEntry = new Array<OpcodeEntry | null>(OP_SLOTS).fill(null);
+const entryClass = new Uint8Array(OP_SLOTS);
+
+function classOf(d: Insn): number {
+  const e = d.entry!;
+  const op = d.op;
+  if (op < 0 || op >= OP_SLOTS) return handlerClass(e.handler);
+  if (classedEntry[op] !== e) {
+    classedEntry[op] = e;
+    entryClass[op] = handlerClass(e.handler);
+  }
+  return entryClass[op]!;
 }
 
 /** How a block's last instruction leaves it. */
@@ -116,26 +167,9 @@ export interface UnitPlan {
 
 /** The way instruction d ends a block, or -1 when it is straight (the block may continue after it). */
 export function endKind(d: Insn): number {
-  const h = d.entry!.handler;
-  if (d.osize === 8) {
-    switch (h) {
-      case "jcc":
-        return EndKind.Jcc;
-      case "jmp":
-        return EndKind.Jmp;
-      case "call":
-        return EndKind.Call;
-      case "ret":
-        return EndKind.Ret;
-      case "jmpAbs":
-        return EndKind.JmpInd;
-      case "callAbs":
-        return EndKind.CallInd;
-      default:
-        break;
-    }
-  }
-  return isStraight(d) ? -1 : EndKind.Terminal;
+  const c = classOf(d);
+  if (d.osize === 8 && (c & 7) !== 0) return c & 7;
+  return (c & STRAIGHT_BIT) !== 0 ? -1 : EndKind.Terminal;
 }
 
 /**
@@ -148,42 +182,56 @@ export function planUnit(
   at: (po: number) => Insn | null,
   maxInsns: number,
 ): UnitPlan {
-  const leaders = new Set<number>();
-  const entries = new Set<number>();
+  // Per page offset, in arrays kept from one plan to the next (planning is synchronous; cleared first, so
+  // a throwing `at` leaves nothing behind): bit 1 leader, bit 2 entry; the instruction decoded there.
+  const mark = planMarks;
+  const seen = planSeen;
+  mark.fill(0);
+  seen.fill(undefined);
+  let nSeen = 0;
   const work: number[] = [];
-  const seen = new Map<number, Insn>();
-  const lead = (po: number): void => {
-    if (po < 0 || po >= 4096 || leaders.has(po)) return;
-    leaders.add(po);
-    work.push(po);
-  };
   for (const r of roots) {
-    lead(r);
-    entries.add(r);
+    if (r >= 0 && r < 4096) {
+      if ((mark[r]! & LEADER) === 0) work.push(r);
+      mark[r]! |= LEADER | ENTRY;
+    }
   }
-  while (work.length > 0 && seen.size < maxInsns) {
-    const s = work.pop()!;
-    let po = s;
+  while (work.length > 0 && nSeen < maxInsns) {
+    let po = work.pop()!;
     for (;;) {
-      if (seen.has(po)) {
+      if (seen[po] !== undefined) {
         // Control merges into code walked before: it becomes a block start there.
-        lead(po);
+        if ((mark[po]! & LEADER) === 0) {
+          mark[po]! |= LEADER;
+          work.push(po);
+        }
         break;
       }
       const d = at(po);
       if (d === null) break;
-      seen.set(po, d);
+      seen[po] = d;
+      nSeen++;
       const next = po + d.len;
       const k = endKind(d);
       if (k < 0) {
-        if (next >= 4096 || seen.size >= maxInsns) break;
+        if (next >= 4096 || nSeen >= maxInsns) break;
         po = next;
         continue;
       }
-      if (k === EndKind.Jcc || k === EndKind.Jmp || k === EndKind.Call) lead(next + d.immLo);
-      if (k !== EndKind.Jmp && k !== EndKind.Ret && k !== EndKind.JmpInd) lead(next);
-      // After a call (its return) or an instruction run by its handler, the run loop comes back here.
-      if (k === EndKind.Call || k === EndKind.CallInd || k === EndKind.Terminal) entries.add(next);
+      let t = -1;
+      if (k === EndKind.Jcc || k === EndKind.Jmp || k === EndKind.Call) t = next + d.immLo;
+      if (t >= 0 && t < 4096 && (mark[t]! & LEADER) === 0) {
+        mark[t]! |= LEADER;
+        work.push(t);
+      }
+      if (next < 4096) {
+        if (k !== EndKind.Jmp && k !== EndKind.Ret && k !== EndKind.JmpInd && (mark[next]! & LEADER) === 0) {
+          mark[next]! |= LEADER;
+          work.push(next);
+        }
+        // After a call (its return) or an instruction run by its handler, the run loop comes back here.
+        if (k === EndKind.Call || k === EndKind.CallInd || k === EndKind.Terminal) mark[next]! |= ENTRY;
+      }
       break;
     }
   }
@@ -191,8 +239,9 @@ export function planUnit(
   const byStart = new Map<number, number>();
   const insns: Insn[] = [];
   const offs: number[] = [];
-  for (const start of [...leaders].sort((a, b) => a - b)) {
-    if (!seen.has(start)) continue;
+  for (let start = 0; start < 4096; start++) {
+    const m = mark[start]!;
+    if ((m & LEADER) === 0 || seen[start] === undefined) continue;
     const b: PlanBlock = {
       start,
       insns: [],
@@ -200,11 +249,11 @@ export function planUnit(
       end: start,
       kind: EndKind.Fall,
       first: insns.length,
-      entry: entries.has(start),
+      entry: (m & ENTRY) !== 0,
     };
     let po = start;
     for (;;) {
-      const d = seen.get(po)!;
+      const d = seen[po]!;
       b.insns.push(d);
       b.offs.push(po);
       insns.push(d);
@@ -215,7 +264,7 @@ export function planUnit(
         b.kind = k;
         break;
       }
-      if (po >= 4096 || leaders.has(po) || !seen.has(po)) break;
+      if (po >= 4096 || (mark[po]! & LEADER) !== 0 || seen[po] === undefined) break;
     }
     b.end = po;
     byStart.set(start, blocks.length);
@@ -225,3 +274,8 @@ export function planUnit(
   for (let i = 0; i < insns.length; i++) straight[i] = isStraight(insns[i]!) ? 1 : 0;
   return { blocks, byStart, insns, offs, straight };
 }
+
+const LEADER = 1;
+const ENTRY = 2;
+const planMarks = new Uint8Array(4096);
+const planSeen = new Array<Insn | undefined>(4096).fill(undefined);

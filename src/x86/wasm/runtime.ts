@@ -5,7 +5,7 @@
 // Must not: hold state (pure functions of their arguments) or know about registers and memory.
 // Spec: flags.ts (lazy flags), Intel SDM Vol. 1 3.4.3, B.1.
 
-import { FuncCode, ModuleBuilder, Op, T } from "./encoder.js";
+import { ModuleBuilder, Op, T } from "./encoder.js";
 import { Emitter } from "./emitter.js";
 import { emitCond, emitFlag, emitMaterialize, Flag, type FlagState, LZ_DEC } from "./flags-emit.js";
 
@@ -31,7 +31,7 @@ function switchReturn(e: Emitter, selector: () => void, n: number, body: (i: num
   const outer = e.block();
   for (let i = n - 1; i >= 0; i--) e.block();
   selector();
-  e.c.brTable(
+  e.brTable(
     Array.from({ length: n }, (_, i) => i),
     n,
   );
@@ -70,8 +70,7 @@ function build(): Uint8Array {
   const m = new ModuleBuilder();
 
   // cond: per operation and size, each condition code by its own formula (flags-emit.ts).
-  const cond = new FuncCode(8);
-  const ec = new Emitter(cond);
+  const ec = new Emitter(8);
   perOpSize(ec, 1, (s) =>
     switchReturn(
       ec,
@@ -83,28 +82,25 @@ function build(): Uint8Array {
       },
     ),
   );
-  m.exportFunc("cond", m.addFunc([T.I32, ...STATE], [T.I32], cond));
+  m.exportFunc("cond", m.addFunc([T.I32, ...STATE], [T.I32], ec));
 
-  const cf = new FuncCode(7);
-  const ef = new Emitter(cf);
+  const ef = new Emitter(7);
   perOpSize(ef, 0, (s) => {
     emitFlag(ef, Flag.CF, s);
     ef.op(Op.Return);
   });
-  m.exportFunc("cf", m.addFunc([...STATE], [T.I32], cf));
+  m.exportFunc("cf", m.addFunc([...STATE], [T.I32], ef));
 
-  const rf = new FuncCode(7);
-  const er = new Emitter(rf);
+  const er = new Emitter(7);
   perOpSize(er, 0, (s) => {
     emitMaterialize(er, s);
     er.op(Op.Return);
   });
-  const rflags = m.addFunc([...STATE], [T.I32], rf);
+  const rflags = m.addFunc([...STATE], [T.I32], er);
   m.exportFunc("rflags", rflags);
 
   // f(kind, cc, state...): cond (0), cf (1) or rflags (2), for units to import as one function.
-  const f = new FuncCode(9);
-  const ef2 = new Emitter(f);
+  const ef2 = new Emitter(9);
   switchReturn(
     ef2,
     () => ef2.get(0),
@@ -116,7 +112,7 @@ function build(): Uint8Array {
       ef2.op(Op.Return);
     },
   );
-  m.exportFunc("f", m.addFunc([T.I32, T.I32, ...STATE], [T.I32], f));
+  m.exportFunc("f", m.addFunc([T.I32, T.I32, ...STATE], [T.I32], ef2));
   return m.finish();
 }
 

@@ -57,6 +57,8 @@ export interface TierStats {
    */
   compileMs: number;
   emitMs: number;
+  /** Of `emitMs`, finding the page's entry points and planning (plan.ts); the rest is emission (unit.ts). */
+  planMs: number;
   wasmMs: number;
   moduleBytes: number;
   /** Unit calls from the run loop, and instructions they retired. */
@@ -85,6 +87,7 @@ export class WasmTier {
     compileMs: 0,
     pending: 0,
     emitMs: 0,
+    planMs: 0,
     wasmMs: 0,
     moduleBytes: 0,
     calls: 0,
@@ -210,6 +213,7 @@ export class WasmTier {
     if (roots.length === 0) return false;
     const plan = planUnit(roots, at, MAX_UNIT_INSNS);
     if (plan.blocks.length === 0) return false;
+    this.stats.planMs += performance.now() - t0;
     const bytes = emitUnit(plan, { slot: this.c.stateSlot, memPages: this.memPages });
     const t1 = performance.now();
     this.stats.emitMs += t1 - t0;

@@ -16,7 +16,7 @@
 import type { Insn } from "../insn.js";
 import { OpKind } from "../insn.js";
 import { FLAGS_STATUS } from "../opcode-table.js";
-import { FuncCode, ModuleBuilder, Op, T } from "./encoder.js";
+import { ModuleBuilder, Op, T } from "./encoder.js";
 import { Emitter } from "./emitter.js";
 import {
   emitCond,
@@ -36,10 +36,11 @@ import {
   ALU,
   budgetChecks,
   flagLiveness,
+  handlerName,
   helperRegisters,
-  inlineForm,
+  inlineForms,
   sizeMask,
-  successors,
+  successorTable,
   touchedRegisters,
 } from "./forms.js";
 import { REG_HI, REG_LO, TLB_ENTRIES, X, XCH } from "./layout.js";
@@ -68,13 +69,43 @@ const enum Rt {
   Rflags = 2,
 }
 
-interface Pending {
-  op: number;
-  size: number;
-  cinZero: boolean;
-  /** fop/fsz (and fcin when cinZero) already hold this state. */
-  spilled?: boolean;
+/** The statically known producer of the flags (one shape for all: the translator's hot path reads it). */
+class Pending {
+  constructor(
+    readonly op: number,
+    readonly size: number,
+    readonly cinZero: boolean,
+    /** fop/fsz (and fcin when cinZero) already hold this state. */
+    public spilled: boolean,
+  ) {}
 }
+
+/**
+ * The buffer the unit function's body is written into, kept from one unit to the next (a unit's body is
+ * tens of KiB: a new buffer grown to that size per unit was a large share of emission, zero-filling
+ * included). Emission is synchronous; a unit takes the buffer (null while it is in use) and gives it back.
+ */
+let bodyScratch: Uint8Array | null = new Uint8Array(1 << 16);
+
+function takeBodyScratch(): Uint8Array {
+  const b = bodyScratch ?? new Uint8Array(1 << 16);
+  bodyScratch = null;
+  return b;
+}
+
+/**
+ * Snippets: byte sequences that depend only on the unit's locals and a small key, emitted once per unit
+ * and then copied (UnitWriter.replay): they contain no branch (label depths differ from place to place)
+ * and no scratch local (the pools' state differs). Loading and storing each register, the flag locals,
+ * and the fixed part of memory accesses (by region, segment and size).
+ */
+const SN_LOAD_REG = 0;
+const SN_STORE_REG = 16;
+const SN_LOAD_FLAGS = 32;
+const SN_STORE_FLAGS = 33;
+const SN_STORE_PROBE = 34;
+const SN_LOAD = 50;
+const SN_COUNT = SN_LOAD + 2 * 8 * 16;
 
 /** Generates the module of a planned unit. */
 export function emitUnit(plan: UnitPlan, env: UnitEnv): Uint8Array {
@@ -83,8 +114,8 @@ export function emitUnit(plan: UnitPlan, env: UnitEnv): Uint8Array {
 
 class UnitWriter {
   private readonly m = new ModuleBuilder();
-  private readonly c = new FuncCode(4);
-  private readonly e = new Emitter(this.c);
+  private readonly e = new Emitter(4, takeBodyScratch());
+  private readonly c = this.e;
   private readonly fnLd: number;
   private readonly fnLdw: number;
   private readonly fnSt: number;
@@ -112,8 +143,18 @@ class UnitWriter {
   private readonly fsb: number;
   private readonly gsb: number;
   private readonly probeLocals: ProbeLocals;
+  /**
+   * Snippets by SN_* id: where in this unit's body each was first emitted and its length (-1 until then).
+   * The body only grows (a grown buffer keeps offsets), so the first copy is the source of the others.
+   */
+  private readonly snipAt = new Int32Array(SN_COUNT).fill(-1);
+  private readonly snipLen = new Int32Array(SN_COUNT);
+  /** The FlagState handed to flags-emit.ts, updated from `pending` before each use (no object per use). */
+  private readonly flagView: FlagState;
   private readonly touched: number;
   private readonly live: Int32Array;
+  /** Per instruction: 1 when it is emitted inline (forms.ts inlineForm). */
+  private readonly inline: Uint8Array;
   private readonly checked: Uint8Array;
   private readonly span: Int32Array;
   private readonly xb: number;
@@ -130,7 +171,7 @@ class UnitWriter {
   private pending: Pending | null = null;
   /** Predecessor edges of each block inside the unit, and the flag state known on the edge into it. */
   private readonly preds: Int32Array;
-  private readonly edgeState = new Map<number, Pending | null>();
+  private readonly edgeState: Array<Pending | null>;
   // The instruction being emitted: its index in the unit, its position in the block, its page offset.
   private idx = 0;
   private k = 0;
@@ -177,12 +218,25 @@ class UnitWriter {
     this.gsb = c.locals(1, T.I64);
     this.t = c.locals(1, T.I32);
     this.probeLocals = { la: this.la, t: this.t, tlbr: this.tlbr };
-    const budget = budgetChecks(plan);
+    this.flagView = {
+      op: 0,
+      size: 0,
+      a: this.fa,
+      b: this.fb,
+      r: this.fr,
+      cin: this.fcin,
+      flags: this.fflags,
+      cinZero: false,
+    };
+    const succ = successorTable(plan);
+    const budget = budgetChecks(plan, succ);
     this.checked = budget.checked;
     this.span = budget.span;
-    this.live = flagLiveness(plan, budget.checked);
+    this.inline = inlineForms(plan);
+    this.live = flagLiveness(plan, budget.checked, succ, this.inline);
     this.preds = new Int32Array(plan.blocks.length);
-    for (const b of plan.blocks) for (const j of successors(plan, b)) if (j >= 0) this.preds[j]!++;
+    this.edgeState = new Array<Pending | null>(plan.blocks.length).fill(null);
+    for (let k = 0; k < succ.length; k++) if (succ[k]! >= 0) this.preds[succ[k]!]!++;
     this.xb = env.slot + XCH;
   }
 
@@ -200,10 +254,7 @@ class UnitWriter {
     for (let i = nb - 1; i >= 0; i--) this.blockLabels[i] = e.block();
     e.get(this.cur);
     // Default (no such block): straight to the exit, with the status still Internal.
-    e.c.brTable(
-      Array.from({ length: nb }, (_, i) => i),
-      nb + 4,
-    );
+    e.brTableSeq(nb, nb + 4);
     for (let i = 0; i < nb; i++) {
       e.end();
       this.block(i);
@@ -220,7 +271,7 @@ class UnitWriter {
     e.get(this.xi);
     e.i32(0xffff);
     e.op(Op.I32And);
-    e.c.mem(Op.I32Store, 2, this.xAddr(X.Index));
+    e.mem(Op.I32Store, 2, this.xAddr(X.Index));
     e.i32(Status.Signal);
     e.set(this.status);
     e.br(this.exitLabel);
@@ -241,18 +292,20 @@ class UnitWriter {
     e.get(this.xo);
     e.op(Op.I64ExtendI32S);
     e.op(Op.I64Add);
-    e.c.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
+    e.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
     e.end(); // exit
     this.storeRegisters(this.touched);
     e.end(); // bare exit
     this.storeFlags();
     e.i32(0);
     e.get(this.n);
-    e.c.mem(Op.I32Store, 2, this.xAddr(X.Count));
+    e.mem(Op.I32Store, 2, this.xAddr(X.Count));
     e.get(this.status);
-    this.m.exportFunc("run", this.m.addFunc([T.I32, T.I32, T.I32, T.I32], [T.I32], this.c));
+    this.m.exportFunc("run", this.m.addFunc([T.I32, T.I32, T.I32, T.I32], [T.I32], this.e));
     addSlowPaths(this.m, FN_BRIDGE, this.env.slot);
-    return this.m.finish();
+    const bytes = this.m.finish();
+    bodyScratch = this.e.buf;
+    return bytes;
   }
 
   // ------------------------------------------------------------------ state at entry and exit
@@ -275,14 +328,14 @@ class UnitWriter {
     this.loadRegisters(this.touched);
     this.loadFlags();
     e.i32(0);
-    e.c.mem(Op.I32Load, 2, this.xAddr(X.Tlbu));
+    e.mem(Op.I32Load, 2, this.xAddr(X.Tlbu));
     e.set(this.tlbr);
     for (const [l, lo] of [
       [this.fsb, X.FsLo],
       [this.gsb, X.GsLo],
     ] as const) {
       e.i32(0);
-      e.c.mem(Op.I64Load, 3, this.xAddr(lo));
+      e.mem(Op.I64Load, 3, this.xAddr(lo));
       e.set(l);
     }
     e.i32(Status.Internal);
@@ -334,15 +387,17 @@ class UnitWriter {
     const base = this.env.slot;
     for (let r = 0; r < 16; r++) {
       const l = this.R[r]!;
-      if (l < 0 || (set & (1 << r)) === 0) continue;
+      if (l < 0 || (set & (1 << r)) === 0 || this.replay(SN_LOAD_REG + r)) continue;
+      const from = e.len;
       e.i32(0);
-      e.c.mem(Op.I64Load32U, 2, base + REG_LO + 4 * r);
+      e.mem(Op.I64Load32U, 2, base + REG_LO + 4 * r);
       e.i32(0);
-      e.c.mem(Op.I64Load32U, 2, base + REG_HI + 4 * r);
+      e.mem(Op.I64Load32U, 2, base + REG_HI + 4 * r);
       e.i64s(32);
       e.op(Op.I64Shl);
       e.op(Op.I64Or);
       e.set(l);
+      this.record(SN_LOAD_REG + r, from);
     }
   }
 
@@ -351,15 +406,17 @@ class UnitWriter {
     const base = this.env.slot;
     for (let r = 0; r < 16; r++) {
       const l = this.R[r]!;
-      if (l < 0 || (set & (1 << r)) === 0) continue;
+      if (l < 0 || (set & (1 << r)) === 0 || this.replay(SN_STORE_REG + r)) continue;
+      const from = e.len;
       e.i32(0);
       e.get(l);
-      e.c.mem(Op.I64Store32, 2, base + REG_LO + 4 * r);
+      e.mem(Op.I64Store32, 2, base + REG_LO + 4 * r);
       e.i32(0);
       e.get(l);
       e.i64s(32);
       e.op(Op.I64ShrU);
-      e.c.mem(Op.I64Store32, 2, base + REG_HI + 4 * r);
+      e.mem(Op.I64Store32, 2, base + REG_HI + 4 * r);
+      this.record(SN_STORE_REG + r, from);
     }
   }
 
@@ -376,22 +433,46 @@ class UnitWriter {
   }
 
   private loadFlags(): void {
+    this.pending = null;
+    if (this.replay(SN_LOAD_FLAGS)) return;
     const e = this.e;
+    const from = e.len;
     for (const [l, s, wide] of this.flagSlots()) {
       e.i32(0);
-      e.c.mem(wide ? Op.I64Load : Op.I32Load, wide ? 3 : 2, this.xAddr(s));
+      e.mem(wide ? Op.I64Load : Op.I32Load, wide ? 3 : 2, this.xAddr(s));
       e.set(l);
     }
-    this.pending = null;
+    this.record(SN_LOAD_FLAGS, from);
   }
 
   private storeFlags(): void {
+    if (this.replay(SN_STORE_FLAGS)) return;
     const e = this.e;
+    const from = e.len;
     for (const [l, s, wide] of this.flagSlots()) {
       e.i32(0);
       e.get(l);
-      e.c.mem(wide ? Op.I64Store : Op.I32Store, wide ? 3 : 2, this.xAddr(s));
+      e.mem(wide ? Op.I64Store : Op.I32Store, wide ? 3 : 2, this.xAddr(s));
     }
+    this.record(SN_STORE_FLAGS, from);
+  }
+
+  /**
+   * Copies snippet `id` (see SN_*) if this unit has emitted it before; `opens`: labels it leaves open
+   * (the copy does not go through block/if_, so the depth is advanced here).
+   */
+  private replay(id: number, opens = 0): boolean {
+    const at = this.snipAt[id]!;
+    if (at < 0) return false;
+    this.e.repeat(at, this.snipLen[id]!);
+    this.e.depth += opens;
+    return true;
+  }
+
+  /** Makes the bytes emitted since `from` snippet `id`. */
+  private record(id: number, from: number): void {
+    this.snipAt[id] = from;
+    this.snipLen[id] = this.e.len - from;
   }
 
   /**
@@ -401,7 +482,7 @@ class UnitWriter {
    */
   private spillFlags(straightLine = false): void {
     const p = this.pending;
-    if (p === null || p.spilled === true) return;
+    if (p === null || p.spilled) return;
     if (straightLine) p.spilled = true;
     const e = this.e;
     e.i32(p.op);
@@ -416,16 +497,11 @@ class UnitWriter {
 
   private flagState(): FlagState {
     const p = this.pending!;
-    return {
-      op: p.op,
-      size: p.size,
-      a: this.fa,
-      b: this.fb,
-      r: this.fr,
-      cin: this.fcin,
-      flags: this.fflags,
-      cinZero: p.cinZero,
-    };
+    const f = this.flagView;
+    f.op = p.op;
+    f.size = p.size;
+    f.cinZero = p.cinZero;
+    return f;
   }
 
   private pushStateArgs(): void {
@@ -519,7 +595,7 @@ class UnitWriter {
     this.spillFlags();
     e.i32(0);
     e.get(v);
-    e.c.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
+    e.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
     e.i32(Status.Branch);
     e.set(this.status);
     if (afterAccess) {
@@ -553,7 +629,10 @@ class UnitWriter {
     this.addN(retired);
     this.spillFlags();
     // A block only this edge reaches starts with this edge's static flag knowledge (see block()).
-    if (j > this.blk) this.edgeState.set(j, this.pending === null ? null : { ...this.pending });
+    if (j > this.blk) {
+      const p = this.pending;
+      this.edgeState[j] = p === null ? null : new Pending(p.op, p.size, p.cinZero, p.spilled);
+    }
     if (fallsIntoNext && j === this.blk + 1) return;
     const e = this.e;
     if (j > this.blk) {
@@ -573,8 +652,8 @@ class UnitWriter {
     const e = this.e;
     this.blk = i;
     // Flags arrive canonical, except in a block the run loop cannot enter and one earlier edge reaches.
-    const known = !b.entry && this.preds[i] === 1 ? (this.edgeState.get(i) ?? null) : null;
-    this.pending = known === null ? null : { ...known, spilled: true };
+    const known = !b.entry && this.preds[i] === 1 ? (this.edgeState[i] ?? null) : null;
+    this.pending = known === null ? null : new Pending(known.op, known.size, known.cinZero, true);
     const len = b.insns.length;
     if (this.checked[i] === 1) {
       // Budget: all that may run before the next check must fit (the run loop never retires more).
@@ -629,7 +708,7 @@ class UnitWriter {
     e.get(this.tlbr);
     e.op(Op.I32Add);
     e.tee(this.t);
-    e.c.mem(Op.F64Load, 3, 2 * 512 * 8);
+    e.mem(Op.F64Load, 3, 2 * 512 * 8);
     e.get(next);
     e.i64s(12);
     e.op(Op.I64ShrS);
@@ -640,7 +719,7 @@ class UnitWriter {
     e.else_();
     // The page's RAM offset, then its first bytes against the tail's.
     e.get(this.t);
-    e.c.mem(Op.F64Load, 3, TLB_ENTRIES * 8 + 2 * 512 * 8);
+    e.mem(Op.F64Load, 3, TLB_ENTRIES * 8 + 2 * 512 * 8);
     e.op(Op.I32TruncF64U);
     e.i32(d.page2 * 4096);
     e.op(Op.I32Ne);
@@ -653,7 +732,7 @@ class UnitWriter {
         else hi |= tail[at + i]! << (8 * (i - 4));
       }
       e.i32(d.page2 * 4096 + at);
-      e.c.mem(Op.I64Load, 0, 0);
+      e.mem(Op.I64Load, 0, 0);
       if (n < 8) {
         e.i64(n >= 4 ? -1 : (1 << (8 * n)) - 1, n > 4 ? (1 << (8 * (n - 4))) - 1 : 0);
         e.op(Op.I64And);
@@ -771,7 +850,7 @@ class UnitWriter {
     e.get(this.ripBase);
     e.i64s(this.off);
     e.op(Op.I64Add);
-    e.c.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
+    e.mem(Op.I64Store, 3, this.xAddr(X.RipLo));
     e.i32(Status.Interp);
     e.set(this.status);
     e.br(this.exitLabel);
@@ -791,12 +870,12 @@ class UnitWriter {
   // ------------------------------------------------------------------ instructions
 
   private insn(d: Insn): void {
-    if (!inlineForm(d)) {
+    if (this.inline[this.idx] === 0) {
       this.helperCall(d, false);
       return;
     }
     const e = this.e;
-    const h = d.entry!.handler;
+    const h = handlerName(d);
     if (d.hasMem && h !== "nop") this.computeEA(d);
     let stores = false;
     switch (h) {
@@ -944,7 +1023,7 @@ class UnitWriter {
     // REP iterations past the first retire too (X.Extra, 0 after a fault).
     e.get(this.n);
     e.i32(0);
-    e.c.mem(Op.I32Load, 2, this.xAddr(X.Extra));
+    e.mem(Op.I32Load, 2, this.xAddr(X.Extra));
     e.op(Op.I32Add);
     e.set(this.n);
     e.get(st);
@@ -962,7 +1041,7 @@ class UnitWriter {
       this.addN(this.k);
       e.i32(0);
       e.i32(this.idx);
-      e.c.mem(Op.I32Store, 2, this.xAddr(X.Index));
+      e.mem(Op.I32Store, 2, this.xAddr(X.Index));
       e.i32(Status.Signal);
       e.set(this.status);
       e.br(this.bareExit);
@@ -1013,7 +1092,7 @@ class UnitWriter {
     }
     e.get(va);
     e.get(vb);
-    const h = d.entry!.handler;
+    const h = handlerName(d);
     if (h === "add" || h === "adc" || h === "sub" || h === "sbb" || h === "cmp") {
       const add = h === "add" || h === "adc";
       e.op(add ? Op.I64Add : Op.I64Sub);
@@ -1046,7 +1125,7 @@ class UnitWriter {
       }
       e.get(vr);
       e.set(this.fr);
-      this.pending = { op: a.op, size, cinZero: a.logic || cin < 0 };
+      this.pending = new Pending(a.op, size, a.logic || cin < 0, false);
     }
     if (cin >= 0) e.free32l(cin);
     e.free64l(va);
@@ -1093,7 +1172,7 @@ class UnitWriter {
         e.set(this.fa);
         e.get(va);
         e.set(this.fb);
-        this.pending = { op: LZ_SUB, size, cinZero: true };
+        this.pending = new Pending(LZ_SUB, size, true, false);
       } else {
         e.get(va);
         e.set(this.fa);
@@ -1101,7 +1180,7 @@ class UnitWriter {
         e.set(this.fb);
         e.get(cf);
         e.set(this.fcin);
-        this.pending = { op: h === "inc" ? LZ_INC : LZ_DEC, size, cinZero: false };
+        this.pending = new Pending(h === "inc" ? LZ_INC : LZ_DEC, size, false, false);
       }
       e.get(vr);
       e.set(this.fr);
@@ -1183,7 +1262,7 @@ class UnitWriter {
         e.op(Op.I64And);
       }
       e.set(this.fr);
-      this.pending = { op: LZ_SUB, size, cinZero: true };
+      this.pending = new Pending(LZ_SUB, size, true, false);
     }
     e.free64l(dst);
     e.free64l(acc);
@@ -1232,7 +1311,7 @@ class UnitWriter {
       e.set(this.fb);
       e.get(r);
       e.set(this.fr);
-      this.pending = { op: LZ_ADD, size, cinZero: true };
+      this.pending = new Pending(LZ_ADD, size, true, false);
     }
     e.free64l(a);
     e.free64l(b);
@@ -1289,7 +1368,7 @@ class UnitWriter {
         e.op(Op.I64And);
       }
       e.set(this.fr);
-      this.pending = { op: LZ_RESULT, size, cinZero: false };
+      this.pending = new Pending(LZ_RESULT, size, false, false);
     }
     e.free64l(va);
     e.free64l(vb);
@@ -1585,7 +1664,7 @@ class UnitWriter {
     }
     if (!constCount) e.end();
     if (asResult) {
-      this.pending = { op: LZ_RESULT, size: p.size, cinZero: false };
+      this.pending = new Pending(LZ_RESULT, p.size, false, false);
       e.free32l(af);
     } else if (live) this.pending = null;
     e.free64l(va);
@@ -1735,20 +1814,17 @@ class UnitWriter {
   /** Computes the effective address (offset) of d's memory operand into `ea`. */
   private computeEA(d: Insn): void {
     const e = this.e;
-    let first = true;
-    const add = (): void => {
-      if (first) first = false;
-      else e.op(Op.I64Add);
-    };
+    // Terms pushed so far: each after the first is added to the sum (no closure: this runs per access).
+    let terms = 0;
     if (d.ripRel) {
       e.get(this.ripBase);
       e.i64s(this.off + d.len);
       e.op(Op.I64Add);
-      add();
+      terms++;
     }
     if (d.base >= 0) {
       e.get(this.R[d.base]!);
-      add();
+      if (terms++ > 0) e.op(Op.I64Add);
     }
     if (d.index >= 0) {
       e.get(this.R[d.index]!);
@@ -1756,11 +1832,11 @@ class UnitWriter {
         e.i64s(d.scale);
         e.op(Op.I64Shl);
       }
-      add();
+      if (terms++ > 0) e.op(Op.I64Add);
     }
-    if (first || d.dispLo !== 0 || d.dispHi !== 0) {
+    if (terms === 0 || d.dispLo !== 0 || d.dispHi !== 0) {
       e.i64(d.dispLo, d.dispHi);
-      add();
+      if (terms++ > 0) e.op(Op.I64Add);
     }
     if (d.asize === 4) {
       e.i64(-1, 0);
@@ -1779,14 +1855,21 @@ class UnitWriter {
     const e = this.e;
     const region = rmw ? 1 : 0;
     this.faultPoint();
-    emitProbe(e, this.probeLocals, region, size);
-    e.if_(T.I64);
-    emitHost(e, this.probeLocals, region);
-    e.c.mem(LOAD_OPS[size]!, 0, 0);
-    e.else_();
-    e.get(this.la);
-    e.i32(seg | (size << 4));
-    e.call(rmw ? this.fnLdw : this.fnLd);
+    // Up to the slow path's call, the code depends only on the access's kind: a snippet that leaves the
+    // probe's `if` open.
+    const id = seg >= 0 && seg < 8 && size >= 0 && size < 16 ? SN_LOAD + (region * 8 + seg) * 16 + size : -1;
+    if (id < 0 || !this.replay(id, 1)) {
+      const from = e.len;
+      emitProbe(e, this.probeLocals, region, size);
+      e.if_(T.I64);
+      emitHost(e, this.probeLocals, region);
+      e.mem(LOAD_OPS[size]!, 0, 0);
+      e.else_();
+      e.get(this.la);
+      e.i32(seg | (size << 4));
+      e.call(rmw ? this.fnLdw : this.fnLd);
+      if (id >= 0) this.record(id, from);
+    }
     this.slowStatus();
     e.end();
     this.loads = true;
@@ -1816,11 +1899,17 @@ class UnitWriter {
     this.faultPoint();
     const v = e.tmp64();
     e.set(v);
-    emitProbe(e, this.probeLocals, 1, size);
-    e.if_();
-    emitHost(e, this.probeLocals, 1);
+    // The probe and the RAM address depend only on the size: a snippet that leaves the probe's `if` open.
+    const id = size >= 0 && size < 16 ? SN_STORE_PROBE + size : -1;
+    if (id < 0 || !this.replay(id, 1)) {
+      const from = e.len;
+      emitProbe(e, this.probeLocals, 1, size);
+      e.if_();
+      emitHost(e, this.probeLocals, 1);
+      if (id >= 0) this.record(id, from);
+    }
     e.get(v);
-    e.c.mem(STORE_OPS[size]!, 0, 0);
+    e.mem(STORE_OPS[size]!, 0, 0);
     e.else_();
     e.get(this.la);
     e.i32(seg | (size << 4));
