@@ -23,6 +23,7 @@ import {
   type PortIntercept,
 } from "./vm-exit.js";
 import { REG_HI, REG_LO, TLB_ENTRIES, TLB_OFF, TLB_TAG, XCH, XCH_SLOTS } from "./wasm/layout.js";
+import { DOUBLE_ZERO } from "../support/double-zero.js";
 
 /** Thrown (never constructed per event) to unwind an instruction: a fault to deliver, or an exit. */
 export class CpuSignal {
@@ -278,8 +279,8 @@ export class CpuCore extends FlagUnit {
   retiredCount = 0;
   /** Instructions retired so far in the current run() call. */
   count = 0;
-  private tscBase = 0;
-  private tscLast = 0;
+  private tscBase = DOUBLE_ZERO;
+  private tscLast = DOUBLE_ZERO;
   private readonly clock0: number;
 
   constructor(memory: GuestMemory, options: CpuOptions = {}) {

@@ -19,6 +19,7 @@ import { runtimeFunctions } from "./runtime.js";
 import { emitUnit, inlineForm, Status } from "./unit.js";
 import { moduleText } from "./wat.js";
 import { disassemble } from "../disasm.js";
+import { DOUBLE_ZERO } from "../../support/double-zero.js";
 
 const TWO32 = 0x1_0000_0000;
 /** Most instructions in one unit (bounds code size and compile time). */
@@ -82,10 +83,10 @@ export const enum After {
 export class WasmTier {
   readonly stats: TierStats = {
     units: 0,
-    compileMs: 0,
+    compileMs: DOUBLE_ZERO,
     pending: 0,
-    emitMs: 0,
-    wasmMs: 0,
+    emitMs: DOUBLE_ZERO,
+    wasmMs: DOUBLE_ZERO,
     moduleBytes: 0,
     calls: 0,
     translated: 0,
