@@ -20,7 +20,7 @@ import {
 import { CpuCore, type CpuOptions, EXIT, FAULT, type Handler, TLB_SIZE } from "./core.js";
 import { After, MAX_RECOMPILES, PLANNED, WasmTier } from "./wasm/tier.js";
 import { CodeCache, type CodePage } from "./code-cache.js";
-import { decode, DECODE_MORE, DECODE_OK } from "./decoder.js";
+import { decode, DECODE_MORE, DECODE_OK, warmDecoder } from "./decoder.js";
 import { deliverEvent, EventKind, SHUTDOWN } from "./exceptions.js";
 import { formHandler } from "./fast-forms.js";
 import { buildDispatch } from "./handlers.js";
@@ -82,6 +82,7 @@ export class Cpu extends CpuCore implements Processor {
         ? new WasmTier(this, MAX_UNITS, options.backgroundCompile === true)
         : null;
     this.dispatch = buildDispatch();
+    warmDecoder(this.cpuid);
     const list = peers.get(memory);
     if (list === undefined) peers.set(memory, [this]);
     else list.push(this);
