@@ -15,7 +15,7 @@ import type { PortDevice } from "./port-bus.js";
 import type { IrqLine } from "../contracts/platform.js";
 import type { Clock } from "../contracts/platform.js";
 import { nsForTicks, ticksIn } from "./clock.js";
-import { DOUBLE_ZERO } from "../support/double-zero.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export const PIT_HZ = 1_193_182;
 export const PIT_PORT = 0x40;

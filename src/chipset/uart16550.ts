@@ -14,7 +14,7 @@
 
 import type { PortDevice } from "./port-bus.js";
 import type { Clock } from "../contracts/platform.js";
-import { DOUBLE_ZERO } from "../support/double-zero.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export const COM1_PORT = 0x3f8;
 export const COM1_IRQ = 4;

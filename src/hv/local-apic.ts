@@ -24,7 +24,7 @@
 
 import type { ApicMessage, ApicMessageSink, Clock, InterruptSource } from "../contracts/platform.js";
 import type { MsrResult } from "./msr-result.js";
-import { DOUBLE_ZERO } from "../support/double-zero.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export const APIC_DEFAULT_BASE = 0xfee00000;
 export const APIC_PAGE_SIZE = 0x1000;

@@ -35,7 +35,7 @@ import {
   VirtualProcessor,
   type VpInterruptController,
 } from "./virtual-processor.js";
-import { DOUBLE_ZERO } from "../support/double-zero.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export { ExitHandling, VirtualProcessor };
 

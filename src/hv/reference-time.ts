@@ -10,7 +10,7 @@
 // starts), so the TSC page, TIME_REF_COUNT and RDTSC agree at every instant.
 
 import type { Clock } from "../contracts/platform.js";
-import { DOUBLE_ZERO } from "../support/double-zero.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export type TimeSource = "wall" | "deterministic" | "external";
 

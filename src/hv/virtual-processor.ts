@@ -20,7 +20,7 @@ import { type ApicBus, LocalApic } from "./local-apic.js";
 import type { PartitionClock } from "./reference-time.js";
 import { Synic, type VpInterruptTarget } from "./synic.js";
 import { SyntheticTimers } from "./synthetic-timers.js";
-import { DOUBLE_ZERO } from "../support/double-zero.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 const TWO32 = 0x1_0000_0000;
 

@@ -13,7 +13,7 @@
 // Spec: ARCHITECTURE.md "Time" (one virtual clock per partition); the Clock contract of src/contracts/platform.ts.
 
 import type { Clock } from "../contracts/platform.js";
-import { DOUBLE_ZERO } from "../support/double-zero.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export class PacedClock implements Clock {
   private readonly origin: number;

@@ -43,7 +43,7 @@ import { standardDevices, vmbusDevice } from "../firmware/acpi/dsdt.js";
 import { VmbusServer, type VmbusPartition } from "../vmbus/server.js";
 import { IntegrationServices } from "../vsp/ic/integration-services.js";
 import type { ShutdownAnswer } from "../vsp/ic/shutdown.js";
-import { DOUBLE_ZERO } from "../support/double-zero.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 const RFLAGS_IF = 1 << 9;
 /** Instructions per run() call: a few milliseconds of guest time, so device deadlines are met closely. */

@@ -13,7 +13,7 @@ import {
   IcMessageType,
   IcService,
 } from "./framework.js";
-import { DOUBLE_ZERO } from "../../support/double-zero.js";
+import { DOUBLE_ZERO } from "../../support/heap-number.js";
 
 export const HEARTBEAT_CLASS = guidConstant("{57164f39-9115-4e78-ab55-382f3bd5422d}");
 export const HEARTBEAT_INSTANCE = guidConstant("{5aa59034-3460-4334-a883-4ad3346eba64}");

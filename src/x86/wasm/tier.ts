@@ -19,7 +19,7 @@ import { runtimeFunctions } from "./runtime.js";
 import { emitUnit, inlineForm, Status } from "./unit.js";
 import { moduleText } from "./wat.js";
 import { disassemble } from "../disasm.js";
-import { DOUBLE_ZERO } from "../../support/double-zero.js";
+import { DOUBLE_ZERO } from "../../support/heap-number.js";
 
 const TWO32 = 0x1_0000_0000;
 /** Most instructions in one unit (bounds code size and compile time). */

@@ -1,7 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { setFlagsFromString } from "node:v8";
-import { DOUBLE_ZERO } from "./double-zero.js";
+import { DOUBLE_ZERO, heapNumber } from "./heap-number.js";
 
 // V8's own check of two objects' hidden classes; the flag applies to functions parsed after it is set.
 setFlagsFromString("--allow-natives-syntax");
@@ -25,4 +25,9 @@ test("a field initialised with DOUBLE_ZERO takes doubles without changing its ob
   // The same store into a field that started as a small integer does change it (the check can fail).
   a.fromLiteral = 2 ** 40;
   assert.ok(!sameMap(a, b));
+});
+
+test("heapNumber keeps the value", () => {
+  assert.equal(heapNumber(1048576), 1048576);
+  assert.equal(heapNumber(-3.5), -3.5);
 });
