@@ -10,7 +10,7 @@
 
 import { type GuestMemory, PAGE_EXECUTE, PAGE_READ, PAGE_WRITE, ramPageOf } from "../memory/guest-memory.js";
 import { CpuidModel } from "./cpuid.js";
-import { FlagUnit } from "./flags.js";
+import { FlagUnit, SIGN_BIT } from "./flags.js";
 import { type Insn, OpKind } from "./insn.js";
 import { FpuState } from "./simd-state.js";
 import { ACC_READ, ACC_WRITE, type PagingRegs, WalkResult, walk } from "./paging.js";
@@ -104,8 +104,6 @@ const TWO32 = 0x1_0000_0000;
  * probe deoptimised ("overflow") on its first kernel address; see support/heap-number.ts.
  */
 export const VPN_SCALE = heapNumber(1048576);
-/** XOR with it maps unsigned 32-bit order onto signed order: a <u b iff (a ^ SIGN_BIT) < (b ^ SIGN_BIT). */
-const SIGN_BIT = -0x80000000;
 
 export type Handler = (c: CpuCore, d: Insn) => void;
 
