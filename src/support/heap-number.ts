@@ -19,5 +19,5 @@ export function heapNumber(v: number): number {
   return cell[0] ?? v;
 }
 
-/** +0 as a heap number: the initial value of fields whose values may leave the 31-bit integer range. */
+/** +0 as a heap number: the initial value of fields whose values may leave V8's small-integer (int32) range. */
 export const DOUBLE_ZERO: number = heapNumber(0);
