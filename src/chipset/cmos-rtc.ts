@@ -18,6 +18,7 @@ import type { PortDevice } from "./port-bus.js";
 import type { IrqLine } from "../contracts/platform.js";
 import type { Clock } from "../contracts/platform.js";
 import { nsForTicks, ticksIn } from "./clock.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export const RTC_PORT = 0x70;
 export const RTC_IRQ = 8;
@@ -93,8 +94,8 @@ export class CmosRtc implements PortDevice {
   /** The NMI mask bit of port 0x70 (no NMI source is wired yet; kept so guests read back consistent state). */
   nmiDisabled = false;
   /** Time of the next once-a-second update while the divider runs and SET is clear. */
-  private nextUpdateNs = 0;
-  private periodicAnchorNs = 0;
+  private nextUpdateNs = DOUBLE_ZERO;
+  private periodicAnchorNs = DOUBLE_ZERO;
   private periodicCount = 0;
   private irqLevel = false;
   private readonly clock: Clock;

@@ -15,6 +15,7 @@ import type { PortDevice } from "./port-bus.js";
 import type { IrqLine } from "../contracts/platform.js";
 import type { Clock } from "../contracts/platform.js";
 import { nsForTicks, ticksIn } from "./clock.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export const PIT_HZ = 1_193_182;
 export const PIT_PORT = 0x40;
@@ -43,7 +44,7 @@ class Counter {
   written = 0;
   loaded = false;
   nullCount = true;
-  loadNs = 0;
+  loadNs = DOUBLE_ZERO;
   gate: boolean;
   /** Modes 1 and 5 count only after a gate rising edge. */
   triggered = false;

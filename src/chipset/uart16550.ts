@@ -14,6 +14,7 @@
 
 import type { PortDevice } from "./port-bus.js";
 import type { Clock } from "../contracts/platform.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export const COM1_PORT = 0x3f8;
 export const COM1_IRQ = 4;
@@ -89,7 +90,7 @@ export class Uart16550 implements PortDevice {
   private hostPos = 0;
   private hostBytes = 0;
   /** Last time the receive FIFO was read or written (for the character timeout). */
-  private lastRxActivityNs = 0;
+  private lastRxActivityNs = DOUBLE_ZERO;
   private irqLevel = false;
 
   constructor(private readonly options: Uart16550Options) {

@@ -24,6 +24,7 @@
 
 import type { ApicMessage, ApicMessageSink, Clock, InterruptSource } from "../contracts/platform.js";
 import type { MsrResult } from "./msr-result.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export const APIC_DEFAULT_BASE = 0xfee00000;
 export const APIC_PAGE_SIZE = 0x1000;
@@ -183,12 +184,12 @@ export class LocalApic implements InterruptSource {
   private initialCount = 0;
   private dcr = 0;
   private divisor = 2;
-  private timerBaseNs = 0;
+  private timerBaseNs = DOUBLE_ZERO;
   private timerOffset = 0;
   private timerFired = 0; // one-shot: 0/1; periodic: periods already signalled
   /** The count reached zero in one-shot mode and stays there, whatever the mode, until an initial count. */
   private timerAtZero = false;
-  private tscDeadline = 0; // TSC units; 0 = disarmed
+  private tscDeadline = DOUBLE_ZERO; // TSC units; 0 = disarmed
   private tscDeadlineNs = Number.POSITIVE_INFINITY;
   private deadlineNs = Number.POSITIVE_INFINITY;
 

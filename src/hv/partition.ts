@@ -35,6 +35,7 @@ import {
   VirtualProcessor,
   type VpInterruptController,
 } from "./virtual-processor.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export { ExitHandling, VirtualProcessor };
 
@@ -155,8 +156,8 @@ export class Partition implements HypercallHost {
   onGuestCrash: ((report: GuestCrashReport) => void) | null;
   /** The first crash the guest reported through CRASH_CTL, if any. */
   crash: GuestCrashReport | null = null;
-  private guestOsIdLo = 0;
-  private guestOsIdHi = 0;
+  private guestOsIdLo = DOUBLE_ZERO;
+  private guestOsIdHi = DOUBLE_ZERO;
   private hypercallLo = 0;
   private hypercallHi = 0;
   private refTscLo = 0;

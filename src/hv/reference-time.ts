@@ -10,6 +10,7 @@
 // starts), so the TSC page, TIME_REF_COUNT and RDTSC agree at every instant.
 
 import type { Clock } from "../contracts/platform.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export type TimeSource = "wall" | "deterministic" | "external";
 
@@ -27,8 +28,8 @@ export class PartitionClock implements Clock {
   readonly nsPerInstruction: number;
   private started = false;
   private origin = 0;
-  private last = 0;
-  private idleNs = 0;
+  private last = DOUBLE_ZERO;
+  private idleNs = DOUBLE_ZERO;
   private readonly hostNowNs: () => number;
   private readonly external: Clock | null;
   /** Retired-instruction count of the whole partition (set by the partition; deterministic mode). */
@@ -105,7 +106,7 @@ export class ReferenceTime {
   /** scale / 2^64 as a double, for the fast path of `referenceAt`. */
   private readonly scaleFraction: number;
   private memoCount = -1;
-  private memoNs = 0;
+  private memoNs = DOUBLE_ZERO;
 
   constructor(tscHz: number) {
     // TLFS/Linux: the TSC page needs a TSC faster than the 10 MHz reference counter.

@@ -20,6 +20,7 @@ import { type ApicBus, LocalApic } from "./local-apic.js";
 import type { PartitionClock } from "./reference-time.js";
 import { Synic, type VpInterruptTarget } from "./synic.js";
 import { SyntheticTimers } from "./synthetic-timers.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 const TWO32 = 0x1_0000_0000;
 
@@ -70,7 +71,7 @@ export class VirtualProcessor {
   interruptTarget: VpInterruptTarget | null = null;
   running = false;
   /** Guest run time for HV_X64_MSR_VP_RUNTIME, in ns of partition time. */
-  runtimeNs = 0;
+  runtimeNs = DOUBLE_ZERO;
   assistLo = 0;
   assistHi = 0;
   /** Result of the last `Partition.runVp` (preallocated). */

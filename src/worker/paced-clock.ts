@@ -13,19 +13,20 @@
 // Spec: ARCHITECTURE.md "Time" (one virtual clock per partition); the Clock contract of src/contracts/platform.ts.
 
 import type { Clock } from "../contracts/platform.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 export class PacedClock implements Clock {
   private readonly origin: number;
   private readonly hostMs: () => number;
   private readonly nsPerInstruction: number;
   private instructions: () => number = () => 0;
-  private baseNs = 0;
-  private baseHostNs = 0;
+  private baseNs = DOUBLE_ZERO;
+  private baseHostNs = DOUBLE_ZERO;
   private baseInstructions = 0;
-  private lastNs = 0;
+  private lastNs = DOUBLE_ZERO;
   private free = false;
   /** Total virtual time skipped forward to catch up with the host (diagnostics). */
-  caughtUpNs = 0;
+  caughtUpNs = DOUBLE_ZERO;
 
   /**
    * @param minInstructionsPerSecond the pacing floor: the guest sees at least this many instructions per

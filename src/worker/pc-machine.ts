@@ -43,6 +43,7 @@ import { standardDevices, vmbusDevice } from "../firmware/acpi/dsdt.js";
 import { VmbusServer, type VmbusPartition } from "../vmbus/server.js";
 import { IntegrationServices } from "../vsp/ic/integration-services.js";
 import type { ShutdownAnswer } from "../vsp/ic/shutdown.js";
+import { DOUBLE_ZERO } from "../support/heap-number.js";
 
 const RFLAGS_IF = 1 << 9;
 /** Instructions per run() call: a few milliseconds of guest time, so device deadlines are met closely. */
@@ -178,7 +179,7 @@ export class PcMachine {
   /** Resets performed so far (the guest's `reboot`). */
   resets = 0;
   /** Host milliseconds spent asleep in HLT, and how many sleeps (diagnostics for `inspect`). */
-  idleMs = 0;
+  idleMs = DOUBLE_ZERO;
   idleCount = 0;
 
   constructor(options: PcMachineOptions) {

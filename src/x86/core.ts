@@ -10,7 +10,7 @@
 
 import { type GuestMemory, PAGE_EXECUTE, PAGE_READ, PAGE_WRITE, ramPageOf } from "../memory/guest-memory.js";
 import { CpuidModel } from "./cpuid.js";
-import { FlagUnit } from "./flags.js";
+import { FlagUnit, SIGN_BIT } from "./flags.js";
 import { type Insn, OpKind } from "./insn.js";
 import { FpuState } from "./simd-state.js";
 import { ACC_READ, ACC_WRITE, type PagingRegs, WalkResult, walk } from "./paging.js";
@@ -23,6 +23,7 @@ import {
   type PortIntercept,
 } from "./vm-exit.js";
 import { REG_HI, REG_LO, TLB_ENTRIES, TLB_OFF, TLB_TAG, XCH, XCH_SLOTS } from "./wasm/layout.js";
+import { DOUBLE_ZERO, heapNumber } from "../support/heap-number.js";
 
 /** Thrown (never constructed per event) to unwind an instruction: a fault to deliver, or an exit. */
 export class CpuSignal {
@@ -96,6 +97,13 @@ const TLB_BITS = 9;
 export const TLB_SIZE = 1 << TLB_BITS;
 const TLB_MASK = TLB_SIZE - 1;
 const TWO32 = 0x1_0000_0000;
+/**
+ * 2^20, the scale of a TLB tag (`hi * VPN_SCALE + (lo >>> 12)`, a virtual page number up to 2^52) as a heap
+ * number: the tag's arithmetic then has number feedback from its first run. With the literal, the first
+ * runs (low addresses) recorded small-integer feedback and every optimised function with an inlined TLB
+ * probe deoptimised ("overflow") on its first kernel address; see support/heap-number.ts.
+ */
+export const VPN_SCALE = heapNumber(1048576);
 
 export type Handler = (c: CpuCore, d: Insn) => void;
 
@@ -278,8 +286,8 @@ export class CpuCore extends FlagUnit {
   retiredCount = 0;
   /** Instructions retired so far in the current run() call. */
   count = 0;
-  private tscBase = 0;
-  private tscLast = 0;
+  private tscBase = DOUBLE_ZERO;
+  private tscLast = DOUBLE_ZERO;
   private readonly clock0: number;
 
   constructor(memory: GuestMemory, options: CpuOptions = {}) {
@@ -428,15 +436,17 @@ export class CpuCore extends FlagUnit {
     let lo = d.dispLo;
     if (d.asize === 8) {
       let hi = d.dispHi;
+      // 64-bit adds in int32 halves; the carry is "sum < addend" unsigned, compared with the sign bits
+      // flipped (no value leaves int32, so V8 has nothing to deoptimise on at the first kernel address).
       if (d.ripRel) {
-        const s = (lo >>> 0) + (this.ripLo >>> 0);
-        lo = s | 0;
-        hi = (hi + this.ripHi + (s >= TWO32 ? 1 : 0)) | 0;
+        const s = (lo + this.ripLo) | 0;
+        hi = (hi + this.ripHi + ((s ^ SIGN_BIT) < (lo ^ SIGN_BIT) ? 1 : 0)) | 0;
+        lo = s;
       }
       if (d.base >= 0) {
-        const s = (lo >>> 0) + (this.rlo[d.base]! >>> 0);
-        lo = s | 0;
-        hi = (hi + this.rhi[d.base]! + (s >= TWO32 ? 1 : 0)) | 0;
+        const s = (lo + this.rlo[d.base]!) | 0;
+        hi = (hi + this.rhi[d.base]! + ((s ^ SIGN_BIT) < (lo ^ SIGN_BIT) ? 1 : 0)) | 0;
+        lo = s;
       }
       if (d.index >= 0) {
         const sh = d.scale;
@@ -446,9 +456,9 @@ export class CpuCore extends FlagUnit {
           ihi = (ihi << sh) | (ilo >>> (32 - sh));
           ilo <<= sh;
         }
-        const s = (lo >>> 0) + (ilo >>> 0);
-        lo = s | 0;
-        hi = (hi + ihi + (s >= TWO32 ? 1 : 0)) | 0;
+        const s = (lo + ilo) | 0;
+        hi = (hi + ihi + ((s ^ SIGN_BIT) < (lo ^ SIGN_BIT) ? 1 : 0)) | 0;
+        lo = s;
       }
       this.eaLo = lo;
       this.eaHi = hi;
@@ -472,9 +482,10 @@ export class CpuCore extends FlagUnit {
         this.hi = offHi;
         return offLo;
       }
-      const s = (offLo >>> 0) + (this.segBaseLo[seg]! >>> 0);
-      this.hi = (offHi + this.segBaseHi[seg]! + (s >= TWO32 ? 1 : 0)) | 0;
-      return s | 0;
+      // As in computeEA: int32 halves, carry by the sign-flipped unsigned comparison.
+      const s = (offLo + this.segBaseLo[seg]!) | 0;
+      this.hi = (offHi + this.segBaseHi[seg]! + ((s ^ SIGN_BIT) < (offLo ^ SIGN_BIT) ? 1 : 0)) | 0;
+      return s;
     }
     if (this.segCheck & (1 << seg)) this.checkSegment(seg, offLo, size, write);
     this.hi = 0;
@@ -596,7 +607,7 @@ export class CpuCore extends FlagUnit {
   private probeLinWrite(lo: number, hi: number, size: number): void {
     const po = lo & 0xfff;
     const slot = this.tlbUser + TLB_SIZE + ((lo >>> 12) & TLB_MASK);
-    if (po + size > 4096 || this.tlbTag[slot] !== hi * 1048576 + (lo >>> 12)) {
+    if (po + size > 4096 || this.tlbTag[slot] !== hi * VPN_SCALE + (lo >>> 12)) {
       const user = this.cpl === 3;
       this.alignCheck(lo, hi, size, user);
       this.translate(lo, hi, ACC_WRITE, user);
@@ -618,7 +629,7 @@ export class CpuCore extends FlagUnit {
     const po = lo & 0xfff;
     if (po + size <= 4096) {
       const slot = this.tlbUser + ((lo >>> 12) & TLB_MASK);
-      if (this.tlbTag[slot] === hi * 1048576 + (lo >>> 12)) {
+      if (this.tlbTag[slot] === hi * VPN_SCALE + (lo >>> 12)) {
         const off = this.tlbOff[slot]! + po;
         switch (size) {
           case 1:
@@ -640,7 +651,7 @@ export class CpuCore extends FlagUnit {
     const po = lo & 0xfff;
     if (po + size <= 4096) {
       const slot = this.tlbUser + TLB_SIZE + ((lo >>> 12) & TLB_MASK);
-      if (this.tlbTag[slot] === hi * 1048576 + (lo >>> 12)) {
+      if (this.tlbTag[slot] === hi * VPN_SCALE + (lo >>> 12)) {
         const off = this.tlbOff[slot]! + po;
         switch (size) {
           case 1:
@@ -773,7 +784,7 @@ export class CpuCore extends FlagUnit {
    */
   pageFor(lo: number, hi: number, kind: number, user: boolean): number {
     const slot = (user ? 3 * TLB_SIZE : 0) + kind * TLB_SIZE + ((lo >>> 12) & TLB_MASK);
-    if (this.tlbTag[slot] === hi * 1048576 + (lo >>> 12)) return this.tlbOff[slot]! + (lo & 0xfff);
+    if (this.tlbTag[slot] === hi * VPN_SCALE + (lo >>> 12)) return this.tlbOff[slot]! + (lo & 0xfff);
     return this.translate(lo, hi, kind, user);
   }
 
@@ -817,7 +828,7 @@ export class CpuCore extends FlagUnit {
     // Writes to pages holding decoded code stay on the slow path so they invalidate the decode cache.
     if (kind !== ACC_WRITE || this.mem.codePages[ramPage] === 0) {
       const slot = (user ? 3 * TLB_SIZE : 0) + kind * TLB_SIZE + ((lo >>> 12) & TLB_MASK);
-      this.tlbTag[slot] = hi * 1048576 + (lo >>> 12);
+      this.tlbTag[slot] = hi * VPN_SCALE + (lo >>> 12);
       this.tlbOff[slot] = pageOff;
       this.tlbGlobal[slot] = global ? 1 : 0;
     }
@@ -927,7 +938,7 @@ export class CpuCore extends FlagUnit {
 
   /** Drops every TLB entry for the linear page containing (lo, hi) (INVLPG). */
   flushTlbPage(lo: number, hi: number): void {
-    const vpn = hi * 1048576 + (lo >>> 12);
+    const vpn = hi * VPN_SCALE + (lo >>> 12);
     const idx = (lo >>> 12) & TLB_MASK;
     for (let k = 0; k < 6; k++) {
       const slot = k * TLB_SIZE + idx;
@@ -952,9 +963,10 @@ export class CpuCore extends FlagUnit {
   /** Pushes size bytes (2, 4, 8) at SS:rSP - size; RSP is updated only after the write succeeds. */
   push(size: number, lo: number, hi: number): void {
     if (this.stackSize === 8) {
-      const s = (this.rlo[4]! >>> 0) - size;
-      const nlo = s | 0;
-      const nhi = (this.rhi[4]! - (s < 0 ? 1 : 0)) | 0;
+      // Int32 halves, borrow by the sign-flipped unsigned comparison (see computeEA).
+      const sp = this.rlo[4]!;
+      const nlo = (sp - size) | 0;
+      const nhi = (this.rhi[4]! - ((sp ^ SIGN_BIT) < (size ^ SIGN_BIT) ? 1 : 0)) | 0;
       if ((nhi << 16) >> 16 !== nhi) this.fault(Vec.SS, 0);
       this.writeLin(nlo, nhi, size, lo, hi);
       this.rlo[4] = nlo;
@@ -979,9 +991,10 @@ export class CpuCore extends FlagUnit {
       if ((sh << 16) >> 16 !== sh) this.fault(Vec.SS, 0);
       v = this.readLin(this.rlo[4]!, sh, size);
       const vhi = size === 8 ? this.hi : vhi0;
-      const s = (this.rlo[4]! >>> 0) + size;
-      this.rlo[4] = s | 0;
-      this.rhi[4] = (this.rhi[4]! + (s >= TWO32 ? 1 : 0)) | 0;
+      const sp = this.rlo[4]!;
+      const s = (sp + size) | 0;
+      this.rlo[4] = s;
+      this.rhi[4] = (this.rhi[4]! + ((s ^ SIGN_BIT) < (sp ^ SIGN_BIT) ? 1 : 0)) | 0;
       this.hi = vhi;
     } else if (this.stackSize === 4) {
       v = this.readMem(2, this.rlo[4]!, 0, size);
@@ -997,10 +1010,11 @@ export class CpuCore extends FlagUnit {
   /** Reads the stack at rSP + offset without popping (far returns, IRET). */
   peekStack(offset: number, size: number): number {
     if (this.stackSize === 8) {
-      const s = (this.rlo[4]! >>> 0) + offset;
-      const h = (this.rhi[4]! + (s >= TWO32 ? 1 : 0)) | 0;
+      const sp = this.rlo[4]!;
+      const s = (sp + offset) | 0;
+      const h = (this.rhi[4]! + ((s ^ SIGN_BIT) < (sp ^ SIGN_BIT) ? 1 : 0)) | 0;
       if ((h << 16) >> 16 !== h) this.fault(Vec.SS, 0);
-      return this.readLin(s | 0, h, size);
+      return this.readLin(s, h, size);
     }
     const sp = this.stackSize === 4 ? (this.rlo[4]! + offset) | 0 : (this.rlo[4]! + offset) & 0xffff;
     return this.readMem(2, sp, 0, size);
@@ -1034,9 +1048,9 @@ export class CpuCore extends FlagUnit {
 
   /** Branches to next-RIP + rel (Jcc/JMP/CALL rel), truncated to the operand size. */
   branchRel(relLo: number, relHi: number, osize: number): void {
-    const s = (this.ripLo >>> 0) + (relLo >>> 0);
-    const lo = s | 0;
-    const hi = (this.ripHi + relHi + (s >= TWO32 ? 1 : 0)) | 0;
+    const rl = this.ripLo;
+    const lo = (rl + relLo) | 0;
+    const hi = (this.ripHi + relHi + ((lo ^ SIGN_BIT) < (rl ^ SIGN_BIT) ? 1 : 0)) | 0;
     this.setRipSized(lo, hi, osize);
   }
 

@@ -17,10 +17,10 @@ import {
   WINDOW_PAGE_MASK,
   WINDOW_PAGE_SHIFT,
 } from "../memory/guest-memory.js";
-import { CpuCore, type CpuOptions, EXIT, FAULT, type Handler, TLB_SIZE } from "./core.js";
+import { CpuCore, type CpuOptions, EXIT, FAULT, type Handler, TLB_SIZE, VPN_SCALE } from "./core.js";
 import { After, MAX_RECOMPILES, PLANNED, WasmTier } from "./wasm/tier.js";
 import { CodeCache, type CodePage } from "./code-cache.js";
-import { decode, DECODE_MORE, DECODE_OK } from "./decoder.js";
+import { decode, DECODE_MORE, DECODE_OK, warmDecoder } from "./decoder.js";
 import { deliverEvent, EventKind, SHUTDOWN } from "./exceptions.js";
 import { formHandler } from "./fast-forms.js";
 import { buildDispatch } from "./handlers.js";
@@ -82,6 +82,7 @@ export class Cpu extends CpuCore implements Processor {
         ? new WasmTier(this, MAX_UNITS, options.backgroundCompile === true)
         : null;
     this.dispatch = buildDispatch();
+    warmDecoder(this.cpuid);
     const list = peers.get(memory);
     if (list === undefined) peers.set(memory, [this]);
     else list.push(this);
@@ -167,7 +168,7 @@ export class Cpu extends CpuCore implements Processor {
 
   /** The RAM offset of the page holding linear (lo, hi) for execution: the TLB, else a walk. */
   private execPage(lo: number, hi: number): number {
-    const vpn = hi * 1048576 + (lo >>> 12);
+    const vpn = hi * VPN_SCALE + (lo >>> 12);
     const slot = this.tlbUser + 2 * TLB_SIZE + ((lo >>> 12) & (TLB_SIZE - 1));
     return this.tlbTag[slot] === vpn ? this.tlbOff[slot]! : this.codePage(lo, hi);
   }

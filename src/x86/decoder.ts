@@ -520,3 +520,80 @@ export function decodeBytes(
 ): number {
   return decode(bytes, 0, Math.min(bytes.length, MAX_LEN), mode, gate, d);
 }
+
+let warmed = false;
+
+/**
+ * Decodes every row of the opcode table once in each mode, with the prefixes, REX forms and ModRM/SIB
+ * addressing forms, into a scratch record, so that the decoder's type feedback covers all its paths before
+ * V8 optimises it. Without this V8 optimises `decodeInner` on the first kernel code it sees and throws the
+ * optimised code away at each path met later (0F 38, a mandatory prefix, an address-size prefix, ...):
+ * about six recompiles of its largest function per boot (docs/decisions/0005, Round 5). Once per process;
+ * `gate` must be the processor's own gate object, so its calls stay monomorphic.
+ */
+export function warmDecoder(gate: FeatureGate): void {
+  if (warmed) return;
+  warmed = true;
+  const all = warmSequences();
+  const d = new Insn();
+  // One short loop body: V8 may optimise this loop on the stack, and then it inlines only `decode`.
+  for (let at = 0; at < all.length; at += WARM_RECORD) {
+    decode(all, at + 1, all[at + 1]! === 0 ? 4 : MAX_LEN, all[at]! as CodeMode, gate, d);
+  }
+}
+
+/** A warm-up record: the mode, then a 15-byte window (a first byte of 0 asks for a window too short). */
+const WARM_RECORD = 1 + MAX_LEN;
+
+function warmSequences(): Uint8Array {
+  const out: number[] = [];
+  const add = (mode: CodeMode, b: readonly number[]): void => {
+    out.push(mode, ...b);
+    for (let i = b.length; i < MAX_LEN; i++) out.push(0);
+  };
+  // mod/rm forms: register, [reg], SIB, disp32 (RIP-relative in 64-bit mode), disp8 + SIB, disp32 + base.
+  const forms = [0xc0, 0x00, 0x04, 0x05, 0x44, 0x86];
+  const prefixes = [0x66, 0x67, 0xf0, 0xf2, 0xf3, 0x26, 0x2e, 0x36, 0x3e, 0x64, 0x65, 0x41, 0x44, 0x4c, 0x48];
+  const modes = [CodeMode.Bits64, CodeMode.Bits32, CodeMode.Bits16];
+  // The rare paths first: V8 may start optimising the decoder before the warm-up ends, and its code then
+  // has only the feedback seen so far. Legacy prefixes and REX on an ALU form with each addressing form and
+  // on an immediate form; a window that ends early (DECODE_MORE); an instruction longer than 15 bytes (#GP).
+  for (const mode of modes) {
+    for (const p of prefixes) {
+      for (const f of forms) {
+        add(mode, [p, 0x01, f | (2 << 3)]);
+        add(mode, [p, 0x81, f]);
+      }
+    }
+    add(mode, [0, 0x81]);
+    add(mode, [0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x66, 0x01]);
+  }
+  for (const mode of modes) {
+    let n = 0;
+    for (const cands of BY_OPCODE) {
+      if (cands === undefined) continue;
+      for (const e of cands) {
+        const lead: number[] = [];
+        if (e.prefix !== null && e.prefix !== "NP") lead.push(parseInt(e.prefix, 16));
+        if (mode === CodeMode.Bits64 && e.rexW === 1) lead.push(0x48);
+        if (e.map === 1) lead.push(0x0f);
+        else if (e.map === 2) lead.push(0x0f, 0x38);
+        else if (e.map === 3) lead.push(0x0f, 0x3a);
+        lead.push(e.opcode);
+        if (!e.modrm) {
+          add(mode, lead);
+          continue;
+        }
+        if (e.modrmByte >= 0) {
+          add(mode, [...lead, e.modrmByte]);
+          continue;
+        }
+        const reg = (e.ext >= 0 ? e.ext : 1) << 3;
+        // A register form and one memory form per row, the memory forms taken in turn.
+        if (e.modRestrict !== "mem") add(mode, [...lead, 0xc0 | reg]);
+        if (e.modRestrict !== "reg") add(mode, [...lead, forms[1 + (n++ % (forms.length - 1))]! | reg]);
+      }
+    }
+  }
+  return Uint8Array.from(out);
+}

@@ -43,16 +43,24 @@ export function imul64Overflows(alo: number, ahi: number, blo: number, bhi: numb
   let uhi = (mulhu32(ahi, bhi) + Math.floor(ulo / 0x100000000)) | 0;
   ulo = (ulo % 0x100000000) | 0;
   if (ahi < 0) {
-    uhi = (uhi - bhi - (ulo >>> 0 < blo >>> 0 ? 1 : 0)) | 0;
+    uhi = (uhi - bhi - ((ulo ^ SIGN_BIT) < (blo ^ SIGN_BIT) ? 1 : 0)) | 0;
     ulo = (ulo - blo) | 0;
   }
   if (bhi < 0) {
-    uhi = (uhi - ahi - (ulo >>> 0 < alo >>> 0 ? 1 : 0)) | 0;
+    uhi = (uhi - ahi - ((ulo ^ SIGN_BIT) < (alo ^ SIGN_BIT) ? 1 : 0)) | 0;
     ulo = (ulo - alo) | 0;
   }
   const sign = rhi >> 31;
   return ulo !== sign || uhi !== sign;
 }
+
+/**
+ * XOR with it maps unsigned 32-bit order onto signed order: a <u b iff (a ^ SIGN_BIT) < (b ^ SIGN_BIT). The
+ * comparisons below use it instead of `a >>> 0 < b >>> 0`, whose operands leave int32 for negative inputs:
+ * the interpreter allocates them as heap numbers, and V8's optimised code, fed small values early in the
+ * boot, deoptimised ("lost precision") at the first one (docs/decisions/0005, Round 5).
+ */
+export const SIGN_BIT = -0x80000000;
 
 /** PARITY[b] = PF for a result whose low byte is b (set when the number of 1 bits is even). */
 const PARITY = new Uint8Array(256);
@@ -64,7 +72,7 @@ for (let i = 0; i < 256; i++) {
 
 /** Unsigned a < b for 64-bit values as (lo, hi) pairs. */
 export function ult64(alo: number, ahi: number, blo: number, bhi: number): boolean {
-  return ahi >>> 0 < bhi >>> 0 || (ahi === bhi && alo >>> 0 < blo >>> 0);
+  return (ahi ^ SIGN_BIT) < (bhi ^ SIGN_BIT) || (ahi === bhi && (alo ^ SIGN_BIT) < (blo ^ SIGN_BIT));
 }
 
 /** Mask of an operand size in bytes (1, 2, 4) as a non-negative double. */
@@ -162,22 +170,26 @@ export class FlagUnit {
         return this.flagsReg & 1;
       case LazyOp.Add:
         if (this.lzSize === 8) return ult64(this.lzR, this.lzRHi, this.lzA, this.lzAHi) ? 1 : 0;
-        return this.lzR >>> 0 < this.lzA >>> 0 ? 1 : 0;
+        return (this.lzR ^ SIGN_BIT) < (this.lzA ^ SIGN_BIT) ? 1 : 0;
       case LazyOp.Adc:
         if (this.lzSize === 8) {
           if (ult64(this.lzR, this.lzRHi, this.lzA, this.lzAHi)) return 1;
           return this.lzCin !== 0 && this.lzR === this.lzA && this.lzRHi === this.lzAHi ? 1 : 0;
         }
-        return this.lzR >>> 0 < this.lzA >>> 0 || (this.lzCin !== 0 && this.lzR === this.lzA) ? 1 : 0;
+        return (this.lzR ^ SIGN_BIT) < (this.lzA ^ SIGN_BIT) || (this.lzCin !== 0 && this.lzR === this.lzA)
+          ? 1
+          : 0;
       case LazyOp.Sub:
         if (this.lzSize === 8) return ult64(this.lzA, this.lzAHi, this.lzB, this.lzBHi) ? 1 : 0;
-        return this.lzA >>> 0 < this.lzB >>> 0 ? 1 : 0;
+        return (this.lzA ^ SIGN_BIT) < (this.lzB ^ SIGN_BIT) ? 1 : 0;
       case LazyOp.Sbb:
         if (this.lzSize === 8) {
           if (ult64(this.lzA, this.lzAHi, this.lzB, this.lzBHi)) return 1;
           return this.lzCin !== 0 && this.lzA === this.lzB && this.lzAHi === this.lzBHi ? 1 : 0;
         }
-        return this.lzA >>> 0 < this.lzB >>> 0 || (this.lzCin !== 0 && this.lzA === this.lzB) ? 1 : 0;
+        return (this.lzA ^ SIGN_BIT) < (this.lzB ^ SIGN_BIT) || (this.lzCin !== 0 && this.lzA === this.lzB)
+          ? 1
+          : 0;
       case LazyOp.Result:
         return this.lzCin & 1;
       case LazyOp.Imul64:
@@ -306,13 +318,13 @@ export class FlagUnit {
       const b = this.lzB;
       switch (cc >> 1) {
         case 1:
-          r = a >>> 0 < b >>> 0 ? 1 : 0;
+          r = (a ^ SIGN_BIT) < (b ^ SIGN_BIT) ? 1 : 0;
           break;
         case 2:
           r = a === b ? 1 : 0;
           break;
         case 3:
-          r = a >>> 0 <= b >>> 0 ? 1 : 0;
+          r = (a ^ SIGN_BIT) <= (b ^ SIGN_BIT) ? 1 : 0;
           break;
         case 6:
           r = (a | 0) < (b | 0) ? 1 : 0;

@@ -379,3 +379,26 @@ test("INC/DEC after a 64-bit IMUL preserve its (lazily computed) CF", () => {
   cpu = exec("mov rax, 3\nmov rbx, 2\nimul rax, rbx\ninc rcx\nsetc r8b\nhlt");
   assert.equal(cpu.getReg(8).lo & 0xff, 0);
 });
+
+test("64-bit effective addresses carry and borrow between the 32-bit halves (LEA: base, index, displacement)", () => {
+  const cpu = exec(
+    [
+      "mov rbx, 0xffffffff",
+      "lea rax, [rbx + 1]",
+      "mov rcx, 0x100000000",
+      "lea rdx, [rcx - 1]",
+      "mov rsi, 0x80000000",
+      "lea rdi, [rsi*2]",
+      "mov r8, 0x7fffffff80000000",
+      "lea r9, [r8 + rsi*1 + 0x10]",
+      "mov r10, 0xfffffffffffffff0",
+      "lea r11, [r10 + rbx + 0x11]",
+      "hlt",
+    ].join("\n"),
+  );
+  assert.equal(reg64(cpu, 0), 0x100000000n);
+  assert.equal(reg64(cpu, 2), 0xffffffffn);
+  assert.equal(reg64(cpu, 7), 0x100000000n);
+  assert.equal(reg64(cpu, 9), 0x8000000000000010n);
+  assert.equal(reg64(cpu, 11), 0x100000000n);
+});

@@ -7,6 +7,8 @@
 // Spec: modelled on Intel SDM Vol. 3C ch. 25-28 (VMX non-root operation, VM exits, exit qualifications),
 // simplified to what an emulated processor needs.
 
+import { DOUBLE_ZERO } from "../support/heap-number.js";
+
 /** Why `Cpu.run` returned. Numeric so the hot path never allocates. */
 export const enum ExitReason {
   /**
@@ -80,12 +82,14 @@ export function newExitInfo(): ExitInfo {
     reason: ExitReason.BudgetExhausted,
     size: 0,
     isWrite: false,
-    gpa: 0,
+    // Unsigned 32-bit values (MMIO addresses, MSR numbers, CPUID leaves from 0x80000000): double fields
+    // from the start, so the first large one does not change this object's hidden class.
+    gpa: DOUBLE_ZERO,
     valueLo: 0,
     valueHi: 0,
-    msr: 0,
-    cpuidLeaf: 0,
-    cpuidSubleaf: 0,
+    msr: DOUBLE_ZERO,
+    cpuidLeaf: DOUBLE_ZERO,
+    cpuidSubleaf: DOUBLE_ZERO,
   };
 }
 

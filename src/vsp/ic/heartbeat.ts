@@ -13,6 +13,7 @@ import {
   IcMessageType,
   IcService,
 } from "./framework.js";
+import { DOUBLE_ZERO } from "../../support/heap-number.js";
 
 export const HEARTBEAT_CLASS = guidConstant("{57164f39-9115-4e78-ab55-382f3bd5422d}");
 export const HEARTBEAT_INSTANCE = guidConstant("{5aa59034-3460-4334-a883-4ad3346eba64}");
@@ -31,7 +32,7 @@ export class HeartbeatIc extends IcService {
   health: HeartbeatHealth = "no-contact";
   /** Told each time `health` changes (the VM worker passes it on to the service). */
   onHealthChange: ((h: HeartbeatHealth) => void) | null = null;
-  private nextDueNs = 0;
+  private nextDueNs = DOUBLE_ZERO;
   private readonly periodNs: number;
 
   constructor(offerer: ChannelOfferer, clock: () => number, periodNs = HEARTBEAT_PERIOD_NS) {

@@ -9,6 +9,7 @@
 
 import { guidConstant } from "../../support/ms-guid.js";
 import { type ChannelOfferer, HV_S_OK, type IcInspection, IcMessageType, IcService } from "./framework.js";
+import { DOUBLE_ZERO } from "../../support/heap-number.js";
 
 export const KVP_CLASS = guidConstant("{a9a0f4e7-5a45-4d96-b827-8a841e8c03e6}");
 export const KVP_INSTANCE = guidConstant("{6ecee7ec-eadc-405c-bfb0-a6356e6ac1d7}");
@@ -60,7 +61,7 @@ export class KvpIc extends IcService {
   pushFailures = 0;
   enumerations = 0;
   private readonly queue: KvpOp[] = [];
-  private nextRefreshNs = 0;
+  private nextRefreshNs = DOUBLE_ZERO;
 
   constructor(offerer: ChannelOfferer, clock: () => number) {
     super(

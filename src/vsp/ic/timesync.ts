@@ -15,6 +15,7 @@ import {
   IcMessageType,
   IcService,
 } from "./framework.js";
+import { DOUBLE_ZERO } from "../../support/heap-number.js";
 
 export const TIMESYNC_CLASS = guidConstant("{9527e630-d0ae-497b-adce-e80ab0175caf}");
 export const TIMESYNC_INSTANCE = guidConstant("{d70beb93-e5ea-43fb-9e6a-5c0a269a4b95}");
@@ -35,7 +36,7 @@ export interface TimeSources {
 export class TimeSyncIc extends IcService {
   syncs = 0;
   samples = 0;
-  private nextSampleNs = 0;
+  private nextSampleNs = DOUBLE_ZERO;
   private syncWanted = false;
   private readonly sources: TimeSources;
   private readonly periodNs: number;

@@ -19,6 +19,7 @@ import { runtimeFunctions } from "./runtime.js";
 import { emitUnit, inlineForm, Status } from "./unit.js";
 import { moduleText } from "./wat.js";
 import { disassemble } from "../disasm.js";
+import { DOUBLE_ZERO } from "../../support/heap-number.js";
 
 const TWO32 = 0x1_0000_0000;
 /** Most instructions in one unit (bounds code size and compile time). */
@@ -84,11 +85,11 @@ export const enum After {
 export class WasmTier {
   readonly stats: TierStats = {
     units: 0,
-    compileMs: 0,
+    compileMs: DOUBLE_ZERO,
     pending: 0,
-    emitMs: 0,
-    planMs: 0,
-    wasmMs: 0,
+    emitMs: DOUBLE_ZERO,
+    planMs: DOUBLE_ZERO,
+    wasmMs: DOUBLE_ZERO,
     moduleBytes: 0,
     calls: 0,
     translated: 0,
