@@ -560,7 +560,7 @@ export class VmService {
       }
       // No state.json write may land in the directory while it goes.
       await this.stateWrites.flush();
-      this.store.remove(id);
+      await this.store.remove(id);
       this.runtime.delete(id);
       this.events.emit(
         "lifecycle",

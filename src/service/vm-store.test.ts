@@ -190,4 +190,19 @@ describe("VmStore", () => {
     assert.ok(after.ok);
     assert.equal(after.file.machine.rtcOffsetSeconds, 21);
   });
+
+  it("a change and a removal of one VM arriving together: the change lands first, a later one finds no VM", async () => {
+    const id = "4b9d2f7e-3c1a-4d5e-9f00-112233445566";
+    await store.create(sample(id));
+    const bump = (f: VmFile): VmFile => ({ ...f, name: `${f.name}-b` });
+    // Issued in one tick, as a PATCH and a DELETE job can be: the removal waits for the change's write (which
+    // would otherwise fail in a removed directory: an internal error), and the change after it is not-found.
+    const change = store.update(id, undefined, bump);
+    const removal = store.remove(id);
+    const late = store.update(id, undefined, bump);
+    assert.equal((await change).file.name, `${sample(id).name}-b`);
+    await removal;
+    await assert.rejects(late, (e: unknown) => e instanceof ApiError && e.code === "not-found");
+    assert.equal(store.exists(id), false);
+  });
 });

@@ -13,7 +13,7 @@ import { Value } from "@sinclair/typebox/value";
 import { ApiError } from "../api/errors.js";
 import { VM_FILE_VERSION, VmFile } from "../api/schemas.js";
 import type { DataDir } from "./data-dir.js";
-import { makePrivateDir, syncDirectory, syncDirectoryAsync, writeFileDurableAsync } from "./durable-file.js";
+import { makePrivateDir, syncDirectoryAsync, writeFileDurableAsync } from "./durable-file.js";
 
 /** Files larger than this are not parsed (a configuration is a few hundred bytes). */
 const MAX_CONFIG_BYTES = 256 * 1024;
@@ -202,6 +202,7 @@ export class VmStore {
     change: (current: VmFile) => VmFile,
   ): Promise<{ file: VmFile; etag: string }> {
     return this.serial(id, async () => {
+      if (!this.exists(id)) throw new ApiError("not-found", "no such VM");
       const cur = this.read(id);
       if (!cur.ok)
         throw new ApiError("invalid-configuration", `the VM's configuration is invalid: ${cur.error}`);
@@ -222,11 +223,15 @@ export class VmStore {
   }
 
   /** Removes a VM's directory (everything the VM owns in the data directory). */
-  remove(id: string): void {
+  remove(id: string): Promise<void> {
     if (!UUID.test(id)) throw new ApiError("not-found", "no such VM");
-    rmSync(this.dirs.vmDir(id), { recursive: true, force: true });
-    this.cache.delete(id);
-    syncDirectory(this.dirs.vmsDir);
+    // After the changes queued before it (their writes would fail in a removed directory); those queued
+    // after it find no VM.
+    return this.serial(id, async () => {
+      rmSync(this.dirs.vmDir(id), { recursive: true, force: true });
+      this.cache.delete(id);
+      await syncDirectoryAsync(this.dirs.vmsDir);
+    });
   }
 }
 
